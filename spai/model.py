@@ -228,16 +228,19 @@ class MFViT(nn.Module):
         """x: B x 3 x 224 x 224 in [0,1] -> B x P patch vectors (P = 6N + projection_dim)."""
         return self.forward_with_stats(x)[0]
 
-    def forward_with_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_stats(
+        self, x: torch.Tensor, views: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Patch vectors and the B x 6 x N similarity statistics (zeros if disabled).
 
+        `views` = precomputed (low, high) views, else they are computed here by FFT.
         The three views go through the backbone as one 3B batch; each selected layer is
         projected and reduced as soon as it is produced, so only B x N statistics are kept.
         """
         B = x.shape[0]
-        low, high = split_low_high(x, self.frequencies_mask)
-        views = torch.cat([x, low, high], dim=0)  # 3B x 3 x S x S
-        views = (views - self.mean) / self.std
+        low, high = views if views is not None else split_low_high(x, self.frequencies_mask)
+        stacked = torch.cat([x, low, high], dim=0)  # 3B x 3 x S x S
+        stacked = (stacked - self.mean) / self.std
         fp = self.features_processor
         n = self.num_layers
         sims = x.new_zeros(B, 6, n)  # rows: mean/std of (o,l), (o,h), (l,h)
@@ -247,9 +250,9 @@ class MFViT(nn.Module):
             o_std = torch.zeros_like(o_mean)
         if self.frozen_backbone and torch.is_grad_enabled():
             with torch.no_grad():  # backbone frozen: keep its outputs, train what follows
-                layers = [(i, f.detach()) for i, f in self.vit.iter_layers(views)]
+                layers = [(i, f.detach()) for i, f in self.vit.iter_layers(stacked)]
         else:
-            layers = self.vit.iter_layers(views)  # streamed: one layer in memory at a time
+            layers = self.vit.iter_layers(stacked)  # streamed: one layer in memory at a time
         for i, feats in layers:  # feats: 3B x T x D
             proj = fp.patch_projector.projectors[i](feats)  # 3B x T x P
             o, lo, hi = proj[:B], proj[B : 2 * B], proj[2 * B :]

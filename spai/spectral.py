@@ -34,3 +34,32 @@ def split_low_high(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, t
     low = torch.fft.ifft2(torch.fft.ifftshift(spec * m, dim=(-2, -1))).real
     high = torch.fft.ifft2(torch.fft.ifftshift(spec * (1 - m), dim=(-2, -1))).real
     return low.clamp(0, 1).to(x.dtype), high.clamp(0, 1).to(x.dtype)
+
+
+def dft_matrices(size: int = 224) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real cos and sin DFT matrices (size x size, float64) with W = C - iS."""
+    k = torch.arange(size, dtype=torch.float64)
+    angle = 2 * torch.pi * torch.outer(k, k) / size
+    return torch.cos(angle), torch.sin(angle)
+
+
+def split_low_high_matmul(
+    x: torch.Tensor, unshifted_mask: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same split as `split_low_high`, written as real matrix products (ONNX-exportable).
+
+    With W = C - iS, the low-pass view is Re(W* (M' o (W x W)) W*) / S^2, where M' is the
+    mask moved to the unshifted spectrum; the high-pass view is x minus it (the two filters sum
+    to the identity). unshifted_mask = ifftshift(mask) as float32; cos and sin from
+    `dft_matrices`, float32.
+    """
+    n = x.shape[-1]
+    m = unshifted_mask
+    cx, sx = cos @ x, sin @ x  # B x C x S x S
+    yr = m * (cx @ cos - sx @ sin)
+    yi = -m * (cx @ sin + sx @ cos)
+    p = cos @ yr - sin @ yi
+    q = cos @ yi + sin @ yr
+    low = (p @ cos - q @ sin) / (n * n)
+    high = x - low
+    return low.clamp(0, 1).to(x.dtype), high.clamp(0, 1).to(x.dtype)
