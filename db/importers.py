@@ -52,7 +52,7 @@ class StudyCondition:
 
 
 STUDY_CONDITIONS = (
-    StudyCondition(ORIGINAL, "original", "inference", "eval_splitmlp_all", {},
+    StudyCondition(ORIGINAL, "identity", "inference", "eval_splitmlp_all", {},
                    "unmodified images"),
     StudyCondition("instagram-filter", "instagram-filter", "filter_inference",
                    "eval_splitmlp_data_with_filter",

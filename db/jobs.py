@@ -245,3 +245,13 @@ def alive_workers(session: Session, *, stale_after: float = STALE_AFTER_S) -> li
     cutoff = utcnow() - timedelta(seconds=stale_after)
     return list(session.scalars(select(Worker).where(
         Worker.stopped_at.is_(None), Worker.heartbeat_at >= cutoff)))
+
+
+def release(session: Session, job_id: int, worker_id: str) -> bool:
+    """Give a running job back to the queue (a worker shutting down cleanly); it resumes later."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+        .values(status="queued", worker_id=None)
+    )
+    return res.rowcount == 1

@@ -55,13 +55,15 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]]
     if dialect == "sqlite":
         stmt = sqlite.insert(table).on_conflict_do_nothing()
     elif dialect == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
+        # psycopg's executemany gives no total rowcount: count the RETURNING rows instead.
+        stmt = (postgresql.insert(table).on_conflict_do_nothing()
+                .returning(*table.primary_key.columns))
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise NotImplementedError(f"insert_ignore: unsupported dialect {dialect!r}")
     added = 0
     for start in range(0, len(rows), INSERT_CHUNK):
         result = session.connection().execute(stmt, list(rows[start : start + INSERT_CHUNK]))
-        added += max(result.rowcount, 0)
+        added += len(result.all()) if dialect == "postgresql" else max(result.rowcount, 0)
     return added
 
 
