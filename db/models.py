@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -90,7 +91,7 @@ class DerivedImage(Base):
     condition_id: Mapped[str] = mapped_column(ForeignKey("conditions.id"))
     path: Mapped[str] = mapped_column(Text)  # absolute, or relative to the repo for imports
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # parameters actually used
-    seed: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger)  # 63-bit seeds
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     has_file: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -119,7 +119,7 @@ def upgrade() -> None:
     sa.Column('condition_id', sa.String(length=200), nullable=False),
     sa.Column('path', sa.Text(), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
-    sa.Column('seed', sa.Integer(), nullable=True),
+    sa.Column('seed', sa.BigInteger(), nullable=True),
     sa.Column('width', sa.Integer(), nullable=True),
     sa.Column('height', sa.Integer(), nullable=True),
     sa.Column('has_file', sa.Boolean(), nullable=False),
