@@ -113,7 +113,7 @@ def infer(inputs, roots, model, backend, cfg, batch_size, split, lmdb, output, t
         raise click.ClickException(str(exc)) from None
     det = _load_detector(str(ckpt), cfg, device, opts, max_pixels, resize_to)
     if backend == "onnx":
-        _use_onnx(det, Path(output) / "onnx")
+        det.use_onnx(Path(output) / "onnx")
     click.echo(f"model: {det.info.path} ({det.info.origin}, sha256 {det.info.sha256[:12]}) on {det.device}",
                err=True)
     total_ok = total_bad = 0
@@ -135,27 +135,6 @@ def infer(inputs, roots, model, backend, cfg, batch_size, split, lmdb, output, t
         click.echo(f"{summary.output_csv}: {summary.line}")
     if len(inputs) > 1:
         click.echo(f"total: {total_ok} scored, {total_bad} failed")
-
-
-def _use_onnx(det, onnx_dir: Path) -> None:
-    """Swap the detector's forward pass for onnxruntime (exports the graphs if needed)."""
-    import torch
-
-    from spai.model import PatchOutput
-    from spai.onnx_backend import AGGREGATOR_FILE, ENCODER_FILE, OnnxModel, export_onnx
-
-    if not ((onnx_dir / ENCODER_FILE).is_file() and (onnx_dir / AGGREGATOR_FILE).is_file()):
-        click.echo(f"exporting ONNX graphs to {onnx_dir}", err=True)
-        export_onnx(det.model, onnx_dir)
-    onnx = OnnxModel(onnx_dir, det.model, chunk=det.chunk)
-
-    def forward_image(image, chunk=None):
-        logit, attn = onnx.forward_image(image.cpu())
-        n = attn.shape[-1]
-        return PatchOutput(torch.tensor(logit), torch.from_numpy(attn), torch.empty(n, 0),
-                           torch.zeros(n, 6, 0), torch.empty(0))
-
-    det.model.forward_image = forward_image  # type: ignore[method-assign]
 
 
 @cli.command()

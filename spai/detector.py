@@ -147,6 +147,8 @@ class Detector:
         self.max_pixels = max_pixels
         self.resize_to = resize_to
         self.chunk = chunk or self._auto_chunk()
+        self.backend = "torch"
+        self._forward = self.model.forward_image  # (3 x H x W, chunk) -> PatchOutput
         self._lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------
@@ -201,8 +203,31 @@ class Detector:
             free, _ = torch.cuda.mem_get_info(self.device)
             budget = free * 0.5
         else:
-            budget = min(_available_memory() * 0.25, 1.5e9)
+            budget = min(_available_memory() * 0.25, 1.0e9)
         return int(max(1, min(cfg.feature_extraction_batch, budget // per_crop, 64)))
+
+    def use_onnx(self, onnx_dir: str | Path) -> None:
+        """Score with onnxruntime on exported graphs (exported into onnx_dir if missing).
+
+        Geometry, attention and logits come from the graphs; the per-patch similarity
+        statistics are not among their outputs and are left empty.
+        """
+        from spai.model import PatchOutput
+        from spai.onnx_backend import AGGREGATOR_FILE, ENCODER_FILE, OnnxModel, export_onnx
+
+        onnx_dir = Path(onnx_dir)
+        if not ((onnx_dir / ENCODER_FILE).is_file() and (onnx_dir / AGGREGATOR_FILE).is_file()):
+            export_onnx(self.model, onnx_dir)
+        onnx = OnnxModel(onnx_dir, self.model, chunk=self.chunk)
+
+        def forward(image: torch.Tensor, chunk: int | None = None) -> PatchOutput:
+            logit, attn = onnx.forward_image(image.cpu())
+            n = attn.shape[-1]
+            return PatchOutput(torch.tensor(logit), torch.from_numpy(attn), torch.empty(n, 0),
+                               torch.zeros(n, 6, 0), torch.empty(0))
+
+        self._forward = forward
+        self.backend = "onnx"
 
     # -- scoring --------------------------------------------------------------------
 
@@ -230,7 +255,7 @@ class Detector:
             pred.width, pred.height = w, h
             pred.input_height, pred.input_width = int(x.shape[1]), int(x.shape[2])
             with self._lock:
-                out = self.model.forward_image(x.to(self.device), chunk=self.chunk)
+                out = self._forward(x.to(self.device), chunk=self.chunk)
             layout = self.model.layout(pred.input_height, pred.input_width)
             pred.logit = float(out.logit)
             pred.score = float(torch.sigmoid(out.logit.float()))
