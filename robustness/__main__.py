@@ -33,8 +33,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     else:
         print(f"error: input {src} is neither a CSV file nor a folder", file=sys.stderr)
         return 2
-    res = derive_items(items, args.condition, Path(args.output), name,
-                       progress=not args.no_progress)
+    res = derive_items(
+        items, args.condition, Path(args.output), name, progress=not args.no_progress
+    )
     print(f"{res.n_ok} derived, {len(res.errors)} errors -> {res.csv_path}, {res.json_path}")
     for err in res.errors:
         print(f"error: {err['image']}: {err['error']}", file=sys.stderr)
@@ -51,11 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     ap = sub.add_parser("apply", help="derive an image set under one condition")
     ap.add_argument("--condition", required=True, help="condition id (see `list`)")
     ap.add_argument("--input", required=True, help="SPAI CSV (image,class,split) or image folder")
-    ap.add_argument("--input-csv-root-dir", "--input_csv_root_dir", dest="input_csv_root_dir",
-                    help="root of the CSV's relative paths (default: the CSV's folder)")
+    ap.add_argument(
+        "--input-csv-root-dir",
+        "--input_csv_root_dir",
+        dest="input_csv_root_dir",
+        help="root of the CSV's relative paths (default: the CSV's folder)",
+    )
     ap.add_argument("--output", required=True, help="output folder")
-    ap.add_argument("--label", type=int, choices=(0, 1),
-                    help="class for folder inputs not under real/fake subfolders")
+    ap.add_argument(
+        "--label",
+        type=int,
+        choices=(0, 1),
+        help="class for folder inputs not under real/fake subfolders",
+    )
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     ap.set_defaults(func=_cmd_apply)
     return p

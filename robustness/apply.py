@@ -30,25 +30,32 @@ class DerivedImage:
     height: int
 
 
-def render(img: Image.Image, condition_id: str, image_key: str) -> tuple[bytes, dict]:
-    """Encoded bytes of the derived image (in the condition's file format) and its params."""
+def render(
+    img: Image.Image, condition_id: str, image_key: str, *, encoded: bool = True
+) -> tuple[bytes | Image.Image, dict]:
+    """Encoded bytes of the derived image (in the condition's file format) and its params;
+    with ``encoded=False`` the RGB image before encoding (identical to its PNG decode)."""
     cond = get(condition_id)
     seed = seed_for(image_key, condition_id)
     src = to_rgb(img)
     out, params = cond.fn(src, np.random.default_rng(seed))
     out = to_rgb(out)
     params = {"seed": seed, **params, "format": cond.file_format, **cond.save_kwargs}
-    return encode(out, cond.file_format, cond.save_kwargs), params
+    return (encode(out, cond.file_format, cond.save_kwargs) if encoded else out), params
 
 
-def apply_condition(img: Image.Image, condition_id: str, image_key: str) -> tuple[Image.Image, dict]:
+def apply_condition(
+    img: Image.Image, condition_id: str, image_key: str
+) -> tuple[Image.Image, dict]:
     """The derived RGB image as decoded from its saved form, and the per-image params."""
-    data, params = render(img, condition_id, image_key)
-    return decode(data), params
+    lossless = get(condition_id).file_format == "PNG"  # PNG decodes to the very same pixels
+    data, params = render(img, condition_id, image_key, encoded=not lossless)
+    return (data if lossless else decode(data)), params
 
 
-def derive_file(src_path: str | Path, condition_id: str, out_path_without_ext: str | Path,
-                image_key: str) -> DerivedImage:
+def derive_file(
+    src_path: str | Path, condition_id: str, out_path_without_ext: str | Path, image_key: str
+) -> DerivedImage:
     """Read ``src_path``, apply the condition, write ``<out>.<ext>``; errors propagate."""
     with Image.open(src_path) as im:
         im.load()

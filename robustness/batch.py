@@ -65,8 +65,10 @@ def read_csv_items(csv_path: Path, root_dir: Path | None = None) -> list[InputIt
         reader = csv.DictReader(f)
         missing = {"image", "class"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}; "
-                             "expected the SPAI format image,class,split")
+            raise ValueError(
+                f"{csv_path}: missing column(s) {sorted(missing)}; "
+                "expected the SPAI format image,class,split"
+            )
         items = []
         for row in reader:
             image = (row.get("image") or "").strip()
@@ -76,8 +78,11 @@ def read_csv_items(csv_path: Path, root_dir: Path | None = None) -> list[InputIt
                 if label not in (0, 1):
                     raise ValueError
             except (TypeError, ValueError):
-                items.append(InputItem(image, None, split, None,
-                                       f"class must be 0 or 1, got {row.get('class')!r}"))
+                items.append(
+                    InputItem(
+                        image, None, split, None, f"class must be 0 or 1, got {row.get('class')!r}"
+                    )
+                )
                 continue
             if not image:
                 items.append(InputItem(image, label, split, None, "empty image path"))
@@ -95,13 +100,16 @@ def read_dir_items(folder: Path, label: int | None = None) -> list[InputItem]:
         rel = PurePosixPath(path.relative_to(folder).as_posix())
         lab = _label_from_path(rel)
         lab = label if lab is None else lab
-        err = None if lab is not None else "class unknown: not under a real/fake folder; pass --label"
+        err = (
+            None if lab is not None else "class unknown: not under a real/fake folder; pass --label"
+        )
         items.append(InputItem(str(rel), lab, "test", path.resolve(), err))
     return items
 
 
-def derive_items(items: list[InputItem], condition_id: str, output: Path, name: str,
-                 *, progress: bool = True) -> BatchResult:
+def derive_items(
+    items: list[InputItem], condition_id: str, output: Path, name: str, *, progress: bool = True
+) -> BatchResult:
     """Derive every item into ``output``; write ``<name>.csv`` and ``<name>.params.json``."""
     cond = get(condition_id)
     output.mkdir(parents=True, exist_ok=True)
@@ -120,16 +128,25 @@ def derive_items(items: list[InputItem], condition_id: str, output: Path, name: 
             continue
         rel_out = d.path.relative_to(output).as_posix()
         rows.append({"image": rel_out, "class": item.label, "split": item.split})
-        records.append({"image": rel_out, "source": item.image, "class": item.label,
-                        "width": d.width, "height": d.height, "params": d.params})
+        records.append(
+            {
+                "image": rel_out,
+                "source": item.image,
+                "class": item.label,
+                "width": d.width,
+                "height": d.height,
+                "params": d.params,
+            }
+        )
     with open(result.csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["image", "class", "split"])
         writer.writeheader()
         writer.writerows(rows)
-    meta = {k: getattr(cond, k) for k in ("id", "family", "description", "params",
-                                           "file_format", "save_kwargs")}
-    doc = {"condition": meta,
-           "images": records, "errors": result.errors}
+    meta = {
+        k: getattr(cond, k)
+        for k in ("id", "family", "description", "params", "file_format", "save_kwargs")
+    }
+    doc = {"condition": meta, "images": records, "errors": result.errors}
     result.json_path.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
     result.n_ok = len(rows)
     return result

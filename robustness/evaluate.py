@@ -24,8 +24,15 @@ import pandas as pd
 
 from robustness.metrics import get_metric
 
-__all__ = ["Comparison", "StudyTable", "compare_conditions", "load_prediction_dir", "main",
-           "set_name", "study_table"]
+__all__ = [
+    "Comparison",
+    "StudyTable",
+    "compare_conditions",
+    "load_prediction_dir",
+    "main",
+    "set_name",
+    "study_table",
+]
 
 SCORE_COLUMN = "spai"
 LABEL_COLUMN = "class"
@@ -69,8 +76,12 @@ def _read(path: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
     # Parsed as float64 then cast, as the study did (pandas -> torch float32 tensor).
-    return pd.DataFrame({SCORE_COLUMN: df[SCORE_COLUMN].to_numpy(np.float64).astype(np.float32),
-                         LABEL_COLUMN: df[LABEL_COLUMN].to_numpy().astype(np.int64)})
+    return pd.DataFrame(
+        {
+            SCORE_COLUMN: df[SCORE_COLUMN].to_numpy(np.float64).astype(np.float32),
+            LABEL_COLUMN: df[LABEL_COLUMN].to_numpy().astype(np.int64),
+        }
+    )
 
 
 def load_prediction_dir(path: str | Path) -> dict[str, pd.DataFrame]:
@@ -85,16 +96,21 @@ def load_prediction_dir(path: str | Path) -> dict[str, pd.DataFrame]:
     return {f"{p.stem[:4]}_{set_name(p.stem)}": _read(p) for p in files}
 
 
-def _split(frames: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame],
-                                                     dict[str, pd.DataFrame]]:
+def _split(
+    frames: dict[str, pd.DataFrame],
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     fakes = {set_name(k): v for k, v in frames.items() if k.startswith("fake")}
     reals = {set_name(k): v for k, v in frames.items() if k.startswith("real")}
     return fakes, reals
 
 
-def study_table(frames: dict[str, pd.DataFrame], *, metric: str = "auc",
-                real_sets: list[str] | None = None,
-                fake_sets: list[str] | None = None) -> StudyTable:
+def study_table(
+    frames: dict[str, pd.DataFrame],
+    *,
+    metric: str = "auc",
+    real_sets: list[str] | None = None,
+    fake_sets: list[str] | None = None,
+) -> StudyTable:
     """The study's table for one condition from in-memory frames keyed ``fake_*``/``real_*``.
 
     Args:
@@ -108,8 +124,10 @@ def study_table(frames: dict[str, pd.DataFrame], *, metric: str = "auc",
     for names, pool, kind in ((fake_names, fakes, "fake"), (real_names, reals, "real")):
         unknown = [n for n in names if n not in pool]
         if unknown or not names:
-            raise ValueError(f"{kind} sets {unknown or '(none)'} not available; "
-                             f"have: {', '.join(sorted(pool)) or '(none)'}")
+            raise ValueError(
+                f"{kind} sets {unknown or '(none)'} not available; "
+                f"have: {', '.join(sorted(pool)) or '(none)'}"
+            )
     rows = {}
     for f in fake_names:
         fs = fakes[f][SCORE_COLUMN].to_numpy(np.float32)
@@ -125,9 +143,14 @@ def study_table(frames: dict[str, pd.DataFrame], *, metric: str = "auc",
     return StudyTable(metric, table, float(table["mean"].mean()))
 
 
-def compare_conditions(conditions: dict[str, dict[str, pd.DataFrame]], *, metric: str = "auc",
-                       baseline: str | None = None, real_sets: list[str] | None = None,
-                       fake_sets: list[str] | None = None) -> Comparison:
+def compare_conditions(
+    conditions: dict[str, dict[str, pd.DataFrame]],
+    *,
+    metric: str = "auc",
+    baseline: str | None = None,
+    real_sets: list[str] | None = None,
+    fake_sets: list[str] | None = None,
+) -> Comparison:
     """Tables for several conditions on common sets, and each mean's delta vs ``baseline``.
 
     By default the real (and fake) sets are those present in every condition, so conditions
@@ -145,8 +168,10 @@ def compare_conditions(conditions: dict[str, dict[str, pd.DataFrame]], *, metric
     base = baseline or ("original" if "original" in conditions else names[0])
     if base not in conditions:
         raise ValueError(f"baseline {base!r} is not one of the conditions: {', '.join(names)}")
-    tables = {c: study_table(conditions[c], metric=metric, real_sets=real_sets,
-                             fake_sets=fake_sets) for c in names}
+    tables = {
+        c: study_table(conditions[c], metric=metric, real_sets=real_sets, fake_sets=fake_sets)
+        for c in names
+    }
     per_fake = pd.DataFrame({c: t.table["mean"] for c, t in tables.items()})
     means = pd.Series({c: t.mean for c, t in tables.items()})
     summary = pd.DataFrame({"mean": means, "delta": means - means[base]})
@@ -167,20 +192,43 @@ def _long_rows(cmp: Comparison) -> list[dict]:
     for cond, st in cmp.tables.items():
         for fake, row in st.table.iterrows():
             for real, value in row.items():
-                rows.append({"condition": cond, "fake_set": fake, "real_set": real,
-                             "metric": cmp.metric, "value": float(value)})
-        rows.append({"condition": cond, "fake_set": "mean", "real_set": "mean",
-                     "metric": cmp.metric, "value": st.mean})
+                rows.append(
+                    {
+                        "condition": cond,
+                        "fake_set": fake,
+                        "real_set": real,
+                        "metric": cmp.metric,
+                        "value": float(value),
+                    }
+                )
+        rows.append(
+            {
+                "condition": cond,
+                "fake_set": "mean",
+                "real_set": "mean",
+                "metric": cmp.metric,
+                "value": st.mean,
+            }
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; prints each condition's table and, for several, the deltas."""
-    p = argparse.ArgumentParser(prog="python -m robustness.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m robustness.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--metric", default="auc", help="auc | ap | acc | tpr@fpr1%% | tpr@fpr5%% | eer")
-    p.add_argument("--input_dir", "--input-dir", dest="input_dirs", action="append", required=True,
-                   help="folder of fake*.csv / real*.csv predictions (repeat to compare)")
+    p.add_argument(
+        "--input_dir",
+        "--input-dir",
+        dest="input_dirs",
+        action="append",
+        required=True,
+        help="folder of fake*.csv / real*.csv predictions (repeat to compare)",
+    )
     p.add_argument("--baseline", help="condition (folder name) the deltas refer to")
     p.add_argument("--real_sets", "--real-sets", help="comma-separated real sets to average over")
     p.add_argument("--csv", help="write the long table (condition, fake_set, real_set, value)")
@@ -195,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"two input folders are both named {name!r}")
             conditions[name] = load_prediction_dir(d)
         reals = args.real_sets.split(",") if args.real_sets else None
-        cmp = compare_conditions(conditions, metric=args.metric, baseline=args.baseline,
-                                 real_sets=reals)
+        cmp = compare_conditions(
+            conditions, metric=args.metric, baseline=args.baseline, real_sets=reals
+        )
     except (KeyError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
@@ -208,11 +257,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         pd.DataFrame(_long_rows(cmp)).to_csv(args.csv, index=False)
     if args.json:
-        doc = {"metric": cmp.metric, "baseline": cmp.baseline, "real_sets": cmp.real_sets,
-               "fake_sets": cmp.fake_sets,
-               "conditions": {c: {"mean": st.mean, "delta": float(cmp.summary.loc[c, "delta"]),
-                                  "table": st.table.to_dict(orient="index")}
-                              for c, st in cmp.tables.items()}}
+        doc = {
+            "metric": cmp.metric,
+            "baseline": cmp.baseline,
+            "real_sets": cmp.real_sets,
+            "fake_sets": cmp.fake_sets,
+            "conditions": {
+                c: {
+                    "mean": st.mean,
+                    "delta": float(cmp.summary.loc[c, "delta"]),
+                    "table": st.table.to_dict(orient="index"),
+                }
+                for c, st in cmp.tables.items()
+            },
+        }
         Path(args.json).write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return 0
 

@@ -17,11 +17,46 @@ from robustness.registry import Condition, register
 
 # The study's pool: every filter pilgram2 ships, called with default parameters.
 FILTER_NAMES: tuple[str, ...] = (
-    "_1977", "aden", "amaro", "ashby", "brannan", "brooklyn", "charmes", "clarendon", "crema",
-    "dogpatch", "earlybird", "gingham", "ginza", "hefe", "helena", "hudson", "inkwell", "juno",
-    "kelvin", "lark", "lofi", "ludwig", "maven", "mayfair", "moon", "nashville", "perpetua",
-    "poprocket", "reyes", "rise", "sierra", "skyline", "slumber", "stinson", "sutro", "toaster",
-    "valencia", "walden", "willow", "xpro2",
+    "_1977",
+    "aden",
+    "amaro",
+    "ashby",
+    "brannan",
+    "brooklyn",
+    "charmes",
+    "clarendon",
+    "crema",
+    "dogpatch",
+    "earlybird",
+    "gingham",
+    "ginza",
+    "hefe",
+    "helena",
+    "hudson",
+    "inkwell",
+    "juno",
+    "kelvin",
+    "lark",
+    "lofi",
+    "ludwig",
+    "maven",
+    "mayfair",
+    "moon",
+    "nashville",
+    "perpetua",
+    "poprocket",
+    "reyes",
+    "rise",
+    "sierra",
+    "skyline",
+    "slumber",
+    "stinson",
+    "sutro",
+    "toaster",
+    "valencia",
+    "walden",
+    "willow",
+    "xpro2",
 )
 STUDY_JPEG = {"quality": 75}  # the study saved every filtered image as JPEG q75
 
@@ -33,34 +68,50 @@ def apply_filter(img: Image.Image, name: str) -> Image.Image:
     return getattr(pilgram2, name)(img).convert("RGB")
 
 
-def random_filter(img: Image.Image, rng: np.random.Generator, *,
-                  pool: tuple[str, ...] = FILTER_NAMES) -> tuple[Image.Image, dict]:
+def random_filter(
+    img: Image.Image, rng: np.random.Generator, *, pool: tuple[str, ...] = FILTER_NAMES
+) -> tuple[Image.Image, dict]:
     """Apply a filter drawn uniformly from ``pool``."""
     name = pool[int(rng.integers(len(pool)))]
     return apply_filter(img, name), {"filter": name}
 
 
-def fixed_filter(img: Image.Image, rng: np.random.Generator, *,
-                 name: str) -> tuple[Image.Image, dict]:
+def fixed_filter(
+    img: Image.Image, rng: np.random.Generator, *, name: str
+) -> tuple[Image.Image, dict]:
     """Apply the named filter."""
     return apply_filter(img, name), {"filter": name}
 
 
 def _register_all() -> None:
-    variants = (("", "JPEG", STUDY_JPEG, ", then JPEG q75 (as the study)"),
-                ("/no-jpeg", "PNG", {}, ", saved losslessly (PNG)"))
+    variants = (
+        ("", "JPEG", STUDY_JPEG, ", then JPEG q75 (as the study)"),
+        ("/no-jpeg", "PNG", {}, ", saved losslessly (PNG)"),
+    )
     for suffix, fmt, kwargs, what in variants:
-        register(Condition(
-            id=f"instagram-filter{suffix}", family="instagram",
-            description=f"Random Instagram-style filter of 40 (pilgram2) per image{what}",
-            params={"pool": list(FILTER_NAMES)}, fn=random_filter,
-            file_format=fmt, save_kwargs=dict(kwargs)))
+        register(
+            Condition(
+                id=f"instagram-filter{suffix}",
+                family="instagram",
+                description=f"Random Instagram-style filter of 40 (pilgram2) per image{what}",
+                params={"pool": list(FILTER_NAMES)},
+                fn=random_filter,
+                file_format=fmt,
+                save_kwargs=dict(kwargs),
+            )
+        )
         for name in FILTER_NAMES:
-            register(Condition(
-                id=f"instagram/{name.lstrip('_')}{suffix}", family="instagram",
-                description=f"Instagram-style filter '{name}' (pilgram2){what}",
-                params={"filter": name}, fn=partial(fixed_filter, name=name),
-                file_format=fmt, save_kwargs=dict(kwargs)))
+            register(
+                Condition(
+                    id=f"instagram/{name.lstrip('_')}{suffix}",
+                    family="instagram",
+                    description=f"Instagram-style filter '{name}' (pilgram2){what}",
+                    params={"filter": name},
+                    fn=partial(fixed_filter, name=name),
+                    file_format=fmt,
+                    save_kwargs=dict(kwargs),
+                )
+            )
 
 
 _register_all()

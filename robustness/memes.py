@@ -92,11 +92,22 @@ def _draw_caption(overlay: Image.Image, caption: str, rng: np.random.Generator) 
             lw = draw.textlength(line, font=font)
             x = int(rng.integers(0, max(0, int(w - lw)) + 1))
             y = y0 + shift + i * line_h
-            draw.text((x, y), line, font=font, fill=(255, 255, 255, 255),
-                      stroke_width=STROKE_PX, stroke_fill=(0, 0, 0, 255))
+            draw.text(
+                (x, y),
+                line,
+                font=font,
+                fill=(255, 255, 255, 255),
+                stroke_width=STROKE_PX,
+                stroke_fill=(0, 0, 0, 255),
+            )
             placed.append({"text": line, "xy": [x, y]})
-    return {"font": font_name, "font_size": size, "line_height": line_h, "offset_y": shift,
-            "lines": placed}
+    return {
+        "font": font_name,
+        "font_size": size,
+        "line_height": line_h,
+        "offset_y": shift,
+        "lines": placed,
+    }
 
 
 def _paste_stickers(overlay: Image.Image, rng: np.random.Generator) -> list[dict]:
@@ -128,9 +139,20 @@ def meme(img: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, dict]
     return out, params
 
 
-register(Condition(
-    id="meme", family="meme",
-    description="Upper-case Genesis caption top/bottom (outlined) + 5-10 emoji stickers, PNG",
-    params={"fonts": list(MEME_FONTS), "font_size_frac": [0.05, 0.10], "wrap_frac": 0.9,
-            "stickers": [5, 10], "sticker_frac": [0.04, 0.16], "stroke_px": STROKE_PX},
-    fn=meme, file_format="PNG"))
+register(
+    Condition(
+        id="meme",
+        family="meme",
+        description="Upper-case Genesis caption top/bottom (outlined) + 5-10 emoji stickers, PNG",
+        params={
+            "fonts": list(MEME_FONTS),
+            "font_size_frac": [0.05, 0.10],
+            "wrap_frac": 0.9,
+            "stickers": [5, 10],
+            "sticker_frac": [0.04, 0.16],
+            "stroke_px": STROKE_PX,
+        },
+        fn=meme,
+        file_format="PNG",
+    )
+)

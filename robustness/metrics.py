@@ -15,14 +15,26 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["METRICS", "BootstrapCI", "MetricSpec", "acc_at", "ap", "auc", "bootstrap_ci", "eer",
-           "get_metric", "roc_curve_points", "threshold_at_fpr", "tpr_at_fpr"]
+__all__ = [
+    "METRICS",
+    "BootstrapCI",
+    "MetricSpec",
+    "acc_at",
+    "ap",
+    "auc",
+    "bootstrap_ci",
+    "eer",
+    "get_metric",
+    "roc_curve_points",
+    "threshold_at_fpr",
+    "tpr_at_fpr",
+]
 
 
 def _check(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -56,8 +68,9 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def roc_curve_points(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray,
-                                                                      np.ndarray]:
+def roc_curve_points(
+    y_true: ArrayLike, y_score: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds): one point per distinct score, decreasing thresholds, starting at
     (0, 0) with threshold +inf (sklearn's ``roc_curve(drop_intermediate=False)``)."""
     yt, ys = _check(y_true, y_score)
@@ -145,17 +158,28 @@ class BootstrapCI:
     n: int  # bootstrap replicates
 
 
-def bootstrap_ci(metric: str | Callable[[np.ndarray, np.ndarray], float], y_true: ArrayLike,
-                 y_score: ArrayLike, *, n: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> BootstrapCI:
+def bootstrap_ci(
+    metric: str | Callable[[np.ndarray, np.ndarray], float],
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    *,
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> BootstrapCI:
     """Percentile bootstrap interval, resampling reals and fakes separately (stratified), so
     every replicate keeps both classes and the class balance."""
     fn = get_metric(metric).fn if isinstance(metric, str) else metric
     yt, ys = _check(y_true, y_score)
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(yt == 1), np.flatnonzero(yt == 0)
-    idx = np.concatenate([pos[rng.integers(0, pos.size, (n, pos.size))],
-                          neg[rng.integers(0, neg.size, (n, neg.size))]], axis=1)  # (n, N)
+    idx = np.concatenate(
+        [
+            pos[rng.integers(0, pos.size, (n, pos.size))],
+            neg[rng.integers(0, neg.size, (n, neg.size))],
+        ],
+        axis=1,
+    )  # (n, N)
     values = np.array([fn(yt[row], ys[row]) for row in idx])
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])
@@ -176,10 +200,12 @@ METRICS: dict[str, MetricSpec] = {
     "auc": MetricSpec("auc", auc, True, "ROC AUC, fake = positive (ties as sklearn)"),
     "ap": MetricSpec("ap", ap, True, "Average precision, fake = positive"),
     "acc": MetricSpec("acc", acc_at, True, "Accuracy at threshold 0.5 (score > 0.5 = fake)"),
-    "tpr@fpr1%": MetricSpec("tpr@fpr1%", lambda y, s: tpr_at_fpr(y, s, fpr=0.01), True,
-                            "TPR at 1% FPR (exact ROC)"),
-    "tpr@fpr5%": MetricSpec("tpr@fpr5%", lambda y, s: tpr_at_fpr(y, s, fpr=0.05), True,
-                            "TPR at 5% FPR (exact ROC)"),
+    "tpr@fpr1%": MetricSpec(
+        "tpr@fpr1%", lambda y, s: tpr_at_fpr(y, s, fpr=0.01), True, "TPR at 1% FPR (exact ROC)"
+    ),
+    "tpr@fpr5%": MetricSpec(
+        "tpr@fpr5%", lambda y, s: tpr_at_fpr(y, s, fpr=0.05), True, "TPR at 5% FPR (exact ROC)"
+    ),
     "eer": MetricSpec("eer", eer, False, "Equal error rate (interpolated)"),
 }
 
@@ -189,4 +215,6 @@ def get_metric(name: str) -> MetricSpec:
     try:
         return METRICS[name]
     except KeyError:
-        raise KeyError(f"Unknown metric {name!r}. Available: {', '.join(sorted(METRICS))}") from None
+        raise KeyError(
+            f"Unknown metric {name!r}. Available: {', '.join(sorted(METRICS))}"
+        ) from None

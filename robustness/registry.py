@@ -13,13 +13,21 @@ Example::
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["CONDITIONS", "Condition", "ConditionFn", "get", "list_conditions", "register", "seed_for"]
+__all__ = [
+    "CONDITIONS",
+    "Condition",
+    "ConditionFn",
+    "get",
+    "list_conditions",
+    "register",
+    "seed_for",
+]
 
 ConditionFn = Callable[[Image.Image, np.random.Generator], "tuple[Image.Image, dict]"]
 FILE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -75,5 +83,5 @@ def list_conditions() -> list[Condition]:
 
 def seed_for(image_key: str, condition_id: str) -> int:
     """Stable 63-bit seed from (image key, condition id); sha256-based, same on every run."""
-    digest = hashlib.sha256(f"{condition_id}\x00{image_key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{condition_id}\x00{image_key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1

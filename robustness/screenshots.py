@@ -79,30 +79,49 @@ def _avatar(d: int, colors: list[list[int]], initials: str, s: int) -> Image.Ima
     return disc
 
 
-def _heart(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, width: int,
-           fill=None, outline=INK) -> None:
+def _heart(
+    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, width: int, fill=None, outline=INK
+) -> None:
     t = np.linspace(0, 2 * math.pi, 48, endpoint=False)
     x = 16 * np.sin(t) ** 3
     y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
-    pts = [(cx + r * a / 17, cy + r * b / 17) for a, b in zip(x, y)]
+    pts = [(cx + r * a / 17, cy + r * b / 17) for a, b in zip(x, y, strict=True)]
     draw.polygon(pts, fill=fill, outline=outline, width=width)
 
 
 def _comment(draw, cx, cy, r, width) -> None:
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=INK, width=width)
-    draw.line([(cx - r * 0.75, cy + r * 0.65), (cx - r * 1.05, cy + r * 1.05),
-               (cx - r * 0.35, cy + r * 0.95)], fill=INK, width=width, joint="curve")
+    draw.line(
+        [
+            (cx - r * 0.75, cy + r * 0.65),
+            (cx - r * 1.05, cy + r * 1.05),
+            (cx - r * 0.35, cy + r * 0.95),
+        ],
+        fill=INK,
+        width=width,
+        joint="curve",
+    )
 
 
 def _plane(draw, cx, cy, r, width) -> None:
-    pts = [(cx - r, cy - r * 0.8), (cx + r, cy - r * 0.8), (cx - r * 0.1, cy + r), (cx - r * 0.3, cy)]
+    pts = [
+        (cx - r, cy - r * 0.8),
+        (cx + r, cy - r * 0.8),
+        (cx - r * 0.1, cy + r),
+        (cx - r * 0.3, cy),
+    ]
     draw.polygon(pts, outline=INK, width=width)
     draw.line([(cx - r * 0.3, cy), (cx + r, cy - r * 0.8)], fill=INK, width=width)
 
 
 def _bookmark(draw, cx, cy, r, width, filled: bool) -> None:
-    pts = [(cx - r * 0.7, cy - r), (cx + r * 0.7, cy - r), (cx + r * 0.7, cy + r), (cx, cy + r * 0.45),
-           (cx - r * 0.7, cy + r)]
+    pts = [
+        (cx - r * 0.7, cy - r),
+        (cx + r * 0.7, cy - r),
+        (cx + r * 0.7, cy + r),
+        (cx, cy + r * 0.45),
+        (cx - r * 0.7, cy + r),
+    ]
     draw.polygon(pts, fill=INK if filled else None, outline=INK, width=width)
 
 
@@ -129,8 +148,11 @@ def _top_bar(draw, W: int, y: int, s: int, c: dict) -> None:
     draw.text((14 * s, cy), "For You", font=font, fill=INK, anchor="lm")
     tw = draw.textlength("For You", font=font)
     ax = 14 * s + tw + 6 * s
-    draw.line([(ax, cy - 2 * s), (ax + 4 * s, cy + 2 * s), (ax + 8 * s, cy - 2 * s)], fill=INK,
-              width=2 * s)
+    draw.line(
+        [(ax, cy - 2 * s), (ax + 4 * s, cy + 2 * s), (ax + 8 * s, cy - 2 * s)],
+        fill=INK,
+        width=2 * s,
+    )
     _heart(draw, W - 64 * s, cy, 11 * s, 2 * s)
     _plane(draw, W - 24 * s, cy, 10 * s, 2 * s)
     for on, x in ((c["badges"]["activity"], W - 54 * s), (c["badges"]["messages"], W - 14 * s)):
@@ -183,9 +205,19 @@ def _nav_bar(canvas: Image.Image, draw, W: int, y: int, s: int, c: dict, initial
     cy, r, w2 = y + NAV_H * s // 2, 11 * s, 2 * s
     xs = [W * (i + 0.5) / 5 for i in range(5)]
     x = xs[0]  # home
-    draw.polygon([(x - r, cy - 1 * s), (x, cy - r), (x + r, cy - 1 * s), (x + r * 0.8, cy - 1 * s),
-                  (x + r * 0.8, cy + r), (x - r * 0.8, cy + r), (x - r * 0.8, cy - 1 * s)],
-                 outline=INK, width=w2)
+    draw.polygon(
+        [
+            (x - r, cy - 1 * s),
+            (x, cy - r),
+            (x + r, cy - 1 * s),
+            (x + r * 0.8, cy - 1 * s),
+            (x + r * 0.8, cy + r),
+            (x - r * 0.8, cy + r),
+            (x - r * 0.8, cy - 1 * s),
+        ],
+        outline=INK,
+        width=w2,
+    )
     x = xs[1]  # search
     draw.ellipse((x - r, cy - r, x + r * 0.5, cy + r * 0.5), outline=INK, width=w2)
     draw.line([(x + r * 0.35, cy + r * 0.35), (x + r, cy + r)], fill=INK, width=w2)
@@ -195,15 +227,17 @@ def _nav_bar(canvas: Image.Image, draw, W: int, y: int, s: int, c: dict, initial
     draw.line([(x - r * 0.5, cy), (x + r * 0.5, cy)], fill=INK, width=w2)
     x = xs[3]  # reels
     draw.rounded_rectangle((x - r, cy - r, x + r, cy + r), radius=5 * s, outline=INK, width=w2)
-    draw.polygon([(x - r * 0.3, cy - r * 0.4), (x + r * 0.5, cy), (x - r * 0.3, cy + r * 0.4)],
-                 fill=INK)
+    draw.polygon(
+        [(x - r * 0.3, cy - r * 0.4), (x + r * 0.5, cy), (x - r * 0.3, cy + r * 0.4)], fill=INK
+    )
     d = 26 * s  # profile
     av = _avatar(d, c["avatar_colors"], initials, s)
     canvas.paste(av, (int(xs[4] - d / 2), int(cy - d / 2)), av)
 
 
-def screenshot(img: Image.Image, rng: np.random.Generator, *,
-               dpr: int = 1) -> tuple[Image.Image, dict]:
+def screenshot(
+    img: Image.Image, rng: np.random.Generator, *, dpr: int = 1
+) -> tuple[Image.Image, dict]:
     """Render ``img`` as a feed post screenshot, ``POST_WIDTH * dpr`` px wide, RGB."""
     s = int(dpr)
     c = _choices(rng)
@@ -222,14 +256,25 @@ def screenshot(img: Image.Image, rng: np.random.Generator, *,
     _actions(draw, W, top + photo_h, s, c)
     _footer(draw, top + photo_h + ACTIONS_H * s, s, c)
     _nav_bar(canvas, draw, W, H - NAV_H * s, s, c, initials)
-    params = {**c, "dpr": s, "photo_box": [0, top, W, top + photo_h], "photo_resample": "lanczos",
-              "size": [W, H]}
+    params = {
+        **c,
+        "dpr": s,
+        "photo_box": [0, top, W, top + photo_h],
+        "photo_resample": "lanczos",
+        "size": [W, H],
+    }
     return canvas, params
 
 
 for _dpr in (1, 2, 3):
-    register(Condition(
-        id="screenshot" if _dpr == 1 else f"screenshot/dpr{_dpr}", family="screenshot",
-        description=f"Instagram-style feed post screenshot, {POST_WIDTH} px wide at dpr {_dpr}, PNG",
-        params={"dpr": _dpr, "post_width": POST_WIDTH}, fn=partial(screenshot, dpr=_dpr),
-        file_format="PNG"))
+    register(
+        Condition(
+            id="screenshot" if _dpr == 1 else f"screenshot/dpr{_dpr}",
+            family="screenshot",
+            description=f"Instagram-style feed post screenshot, {POST_WIDTH} px wide "
+            f"at dpr {_dpr}, PNG",
+            params={"dpr": _dpr, "post_width": POST_WIDTH},
+            fn=partial(screenshot, dpr=_dpr),
+            file_format="PNG",
+        )
+    )

@@ -13,20 +13,40 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robustness import _assets, memes
 from robustness import __main__ as cli
+from robustness import _assets, memes
 from robustness._image import to_rgb
 from robustness.apply import apply_condition, derive_file
 from robustness.filters import FILTER_NAMES
 from robustness.registry import CONDITIONS, Condition, get, list_conditions, register, seed_for
 
 CHROME_CSS_PX = 20 + 44 + 48 + 44 + 58 + 50  # screenshot UI height around the photo at dpr 1
-REQUIRED = ["original", "instagram-filter", "instagram-filter/no-jpeg", "instagram/clarendon",
-            "meme", "screenshot", "screenshot/dpr2", "screenshot/dpr3",
-            "resample/x0.5-x2-lanczos", "jpeg/q50", "jpeg/q75", "jpeg/q90", "webp/q75",
-            "webp/q90", "resize/x0.5", "resize/x0.75", "resize/x1.5", "crop/center-0.8",
-            "blur/s1.0", "blur/s2.0", "noise/s5", "noise/s10", "social/1080-q80",
-            "social/2048-q85"]
+REQUIRED = [
+    "original",
+    "instagram-filter",
+    "instagram-filter/no-jpeg",
+    "instagram/clarendon",
+    "meme",
+    "screenshot",
+    "screenshot/dpr2",
+    "screenshot/dpr3",
+    "resample/x0.5-x2-lanczos",
+    "jpeg/q50",
+    "jpeg/q75",
+    "jpeg/q90",
+    "webp/q75",
+    "webp/q90",
+    "resize/x0.5",
+    "resize/x0.75",
+    "resize/x1.5",
+    "crop/center-0.8",
+    "blur/s1.0",
+    "blur/s2.0",
+    "noise/s5",
+    "noise/s10",
+    "social/1080-q80",
+    "social/2048-q85",
+]
 RANDOM = ["instagram-filter", "meme", "screenshot", "noise/s5"]  # outputs depend on the seed
 
 
@@ -51,8 +71,9 @@ def photo(w: int, h: int, seed: int = 0) -> Image.Image:
     """A smooth gradient with some texture, RGB."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 255 / max(1, w - 1), yy * 255 / max(1, h - 1),
-                     np.full((h, w), 128.0)], axis=-1)
+    base = np.stack(
+        [xx * 255 / max(1, w - 1), yy * 255 / max(1, h - 1), np.full((h, w), 128.0)], axis=-1
+    )
     return Image.fromarray(np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8))
 
 
@@ -109,8 +130,9 @@ def test_random_conditions_depend_on_the_key(cid, small):
     assert differs or not np.array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("cid", ["original", "jpeg/q75", "webp/q75", "blur/s1.0", "noise/s5",
-                                 "resample/x0.5-x2-lanczos"])
+@pytest.mark.parametrize(
+    "cid", ["original", "jpeg/q75", "webp/q75", "blur/s1.0", "noise/s5", "resample/x0.5-x2-lanczos"]
+)
 def test_conditions_change_pixels_as_documented(cid, small):
     out, _ = apply_condition(small, cid, "k")
     diff = np.abs(np.asarray(out, float) - np.asarray(small, float))
@@ -123,8 +145,13 @@ def test_conditions_change_pixels_as_documented(cid, small):
 def test_lossy_ids_are_encoded_and_derived_file_matches(tmp_path, small):
     src = tmp_path / "in.png"
     small.save(src)
-    for cid, ext in [("jpeg/q75", ".jpg"), ("instagram-filter", ".jpg"), ("webp/q90", ".webp"),
-                     ("instagram-filter/no-jpeg", ".png"), ("meme", ".png")]:
+    for cid, ext in [
+        ("jpeg/q75", ".jpg"),
+        ("instagram-filter", ".jpg"),
+        ("webp/q90", ".webp"),
+        ("instagram-filter/no-jpeg", ".png"),
+        ("meme", ".png"),
+    ]:
         d = derive_file(src, cid, tmp_path / cid.replace("/", "_"), image_key="in.png")
         assert d.path.suffix == ext and d.path.exists()
         with Image.open(d.path) as saved:
@@ -147,8 +174,18 @@ def _modes(img: Image.Image) -> dict[str, Image.Image]:
     }
 
 
-@pytest.mark.parametrize("cid", ["original", "jpeg/q75", "instagram/clarendon", "meme",
-                                 "screenshot", "noise/s5", "crop/center-0.8"])
+@pytest.mark.parametrize(
+    "cid",
+    [
+        "original",
+        "jpeg/q75",
+        "instagram/clarendon",
+        "meme",
+        "screenshot",
+        "noise/s5",
+        "crop/center-0.8",
+    ],
+)
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16"])
 def test_input_modes(cid, mode, small):
     img = _modes(small)[mode]
@@ -177,8 +214,10 @@ def large() -> Image.Image:
     return photo(4000, 3000, seed=2)
 
 
-@pytest.mark.parametrize("cid", ["jpeg/q75", "resize/x0.5", "social/1080-q80",
-                                 "instagram/clarendon", "meme", "screenshot"])
+@pytest.mark.parametrize(
+    "cid",
+    ["jpeg/q75", "resize/x0.5", "social/1080-q80", "instagram/clarendon", "meme", "screenshot"],
+)
 def test_large_4000x3000(cid, large):
     out, params = apply_condition(large, cid, "large")
     assert out.mode == "RGB" and out.size == expected_size(cid, 4000, 3000)
@@ -205,7 +244,7 @@ def test_scramble_keeps_outer_letters():
     rng = np.random.default_rng(0)
     text = "And the earth was without form, and void"
     out = memes.scramble(text, rng)
-    for a, b in zip(text.split(), out.split()):
+    for a, b in zip(text.split(), out.split(), strict=True):
         assert a[0] == b[0] and a[-1] == b[-1] and sorted(a) == sorted(b)
     assert memes.scramble("And the was", rng) == "And the was"
 
@@ -222,8 +261,19 @@ def test_screenshot_records_its_choices():
     img = photo(300, 400, seed=3)
     out, p = apply_condition(img, "screenshot/dpr2", "k")
     assert out.width == 750 and p["dpr"] == 2
-    for key in ("username", "clock", "likes", "comments", "shares", "saved", "caption", "posted",
-                "avatar_colors", "signal_bars", "battery"):
+    for key in (
+        "username",
+        "clock",
+        "likes",
+        "comments",
+        "shares",
+        "saved",
+        "caption",
+        "posted",
+        "avatar_colors",
+        "signal_bars",
+        "battery",
+    ):
         assert key in p
     assert 0 <= p["likes"] <= 2_000_000
     left, top, right, bottom = p["photo_box"]
@@ -258,13 +308,26 @@ def test_cli_list(capsys):
 
 def test_cli_apply_folder_reports_broken_image_and_goes_on(image_tree, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = cli.main(["apply", "--condition", "jpeg/q75", "--input", str(image_tree),
-                   "--output", str(out), "--no-progress"])
+    rc = cli.main(
+        [
+            "apply",
+            "--condition",
+            "jpeg/q75",
+            "--input",
+            str(image_tree),
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 1  # one error row
     assert "broken.png" in capsys.readouterr().err
     rows = list(csv.DictReader(open(out / "images.csv")))
     assert sorted((r["image"], r["class"], r["split"]) for r in rows) == [
-        ("fake/c.jpg", "1", "test"), ("real/a.jpg", "0", "test"), ("real/b.jpg", "0", "test")]
+        ("fake/c.jpg", "1", "test"),
+        ("real/a.jpg", "0", "test"),
+        ("real/b.jpg", "0", "test"),
+    ]
     assert all((out / r["image"]).exists() for r in rows)
     doc = json.loads((out / "images.params.json").read_text())
     assert doc["condition"]["id"] == "jpeg/q75"
@@ -276,11 +339,25 @@ def test_cli_apply_folder_reports_broken_image_and_goes_on(image_tree, tmp_path,
 def test_cli_apply_csv_refuses_escaping_paths(image_tree, tmp_path):
     (tmp_path / "secret.png").write_bytes(b"")
     lst = tmp_path / "list.csv"
-    lst.write_text("image,class,split\nreal/a.jpg,0,test\n../secret.png,1,test\n"
-                   "fake/c.png,1,test\nfake/missing.png,1,test\nreal/a.jpg,7,test\n")
+    lst.write_text(
+        "image,class,split\nreal/a.jpg,0,test\n../secret.png,1,test\n"
+        "fake/c.png,1,test\nfake/missing.png,1,test\nreal/a.jpg,7,test\n"
+    )
     out = tmp_path / "derived"
-    rc = cli.main(["apply", "--condition", "meme", "--input", str(lst),
-                   "--input-csv-root-dir", str(image_tree), "--output", str(out), "--no-progress"])
+    rc = cli.main(
+        [
+            "apply",
+            "--condition",
+            "meme",
+            "--input",
+            str(lst),
+            "--input-csv-root-dir",
+            str(image_tree),
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 1
     rows = list(csv.DictReader(open(out / "list.csv")))
     assert [r["image"] for r in rows] == ["real/a.png", "fake/c.png"]
@@ -293,6 +370,18 @@ def test_cli_apply_csv_refuses_escaping_paths(image_tree, tmp_path):
 
 
 def test_cli_apply_unknown_condition(tmp_path, capsys):
-    assert cli.main(["apply", "--condition", "nope", "--input", str(tmp_path),
-                     "--output", str(tmp_path / "o")]) == 2
+    assert (
+        cli.main(
+            [
+                "apply",
+                "--condition",
+                "nope",
+                "--input",
+                str(tmp_path),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "Unknown condition 'nope'" in capsys.readouterr().err

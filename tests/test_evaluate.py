@@ -102,8 +102,9 @@ def test_in_memory_frames_and_set_choice():
 def test_compare_defaults_to_common_real_sets_and_deltas():
     frames = E.load_prediction_dir(MINI)
     reduced = {k: v for k, v in frames.items() if k != "real_fodb"}
-    degraded = {k: v.assign(spai=np.float32(0.5)) if k == "fake_sd3" else v
-                for k, v in reduced.items()}
+    degraded = {
+        k: v.assign(spai=np.float32(0.5)) if k == "fake_sd3" else v for k, v in reduced.items()
+    }
     cmp = E.compare_conditions({"original": frames, "degraded": degraded}, metric="auc")
     assert cmp.real_sets == ["coco"]
     assert cmp.baseline == "original"
@@ -111,10 +112,13 @@ def test_compare_defaults_to_common_real_sets_and_deltas():
     assert cmp.summary.loc["original", "mean"] == pytest.approx(only_coco)
     assert cmp.summary.loc["original", "delta"] == 0.0
     assert cmp.summary.loc["degraded", "delta"] == pytest.approx(
-        cmp.summary.loc["degraded", "mean"] - only_coco)
+        cmp.summary.loc["degraded", "mean"] - only_coco
+    )
     assert cmp.per_fake.loc["sd3", "degraded"] == pytest.approx(
-        roc_auc_score(np.r_[np.ones(60), np.zeros(60)],
-                      np.r_[np.full(60, 0.5), frames["real_coco"]["spai"]]))
+        roc_auc_score(
+            np.r_[np.ones(60), np.zeros(60)], np.r_[np.full(60, 0.5), frames["real_coco"]["spai"]]
+        )
+    )
 
 
 def test_combi_model_files_have_only_spai_and_class():
@@ -138,17 +142,29 @@ def test_missing_score_column_is_a_clear_error(tmp_path):
 
 def test_cli_prints_table_and_writes_csv_json(tmp_path, capsys):
     out_csv, out_json = tmp_path / "t.csv", tmp_path / "t.json"
-    rc = E.main(["--metric", "auc", "--input_dir", str(STUDY / "inference"),
-                 "--input_dir", str(STUDY / "meme_inference"),
-                 "--csv", str(out_csv), "--json", str(out_json)])
+    rc = E.main(
+        [
+            "--metric",
+            "auc",
+            "--input_dir",
+            str(STUDY / "inference"),
+            "--input_dir",
+            str(STUDY / "meme_inference"),
+            "--csv",
+            str(out_csv),
+            "--json",
+            str(out_json),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "Average AUC: 0.9191" in text and "Average AUC: 0.8119" in text
     assert "delta vs inference" in text
     doc = json.loads(out_json.read_text())
     assert doc["real_sets"] == ["coco", "fodb", "imagenet", "openimages"]
-    assert doc["conditions"]["meme_inference"]["delta"] == pytest.approx(0.81193 - 0.91910,
-                                                                        abs=1e-4)
+    assert doc["conditions"]["meme_inference"]["delta"] == pytest.approx(
+        0.81193 - 0.91910, abs=1e-4
+    )
     long = pd.read_csv(out_csv)
     assert len(long) == 2 * (13 * 5 + 1)
     assert set(long["condition"]) == {"inference", "meme_inference"}
