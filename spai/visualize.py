@@ -28,6 +28,7 @@ __all__ = [
     "low_high_views",
     "patch_table",
     "similarity_by_stat",
+    "tensor_to_image",
     "to_grey_image",
 ]
 
@@ -160,3 +161,11 @@ def patch_table(
         for k, name in enumerate(SIMILARITY_STATS):
             frame[name] = sims[:, k, :].mean(axis=1)
     return frame
+
+
+def tensor_to_image(x: torch.Tensor) -> Image.Image:
+    """3 x H x W tensor in [0, 1] (a model input) -> RGB PIL image."""
+    if x.ndim != 3 or x.shape[0] != 3:
+        raise ValueError(f"expected a 3 x H x W tensor, got shape {tuple(x.shape)}")
+    arr = x.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # H x W x 3
+    return Image.fromarray(np.round(arr * 255).astype(np.uint8), "RGB")

@@ -117,3 +117,15 @@ def test_patch_table_from_a_real_prediction() -> None:
 def test_patch_table_rejects_mismatched_attention() -> None:
     with pytest.raises(ValueError):
         patch_table([(0, 0, 224, 224), (224, 0, 448, 224)], [[0.1, 0.2, 0.3]], [])
+
+
+def test_tensor_to_image_round_trips_uint8() -> None:
+    import torch
+
+    from spai.visualize import tensor_to_image
+
+    arr = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    x = torch.from_numpy(arr.astype(np.float32) / 255.0).permute(2, 0, 1)
+    assert np.array_equal(np.asarray(tensor_to_image(x)), arr)
+    with pytest.raises(ValueError, match="3 x H x W"):
+        tensor_to_image(torch.zeros(1, 3, 4, 4))

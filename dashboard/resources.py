@@ -1,0 +1,88 @@
+"""The app's cached singletons: the detector (one per weights file and process), file hashes,
+and the background worker start. Nothing else in the dashboard caches resources.
+
+Which model is active: the one chosen on the Models page for this session, else
+``SPAI_MODEL_WEIGHTS`` (with optional ``SPAI_MODEL_CFG``) from the environment, else
+``spai.detector.default_weights()`` (official weights if present, else the demo model).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import state
+from spai.checkpoint import file_sha256
+from spai.detector import Detector, default_weights
+
+ENV_WEIGHTS = "SPAI_MODEL_WEIGHTS"  # a weights file to use instead of the default
+ENV_CFG = "SPAI_MODEL_CFG"  # its config (else the sidecar <name>.yaml or the stored config)
+ENV_START_WORKER = "SPAI_START_WORKER"  # "0": the app does not start a background worker
+NO_MODEL_MESSAGE = (
+    "No model file found. Put the official weights at weights/spai.pth (see weights/README.md) "
+    "or build the demo model with `python -m spai.demo reproduce`."
+)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    weights: str
+    cfg: str | None
+    exists: bool
+
+
+def active_model() -> ModelChoice:
+    """The weights the pages score with (see the module docstring for the order)."""
+    chosen = state.default_model()
+    env = os.environ.get(ENV_WEIGHTS)
+    if chosen and not (env and Path(chosen).resolve() == Path(env).resolve()):
+        return ModelChoice(chosen, None, Path(chosen).is_file())
+    if env:
+        return ModelChoice(env, os.environ.get(ENV_CFG) or None, Path(env).is_file())
+    path = default_weights()
+    return ModelChoice(str(path), None, path.is_file())
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model ...")
+def get_detector(weights: str, cfg: str | None = None, device: str = "auto") -> Detector:
+    """Load a detector once per (weights, cfg, device) and share it across sessions.
+
+    The Detector serialises its own forward passes with a lock, so sharing is safe.
+    """
+    return Detector.load(weights, cfg=cfg, device=device)
+
+
+def load_active_detector() -> Detector | None:
+    """The active model's detector, or None when its file does not exist."""
+    choice = active_model()
+    if not choice.exists:
+        return None
+    return get_detector(choice.weights, choice.cfg)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def weights_sha256(path: str, mtime_ns: int, size: int) -> str:
+    """sha256 of a weights file, cached by (path, mtime, size) so it is hashed once."""
+    return file_sha256(Path(path))
+
+
+def sha256_of(path: Path) -> str:
+    st_ = path.stat()
+    return weights_sha256(str(path), st_.st_mtime_ns, st_.st_size)
+
+
+@st.cache_resource
+def start_worker_once() -> bool:
+    """Start ``python -m dashboard.worker`` once per server process unless one is alive.
+
+    Returns False when disabled by ``SPAI_START_WORKER=0``.
+    """
+    if os.environ.get(ENV_START_WORKER, "1") == "0":
+        return False
+    from dashboard.worker import ensure_worker_running
+
+    ensure_worker_running()
+    return True
