@@ -17,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -109,22 +110,28 @@ def load_scores(
     groups: dict[tuple[str, str], np.ndarray] = {}
     if runs:
         run_key = {int(rid): (cond, name) for rid, cond, name, _, _ in runs}
-        result = session.execute(
-            select(Prediction.run_id, Prediction.score)
-            .join(Run, Run.id == Prediction.run_id)
-            .where(Run.model_id == model_id, Prediction.score.is_not(None))
-            .order_by(Prediction.run_id)
-        )
-        rows = result.all()
-        if rows:
-            arr = np.array(rows, dtype=np.float64)  # (N, 2): run_id, score
-            ids = arr[:, 0].astype(np.int64)
-            cuts = np.flatnonzero(np.diff(ids)) + 1
-            for chunk_ids, chunk in zip(np.split(ids, cuts), np.split(arr[:, 1], cuts)):
-                key = run_key.get(int(chunk_ids[0]))
-                if key is not None:
-                    groups[key] = chunk.astype(np.float32)  # the study read scores as float32
+        scored = (Prediction.run_id.in_(list(run_key)), Prediction.score.is_not(None))
+        sizes = session.execute(
+            select(Prediction.run_id, func.count(), func.max(Prediction.id))
+            .where(*scored).group_by(Prediction.run_id).order_by(Prediction.run_id)
+        ).all()
+        if sizes:
+            max_id = max(int(m) for _, _, m in sizes)  # rows inserted meanwhile are ignored
+            scores = _score_column(session, select(Prediction.score).where(
+                *scored, Prediction.id <= max_id).order_by(Prediction.run_id))
+            counts = [int(n) for _, n, _ in sizes]
+            if scores.size != sum(counts):
+                raise RuntimeError("predictions changed while the comparison was read; "
+                                   "reload the page")
+            for (rid, _, _), chunk in zip(sizes, np.split(scores, np.cumsum(counts)[:-1])):
+                groups[run_key[int(rid)]] = chunk.astype(np.float32)  # the study's float32
     return ScoreData(model_id, model.name, groups, kinds, set_ids)
+
+
+def _score_column(session: Session, stmt) -> np.ndarray:
+    """One float column straight from the DBAPI cursor (no Row objects: ~10x faster)."""
+    cursor = session.connection().execute(stmt).cursor
+    return np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.float64)
 
 
 def default_real_sets(datas: Sequence[ScoreData], conditions: Sequence[str] | None = None
