@@ -28,6 +28,7 @@ class InputItem:
     split: str
     path: Path | None  # resolved source path, None when refused
     error: str | None = None
+    out_rel: str = ""  # output path relative to the output folder, without extension
 
 
 @dataclass
@@ -40,12 +41,12 @@ class BatchResult:
     errors: list[dict] = field(default_factory=list)
 
 
-def _resolve_inside(root: Path, image: str) -> tuple[Path | None, str | None]:
+def _resolve_inside(root: Path, image: str) -> tuple[Path | None, str | None, str]:
     root = root.resolve()
     path = (root / image).resolve()
     if not path.is_relative_to(root):
-        return None, f"path escapes the root directory {root}: {image!r}"
-    return path, None
+        return None, f"path escapes the root directory {root}: {image!r}", ""
+    return path, None, path.relative_to(root).with_suffix("").as_posix()
 
 
 def _label_from_path(rel: PurePosixPath) -> int | None:
@@ -87,8 +88,8 @@ def read_csv_items(csv_path: Path, root_dir: Path | None = None) -> list[InputIt
             if not image:
                 items.append(InputItem(image, label, split, None, "empty image path"))
                 continue
-            path, err = _resolve_inside(root, image)
-            items.append(InputItem(image, label, split, path, err))
+            path, err, out_rel = _resolve_inside(root, image)
+            items.append(InputItem(image, label, split, path, err, out_rel))
     return items
 
 
@@ -103,7 +104,9 @@ def read_dir_items(folder: Path, label: int | None = None) -> list[InputItem]:
         err = (
             None if lab is not None else "class unknown: not under a real/fake folder; pass --label"
         )
-        items.append(InputItem(str(rel), lab, "test", path.resolve(), err))
+        items.append(
+            InputItem(str(rel), lab, "test", path.resolve(), err, rel.with_suffix("").as_posix())
+        )
     return items
 
 
@@ -115,12 +118,17 @@ def derive_items(
     output.mkdir(parents=True, exist_ok=True)
     result = BatchResult(output / f"{name}.csv", output / f"{name}.params.json")
     rows, records = [], []
+    taken: dict[str, str] = {}  # out_rel -> source image, to refuse silent overwrites
     for item in tqdm(items, desc=condition_id, unit="img", disable=not progress):
         if item.error is not None or item.path is None:
             result.errors.append({"image": item.image, "error": item.error})
             continue
-        rel = PurePosixPath(item.image)
-        out_stem = output / rel.parent / rel.stem if not rel.is_absolute() else output / rel.stem
+        out_stem = output / item.out_rel
+        if item.out_rel in taken:
+            msg = f"output {item.out_rel}{cond.extension} would overwrite {taken[item.out_rel]!r}"
+            result.errors.append({"image": item.image, "error": msg})
+            continue
+        taken[item.out_rel] = item.image
         try:
             d = derive_file(item.path, condition_id, out_stem, image_key=item.image)
         except Exception as exc:  # noqa: BLE001  one bad image must not stop the batch

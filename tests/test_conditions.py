@@ -385,3 +385,46 @@ def test_cli_apply_unknown_condition(tmp_path, capsys):
         == 2
     )
     assert "Unknown condition 'nope'" in capsys.readouterr().err
+
+
+def test_cli_apply_refuses_output_name_collisions_and_takes_absolute_paths(image_tree, tmp_path):
+    photo(20, 20, 4).save(image_tree / "real" / "a.png")  # a.jpg and a.png both -> real/a.png
+    lst = tmp_path / "abs.csv"
+    lst.write_text(f"image,class,split\n{image_tree / 'fake' / 'c.png'},1,test\n")
+    out = tmp_path / "o1"
+    assert (
+        cli.main(
+            [
+                "apply",
+                "--condition",
+                "original",
+                "--input",
+                str(lst),
+                "--input-csv-root-dir",
+                str(image_tree),
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert [r["image"] for r in csv.DictReader(open(out / "abs.csv"))] == ["fake/c.png"]
+    out2 = tmp_path / "o2"
+    assert (
+        cli.main(
+            [
+                "apply",
+                "--condition",
+                "original",
+                "--input",
+                str(image_tree),
+                "--output",
+                str(out2),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
+    errors = json.loads((out2 / "images.params.json").read_text())["errors"]
+    assert any("would overwrite" in e["error"] and e["image"] == "real/a.png" for e in errors)
