@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from robustness.metrics import get_metric
+from robustness.metrics import BootstrapCI, get_metric
 
 __all__ = [
     "Comparison",
@@ -30,6 +30,7 @@ __all__ = [
     "compare_conditions",
     "load_prediction_dir",
     "main",
+    "study_mean_ci",
     "set_name",
     "study_table",
 ]
@@ -143,6 +144,42 @@ def study_table(
     return StudyTable(metric, table, float(table["mean"].mean()))
 
 
+def study_mean_ci(
+    frames: dict[str, pd.DataFrame],
+    *,
+    metric: str = "auc",
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    real_sets: list[str] | None = None,
+    fake_sets: list[str] | None = None,
+) -> BootstrapCI:
+    """Percentile bootstrap interval of a condition's mean figure: each replicate resamples
+    every fake and real set (with replacement, once per replicate, shared by all pairs) and
+    recomputes the whole table's mean."""
+    fn = get_metric(metric).fn
+    est = study_table(frames, metric=metric, real_sets=real_sets, fake_sets=fake_sets)
+    fakes, reals = _split(frames)
+    fs = [fakes[f][SCORE_COLUMN].to_numpy(np.float32) for f in est.table.index]
+    rs = [reals[r][SCORE_COLUMN].to_numpy(np.float32) for r in est.real_sets]
+    rng = np.random.default_rng(seed)
+    values = np.empty(n)
+    for i in range(n):
+        fb = [a[rng.integers(0, a.size, a.size)] for a in fs]
+        rb = [a[rng.integers(0, a.size, a.size)] for a in rs]
+        cells = [
+            [
+                fn(np.r_[np.ones(f.size, np.int8), np.zeros(r.size, np.int8)], np.r_[f, r])
+                for r in rb
+            ]
+            for f in fb
+        ]
+        values[i] = np.mean(np.mean(cells, axis=1))
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return BootstrapCI(est.mean, float(low), float(high), level, n)
+
+
 def compare_conditions(
     conditions: dict[str, dict[str, pd.DataFrame]],
     *,
@@ -231,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--baseline", help="condition (folder name) the deltas refer to")
     p.add_argument("--real_sets", "--real-sets", help="comma-separated real sets to average over")
+    p.add_argument(
+        "--ci", type=int, default=0, metavar="N", help="bootstrap N replicates for a 95%% CI"
+    )
     p.add_argument("--csv", help="write the long table (condition, fake_set, real_set, value)")
     p.add_argument("--json", help="write tables and summary as JSON")
     args = p.parse_args(argv)
@@ -254,6 +294,19 @@ def main(argv: list[str] | None = None) -> int:
     if len(cmp.tables) > 1:
         print(f"== mean {cmp.metric.upper()} per condition (delta vs {cmp.baseline}) ==")
         print(cmp.summary.to_string(float_format=lambda v: f"{v:+.4f}" if v < 0 else f"{v:.4f}"))
+    cis = {}
+    if args.ci > 0:
+        print(f"\n== {cmp.metric.upper()} mean with 95% bootstrap CI ({args.ci} replicates) ==")
+        for c in cmp.tables:
+            ci = study_mean_ci(
+                conditions[c],
+                metric=cmp.metric,
+                n=args.ci,
+                real_sets=cmp.real_sets,
+                fake_sets=cmp.fake_sets,
+            )
+            cis[c] = {"low": ci.low, "high": ci.high, "level": ci.level, "n": ci.n}
+            print(f"{c}: {ci.estimate:.4f} [{ci.low:.4f}, {ci.high:.4f}]")
     if args.csv:
         pd.DataFrame(_long_rows(cmp)).to_csv(args.csv, index=False)
     if args.json:
@@ -267,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                     "mean": st.mean,
                     "delta": float(cmp.summary.loc[c, "delta"]),
                     "table": st.table.to_dict(orient="index"),
+                    **({"ci": cis[c]} if c in cis else {}),
                 }
                 for c, st in cmp.tables.items()
             },

@@ -175,3 +175,21 @@ def test_cli_errors_are_reported_not_raised(tmp_path, capsys):
     assert "Unknown metric 'f1'" in capsys.readouterr().err
     assert E.main(["--input_dir", str(tmp_path / "absent")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_bootstrap_ci_of_a_condition_mean():
+    frames = E.load_prediction_dir(MINI)
+    ci = E.study_mean_ci(frames, metric="auc", n=60, seed=3)
+    assert ci == E.study_mean_ci(frames, metric="auc", n=60, seed=3)
+    assert ci.estimate == pytest.approx(E.study_table(frames).mean)
+    assert ci.low < ci.estimate < ci.high and ci.n == 60 and ci.level == 0.95
+    narrow = E.study_mean_ci(frames, metric="auc", n=60, seed=3, level=0.5)
+    assert ci.low <= narrow.low <= narrow.high <= ci.high
+
+
+def test_cli_ci_option(tmp_path, capsys):
+    out_json = tmp_path / "ci.json"
+    assert E.main(["--input_dir", str(MINI), "--ci", "20", "--json", str(out_json)]) == 0
+    assert "95% bootstrap CI (20 replicates)" in capsys.readouterr().out
+    ci = json.loads(out_json.read_text())["conditions"]["mini"]["ci"]
+    assert ci["low"] <= ci["high"] and ci["n"] == 20
