@@ -1,0 +1,113 @@
+"""Image sets page (AppTest): register a folder and a CSV, per-file errors, thumbnails,
+derivation jobs run by the real worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from dashboard import jobqueue
+from dashboard.worker import Worker, WorkerConfig
+from db.session import dispose_all, session_scope
+
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "imagesets.py")
+
+
+@pytest.fixture
+def app_env(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("SPAI_START_WORKER", "0")
+    monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, fmt in enumerate(["PNG", "JPEG", "PNG"]):
+        arr = rng.integers(0, 255, (40 + 8 * i, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"im{i}.{fmt.lower()}", fmt)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    yield sqlite_url, folder
+    dispose_all()
+
+
+def _page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def _register_folder(at: AppTest, folder: Path, name: str, kind: str = "fake") -> AppTest:
+    at.text_input(key="imagesets.folder").input(str(folder))
+    at.text_input(key="imagesets.folder_name").input(name)
+    at.radio(key="imagesets.folder_kind").set_value(kind)
+    at.text_input(key="imagesets.folder_gen").input("test-gen")
+    return at.button[0].click().run()
+
+
+def test_empty_store(app_env) -> None:
+    at = _page()
+    assert not at.exception
+    assert "No image sets yet" in at.info[0].value
+
+
+def test_register_folder_counts_errors_thumbnails(app_env) -> None:
+    url, folder = app_env
+    at = _register_folder(_page(), folder, "tiny-fakes")
+    assert not at.exception
+    assert "4 image(s) added" in at.success[0].value and "1 problem(s)" in at.success[0].value
+    problems = at.dataframe[0].value
+    assert list(problems["path"]) == ["broken.png"]
+    assert "unreadable image" in problems["problem"].iloc[0]
+    overview = at.dataframe[1].value
+    row = overview[overview["name"] == "tiny-fakes"].iloc[0]
+    assert (row["images"], row["errors"], row["kind"]) == (4, 1, "fake")
+    assert "JPEG (1)" in row["formats"] and "PNG (2)" in row["formats"]
+    assert at.image[0].captions == ["im0.png", "im1.jpeg", "im2.png"]  # thumbnails
+    errors = at.dataframe[-1].value
+    assert list(errors["relpath"]) == ["broken.png"]
+
+
+def test_register_bad_inputs_show_messages(app_env, tmp_path: Path) -> None:
+    url, folder = app_env
+    at = _register_folder(_page(), tmp_path / "nope", "x")
+    assert "Registration failed: image folder not found" in at.error[0].value
+    at = _page()
+    at.text_input(key="imagesets.csv").input(str(tmp_path / "missing.csv"))
+    at.text_input(key="imagesets.root").input(str(folder))
+    at.text_input(key="imagesets.csv_name").input("c")
+    at.button[1].click().run()
+    assert "Registration failed" in at.error[0].value and "missing.csv" in at.error[0].value
+
+
+def test_register_csv_splits_classes(app_env) -> None:
+    url, folder = app_env
+    csv = folder.parent / "sets.csv"
+    csv.write_text("image,class,split\nim0.png,0,test\nim1.jpeg,1,test\nim2.png,1,train\n"
+                   "../escape.png,1,test\nim2.png,7,test\n")
+    at = _page()
+    at.text_input(key="imagesets.csv").input(str(csv))
+    at.text_input(key="imagesets.root").input(str(folder))
+    at.text_input(key="imagesets.csv_name").input("mixed")
+    at.button[1].click().run()
+    assert not at.exception
+    assert "mixed-real, mixed-fake" in at.success[0].value
+    problems = at.dataframe[0].value
+    assert {"class must be 0 or 1, got '7'"} <= set(problems["problem"])
+    assert any("escapes the root" in p for p in problems["problem"])
+
+
+def test_derive_conditions_job(app_env) -> None:
+    url, folder = app_env
+    at = _register_folder(_page(), folder, "tiny-fakes")
+    at.multiselect(key="imagesets.conditions").set_value(["jpeg/q75"]).run()
+    at.button(key="imagesets.derive").click().run()
+    assert "Queued job(s)" in at.success[-1].value
+    assert Worker(WorkerConfig(once=True), url=url).serve() == 1
+    with session_scope(url, readonly=True) as s:
+        job = jobqueue.recent(s)[0]
+    assert job.status == "done" and job.result == {"derived": 3, "derive_errors": 1,
+                                                   "images": 4}
+    at = _page()
+    overview = at.dataframe[0].value
+    assert overview["conditions"].iloc[0] == "jpeg/q75"
