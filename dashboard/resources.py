@@ -55,12 +55,15 @@ def get_detector(weights: str, cfg: str | None = None, device: str = "auto") -> 
     return Detector.load(weights, cfg=cfg, device=device)
 
 
-def load_active_detector() -> Detector | None:
-    """The active model's detector, or None when its file does not exist."""
+def load_active_detector() -> tuple[Detector | None, str | None]:
+    """(the active model's detector, None) or (None, why it cannot be used)."""
     choice = active_model()
     if not choice.exists:
-        return None
-    return get_detector(choice.weights, choice.cfg)
+        return None, NO_MODEL_MESSAGE
+    try:
+        return get_detector(choice.weights, choice.cfg), None
+    except Exception as exc:  # wrong config, corrupt file: say so on the page
+        return None, f"Cannot load the model {choice.weights}: {type(exc).__name__}: {exc}"
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -102,9 +102,10 @@ def _checkpoint(path: Path, origin: str) -> Checkpoint:
     )
 
 
-def local_checkpoints(weights_dir: Path = WEIGHTS_DIR) -> list[Checkpoint]:
+def local_checkpoints(weights_dir: Path | None = None) -> list[Checkpoint]:
     """Weights files under ``weights/``: official ``spai.pth``, ``demo/*.pth``, others as
     custom. Test fixtures live elsewhere and are never listed."""
+    weights_dir = WEIGHTS_DIR if weights_dir is None else weights_dir
     found: list[Checkpoint] = []
     official = weights_dir / "spai.pth"
     if official.is_file():

@@ -121,9 +121,9 @@ def _conditions(data: bytes, sha: str, max_pixels: int | None) -> None:
 
 
 st.title("Inspect an image")
-det = resources.load_active_detector()
+det, problem = resources.load_active_detector()
 if det is None:
-    st.error(resources.NO_MODEL_MESSAGE, icon=":material/error:")
+    st.error(problem, icon=":material/error:")
     st.stop()
 data, name, sha, image_id = _pick_image()
 if data is not None:

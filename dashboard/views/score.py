@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import components, resources, state
 from db.dashboard_models import reference_thresholds, store_model_ids, verdict
-from db.session import session_scope
+from db.session import database_url, session_scope
 from robustness.apply import apply_condition
 from spai.detector import Detector, Prediction
 from spai.imageio import ImageLoadError, open_rgb
@@ -23,8 +23,9 @@ THUMB_PX = 220
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _reference(model_sha: str, origin: str):
-    with session_scope(readonly=True) as s:
+def _reference(url: str, model_sha: str, origin: str):
+    """Verdict thresholds for the model from the store at ``url`` (cached for a minute)."""
+    with session_scope(url, readonly=True) as s:
         return reference_thresholds(s, store_model_ids(s, sha256=model_sha, origin=origin))
 
 
@@ -107,11 +108,11 @@ def _show_one(det: Detector, upload, ref) -> None:
 
 
 st.title("Score images")
-det = resources.load_active_detector()
+det, problem = resources.load_active_detector()
 if det is None:
-    st.error(resources.NO_MODEL_MESSAGE, icon=":material/error:")
+    st.error(problem, icon=":material/error:")
     st.stop()
-ref = _reference(det.info.sha256, det.info.origin)
+ref = _reference(database_url(), det.info.sha256, det.info.origin)
 components.reference_note(ref)
 uploads = st.file_uploader("Images (drag and drop; one or many)", accept_multiple_files=True,
                            key=state.SCORE_UPLOADS, max_upload_size=MAX_UPLOAD_MB)

@@ -1,0 +1,120 @@
+"""Models page (AppTest) and the checkpoint listing behind it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app_support import CFG, WEIGHTS, new_app, study_store, texts, use_store
+
+
+def _demo_weights(tmp_path: Path) -> Path:
+    """A weights/ folder with a demo model (the tiny fixture) and its model card."""
+    weights = tmp_path / "weights"
+    (weights / "demo").mkdir(parents=True)
+    shutil.copy(WEIGHTS, weights / "demo" / "spai_demo.pth")
+    shutil.copy(CFG, weights / "demo" / "spai_demo.yaml")
+    (weights / "demo" / "MODEL_CARD.md").write_text("# Demo card\n\nTrained for the test.\n")
+    shutil.copy(WEIGHTS, weights / "other.pth")
+    return weights
+
+
+def test_local_checkpoints_lists_official_demo_and_custom_not_fixtures(tmp_path: Path) -> None:
+    from db.dashboard_models import local_checkpoints
+
+    weights = _demo_weights(tmp_path)
+    shutil.copy(WEIGHTS, weights / "spai.pth")
+    found = {c.name: c for c in local_checkpoints(weights)}
+    assert [c.origin for c in local_checkpoints(weights)] == ["official", "demo", "custom"]
+    assert found["spai_demo"].model_card == weights / "demo" / "MODEL_CARD.md"
+    assert found["spai_demo"].config_path == weights / "demo" / "spai_demo.yaml"
+    assert found["spai"].config_path is None
+    assert found["other"].size_bytes == WEIGHTS.stat().st_size
+    assert local_checkpoints(tmp_path / "nowhere") == []
+    assert all("fixtures" not in str(c.path) for c in local_checkpoints())
+
+
+def test_models_page_empty_store_lists_the_active_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import db.dashboard_models as dm
+    from spai.checkpoint import file_sha256
+
+    monkeypatch.setattr(dm, "WEIGHTS_DIR", tmp_path / "no-weights")
+    use_store(monkeypatch, tmp_path / "spai.db")
+    at = new_app().run()
+    at.switch_page("views/models.py").run()
+    assert not at.exception
+    assert texts(at, "subheader") == ["spai_tiny_seed0 (active)"]
+    card = at.table[0].value
+    assert card.loc["sha256", "value"] == file_sha256(WEIGHTS)
+    assert "embed_dim=96" in card.loc["config", "value"]
+    assert "masking radius 16" in card.loc["config", "value"]
+    assert any("has no models yet" in c for c in texts(at, "caption"))
+
+
+def test_models_page_demo_model_card_badge_and_default_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import db.dashboard_models as dm
+    import spai.detector
+
+    weights = _demo_weights(tmp_path)
+    demo = weights / "demo" / "spai_demo.pth"
+    monkeypatch.setattr(dm, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(spai.detector, "DEMO_WEIGHTS", demo)
+    use_store(monkeypatch, tmp_path / "spai.db")
+    monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(demo))
+    at = new_app().run()
+    assert "DEMO" in " ".join(texts(at.sidebar, "markdown"))
+    at.switch_page("views/models.py").run()
+    assert not at.exception
+    assert texts(at, "subheader") == ["spai_demo (active)", "other"]
+    assert any("Demo card" in m for m in texts(at, "markdown"))
+    # choose the other checkpoint as this session's default
+    box = at.selectbox(key="models.choice")
+    box.set_value(str(weights / "other.pth")).run()
+    at.button(key="models.set_default").click().run()
+    assert any("Default model: other" in s for s in texts(at, "success"))
+    at.run()
+    assert texts(at, "subheader")[1] == "other (active)"
+    side = " ".join(texts(at.sidebar, "markdown"))
+    assert "other.pth" in side and "DEMO" not in side
+
+
+def test_models_page_with_the_study_shows_stored_models_and_their_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_store(monkeypatch, study_store(tmp_path))
+    at = new_app().run()
+    at.switch_page("views/models.py").run()
+    assert not at.exception
+    stored = at.dataframe[0].value
+    assert set(stored["name"]) == {"SPAI (official weights, study)", "ROGER (study fused model)"}
+    assert (stored["n_predictions"] > 80_000).all()
+    summary = at.dataframe[1].value
+    assert summary["condition"].iloc[0] == "original"
+    assert {"instagram-filter", "meme", "screenshot"} <= set(summary["condition"])
+    assert summary["auc"].between(0.5, 1.0).all()
+    assert (summary["n_real"] > 0).all() and (summary["n_fake"] > 0).all()
+
+
+def test_an_unloadable_default_model_gives_a_clear_error_on_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import db.dashboard_models as dm
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "broken.pth").write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(dm, "WEIGHTS_DIR", weights)
+    use_store(monkeypatch, tmp_path / "spai.db")
+    at = new_app().run()
+    at.switch_page("views/models.py").run()
+    at.selectbox(key="models.choice").set_value(str(weights / "broken.pth")).run()
+    at.button(key="models.set_default").click().run()
+    at.switch_page("views/score.py").run()
+    assert not at.exception
+    assert any("Cannot load the model" in e and "broken.pth" in e for e in texts(at, "error"))
