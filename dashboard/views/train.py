@@ -121,9 +121,9 @@ with session_scope(url, readonly=True) as s:
 if not runs:
     st.info("No training jobs yet.", icon=":material/school:")
     st.stop()
-ids = [j.id for j in runs]
+tags = {j.id: f"#{j.id} {j.params.get('tag', '')} ({j.status})" for j in runs}
+ids = list(tags)
 default = st.session_state.get(KEY + "job")
 job_id = st.selectbox("Training job", ids, index=ids.index(default) if default in ids else 0,
-                      key=KEY + "pick", format_func=lambda i: f"#{i} {next(j for j in runs if
-                      j.id == i).params.get('tag', '')}")
+                      key=KEY + "pick", format_func=tags.get)
 _live(url, job_id)
