@@ -12,7 +12,7 @@ from db.dashboard_models import reference_thresholds, store_model_ids, verdict
 from db.session import database_url, session_scope
 from robustness.apply import apply_condition
 from spai.detector import Detector, Prediction
-from spai.imageio import ImageLoadError, open_rgb
+from spai.imageio import open_rgb
 from spai.overlay import overlay_image
 from spai.visualize import tensor_to_image
 
