@@ -1,0 +1,99 @@
+"""Demo data set: a miniature build (3 photos, tiny crops, a few autoencoder steps)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from spai.demo.build import BuildConfig, assign_splits, build_demo_set
+from spai.demo.generator import AutoencoderConfig
+from spai.demo.sources import PhotoSource, discover_sources
+
+MINI_AE = AutoencoderConfig(width=8, stages=2, latent_channels=4, crop=32, batch_size=4, steps=5)
+
+
+def _sources() -> list[PhotoSource]:
+    wanted = {"skimage/chelsea", "skimage/coffee", "skimage/astronaut", "sklearn/china"}
+    found = [s for s in discover_sources() if s.id in wanted]
+    assert len(found) == 4, "scikit-image and scikit-learn ship these photos"
+    return found
+
+
+def _mini(out: Path, seed: int = 0) -> BuildConfig:
+    return BuildConfig(output=out, seed=seed, crop_sizes=((64, 64), (96, 64), (64, 80)),
+                       pixels_per_crop=10**9, min_crops=2, max_crops=2,
+                       autoencoder=MINI_AE)  # fmt: skip
+
+
+def _rows(csv_path: Path) -> list[dict[str, str]]:
+    with csv_path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.png"))}  # fmt: skip
+
+
+def test_mini_build_splits_by_source_and_pairs_real_with_fake(tmp_path: Path) -> None:
+    result = build_demo_set(_mini(tmp_path / "demo"), _sources(), log=lambda _: None)
+    rows = _rows(result.csv_path)
+    assert list(rows[0])[:3] == ["image", "class", "split"]
+    assert len(rows) == 4 * 2 * 2  # 4 photos x 2 crops x (real, fake)
+    split_of: dict[str, set[str]] = {}
+    for r in rows:
+        split_of.setdefault(r["source"], set()).add(r["split"])
+        assert (tmp_path / "demo" / r["image"]).is_file()
+    assert all(len(s) == 1 for s in split_of.values()), split_of  # no photo in two splits
+    assert {next(iter(s)) for s in split_of.values()} == {"train", "val", "test"}
+    pairs: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        pairs.setdefault(r["pair"], []).append(r)
+    for pair in pairs.values():
+        assert sorted(r["class"] for r in pair) == ["0", "1"]
+        assert len({r["split"] for r in pair}) == 1
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["seed"] == 0 and len(manifest["sources"]) == 4
+    assert all(s["licence"] for s in manifest["sources"])
+    assert "not a benchmark" in (tmp_path / "demo" / "README.md").read_text()
+
+
+def test_mini_build_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    a = build_demo_set(_mini(tmp_path / "a"), _sources(), log=lambda _: None)
+    b = build_demo_set(_mini(tmp_path / "b"), _sources(), log=lambda _: None)
+    c = build_demo_set(_mini(tmp_path / "c", seed=1), _sources(), log=lambda _: None)
+    assert a.csv_path.read_bytes() == b.csv_path.read_bytes()
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+
+
+def test_unreadable_photo_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    sources = _sources() + [PhotoSource("test/bad", bad, "test", "none")]
+    result = build_demo_set(_mini(tmp_path / "demo"), sources, log=lambda _: None)
+    assert "test/bad" in result.skipped and "cannot decode" in result.skipped["test/bad"]
+    assert "test/bad" not in result.used
+
+
+def test_too_few_scenes_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 3 scenes"):
+        build_demo_set(_mini(tmp_path / "demo"), _sources()[:2], log=lambda _: None)
+
+
+def test_assign_splits_is_exclusive_balanced_and_seeded() -> None:
+    crops = {f"p{i}": 10 for i in range(10)}
+    s = assign_splits(crops, seed=0)
+    assert set(s) == set(crops)
+    count = {k: sum(1 for v in s.values() if v == k) for k in ("train", "val", "test")}
+    assert count == {"train": 6, "val": 2, "test": 2}
+    assert s == assign_splits(crops, seed=0) and s != assign_splits(crops, seed=3)
+
+
+def test_stereo_pair_shares_a_split() -> None:
+    moto = [s for s in discover_sources() if s.id.startswith("skimage/motorcycle")]
+    assert len(moto) == 2 and len({s.split_key for s in moto}) == 1
