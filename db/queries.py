@@ -7,13 +7,14 @@ pages can compute metrics vectorised over a million predictions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, case, exists, func, select
+from sqlalchemy import Select, Table, case, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,11 +68,42 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]]
     return added
 
 
-def bulk_insert_predictions(session: Session, rows: Iterable[dict[str, Any]]) -> int:
+def bulk_insert_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert prediction dicts (keys from ``PREDICTION_COLUMNS``); existing (run, image) pairs
-    are kept as they are. Returns the number inserted."""
-    full = [{k: r.get(k) for k in PREDICTION_COLUMNS} for r in rows]
-    return insert_ignore(session, Prediction.__table__, full)
+    are kept as they are. Returns the number inserted.
+
+    Only the columns some row sets are written (others stay NULL), which keeps the per-row
+    cost down when no row carries attention.
+    """
+    if not rows:
+        return 0
+    keys = set().union(*(r.keys() for r in rows))
+    unknown = keys - set(PREDICTION_COLUMNS)
+    if unknown or not {"run_id", "image_id"} <= keys:
+        raise ValueError(f"prediction rows need run_id and image_id and may only have "
+                         f"{PREDICTION_COLUMNS}; got {sorted(keys)}")
+    cols = [c for c in PREDICTION_COLUMNS if c in keys]
+    if session.get_bind().dialect.name != "sqlite":
+        return insert_ignore(session, Prediction.__table__,
+                             [{c: r.get(c) for c in cols} for r in rows])
+    # SQLite fast path (about 3x): a plain executemany of tuples, skipping per-row parameter
+    # processing; attention is serialised here exactly as the JSON column type would.
+    sql = (f"INSERT INTO predictions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+           f"ON CONFLICT DO NOTHING")
+    if "attention" in cols:
+        data = [tuple(_json_or_none(r.get(c)) if c == "attention" else r.get(c) for c in cols)
+                for r in rows]
+    else:
+        data = [tuple(r.get(c) for c in cols) for r in rows]
+    added = 0
+    for start in range(0, len(data), INSERT_CHUNK):
+        result = session.connection().exec_driver_sql(sql, data[start : start + INSERT_CHUNK])
+        added += max(result.rowcount, 0)
+    return added
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def get_or_create_condition(
@@ -169,21 +201,43 @@ def run_predictions(session: Session, run_id: int) -> pd.DataFrame:
     return pd.DataFrame(session.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
 
 
+def fetch_columns(session: Session, stmt: Select) -> dict[str, tuple]:
+    """Run a Core SELECT on the session's connection and return it column-wise.
+
+    Bypasses Row construction (about 4x faster than ``session.execute(...).all()`` on SQLite):
+    the statement is compiled with its parameters and run on the raw DB-API cursor inside the
+    session's transaction. Only for plain columns (numbers, strings): no result type processing.
+    """
+    conn = session.connection()
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    args = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    names = list(stmt.selected_columns.keys())
+    columns = list(zip(*rows)) if rows else [() for _ in names]
+    return dict(zip(names, columns))
+
+
 def score_arrays(session: Session, run_ids: Sequence[int]) -> dict[int, np.ndarray]:
-    """run_id -> float array of its scores (errors excluded), fetched in one query."""
+    """run_id -> float array of its scores in image order (errors excluded), in one query."""
     if not run_ids:
         return {}
-    rows = session.execute(
+    cols = fetch_columns(session, (
         select(Prediction.run_id, Prediction.score)
-        .where(Prediction.run_id.in_(list(run_ids)), Prediction.score.is_not(None))
+        .where(Prediction.run_id.in_([int(r) for r in run_ids]), Prediction.score.is_not(None))
         .order_by(Prediction.run_id, Prediction.image_id)
-    ).all()
+    ))
     out = {int(r): np.empty(0, dtype=np.float64) for r in run_ids}
-    if rows:
-        arr = np.asarray(rows, dtype=np.float64)
-        ids = arr[:, 0].astype(np.int64)
+    ids = np.asarray(cols["run_id"], dtype=np.int64)
+    scores = np.asarray(cols["score"], dtype=np.float64)
+    if len(ids):
         cuts = np.flatnonzero(np.diff(ids)) + 1
-        for chunk_ids, chunk in zip(np.split(ids, cuts), np.split(arr[:, 1], cuts)):
+        for chunk_ids, chunk in zip(np.split(ids, cuts), np.split(scores, cuts)):
             out[int(chunk_ids[0])] = chunk
     return out
 
@@ -200,14 +254,20 @@ def study_frame(
         .select_from(Prediction)
         .join(Run, Run.id == Prediction.run_id)
         .join(ImageSet, ImageSet.id == Run.imageset_id)
-        .where(Run.model_id == model_id, Prediction.score.is_not(None))
+        .where(Run.model_id == int(model_id), Prediction.score.is_not(None))
         .order_by(Run.condition_id, ImageSet.name, Prediction.image_id)
     )
     if condition_ids is not None:
         stmt = stmt.where(Run.condition_id.in_(list(condition_ids)))
-    frame = pd.DataFrame(session.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
-    frame["label"] = frame["label"].astype("int8")
-    return frame
+    cols = fetch_columns(session, stmt)
+    return pd.DataFrame({
+        "imageset": pd.Categorical(cols["imageset"]),
+        "kind": pd.Categorical(cols["kind"]),
+        "condition": pd.Categorical(cols["condition"]),
+        "image_id": np.asarray(cols["image_id"], dtype=np.int64),
+        "score": np.asarray(cols["score"], dtype=np.float64),
+        "label": np.asarray(cols["label"], dtype=np.int8),
+    })
 
 
 def run_summaries(session: Session) -> list[RunSummary]:

@@ -194,3 +194,37 @@ def test_four_processes_write_sqlite_without_lock_errors(sqlite_url: str) -> Non
         rows = s.execute(select(Prediction.image_id, func.count()).group_by(
             Prediction.image_id)).all()
     assert len(rows) == 400 and {c for _, c in rows} == {1}
+
+
+def test_attention_round_trip_and_null(db_url: str) -> None:
+    _, run_ids = _seed_runs(db_url, n_images=3)
+    with session_scope(db_url) as s:
+        ids = list(s.scalars(select(Image.id).order_by(Image.id).limit(2)))
+        run = get_or_create_run(s, get_or_create_model(s, "m2", origin="demo").id,
+                                s.get(Image, ids[0]).imageset_id, "original")
+        added = bulk_insert_predictions(s, [
+            {"run_id": run.id, "image_id": ids[0], "score": 0.25, "attention": [0.5, 0.25, 0.25]},
+            {"run_id": run.id, "image_id": ids[1], "error": "cannot decode image: x"}])
+        assert added == 2
+        with pytest.raises(ValueError, match="may only have"):
+            bulk_insert_predictions(s, [{"run_id": run.id, "image_id": ids[0], "bogus": 1}])
+    with session_scope(db_url) as s:
+        got = {p.image_id: p for p in s.scalars(select(Prediction).where(
+            Prediction.run_id == run.id))}
+        null_att = s.scalar(select(func.count()).where(Prediction.run_id == run.id,
+                                                       Prediction.attention.is_(None)))
+    assert got[ids[0]].attention == [0.5, 0.25, 0.25]
+    assert got[ids[1]].score is None and got[ids[1]].error.startswith("cannot decode")
+    assert null_att == 1  # SQL NULL, not the JSON text 'null'
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from db.models import Base
+
+    engine = init_db(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
