@@ -53,17 +53,19 @@ def navigation() -> StreamlitPage:
     return st.navigation(sections)
 
 
-def sidebar() -> None:
+def sidebar(worker_problem: str | None) -> None:
     choice = resources.active_model()
     weights = Path(choice.weights)
     components.model_badge(weights.name, _origin(weights), exists=choice.exists)
     if not choice.exists:
         st.sidebar.caption(resources.NO_MODEL_MESSAGE)
+    if worker_problem:
+        st.sidebar.warning(worker_problem, icon=":material/warning:")
 
 
 st.set_page_config(page_title="SPAI dashboard", page_icon=":material/image_search:",
                    layout="wide")
-resources.start_worker_once()
+worker_problem = resources.start_worker_once()
 page = navigation()
-sidebar()
+sidebar(worker_problem)
 page.run()

@@ -34,6 +34,12 @@ def model_badge(name: str, origin: str, *, exists: bool) -> None:
                            "benchmark. Put the official weights at weights/spai.pth for real use.")
 
 
+def store_unavailable(exc: Exception) -> None:
+    """Say that the prediction store cannot be read, and why (pages keep working without it)."""
+    st.warning(f"The prediction store is unavailable ({type(exc).__name__}: {exc}); stored "
+               "results are not shown.", icon=":material/database:")
+
+
 def condition_picker(label: str, key: str, default: Sequence[str]) -> list[str]:
     """Multiselect of registered condition ids; returns the chosen ids in registry order."""
     ids = [c.id for c in list_conditions()]

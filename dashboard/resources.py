@@ -78,14 +78,23 @@ def sha256_of(path: Path) -> str:
 
 
 @st.cache_resource
-def start_worker_once() -> bool:
-    """Start ``python -m dashboard.worker`` once per server process unless one is alive.
-
-    Returns False when disabled by ``SPAI_START_WORKER=0``.
-    """
-    if os.environ.get(ENV_START_WORKER, "1") == "0":
-        return False
+def _start_worker() -> bool:
     from dashboard.worker import ensure_worker_running
 
     ensure_worker_running()
     return True
+
+
+def start_worker_once() -> str | None:
+    """Start ``python -m dashboard.worker`` once per server process unless one is alive.
+
+    Returns None when started (or disabled by ``SPAI_START_WORKER=0``), else why it could not
+    start (a failure is not cached: the next run tries again).
+    """
+    if os.environ.get(ENV_START_WORKER, "1") == "0":
+        return None
+    try:
+        _start_worker()
+    except Exception as exc:  # e.g. the database is unreachable: say so, keep the pages up
+        return f"Background worker not started: {type(exc).__name__}: {exc}"
+    return None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app_support import new_app, texts, use_store
+from app_support import IMAGES, new_app, texts, use_store
 
 
 def test_frame_lists_existing_pages_and_names_the_model(
@@ -25,13 +25,19 @@ def test_frame_lists_existing_pages_and_names_the_model(
     assert texts(at, "title") == ["Score images"]
 
 
-def test_frame_pages_are_listed_only_when_their_file_exists() -> None:
-    from dashboard.app import PAGES, VIEWS
+def test_frame_registers_all_seven_pages() -> None:
+    """PAGES names the seven pages (read from the source: importing app.py would run it)."""
+    import ast
 
-    files = [f for _, f, _, _ in PAGES]
-    assert len(files) == 7 and len(set(files)) == 7
+    from app_support import APP
+
+    tree = ast.parse(APP.read_text())
+    [pages] = [n.value for n in tree.body if isinstance(n, ast.Assign)
+               and getattr(n.targets[0], "id", "") == "PAGES"]
+    titles = [t for _, _, t, _ in ast.literal_eval(pages)]
+    assert titles == ["Score", "Inspect", "Image sets", "Jobs", "Compare", "Models", "Train"]
     for mine in ("score.py", "inspect.py", "models.py"):
-        assert (VIEWS / mine).is_file()
+        assert (APP.parent / "views" / mine).is_file()
 
 
 def test_frame_without_any_model_file_says_so(
@@ -45,4 +51,25 @@ def test_frame_without_any_model_file_says_so(
     at.switch_page("views/inspect.py").run()
     assert any("No model file found" in e for e in texts(at, "error"))
     at.switch_page("views/models.py").run()  # lists no checkpoint, still renders
+    assert not at.exception
+
+
+def test_frame_reports_a_worker_that_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreachable store: the worker start fails, the sidebar says why, pages still run."""
+    use_store(monkeypatch, tmp_path / "spai.db")
+    monkeypatch.setenv("SPAI_START_WORKER", "1")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'missing-dir' / 'x' / 'db'}")
+    (tmp_path / "missing-dir").write_text("a file where a folder should be")
+    at = new_app().run()
+    assert not at.exception
+    assert any("Background worker not started" in w for w in texts(at.sidebar, "warning")), (
+        texts(at.sidebar, "warning"), texts(at, "warning"), texts(at, "error"))
+    assert texts(at, "title") == ["Score images"]
+    at.file_uploader(key="score.uploads").set_value(
+        [("photo.png", (IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]).run()
+    assert not at.exception and len(at.metric) == 1  # scoring works without the store
+    assert any("store is unavailable" in w for w in texts(at, "warning"))
+    at.switch_page("views/inspect.py").run()
     assert not at.exception

@@ -36,6 +36,14 @@ def _pick_image() -> tuple[bytes | None, str, str | None, int | None]:
             return None, "", None, None
         data = up.getvalue()
         return data, up.name, hashlib.sha256(data).hexdigest(), None
+    try:
+        return _pick_from_store()
+    except Exception as exc:
+        components.store_unavailable(exc)
+        return None, "", None, None
+
+
+def _pick_from_store() -> tuple[bytes | None, str, str | None, int | None]:
     with session_scope(readonly=True) as s:
         sets = imagesets_overview(s)
         if not sets:
@@ -67,8 +75,12 @@ def _history(sha: str | None, image_id: int | None) -> None:
     st.subheader("Score history")
     if sha is None and image_id is None:
         return
-    with session_scope(readonly=True) as s:
-        frame = image_history(s, sha256=sha, image_id=image_id)
+    try:
+        with session_scope(readonly=True) as s:
+            frame = image_history(s, sha256=sha, image_id=image_id)
+    except Exception as exc:  # the store is down: the rest of the page still works
+        components.store_unavailable(exc)
+        return
     if frame.empty:
         st.caption("No stored predictions for this image (score a set containing it on the "
                    "Jobs page).")

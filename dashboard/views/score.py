@@ -112,7 +112,11 @@ det, problem = resources.load_active_detector()
 if det is None:
     st.error(problem, icon=":material/error:")
     st.stop()
-ref = _reference(database_url(), det.info.sha256, det.info.origin)
+try:
+    ref = _reference(database_url(), det.info.sha256, det.info.origin)
+except Exception as exc:  # the store is down: scoring still works, uncalibrated
+    ref = None
+    components.store_unavailable(exc)
 components.reference_note(ref)
 uploads = st.file_uploader("Images (drag and drop; one or many)", accept_multiple_files=True,
                            key=state.SCORE_UPLOADS, max_upload_size=MAX_UPLOAD_MB)
