@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import ORIGINAL, ImageSet, Model, Prediction, Run
-from robustness.metrics import get_metric, roc_curve_points
+from robustness.metrics import auc, get_metric, roc_curve_points
 
 MEAN_ROW = "mean"
 BOOTSTRAP_N = 200  # replicates per cell for the hover intervals
@@ -39,7 +39,7 @@ class ModelRow:
     id: int
     name: str
     origin: str
-    n_predictions: int
+    version: int  # highest prediction id among the model's runs: changes when scores change
 
 
 @dataclass(frozen=True)
@@ -81,15 +81,21 @@ class CompareTable:
 
 
 def models_with_predictions(session: Session) -> list[ModelRow]:
-    """Models that have scored predictions, most predictions first (one grouped SELECT)."""
-    n = func.count(Prediction.id)
-    stmt = (select(Model.id, Model.name, Model.origin, n)
-            .join(Run, Run.model_id == Model.id)
-            .join(Prediction, Prediction.run_id == Run.id)
-            .where(Prediction.score.is_not(None))
-            .group_by(Model.id, Model.name, Model.origin)
-            .order_by(n.desc(), Model.name))
-    return [ModelRow(int(i), name, origin, int(c)) for i, name, origin, c in session.execute(stmt)]
+    """Models that have runs with predictions, most runs first. ``version`` is the highest
+    prediction id of the model's runs: a cheap change marker for caches, not a count
+    (counting a million rows costs a second; this reads one index entry per run)."""
+    last = (select(func.max(Prediction.id)).where(Prediction.run_id == Run.id)
+            .correlate(Run).scalar_subquery())
+    stmt = (select(Model.id, Model.name, Model.origin, Run.id, last)
+            .join(Run, Run.model_id == Model.id))
+    runs: dict[int, list] = {}
+    for mid, name, origin, _, top in session.execute(stmt):
+        if top is not None:
+            entry = runs.setdefault(mid, [name, origin, 0, 0])
+            entry[2] += 1
+            entry[3] = max(entry[3], int(top))
+    order = sorted(runs.items(), key=lambda kv: (-kv[1][2], kv[1][0]))
+    return [ModelRow(mid, name, origin, top) for mid, (name, origin, _, top) in order]
 
 
 def load_scores(
@@ -108,23 +114,11 @@ def load_scores(
     kinds = {name: kind for _, _, name, kind, _ in runs}
     set_ids = {name: int(sid) for _, _, name, _, sid in runs}
     groups: dict[tuple[str, str], np.ndarray] = {}
-    if runs:
-        run_key = {int(rid): (cond, name) for rid, cond, name, _, _ in runs}
-        scored = (Prediction.run_id.in_(list(run_key)), Prediction.score.is_not(None))
-        sizes = session.execute(
-            select(Prediction.run_id, func.count(), func.max(Prediction.id))
-            .where(*scored).group_by(Prediction.run_id).order_by(Prediction.run_id)
-        ).all()
-        if sizes:
-            max_id = max(int(m) for _, _, m in sizes)  # rows inserted meanwhile are ignored
-            scores = _score_column(session, select(Prediction.score).where(
-                *scored, Prediction.id <= max_id).order_by(Prediction.run_id))
-            counts = [int(n) for _, n, _ in sizes]
-            if scores.size != sum(counts):
-                raise RuntimeError("predictions changed while the comparison was read; "
-                                   "reload the page")
-            for (rid, _, _), chunk in zip(sizes, np.split(scores, np.cumsum(counts)[:-1])):
-                groups[run_key[int(rid)]] = chunk.astype(np.float32)  # the study's float32
+    for rid, cond, name, _, _ in runs:  # one indexed SELECT per run (= per table selection)
+        scores = _score_column(session, select(Prediction.score).where(
+            Prediction.run_id == rid, Prediction.score.is_not(None)))
+        if scores.size:
+            groups[(cond, name)] = scores.astype(np.float32)  # the study read float32
     return ScoreData(model_id, model.name, groups, kinds, set_ids)
 
 
@@ -145,7 +139,17 @@ def default_real_sets(datas: Sequence[ScoreData], conditions: Sequence[str] | No
     return sorted(common or [])
 
 
+def _auc_against_sorted(fake: np.ndarray, real_sorted: np.ndarray) -> float:
+    """Mann-Whitney AUC (ties count one half) by binary search into the sorted real scores;
+    equal to ``robustness.metrics.auc`` on the pooled scores, without sorting the pool."""
+    lo = np.searchsorted(real_sorted, fake, side="left")
+    hi = np.searchsorted(real_sorted, fake, side="right")
+    return float((lo.sum() + 0.5 * (hi - lo).sum()) / (fake.size * real_sorted.size))
+
+
 def _pair_values(fn, fake: np.ndarray, reals: list[np.ndarray]) -> float:
+    if fn is auc:  # fast path: reals arrive sorted (see compare_table)
+        return float(np.mean([_auc_against_sorted(fake, r) for r in reals]))
     vals = []
     for r in reals:
         labels = np.r_[np.ones(fake.size, np.int8), np.zeros(r.size, np.int8)]
@@ -167,6 +171,8 @@ def compare_table(
     counts = pd.DataFrame(0, index=fakes, columns=conds)
     for c in conds:
         real_arrays = [data.groups[(c, r)] for r in reals if (c, r) in data.groups]
+        if fn is auc:
+            real_arrays = [np.sort(r) for r in real_arrays]
         if len(real_arrays) != len(reals) or not reals:
             continue  # a real set is missing under this condition: the column stays empty
         for f in fakes:

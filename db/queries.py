@@ -198,7 +198,11 @@ def run_predictions(session: Session, run_id: int) -> pd.DataFrame:
         .where(Prediction.run_id == run_id)
         .order_by(Prediction.image_id)
     )
-    return pd.DataFrame(session.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
+    cols = fetch_columns(session, stmt)
+    frame = pd.DataFrame(cols) if cols["image_id"] else pd.DataFrame(columns=list(cols))
+    for name in ("score", "logit", "seconds"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame
 
 
 def fetch_columns(session: Session, stmt: Select) -> dict[str, tuple]:

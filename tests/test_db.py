@@ -21,6 +21,7 @@ from db.queries import (
     get_or_create_model,
     get_or_create_run,
     insert_ignore,
+    run_predictions,
     score_arrays,
     study_frame,
 )
@@ -132,6 +133,9 @@ def test_bulk_insert_is_idempotent_and_aggregates(db_url: str) -> None:
                                .order_by(Prediction.image_id)))
         np.testing.assert_allclose(arrays[run_ids[0]], first)
         frame = study_frame(s, model_id, ["jpeg/q75"])
+        one = run_predictions(s, run_ids[0])
+    assert len(one) == 50 and list(one["score"]) == list(arrays[run_ids[0]])
+    assert one["image"].iloc[0] == "0.png" and one["error"].isna().all()
     assert len(frame) == 100
     assert set(frame["condition"]) == {"jpeg/q75"}
     assert frame.groupby("kind")["label"].unique().to_dict() == {"fake": [1], "real": [0]}
