@@ -13,11 +13,13 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from db.dashboard_models import ReferenceThresholds, Verdict
+from db.dashboard_models import REFERENCE_FPRS, ReferenceThresholds, Verdict
 from robustness.registry import list_conditions
 
 VERDICT_ICONS = {"likely real": ":material/verified:", "inconclusive": ":material/help:",
                  "likely AI-generated": ":material/smart_toy:"}
+STRICT_FPRS = (0.001, 0.005, 0.01, 0.02)  # choices for the "likely AI-generated" band
+LOOSE_FPRS = (0.05, 0.1, 0.2)  # choices for the "likely real" band (always above the strict)
 PATCH_MARKER_PX = 18  # size of the invisible hover target at each patch centre
 
 
@@ -53,6 +55,19 @@ def verdict_card(score: float, verdict: Verdict, model_name: str) -> None:
     right.markdown(f"### {VERDICT_ICONS.get(verdict.label, '')} {verdict.label}")
     right.caption(verdict.meaning)
     st.caption(f"Scored by `{model_name}`.")
+
+
+def fpr_picker(key_strict: str, key_loose: str) -> tuple[float, float]:
+    """The two false-positive rates behind the verdict bands (strict < loose)."""
+    with st.expander("Verdict bands: false-positive rates"):
+        left, right = st.columns(2)
+        strict = left.select_slider("likely AI-generated above the threshold at FPR",
+                                    STRICT_FPRS, value=REFERENCE_FPRS[0], key=key_strict,
+                                    format_func=lambda f: f"{f:.1%}")
+        loose = right.select_slider("likely real below the threshold at FPR", LOOSE_FPRS,
+                                    value=REFERENCE_FPRS[1], key=key_loose,
+                                    format_func=lambda f: f"{f:.1%}")
+    return strict, loose
 
 
 def reference_note(ref: ReferenceThresholds | None) -> None:

@@ -11,6 +11,8 @@ import streamlit as st
 
 # --- widget keys (page.widget) ----------------------------------------------------------------
 SCORE_UPLOADS = "score.uploads"
+SCORE_FPR_STRICT = "score.fpr_strict"
+SCORE_FPR_LOOSE = "score.fpr_loose"
 INSPECT_SOURCE = "inspect.source"
 INSPECT_UPLOAD = "inspect.upload"
 INSPECT_IMAGESET = "inspect.imageset"

@@ -124,8 +124,27 @@ def test_score_verdict_is_calibrated_by_a_reference_run(
     at = new_app().run()
     _upload(at, [("photo.png", PHOTO, "image/png")])
     assert not at.exception
-    assert any("200 real reference images" in c and "tiny / reals" in c
+    at.select_slider(key="score.fpr_loose").set_value(0.1).run()
+    assert any("200 real reference images" in c and "tiny / reals" in c and "10% FPR" in c
                for c in texts(at, "caption"))
     score = float(at.metric[0].value)
     assert score > 0.199  # above every real reference score -> beyond the 1% FPR threshold
     assert any("likely AI-generated" in m for m in texts(at, "markdown"))
+
+
+def test_score_reference_fprs_are_chosen_on_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db.dashboard_models import ReferenceThresholds, verdict
+
+    use_store(monkeypatch, tmp_path / "spai.db")
+    at = new_app().run()
+    assert at.select_slider(key="score.fpr_strict").value == 0.01
+    assert at.select_slider(key="score.fpr_loose").value == 0.05
+    at.select_slider(key="score.fpr_loose").set_value(0.2).run()
+    assert not at.exception
+    ref = ReferenceThresholds({0.01: 0.9, 0.2: 0.3}, n_real=100, sources=("m / reals",))
+    assert verdict(0.95, ref).label == "likely AI-generated"
+    assert verdict(0.5, ref).label == "inconclusive"
+    assert verdict(0.1, ref).label == "likely real"
+    assert "20%" in verdict(0.1, ref).meaning

@@ -23,10 +23,11 @@ THUMB_PX = 220
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _reference(url: str, model_sha: str, origin: str):
+def _reference(url: str, model_sha: str, origin: str, fprs: tuple[float, float]):
     """Verdict thresholds for the model from the store at ``url`` (cached for a minute)."""
     with session_scope(url, readonly=True) as s:
-        return reference_thresholds(s, store_model_ids(s, sha256=model_sha, origin=origin))
+        ids = store_model_ids(s, sha256=model_sha, origin=origin)
+        return reference_thresholds(s, ids, fprs)
 
 
 def _score(det: Detector, data: bytes, sha: str, name: str) -> Prediction:
@@ -112,8 +113,9 @@ det, problem = resources.load_active_detector()
 if det is None:
     st.error(problem, icon=":material/error:")
     st.stop()
+fprs = components.fpr_picker(state.SCORE_FPR_STRICT, state.SCORE_FPR_LOOSE)
 try:
-    ref = _reference(database_url(), det.info.sha256, det.info.origin)
+    ref = _reference(database_url(), det.info.sha256, det.info.origin, fprs)
 except Exception as exc:  # the store is down: scoring still works, uncalibrated
     ref = None
     components.store_unavailable(exc)
