@@ -33,7 +33,7 @@ def test_e2e_score_an_upload(
     value = page.locator('[data-testid="stMetricValue"]').first
     expect(value).to_be_visible(timeout=TIMEOUT_MS)
     assert float(value.inner_text()) == pytest.approx(expected_score, abs=1e-4)
-    expect(page.get_by_text("likely", exact=False).first).to_be_visible()
+    expect(page.get_by_role("heading", name="likely")).to_be_visible()
     expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
     page.get_by_role("button", name="Score under these conditions").click()
