@@ -139,17 +139,35 @@ def default_real_sets(datas: Sequence[ScoreData], conditions: Sequence[str] | No
     return sorted(common or [])
 
 
-def _auc_against_sorted(fake: np.ndarray, real_sorted: np.ndarray) -> float:
-    """Mann-Whitney AUC (ties count one half) by binary search into the sorted real scores;
-    equal to ``robustness.metrics.auc`` on the pooled scores, without sorting the pool."""
-    lo = np.searchsorted(real_sorted, fake, side="left")
-    hi = np.searchsorted(real_sorted, fake, side="right")
-    return float((lo.sum() + 0.5 * (hi - lo).sum()) / (fake.size * real_sorted.size))
+def auc_matrix(fakes: Sequence[np.ndarray], reals: Sequence[np.ndarray]) -> np.ndarray:
+    """(len(fakes), len(reals)) Mann-Whitney AUCs of every fake set against every real set
+    (ties count one half; equal to ``robustness.metrics.auc`` on each pooled pair).
+
+    One sort of all scores: for each tie group, the weight of real set j strictly below it
+    plus half of the ties; a fake set's AUC numerator is its per-group counts times that.
+    """
+    arrays = list(fakes) + list(reals)
+    sizes = np.array([a.size for a in arrays])
+    pool = np.concatenate(arrays)
+    owner = np.repeat(np.arange(len(arrays)), sizes)
+    order = np.argsort(pool, kind="stable")
+    sp, so = pool[order], owner[order]
+    new = np.r_[True, sp[1:] != sp[:-1]]
+    group = np.cumsum(new) - 1  # tie group of each sorted score
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], sp.size]  # one past each group's end
+    n_groups, nf = starts.size, len(fakes)
+    wins = np.empty((len(reals), n_groups))  # (R, G): real weight below + half the ties
+    for j in range(len(reals)):
+        cum = np.r_[0, np.cumsum(so == nf + j)]
+        wins[j] = cum[starts] + 0.5 * (cum[ends] - cum[starts])
+    is_fake = so < nf
+    counts = np.bincount(so[is_fake] * n_groups + group[is_fake],
+                         minlength=nf * n_groups).reshape(nf, n_groups)  # (F, G)
+    return (counts @ wins.T) / np.outer(sizes[:nf], sizes[nf:])  # (F, R)
 
 
 def _pair_values(fn, fake: np.ndarray, reals: list[np.ndarray]) -> float:
-    if fn is auc:  # fast path: reals arrive sorted (see compare_table)
-        return float(np.mean([_auc_against_sorted(fake, r) for r in reals]))
     vals = []
     for r in reals:
         labels = np.r_[np.ones(fake.size, np.int8), np.zeros(r.size, np.int8)]
@@ -171,10 +189,15 @@ def compare_table(
     counts = pd.DataFrame(0, index=fakes, columns=conds)
     for c in conds:
         real_arrays = [data.groups[(c, r)] for r in reals if (c, r) in data.groups]
-        if fn is auc:
-            real_arrays = [np.sort(r) for r in real_arrays]
         if len(real_arrays) != len(reals) or not reals:
             continue  # a real set is missing under this condition: the column stays empty
+        present = [f for f in fakes if data.groups.get((c, f)) is not None
+                   and data.groups[(c, f)].size]
+        if fn is auc and present:  # fast path: one sort per condition for every pair
+            m = auc_matrix([data.groups[(c, f)] for f in present], real_arrays)
+            values.loc[present, c] = m.mean(axis=1)
+            counts.loc[present, c] = [data.groups[(c, f)].size for f in present]
+            continue
         for f in fakes:
             scores = data.groups.get((c, f))
             if scores is None or scores.size == 0:

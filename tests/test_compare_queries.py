@@ -10,7 +10,7 @@ from db import compare
 from db.browse import cell_images
 from db.importers import import_study
 from db.imagesets import ensure_imageset
-from db.models import ORIGINAL, Image
+from db.models import ORIGINAL, Image, Prediction
 from db.queries import bulk_insert_predictions, get_or_create_condition, get_or_create_model, \
     get_or_create_run, insert_ignore
 from db.session import dispose_all, session_scope
@@ -66,7 +66,12 @@ def test_table_matches_the_study_protocol(store) -> None:
     url, info = store
     with session_scope(url, readonly=True) as s:
         data = compare.load_scores(s, info["model_id"])
-        assert [m.n_predictions for m in compare.models_with_predictions(s)] == [2 * (180 - 4)]
+        (row,) = compare.models_with_predictions(s)
+    assert row.name == "m" and data.n_predictions == 2 * (180 - 4)  # errors are not scores
+    with session_scope(url) as s:  # a new prediction changes the cache marker
+        s.execute(Prediction.__table__.delete().where(Prediction.image_id == 1))
+        bulk_insert_predictions(s, [{"run_id": 1, "image_id": 1, "score": 0.5}])
+        assert compare.models_with_predictions(s)[0].version > row.version
     assert data.conditions == [ORIGINAL, "jpeg/q75"]
     assert compare.default_real_sets([data]) == ["real_a", "real_b"]
     for metric in ("auc", "ap", "acc"):
@@ -172,3 +177,14 @@ def test_study_table_in_the_store(sqlite_url: str) -> None:
     assert table.values.loc[compare.MEAN_ROW, ORIGINAL] == pytest.approx(0.919, abs=5e-4)
     assert table.values.loc[compare.MEAN_ROW, "screenshot"] == pytest.approx(0.623, abs=5e-4)
     dispose_all()
+
+
+def test_auc_matrix_equals_pairwise_auc() -> None:
+    rng = np.random.default_rng(11)
+    fakes = [rng.integers(0, 20, n).astype(np.float32) / 20 for n in (7, 30)]  # many ties
+    reals = [rng.integers(0, 15, n).astype(np.float32) / 20 for n in (12, 5, 9)]
+    m = compare.auc_matrix(fakes, reals)
+    for i, f in enumerate(fakes):
+        for j, r in enumerate(reals):
+            assert m[i, j] == pytest.approx(auc(np.r_[np.ones(f.size), np.zeros(r.size)],
+                                                np.r_[f, r]), abs=1e-12)

@@ -91,7 +91,7 @@ fmt = c3.selectbox("Chart export", charts.EXPORT_FORMATS, key=KEY + "export_form
 if not chosen:
     st.warning("Pick at least one model.")
     st.stop()
-datas = [_scores(url, names[n].id, names[n].n_predictions) for n in chosen]
+datas = [_scores(url, names[n].id, names[n].version) for n in chosen]
 all_conds = list(dict.fromkeys(c for d in datas for c in d.conditions))
 conds = st.multiselect("Conditions", all_conds, default=all_conds, key=KEY + "conditions")
 all_reals = sorted({r for d in datas for r in d.sets("real")})
@@ -117,6 +117,9 @@ for col, data, table in zip(st.columns(len(tables)), datas, tables):
         delta=table.delta, higher_is_better=METRICS[metric].higher_is_better),
         config=charts.plotly_config(fmt, f"{metric}-{data.model_name}"),
         key=KEY + f"heat.{data.model_id}")
+    if table.baseline:
+        col.metric(f"{data.model_name}: mean {metric.upper()}, {table.baseline}",
+                   f"{table.values.loc[compare.MEAN_ROW, table.baseline]:.3f}")
     col.caption(f"Mean over {', '.join(reals)}; Δ against `{table.baseline}`.")
     summary = table.values.loc[[compare.MEAN_ROW]].T
     summary["delta"] = table.delta.loc[compare.MEAN_ROW]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -57,9 +59,17 @@ def _register_active(url: str) -> None:
         st.error(f"The active model's file does not exist: {choice.weights}")
         return
     with session_scope(url) as s:
-        jobqueue.register_model(s, choice.weights, cfg=choice.cfg, origin="official"
-                                if choice.weights.endswith("spai.pth") else "demo")
+        jobqueue.register_model(s, choice.weights, cfg=choice.cfg, origin=_origin(choice.weights))
     st.rerun()
+
+
+def _origin(weights: str) -> str:
+    from spai.detector import DEMO_WEIGHTS, OFFICIAL_WEIGHTS
+
+    path = Path(weights).resolve()
+    if path == OFFICIAL_WEIGHTS.resolve():
+        return "official"
+    return "demo" if path.parent == DEMO_WEIGHTS.parent.resolve() else "trained"
 
 
 def _start_worker() -> None:
