@@ -55,6 +55,7 @@ from db.session import REPO_ROOT, database_url, init_db, session_scope
 
 PLUGIN_MODULES: tuple[str, ...] = ()  # modules that call register_handler() when imported
 NO_FILE_ERROR = "image file not available (predictions were imported without images)"
+EXECUTORS = ("local", "ray")  # where infer and make-condition jobs run (see dashboard.ray_executor)
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,19 @@ def derive_missing(ctx: JobContext, imageset_id: int, condition_id: str) -> dict
 
 def run_make_condition(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
+    if executor_of(p) == "ray":
+        from dashboard.ray_executor import derive_missing_ray
+
+        return derive_missing_ray(ctx, int(p["imageset_id"]), str(p["condition_id"]))
     return derive_missing(ctx, int(p["imageset_id"]), str(p["condition_id"]))
+
+
+def executor_of(params: dict[str, Any]) -> str:
+    """The job's executor: its ``executor`` param, else ``SPAI_EXECUTOR``, else ``local``."""
+    name = str(params.get("executor") or os.environ.get("SPAI_EXECUTOR") or "local")
+    if name not in EXECUTORS:
+        raise ValueError(f"unknown executor {name!r}; valid: {', '.join(EXECUTORS)}")
+    return name
 
 
 def _prediction_row(run_id: int, image_id: int, pred: Any) -> dict[str, Any]:
@@ -257,8 +270,22 @@ def _prediction_row(run_id: int, image_id: int, pred: Any) -> dict[str, Any]:
             "seconds": pred.seconds}
 
 
-def run_infer(ctx: JobContext) -> dict[str, Any]:
-    """Score an image set under a condition with a model; resumable and cancellable."""
+@dataclass(frozen=True)
+class InferRun:
+    """An infer job's run row and what scoring it needs (shared by both executors)."""
+
+    run_id: int
+    imageset: ImageSet
+    condition_id: str
+    model_name: str
+    weights: str
+    cfg: str | None
+    device: str
+    batch: int
+
+
+def open_infer_run(ctx: JobContext) -> InferRun:
+    """Create (or find) the job's run, mark it running, and derive missing condition files."""
     p = ctx.params
     imageset_id, condition_id = int(p["imageset_id"]), str(p.get("condition_id") or ORIGINAL)
     batch = int(p.get("batch_size") or 16)
@@ -277,43 +304,74 @@ def run_infer(ctx: JobContext) -> dict[str, Any]:
                                 settings={"batch_size": batch, "job_id": ctx.job_id})
         s.execute(update(Run).where(Run.id == run.id).values(
             status="running", started_at=func.coalesce(Run.started_at, utcnow())))
-        run_id = run.id
+        r = InferRun(run.id, iset, condition_id, model.name, model.path,
+                     (model.config or {}).get("cfg_path"), str(p.get("device") or "auto"), batch)
     if condition_id != ORIGINAL:
-        derive_missing(ctx, imageset_id, condition_id)
+        if executor_of(p) == "ray":
+            from dashboard.ray_executor import derive_missing_ray
+
+            derive_missing_ray(ctx, imageset_id, condition_id)
+        else:
+            derive_missing(ctx, imageset_id, condition_id)
+    return r
+
+
+def infer_todo(
+    ctx: JobContext, r: InferRun
+) -> list[tuple[int, Path | None, str | None]]:
+    """The run's images without a prediction as (image id, file, error); logs and reports
+    progress."""
     with session_scope(ctx.url) as s:
-        total = s.scalar(select(func.count()).where(Image.imageset_id == imageset_id)) or 0
-        todo = images_without_prediction(s, run_id, imageset_id)
-        derived = derived_paths(s, imageset_id, condition_id) if condition_id != ORIGINAL else {}
-        done = count_predictions(s, run_id)
-    ctx.log(f"run {run_id}: {len(todo)} images to score ({done} already done) with "
-            f"{model.name!r} under {condition_id!r}")
+        total = s.scalar(select(func.count()).where(Image.imageset_id == r.imageset.id)) or 0
+        todo = images_without_prediction(s, r.run_id, r.imageset.id)
+        derived = (derived_paths(s, r.imageset.id, r.condition_id)
+                   if r.condition_id != ORIGINAL else {})
+        done = count_predictions(s, r.run_id)
+    ctx.log(f"run {r.run_id}: {len(todo)} images to score ({done} already done) with "
+            f"{r.model_name!r} under {r.condition_id!r}")
     ctx.progress(done, total)
-    det = get_detector(model.path, (model.config or {}).get("cfg_path"),
-                       str(p.get("device") or "auto")) if todo else None
-    for start in range(0, len(todo), batch):
-        ctx.check()
-        chunk = todo[start:start + batch]
-        rows: list[dict[str, Any]] = []
-        to_score: list[tuple[int, Path]] = []
-        for im in chunk:
-            src, err = _source_of(iset, im, condition_id, derived)
-            if err is not None:
-                rows.append({"run_id": run_id, "image_id": im.id, "score": None,
-                             "error": err})
-            else:
-                to_score.append((im.id, src))
-        # Stops early on cancel; zip below then keeps only the images actually scored.
-        preds = det.score([str(path) for _, path in to_score], should_stop=ctx.should_stop)
-        rows += [_prediction_row(run_id, iid, pr) for (iid, _), pr in zip(to_score, preds)]
-        with session_scope(ctx.url) as s:
-            bulk_insert_predictions(s, rows)
-            done = count_predictions(s, run_id)
-        ctx.progress(done, total)
+    return [(im.id, *_source_of(r.imageset, im, r.condition_id, derived)) for im in todo]
+
+
+def write_predictions(ctx: JobContext, r: InferRun, rows: list[dict[str, Any]]) -> int:
+    """Insert a batch of prediction rows (existing ones kept) and report progress."""
+    with session_scope(ctx.url) as s:
+        bulk_insert_predictions(s, rows)
+        done = count_predictions(s, r.run_id)
+    ctx.progress(done)
+    return done
+
+
+def close_infer_run(ctx: JobContext, r: InferRun) -> dict[str, Any]:
+    """Mark the run done (unless the job must stop) and return the job result."""
     ctx.check()
     with session_scope(ctx.url) as s:
-        s.execute(update(Run).where(Run.id == run_id).values(status="done",
-                                                             finished_at=utcnow()))
-    return {"run_id": run_id, "predictions": done, "images": total}
+        s.execute(update(Run).where(Run.id == r.run_id).values(status="done",
+                                                               finished_at=utcnow()))
+        done = count_predictions(s, r.run_id)
+    return {"run_id": r.run_id, "predictions": done, "images": ctx.total}
+
+
+def run_infer(ctx: JobContext) -> dict[str, Any]:
+    """Score an image set under a condition with a model; resumable and cancellable."""
+    if executor_of(ctx.params) == "ray":
+        from dashboard.ray_executor import run_infer_ray
+
+        return run_infer_ray(ctx)
+    r = open_infer_run(ctx)
+    todo = infer_todo(ctx, r)
+    det = get_detector(r.weights, r.cfg, r.device) if todo else None
+    for start in range(0, len(todo), r.batch):
+        ctx.check()
+        chunk = todo[start:start + r.batch]
+        rows = [{"run_id": r.run_id, "image_id": iid, "score": None, "error": err}
+                for iid, _, err in chunk if err is not None]
+        to_score = [(iid, path) for iid, path, err in chunk if err is None]
+        # Stops early on cancel; zip below then keeps only the images actually scored.
+        preds = det.score([str(path) for _, path in to_score], should_stop=ctx.should_stop)
+        rows += [_prediction_row(r.run_id, iid, pr) for (iid, _), pr in zip(to_score, preds)]
+        write_predictions(ctx, r, rows)
+    return close_infer_run(ctx, r)
 
 
 def _source_of(
@@ -507,7 +565,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-jobs", type=int, default=None)
     ap.add_argument("--kinds", default=None, help="comma-separated job kinds to serve")
     ap.add_argument("--database-url", default=None, help="overrides DATABASE_URL")
+    ap.add_argument("--executor", choices=EXECUTORS, default=None,
+                    help="executor of infer/make-condition jobs that name none (SPAI_EXECUTOR)")
+    ap.add_argument("--ray-address", default=None,
+                    help="Ray cluster for the 'ray' executor; 'auto' joins this node's cluster "
+                         "(RAY_ADDRESS)")
     args = ap.parse_args(argv)
+    if args.executor:
+        os.environ["SPAI_EXECUTOR"] = args.executor
+    if args.ray_address:
+        os.environ["RAY_ADDRESS"] = args.ray_address
     load_plugins(os.environ.get("SPAI_WORKER_PLUGINS"))
     config = WorkerConfig(
         poll_seconds=args.poll_seconds, heartbeat_seconds=args.heartbeat_seconds,
