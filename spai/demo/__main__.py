@@ -25,7 +25,26 @@ def cli() -> None:
 def build_cmd(output: Path, seed: int, ae_steps: int) -> None:
     """Build the demo data set from the real photos installed on this machine."""
     ae = dataclasses.replace(AutoencoderConfig(), seed=seed, steps=ae_steps)
-    build_demo_set(BuildConfig(output=output, seed=seed, autoencoder=ae))
+    build_demo_set(BuildConfig(output=output, seed=seed, autoencoder=ae),
+                   log=lambda msg: click.echo(msg))
+
+
+@cli.command("reproduce")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("data/demo"),
+              show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("weights/demo"),
+              show_default=True, help="Where the shipped model and its card go.")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=Path("output/demo"),
+              show_default=True, help="Training run folder (checkpoints, metrics.jsonl).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, help="Override TRAIN.EPOCHS of configs/demo.yaml.")
+@click.option("--skip-build", is_flag=True, help="Reuse an existing data set in --data.")
+def reproduce_cmd(data_dir: Path, output: Path, run_dir: Path, seed: int, epochs: int | None,
+                  skip_build: bool) -> None:  # fmt: skip
+    """Build the demo set, train the demo model, evaluate it, write weights/demo and its card."""
+    from spai.demo.reproduce import reproduce
+
+    reproduce(data_dir, output, run_dir, seed, epochs, skip_build, log=click.echo)
 
 
 if __name__ == "__main__":
