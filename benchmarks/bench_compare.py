@@ -159,7 +159,7 @@ def main() -> int:
         f"{args.repeats} runs. The store holds one model's scores for 4 real and 16 fake sets "
         "under 5 conditions. Scores come out with one indexed SELECT per run (one column read "
         "straight from the DBAPI cursor into numpy); every metric is vectorised numpy (AUC by "
-        "binary search into the sorted real scores).",
+        "one sort per condition for every fake x real pair).",
         "", "| measurement | result |", "|---|---:|",
         *[f"| {k} | {v} |" for k, v in rows], ""])
     print(text)
