@@ -34,7 +34,7 @@ class AutoencoderConfig:
     latent_channels: int = 16  # bottleneck channels at 1/(2**stages) resolution
     crop: int = 64  # training crop side (px), multiple of 2**stages
     batch_size: int = 16
-    steps: int = 1500  # optimisation steps (about 4 CPU-minutes on 2 cores)
+    steps: int = 1500  # optimisation steps (~1.5 min on 2 idle cores; far more when shared)
     lr: float = 1e-3
     seed: int = 0
 
