@@ -37,9 +37,9 @@ from db.session import dispose_all, get_engine, session_scope  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADING = "## Prediction store"
-NOTE = ("PostgreSQL is not measured here; run the script with `--database-url "
-        "postgresql+psycopg://...` to measure it (its inserts use the generic "
-        "`INSERT ... ON CONFLICT DO NOTHING RETURNING` path, not the SQLite fast path).")
+NOTE = ("PostgreSQL is not part of this table; measure it with `--database-url "
+        "postgresql+psycopg://... --no-write` (its inserts use one "
+        "`INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING` per chunk).")
 BATCH = 5_000  # predictions per transaction, as a worker batch would be at most
 
 

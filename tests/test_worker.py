@@ -207,3 +207,17 @@ def test_worker_module_does_not_import_streamlit() -> None:
     code = ("import sys, dashboard, dashboard.worker, dashboard.jobqueue; "
             "sys.exit('streamlit' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
+
+
+def test_import_job_runs_in_the_worker(sqlite_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "fake_mine.csv"
+    out.write_text("image,class,split,spai\nx/1.png,1,test,0.75\nx/2.png,1,test,0.25\n")
+    with session_scope(sqlite_url) as s:
+        job_id = jobqueue.enqueue_import_csv(s, str(out), model_name="imported model")
+        bad = jobs.enqueue(s, "import", {"source": "nowhere"})
+    Worker(WorkerConfig(once=True), url=sqlite_url).serve()
+    with session_scope(sqlite_url) as s:
+        view, failed = jobqueue.status(s, job_id), jobqueue.status(s, bad)
+        assert s.scalar(select(func.count()).select_from(Prediction)) == 2
+    assert view.status == "done" and view.result["predictions_added"] == 2
+    assert failed.status == "failed" and "source must be 'study' or 'csv'" in failed.traceback
