@@ -8,7 +8,7 @@ pages can compute metrics vectorised over a million predictions.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
