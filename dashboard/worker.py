@@ -53,7 +53,7 @@ from db.queries import (
 )
 from db.session import REPO_ROOT, database_url, init_db, session_scope
 
-PLUGIN_MODULES: tuple[str, ...] = ()  # modules that call register_handler() when imported
+PLUGIN_MODULES: tuple[str, ...] = ("dashboard.train_job",)  # modules calling register_handler()
 NO_FILE_ERROR = "image file not available (predictions were imported without images)"
 EXECUTORS = ("local", "ray")  # where infer and make-condition jobs run (see dashboard.ray_executor)
 
@@ -200,10 +200,11 @@ def _ensure_condition_row(session, condition_id: str) -> None:
                             description=cond.description)
 
 
-def derive_missing(ctx: JobContext, imageset_id: int, condition_id: str) -> dict[str, int]:
-    """Write the derived file of every image of the set that lacks one under the condition."""
-    from robustness.apply import derive_file
-
+def derive_todo(
+    ctx: JobContext, imageset_id: int, condition_id: str
+) -> tuple[list[dict[str, Any]], int]:
+    """What ``derive_row`` needs for each image of the set without a derived file under the
+    condition, and the set's size; logs and reports progress."""
     with session_scope(ctx.url) as s:
         _ensure_condition_row(s, condition_id)
         iset = s.get(ImageSet, imageset_id)
@@ -215,36 +216,56 @@ def derive_missing(ctx: JobContext, imageset_id: int, condition_id: str) -> dict
     todo = [im for im in images if im.id not in have]
     ctx.log(f"deriving {len(todo)} of {len(images)} images of {iset.name!r} under "
             f"{condition_id!r}")
-    made = failed = 0
-    done = len(images) - len(todo)
-    ctx.progress(done, len(images))
+    ctx.progress(len(images) - len(todo), len(images))
+    usable = iset.root is not None
+    return [{
+        "image_id": im.id,
+        "src": str(Path(iset.root) / im.relpath) if usable and im.has_file and not im.error
+        else None,
+        "error": im.error or NO_FILE_ERROR,  # used only when src is None
+        "stem": str(derived_stem(iset.name, condition_id, im.relpath)),
+        "key": f"sha256:{im.sha256}" if im.sha256 else f"{iset.name}/{im.relpath}",
+    } for im in todo], len(images)
+
+
+def derive_row(item: dict[str, Any], condition_id: str) -> dict[str, Any]:
+    """Write one derived file (an item of ``derive_todo``) and return its row (no created_at);
+    a failure becomes the row's error."""
+    from robustness.apply import derive_file
+
+    row = {"image_id": item["image_id"], "condition_id": condition_id, "params": {},
+           "seed": None, "width": None, "height": None}  # same keys in every row
+    if item["src"] is None:
+        return row | {"path": "", "has_file": False, "error": item["error"]}
+    try:
+        d = derive_file(item["src"], condition_id, item["stem"], item["key"])
+    except Exception as exc:  # one bad image must not stop the set
+        return row | {"path": "", "has_file": False,
+                      "error": f"cannot derive: {type(exc).__name__}: {exc}"}
+    return row | {"path": _stored(d.path), "params": d.params, "seed": d.seed,
+                  "width": d.width, "height": d.height, "has_file": True, "error": None}
+
+
+def write_derived(ctx: JobContext, rows: list[dict[str, Any]], counts: dict[str, int]) -> None:
+    """Record a batch of derived rows (existing ones kept), count them and report progress."""
+    now = utcnow()
+    with session_scope(ctx.url) as s:
+        insert_ignore(s, DerivedImage.__table__, [r | {"created_at": now} for r in rows])
+    failed = sum(r["error"] is not None for r in rows)
+    counts["derive_errors"] += failed
+    counts["derived"] += len(rows) - failed
+    ctx.progress(ctx.done + len(rows))
+
+
+def derive_missing(ctx: JobContext, imageset_id: int, condition_id: str) -> dict[str, int]:
+    """Write the derived file of every image of the set that lacks one under the condition."""
+    todo, total = derive_todo(ctx, imageset_id, condition_id)
+    counts = {"derived": 0, "derive_errors": 0, "images": total}
     for start in range(0, len(todo), DERIVE_BATCH):
         ctx.check()
-        rows = []
-        for im in todo[start:start + DERIVE_BATCH]:
-            row = {"image_id": im.id, "condition_id": condition_id, "params": {}, "seed": None,
-                   "created_at": utcnow()}
-            if not im.has_file or im.error or iset.root is None:
-                row.update(path="", has_file=False, error=im.error or NO_FILE_ERROR)
-            else:
-                try:
-                    d = derive_file(Path(iset.root) / im.relpath, condition_id,
-                                    derived_stem(iset.name, condition_id, im.relpath),
-                                    f"sha256:{im.sha256}" if im.sha256 else
-                                    f"{iset.name}/{im.relpath}")
-                    row.update(path=_stored(d.path), params=d.params, seed=d.seed,
-                               width=d.width, height=d.height, has_file=True, error=None)
-                except Exception as exc:  # one bad image must not stop the set
-                    row.update(path="", has_file=False,
-                               error=f"cannot derive: {type(exc).__name__}: {exc}")
-            failed += row["error"] is not None
-            made += row["error"] is None
-            rows.append(row)
-        with session_scope(ctx.url) as s:
-            insert_ignore(s, DerivedImage.__table__, rows)
-        done += len(rows)
-        ctx.progress(done, len(images))
-    return {"derived": made, "derive_errors": failed, "images": len(images)}
+        write_derived(ctx, [derive_row(it, condition_id)
+                            for it in todo[start:start + DERIVE_BATCH]], counts)
+    return counts
 
 
 def run_make_condition(ctx: JobContext) -> dict[str, Any]:
