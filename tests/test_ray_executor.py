@@ -237,6 +237,33 @@ def test_kill_9_of_the_ray_driver_then_resume_gives_one_prediction_per_image(
     assert len(counts) == 20 and set(counts.values()) == {1}
 
 
+def test_two_ray_drivers_on_one_postgresql_run_each_job_once(
+    ray_cluster: str, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
+    job_ids = []
+    for i in range(3):
+        set_id, model_id = _image_set(pg_url, tmp_path / f"q{i}", SMALL[:2])
+        job_ids.append(_infer(pg_url, model_id, set_id, ray_actors=1))
+    workers = [_spawn_ray_worker(ray_cluster, "--once") for _ in range(2)]
+    try:
+        codes = [w.wait(timeout=WAIT_LIMIT_S) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+        dispose_all()
+    assert codes == [0, 0]
+    with session_scope(pg_url, readonly=True) as s:
+        views = [jobs.get_job(s, j) for j in job_ids]
+    assert [v.status for v in views] == ["done"] * 3, [v.traceback for v in views]
+    assert {v.attempts for v in views} == {1}
+    assert all(v.log_tail.count("started by") == 1 for v in views)
+    counts = _per_image_counts(pg_url)
+    assert len(counts) == 6 and set(counts.values()) == {1}
+
+
 def test_unknown_executor_fails_the_job_with_the_valid_choices(sqlite_url: str) -> None:
     with session_scope(sqlite_url) as s:
         job_id = jobs.enqueue(s, "infer", {"model_id": 1, "imageset_id": 1, "executor": "spark"})
