@@ -120,10 +120,29 @@ def jpeg(img: Array, quality: int) -> Array:
         return np.asarray(out.convert("RGB")).copy()
 
 
+def random_crop(img: Array, rng: np.random.Generator, size: int) -> Array:
+    """A size x size crop at native resolution (reflect-101 padding if a side is shorter)."""
+    h, w = img.shape[:2]
+    if h < size or w < size:
+        ph, pw = max(0, size - h), max(0, size - w)
+        img = cv2.copyMakeBorder(img, ph // 2, ph - ph // 2, pw // 2, pw - pw // 2,
+                                 cv2.BORDER_REFLECT_101)
+        h, w = img.shape[:2]
+    top, left = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+    return img[top : top + size, left : left + size]
+
+
 def augment_view(img: Array, rng: np.random.Generator, aug: AugConfig, size: int = 224,
                  scale: tuple[float, float] = (0.2, 1.0)) -> Array:  # fmt: skip
-    """One augmented size x size view of an H x W x 3 uint8 image."""
-    out = random_resized_crop(img, rng, size, scale)
+    """One augmented size x size view of an H x W x 3 uint8 image.
+
+    With DATA.MIN_CROP_AREA == MAX_CROP_AREA the crop is a plain random crop at native
+    resolution (no resampling), as the official code does when the two are equal.
+    """
+    if scale[0] == scale[1]:
+        out = random_crop(img, rng, size)
+    else:
+        out = random_resized_crop(img, rng, size, scale)
     if rng.random() < aug.horizontal_flip_prob:
         out = out[:, ::-1]
     if rng.random() < aug.vertical_flip_prob:

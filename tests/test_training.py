@@ -252,3 +252,19 @@ def test_cli_train_runs_and_refuses_lmdb(data: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert (tmp_path / "cli" / "ckpt_epoch_0.pth").is_file()
     assert (tmp_path / "cli" / "ckpt_last.pth").is_file()
+
+
+def test_equal_crop_areas_give_native_resolution_crops() -> None:
+    """MIN_CROP_AREA == MAX_CROP_AREA: each view is an unresampled 224 crop of the image."""
+    cfg = load_config(TINY_CFG, [("DATA.MIN_CROP_AREA", "1.0"), ("DATA.MAX_CROP_AREA", "1.0"),
+                                 ("AUG.HORIZONTAL_FLIP_PROB", "0"), ("AUG.VERTICAL_FLIP_PROB", "0"),
+                                 ("AUG.ROTATION_PROB", "0"), ("AUG.GAUSSIAN_BLUR_PROB", "0"),
+                                 ("AUG.GAUSSIAN_NOISE_PROB", "0"), ("AUG.JPEG_COMPRESSION_PROB", "0")])
+    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
+    views = train_views(photo, np.random.default_rng(3), cfg)  # 3 x 224 x (224 * views)
+    pixels = (views * 255).round().byte().permute(1, 2, 0).numpy()
+    for v in range(cfg.data.augmented_views):
+        crop = pixels[:, 224 * v: 224 * (v + 1)]
+        hits = [(t, l) for t in range(photo.shape[0] - 223) for l in range(photo.shape[1] - 223)
+                if (photo[t, l] == crop[0, 0]).all() and (photo[t: t + 224, l: l + 224] == crop).all()]
+        assert hits, f"view {v} is not a native-resolution crop of the photo"
