@@ -136,8 +136,9 @@ def augment_view(img: Array, rng: np.random.Generator, aug: AugConfig, size: int
                  scale: tuple[float, float] = (0.2, 1.0)) -> Array:  # fmt: skip
     """One augmented size x size view of an H x W x 3 uint8 image.
 
-    With DATA.MIN_CROP_AREA == MAX_CROP_AREA the crop is a plain random crop at native
-    resolution (no resampling), as the official code does when the two are equal.
+    The official code applies RandomResizedCrop only when DATA.MIN_CROP_AREA differs from
+    MAX_CROP_AREA; here equal values give a plain random crop at native resolution (no
+    resampling).
     """
     if scale[0] == scale[1]:
         out = random_crop(img, rng, size)
