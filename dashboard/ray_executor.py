@@ -23,6 +23,7 @@ import json
 import math
 import os
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from dashboard.worker import JobContext
 
 CPUS_PER_ACTOR = 1.0  # CPU reservation of a CPU scoring actor (its torch threads follow it)
+CONNECT_TIMEOUT_S = 5.0  # to reach a Ray address before handing it to ray.init
 DERIVE_TASK_BATCH = 4  # images per derive task: small, so progress and cancel stay fine-grained
 
 
@@ -59,12 +61,29 @@ def runtime_env() -> dict[str, Any]:
     return {"env_vars": {"PYTHONPATH": str(REPO_ROOT)}}
 
 
+def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when nothing listens at a ``host:port`` (or ``ray://host:port``) address;
+    Ray itself keeps retrying for minutes. ``None``, ``auto`` and ``local`` pass unchecked."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"Ray address must be 'auto', 'host:port' or 'ray://host:port', got "
+                         f"{address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"no Ray cluster at {address!r} ({exc}); start one with "
+                              f"'ray start --head' or fix the address") from None
+
+
 def connect(address: str | None) -> str:
     """Join the Ray cluster at ``address`` (or start a local one) unless already connected;
     return the cluster's GCS address."""
     import ray
 
     if not ray.is_initialized():
+        check_reachable(address)
         kwargs: dict[str, Any] = {"runtime_env": runtime_env(), "log_to_driver": False}
         if address is None:
             kwargs["include_dashboard"] = False
@@ -164,14 +183,16 @@ def run_infer_ray(ctx: JobContext) -> dict[str, Any]:
     items = [{"image_id": iid, "path": str(path)} for iid, path, err in todo if err is None]
     if items:
         plan = plan_actors(ctx.params, r.device, ray.cluster_resources())
-        ctx.log(f"ray {address}: {len(items)} images on {plan.actors} "
+        blocks = _blocks(len(items), r.batch)
+        actors = min(plan.actors, blocks)  # an actor without a block would only load the model
+        ctx.log(f"ray {address}: {len(items)} images on {actors} "
                 f"{'GPU' if plan.num_gpus else 'CPU'} actor(s)")
-        ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), r.batch))
+        ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(
             Scorer, fn_constructor_kwargs={"run_id": r.run_id, "weights": r.weights,
                                            "cfg": r.cfg, "device": r.device},
             batch_size=r.batch, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=plan.actors),
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
         )
         drain(ctx, ds, lambda rows: write_predictions(ctx, r, rows))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,13 @@ import pytest
 from sqlalchemy import func, select
 
 from dashboard import jobqueue
-from dashboard.ray_executor import ActorPlan, plan_actors, ray_address, runtime_env
+from dashboard.ray_executor import (
+    ActorPlan,
+    check_reachable,
+    plan_actors,
+    ray_address,
+    runtime_env,
+)
 from dashboard.worker import Worker, WorkerConfig
 from db import jobs
 from db.models import DerivedImage, Image, Prediction, Run
@@ -292,6 +299,18 @@ def test_ray_address_prefers_the_job_param(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     assert ray_address({}) == "10.0.0.1:6379"
     assert ray_address({"ray_address": "auto"}) == "auto"
+
+
+def test_a_wrong_ray_address_fails_fast_and_clearly() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionError, match=f"no Ray cluster at '127.0.0.1:{port}'"):
+        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(ValueError, match="must be 'auto', 'host:port'"):
+        check_reachable("headnode")
+    check_reachable("auto")
+    check_reachable(None)
 
 
 def test_the_worker_does_not_import_ray() -> None:
