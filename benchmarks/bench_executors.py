@@ -149,7 +149,8 @@ def to_markdown(r: dict) -> str:
         SECTION, "",
         f"Measured by `benchmarks/bench_executors.py` on this project's {os.cpu_count()}-core CPU "
         f"machine (shared with other jobs, so expect noise), model `{r['model']}`, "
-        f"{r['images']} images of {CROP}x{CROP} px, batch 8, torch {torch.__version__.split('+')[0]}. "
+        f"{r['images']} images of {CROP}x{CROP} px, batch 8, "
+        f"torch {torch.__version__.split('+')[0]}. "
         f"Local Ray started in-process with `num_cpus={r['cpus']}` ({r['ray_start_s']:.1f} s, "
         "once per worker process, not per job); Ray runs one 1-CPU actor per CPU. Job time is "
         "the job row's start to finish; per-image time is the slope between a "
