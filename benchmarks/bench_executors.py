@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -145,22 +146,26 @@ def bench(n: int, small: int, weights: Path, cfg: Path | None, num_cpus: int) ->
 def to_markdown(r: dict) -> str:
     import torch
 
-    lines = [
-        SECTION, "",
-        f"Measured by `benchmarks/bench_executors.py` on this project's {os.cpu_count()}-core CPU "
-        f"machine (shared with other jobs, so expect noise), model `{r['model']}`, "
+    intro = (
+        f"Measured by `benchmarks/bench_executors.py` on this project's {os.cpu_count()}-core "
+        f"CPU machine (shared with other jobs, so expect noise), model `{r['model']}`, "
         f"{r['images']} images of {CROP}x{CROP} px, batch 8, "
-        f"torch {torch.__version__.split('+')[0]}. "
-        f"Local Ray started in-process with `num_cpus={r['cpus']}` ({r['ray_start_s']:.1f} s, "
-        "once per worker process, not per job); Ray runs one 1-CPU actor per CPU. Job time is "
-        "the job row's start to finish; per-image time is the slope between a "
-        f"{r['small']}-image job and the {r['images']}-image job, overhead the intercept.", "",
+        f"torch {torch.__version__.split('+')[0]}. Local Ray started in-process with "
+        f"`num_cpus={r['cpus']}` ({r['ray_start_s']:.1f} s, once per worker process, not per "
+        "job); Ray runs one 1-CPU actor per CPU. Job time is the job row's start to finish; "
+        f"per-image time is the slope between a {r['small']}-image job and the "
+        f"{r['images']}-image job, overhead the intercept."
+    )
+    first = (
         f"First job on {r['small']} images (cold: model load, Ray worker processes): local "
-        f"{r['first_job_s']['local']:.1f} s, Ray {r['first_job_s']['ray']:.1f} s.", "",
+        f"{r['first_job_s']['local']:.1f} s, Ray {r['first_job_s']['ray']:.1f} s."
+    )
+    header = (
         "| executor | job, all images (s) | images/s (whole job) | images/s (steady) "
-        f"| job, {r['small']} images (s) | overhead per job (s) |",
-        "|---|---|---|---|---|---|",
-    ]
+        f"| job, {r['small']} images (s) | overhead per job (s) |"
+    )
+    lines = [SECTION, "", textwrap.fill(intro, 100), "", textwrap.fill(first, 100), "", header,
+             "|---|---|---|---|---|---|"]
     for label, e in r["rows"].items():
         lines.append(f"| {label} | {e['job_all_s']:.1f} | {e['images_per_s']:.2f} | "
                      f"{e['steady_images_per_s']:.2f} | {e['job_small_s']:.1f} | "
