@@ -7,7 +7,7 @@ the forward pass ("infer") and of the whole process, and ru_maxrss.
 
     python benchmarks/bench_spai.py [--sizes 512x512 1024x768 4000x3000] [--write docs/benchmarks.md]
 
-Official figures on the same kind of machine (../shared BASELINE.md, 2 cores, float32):
+Official figures on the same kind of machine (the project brief's BASELINE, 2 cores, float32):
 1024x768: 33.5 s infer, 2.4 GB; 4000x3000: 457 s, 18.6 GB.
 """
 
