@@ -8,6 +8,8 @@ Usage: OMP_NUM_THREADS=1 python benchmarks/bench_compare.py [--per-set 10000] [-
 
 from __future__ import annotations
 
+import _report  # benchmarks/_report.py (the scripts run from this folder)
+
 import argparse
 import os
 import platform
@@ -128,13 +130,7 @@ def measure(url: str, repeats: int) -> list[tuple[str, str]]:
 
 
 def write_section(text: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(doc):
-        doc = pattern.sub(lambda _: text + "\n", doc, count=1)
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(doc)
+    _report.write_section(HEADING, text, DOC)
 
 
 def main() -> int:

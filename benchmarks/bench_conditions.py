@@ -6,10 +6,11 @@ Usage: OMP_NUM_THREADS=1 python benchmarks/bench_conditions.py [--repeats 5] [--
 
 from __future__ import annotations
 
+import _report  # benchmarks/_report.py (the scripts run from this folder)
+
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -80,15 +81,7 @@ def section(rows: list[tuple[str, str, float, float]], repeats: int) -> str:
 
 
 def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section in docs/benchmarks.md."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(doc):
-        doc = pattern.sub(lambda _: text + "\n", doc, count=1)
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc, encoding="utf-8")
+    _report.write_section(HEADING, text, DOC)
 
 
 def main() -> None:

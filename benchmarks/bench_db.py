@@ -9,9 +9,10 @@ Without --database-url a fresh SQLite file in a temporary folder is used.
 
 from __future__ import annotations
 
+import _report  # benchmarks/_report.py (the scripts run from this folder)
+
 import argparse
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -108,13 +109,7 @@ def _insert(url: str, rows: list[dict]) -> None:
 
 
 def write_section(text: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(doc):
-        doc = pattern.sub(lambda _m: text, doc)
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc)
+    _report.write_section(HEADING, text, DOC)
 
 
 def main() -> int:

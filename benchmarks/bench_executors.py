@@ -20,6 +20,8 @@ Uses the demo model (weights/demo/spai_demo.pth) when it exists, else the tiny t
 
 from __future__ import annotations
 
+import _report  # benchmarks/_report.py (the scripts run from this folder)
+
 import argparse
 import json
 import os
@@ -174,13 +176,8 @@ def to_markdown(r: dict) -> str:
 
 
 def write_section(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section in docs/benchmarks.md."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start >= 0:
-        nxt = old.find("\n## ", start + len(SECTION))
-        old = old[:start] + (old[nxt + 1:] if nxt >= 0 else "")
-    path.write_text(old.rstrip() + "\n\n" + text)
+    """Replace (or append) this benchmark's section in `path`."""
+    _report.write_section(SECTION, text, path)
 
 
 def main() -> None:

@@ -13,6 +13,8 @@ Official figures on the same kind of machine (the project brief's BASELINE, 2 co
 
 from __future__ import annotations
 
+import _report  # benchmarks/_report.py (the scripts run from this folder)
+
 import argparse
 import json
 import os
@@ -86,13 +88,8 @@ def to_markdown(rows: list[dict]) -> str:
 
 
 def write_section(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section in docs/benchmarks.md."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start >= 0:
-        nxt = old.find("\n## ", start + len(SECTION))
-        old = old[:start] + (old[nxt + 1:] if nxt >= 0 else "")
-    path.write_text(old.rstrip() + "\n\n" + text)
+    """Replace (or append) this benchmark's section in `path`."""
+    _report.write_section(SECTION, text, path)
 
 
 def main() -> None:
