@@ -102,3 +102,30 @@ def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_
     from db.session import dispose_all
 
     dispose_all()
+
+
+@pytest.fixture(scope="session")
+def tiny_training_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 images for training tests: real = photo crops, fake = the same crops at 20% contrast
+    (an easy cue); 3 pairs train, 1 pair val. Returns the official-format CSV."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    photo_path = Path(__file__).parent / "fixtures" / "spai-tiny" / "images" / "07_photo_640x427.jpg"
+    photo = np.asarray(Image.open(photo_path).convert("RGB"))
+    rows = []
+    for i in range(4):
+        crop = Image.fromarray(photo[40 * i : 40 * i + 240, 100 * i : 100 * i + 240])
+        fake = Image.blend(crop, Image.new("RGB", crop.size, (128, 128, 128)), 0.8)
+        split = "train" if i < 3 else "val"
+        crop.save(root / f"real{i}.png")
+        fake.save(root / f"fake{i}.png")
+        rows += [(f"real{i}.png", 0, split), (f"fake{i}.png", 1, split)]
+    with (root / "data.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "class", "split"])
+        writer.writerows(rows)
+    return root / "data.csv"

@@ -34,24 +34,10 @@ FAST = [("DATA.BATCH_SIZE", "2"), ("DATA.NUM_WORKERS", "0"), ("TRAIN.EPOCHS", "2
         ("MODEL.SID_DROPOUT", "0.0"), ("MODEL.DROP_PATH_RATE", "0.0")]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """8 images: real = photo crops, fake = the same crops at 20% contrast (an easy cue)."""
-    root = tmp_path_factory.mktemp("tiny_data")
-    photo = np.asarray(Image.open(PHOTO).convert("RGB"))
-    rows = []
-    for i in range(4):
-        crop = Image.fromarray(photo[40 * i : 40 * i + 240, 100 * i : 100 * i + 240])
-        fake = Image.blend(crop, Image.new("RGB", crop.size, (128, 128, 128)), 0.8)
-        split = "train" if i < 3 else "val"
-        crop.save(root / f"real{i}.png")
-        fake.save(root / f"fake{i}.png")
-        rows += [(f"real{i}.png", 0, split), (f"fake{i}.png", 1, split)]
-    with (root / "data.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["image", "class", "split"])
-        w.writerows(rows)
-    return root / "data.csv"
+@pytest.fixture
+def data(tiny_training_csv: Path) -> Path:
+    """The shared 8-image training set (tests/conftest.py)."""
+    return tiny_training_csv
 
 
 def _cfg(*extra: tuple[str, str]):
