@@ -66,6 +66,24 @@ def enqueue_make_condition(session: Session, *, imageset_id: int, condition_id: 
                         {"imageset_id": imageset_id, "condition_id": condition_id})
 
 
+def enqueue_register_folder(
+    session: Session, folder: str, *, name: str, kind: str, generator: str | None = None
+) -> int:
+    """Queue registration of a folder of images as an image set (kind real or fake)."""
+    return jobs.enqueue(session, "import", {"source": "register-folder", "folder": folder,
+                                             "name": name, "kind": kind, "generator": generator})
+
+
+def enqueue_register_csv(
+    session: Session, csv_path: str, root: str, *, name: str, generator: str | None = None,
+    split: str | None = None,
+) -> int:
+    """Queue registration of an official-format CSV (image,class[,split]) under a root folder."""
+    return jobs.enqueue(session, "import", {"source": "register-csv", "csv_path": csv_path,
+                                             "root": root, "name": name, "generator": generator,
+                                             "split": split})
+
+
 def enqueue_import_study(session: Session, folder: str | None = None) -> int:
     """Queue an import of a study folder (default: the shipped robustness study)."""
     return jobs.enqueue(session, "import", {"source": "study", "folder": folder})

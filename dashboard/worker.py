@@ -54,6 +54,7 @@ from db.queries import (
 from db.session import REPO_ROOT, database_url, init_db, session_scope
 
 PLUGIN_MODULES: tuple[str, ...] = ("dashboard.train_job",)  # modules calling register_handler()
+REGISTER_PROBLEMS_KEPT = 500  # per-row problems kept in a registration job's result
 NO_FILE_ERROR = "image file not available (predictions were imported without images)"
 EXECUTORS = ("local", "ray")  # where infer and make-condition jobs run (see dashboard.ray_executor)
 
@@ -417,6 +418,8 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
     from db.importers import import_csv, import_study
 
     p = ctx.params
+    if p.get("source") in ("register-folder", "register-csv"):
+        return _run_register(ctx)
     with session_scope(ctx.url) as s:
         if p.get("source") == "study":
             rep = import_study(s, p.get("folder"))
@@ -426,13 +429,34 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
                              imageset=p.get("imageset"), root=p.get("root"),
                              score_column=p.get("score_column"))
         else:
-            raise ValueError(f"import job: source must be 'study' or 'csv', got "
+            raise ValueError(f"import job: source must be 'study', 'csv', 'register-folder' or "
+                             f"'register-csv', got "
                              f"{p.get('source')!r}")
     for problem in rep.problems[:50]:
         ctx.log(problem)
     return {"runs": rep.runs, "images_added": rep.images_added,
             "predictions_added": rep.predictions_added, "problems": len(rep.problems),
             "skipped_files": len(rep.skipped)}
+
+
+def _run_register(ctx: JobContext) -> dict[str, Any]:
+    """Register an image set from a folder or an official CSV (hashing and decoding each image)."""
+    from db.imagesets import register_csv, register_folder
+
+    p = ctx.params
+    with session_scope(ctx.url) as s:
+        if p["source"] == "register-folder":
+            rep = register_folder(s, p["folder"], name=p["name"], kind=p["kind"],
+                                  generator=p.get("generator"))
+        else:
+            rep = register_csv(s, p["csv_path"], p["root"], name=p["name"],
+                               generator=p.get("generator"), split=p.get("split"))
+    for problem in rep.problems[:50]:
+        ctx.log(f"{problem.path}: {problem.reason}")
+    return {"imageset_ids": rep.imageset_ids, "added": rep.added,
+            "already_present": rep.already_present,
+            "problems": [{"row": q.row, "path": q.path, "problem": q.reason}
+                         for q in rep.problems[:REGISTER_PROBLEMS_KEPT]]}
 
 
 register_handler("infer", run_infer)

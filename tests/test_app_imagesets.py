@@ -3,6 +3,7 @@ derivation jobs run by the real worker."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,23 @@ def _page() -> AppTest:
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 
-def _register_folder(at: AppTest, folder: Path, name: str, kind: str = "fake") -> AppTest:
+def _register_folder(
+    at: AppTest, folder: Path, name: str, kind: str = "fake", *, run_job: bool = True
+) -> AppTest:
     at.text_input(key="imagesets.folder").input(str(folder))
     at.text_input(key="imagesets.folder_name").input(name)
     at.radio(key="imagesets.folder_kind").set_value(kind)
     at.text_input(key="imagesets.folder_gen").input("test-gen")
-    return at.button[0].click().run()
+    at = at.button[0].click().run()
+    return _run_registration(at) if run_job else at
+
+
+def _run_registration(at: AppTest) -> AppTest:
+    """The page queued a registration job: run it in the real worker, then rerun the page."""
+    assert not at.exception
+    assert "Registration job" in at.info[0].value  # queued, shown by the polling fragment
+    assert Worker(WorkerConfig(once=True), url=os.environ["DATABASE_URL"]).serve() == 1
+    return at.run()
 
 
 def test_empty_store(app_env) -> None:
@@ -70,7 +82,7 @@ def test_register_folder_counts_errors_thumbnails(app_env) -> None:
 
 def test_register_bad_inputs_show_messages(app_env, tmp_path: Path) -> None:
     url, folder = app_env
-    at = _register_folder(_page(), tmp_path / "nope", "x")
+    at = _register_folder(_page(), tmp_path / "nope", "x", run_job=False)
     assert "Registration failed: image folder not found" in at.error[0].value
     at = _page()
     at.text_input(key="imagesets.csv").input(str(tmp_path / "missing.csv"))
@@ -89,7 +101,7 @@ def test_register_csv_splits_classes(app_env) -> None:
     at.text_input(key="imagesets.csv").input(str(csv))
     at.text_input(key="imagesets.root").input(str(folder))
     at.text_input(key="imagesets.csv_name").input("mixed")
-    at.button[1].click().run()
+    at = _run_registration(at.button[1].click().run())
     assert not at.exception
     assert "mixed-real, mixed-fake" in at.success[0].value
     problems = at.dataframe[0].value

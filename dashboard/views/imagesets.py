@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import jobqueue
 from dashboard.components import condition_picker
 from db import imageset_stats
-from db.imagesets import RegistrationReport, register_csv, register_folder
 from db.session import database_url, session_scope
 
 KEY = "imagesets."  # page prefix of this page's widget keys
@@ -15,8 +16,8 @@ THUMBNAILS = 12  # thumbnails shown per set
 PROBLEMS_SHOWN = 200  # per-file problems listed after a registration
 
 
-def _register_form(url: str) -> RegistrationReport | None:
-    """The two registration forms; returns the report of a registration just made."""
+def _register_form(url: str) -> int | None:
+    """The two registration forms; returns the id of a registration job just queued."""
     folder_tab, csv_tab = st.tabs(["Register a folder", "Register an official CSV"])
     with folder_tab.form(KEY + "folder_form"):
         folder = st.text_input("Folder (on the server)", key=KEY + "folder")
@@ -35,34 +36,67 @@ def _register_form(url: str) -> RegistrationReport | None:
     if not (go_folder or go_csv):
         return None
     try:
-        with st.spinner("Hashing and decoding the images ..."), session_scope(url) as s:
+        with session_scope(url) as s:
             if go_folder:
                 if not folder.strip() or not name.strip():
                     raise ValueError("give a folder and a set name")
-                return register_folder(s, folder.strip(), name=name.strip(), kind=kind,
-                                       generator=gen.strip() or None)
+                if not Path(folder.strip()).is_dir():
+                    raise ValueError(f"image folder not found: {folder.strip()}")
+                return jobqueue.enqueue_register_folder(
+                    s, folder.strip(), name=name.strip(), kind=kind, generator=gen.strip() or None)
             if not csv_path.strip() or not root.strip() or not csv_name.strip():
                 raise ValueError("give a CSV file, its root folder and a set name")
-            return register_csv(s, csv_path.strip(), root.strip(), name=csv_name.strip(),
-                                generator=csv_gen.strip() or None, split=split.strip() or None)
-    except (OSError, ValueError, KeyError) as exc:
+            if not Path(csv_path.strip()).is_file():
+                raise ValueError(f"CSV file not found: {csv_path.strip()}")
+            if not Path(root.strip()).is_dir():
+                raise ValueError(f"root folder not found: {root.strip()}")
+            return jobqueue.enqueue_register_csv(
+                s, csv_path.strip(), root.strip(), name=csv_name.strip(),
+                generator=csv_gen.strip() or None, split=split.strip() or None)
+    except ValueError as exc:
         st.error(f"Registration failed: {exc}", icon=":material/error:")
     return None
 
 
-def _report(rep: RegistrationReport) -> None:
-    st.success(f"Registered {', '.join(rep.imageset_ids)}: {rep.added} image(s) added, "
-               f"{rep.already_present} already present, {len(rep.problems)} problem(s).")
-    if rep.problems:
-        st.dataframe([{"row": p.row, "path": p.path, "problem": p.reason}
-                      for p in rep.problems[:PROBLEMS_SHOWN]], key=KEY + "problems")
+@st.fragment(run_every="2s")
+def _registration_status(url: str, job_id: int) -> None:
+    """Progress and outcome of the registration job (hashing runs in the worker)."""
+    with session_scope(url, readonly=True) as s:
+        job = jobqueue.status(s, job_id)
+    if job.status in ("queued", "running"):
+        st.info(f"Registration job {job_id} {job.status}: hashing and decoding the images in "
+                "the background worker ...", icon=":material/hourglass_top:")
+        return
+    if job.status != "done":
+        st.error(f"Registration job {job_id} {job.status}: "
+                 f"{(job.traceback or job.log_tail or '').strip().splitlines()[-1:] or ''}",
+                 icon=":material/error:")
+        return
+    _report(job.result or {})
+    if st.session_state.get(KEY + "shown") != job_id:  # refresh the overview below once
+        st.session_state[KEY + "shown"] = job_id
+        st.rerun()
+
+
+def _report(result: dict) -> None:
+    names = ", ".join(result.get("imageset_ids", {}))
+    problems = result.get("problems", [])
+    st.success(f"Registered {names}: {result.get('added', 0)} image(s) added, "
+               f"{result.get('already_present', 0)} already present, {len(problems)} problem(s).")
+    if problems:
+        st.dataframe(problems[:PROBLEMS_SHOWN], key=KEY + "problems")
 
 
 url = database_url()
 st.title("Image sets")
-report = _register_form(url)
-if report is not None:
-    _report(report)
+queued = _register_form(url)
+if queued is not None:
+    st.session_state[KEY + "job"] = queued
+    from dashboard.resources import start_worker_once  # imports torch: only when needed
+
+    start_worker_once()
+if st.session_state.get(KEY + "job") is not None:
+    _registration_status(url, st.session_state[KEY + "job"])
 
 with session_scope(url, readonly=True) as s:
     sets = imageset_stats.overview(s)
