@@ -203,7 +203,7 @@ class Detector:
             free, _ = torch.cuda.mem_get_info(self.device)
             budget = free * 0.5
         else:
-            budget = min(_available_memory() * 0.25, 1.0e9)
+            budget = min(_available_memory() * 0.25, 0.5e9)
         return int(max(1, min(cfg.feature_extraction_batch, budget // per_crop, 64)))
 
     def use_onnx(self, onnx_dir: str | Path) -> None:
