@@ -13,7 +13,6 @@ import _report  # benchmarks/_report.py (the scripts run from this folder)
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import time

@@ -30,7 +30,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import traceback
 import uuid
 from collections.abc import Callable

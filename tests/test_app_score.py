@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app_support import IMAGES, new_app, study_store, texts, use_store
+from app_support import IMAGES, new_app, texts, use_store
 
 PHOTO = (IMAGES / "02_rgb_500x300.png").read_bytes()
 

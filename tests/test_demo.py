@@ -65,7 +65,7 @@ def test_mini_build_splits_by_source_and_pairs_real_with_fake(tmp_path: Path) ->
 def test_mini_build_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     a = build_demo_set(_mini(tmp_path / "a"), _sources(), log=lambda _: None)
     b = build_demo_set(_mini(tmp_path / "b"), _sources(), log=lambda _: None)
-    c = build_demo_set(_mini(tmp_path / "c", seed=1), _sources(), log=lambda _: None)
+    build_demo_set(_mini(tmp_path / "c", seed=1), _sources(), log=lambda _: None)
     assert a.csv_path.read_bytes() == b.csv_path.read_bytes()
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")

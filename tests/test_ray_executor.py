@@ -4,19 +4,16 @@ model: same predictions and derived files as the local executor, cancel, kill -9
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from dashboard import jobqueue
 from dashboard.ray_executor import (
     ActorPlan,
     check_reachable,
@@ -26,9 +23,9 @@ from dashboard.ray_executor import (
 )
 from dashboard.worker import Worker, WorkerConfig
 from db import jobs
-from db.imagesets import register_folder
 from db.models import DerivedImage, Image, Prediction, Run
 from db.session import REPO_ROOT, dispose_all, session_scope
+from worker_support import image_set as _image_set, wait_for
 
 TINY = REPO_ROOT / "tests" / "fixtures" / "spai-tiny"
 WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
@@ -52,30 +49,8 @@ def ray_cluster() -> Iterator[str]:
             ray.shutdown()
 
 
-def _image_set(url: str, folder: Path, names: list[str], copies: int = 1,
-               broken: bool = False) -> tuple[int, int]:
-    """Register copies of the fixture images (and a broken file) as a set; the tiny model."""
-    folder.mkdir(parents=True)
-    for c in range(copies):
-        for n in names:
-            shutil.copy(IMAGES / n, folder / f"c{c}_{n}")
-    if broken:
-        (folder / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated garbage")
-    with session_scope(url) as s:
-        rep = register_folder(s, folder, name=folder.name, kind="fake")
-        model_id = jobqueue.register_model(s, WEIGHTS, name="tiny", cfg=CFG, origin="demo")
-    return rep.imageset_ids[folder.name], model_id
-
-
 def _wait(url: str, job_id: int, pred: Callable[[jobs.JobView], bool]) -> jobs.JobView:
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while time.monotonic() < deadline:
-        with session_scope(url, readonly=True) as s:
-            view = jobs.get_job(s, job_id)
-        if pred(view):
-            return view
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached the expected state: {view}")
+    return wait_for(url, job_id, pred, WAIT_LIMIT_S)
 
 
 def _per_image_counts(url: str) -> dict[int, int]:

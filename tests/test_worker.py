@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,9 +17,9 @@ from sqlalchemy import func, select
 from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig, ensure_worker_running
 from db import jobs
-from db.imagesets import register_folder
 from db.models import DerivedImage, Image, Prediction, Run, Worker as WorkerRow
 from db.session import REPO_ROOT, session_scope
+from worker_support import image_set as _image_set, wait_for
 
 TINY = REPO_ROOT / "tests" / "fixtures" / "spai-tiny"
 WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
@@ -28,29 +27,8 @@ SMALL = ["01_rgb_224x224.png", "02_rgb_500x300.png", "04_rgb_97x130.png", "05_gr
 WAIT_LIMIT_S = 240  # a hang guard, not a performance assertion
 
 
-def _image_set(url: str, folder: Path, names: list[str], copies: int = 1,
-               broken: bool = False) -> tuple[int, int]:
-    folder.mkdir(parents=True, exist_ok=True)
-    for c in range(copies):
-        for n in names:
-            shutil.copy(IMAGES / n, folder / f"c{c}_{n}")
-    if broken:
-        (folder / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated garbage")
-    with session_scope(url) as s:
-        rep = register_folder(s, folder, name=folder.name, kind="fake")
-        model_id = jobqueue.register_model(s, WEIGHTS, name="tiny", cfg=CFG, origin="demo")
-    return rep.imageset_ids[folder.name], model_id
-
-
 def _wait(url: str, job_id: int, pred: Callable[[jobs.JobView], bool]) -> jobs.JobView:
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while time.monotonic() < deadline:
-        with session_scope(url, readonly=True) as s:
-            view = jobs.get_job(s, job_id)
-        if pred(view):
-            return view
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached the expected state: {view}")
+    return wait_for(url, job_id, pred, WAIT_LIMIT_S)
 
 
 def _spawn_worker(*extra: str) -> subprocess.Popen:
@@ -220,4 +198,4 @@ def test_import_job_runs_in_the_worker(sqlite_url: str, tmp_path: Path) -> None:
         view, failed = jobqueue.status(s, job_id), jobqueue.status(s, bad)
         assert s.scalar(select(func.count()).select_from(Prediction)) == 2
     assert view.status == "done" and view.result["predictions_added"] == 2
-    assert failed.status == "failed" and "source must be 'study' or 'csv'" in failed.traceback
+    assert failed.status == "failed" and "source must be 'study', 'csv', 'register-folder'" in failed.traceback

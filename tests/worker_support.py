@@ -1,0 +1,47 @@
+"""Shared by the worker and Ray executor tests: a registered image set of fixture images and a
+bounded wait on a job's state (a hang guard, not a performance assertion)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dashboard import jobqueue
+from db import jobs
+from db.imagesets import register_folder
+from db.session import session_scope
+
+TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
+WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
+
+
+def image_set(url: str, folder: Path, names: list[str], copies: int = 1,
+              broken: bool = False) -> tuple[int, int]:
+    """Register copies of the fixture images (and a broken file) as a set; register the tiny
+    model. Returns (image set id, model id)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in range(copies):
+        for n in names:
+            shutil.copy(IMAGES / n, folder / f"c{c}_{n}")
+    if broken:
+        (folder / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated garbage")
+    with session_scope(url) as s:
+        rep = register_folder(s, folder, name=folder.name, kind="fake")
+        model_id = jobqueue.register_model(s, WEIGHTS, name="tiny", cfg=CFG, origin="demo")
+    return rep.imageset_ids[folder.name], model_id
+
+
+def wait_for(url: str, job_id: int, pred: Callable[[jobs.JobView], bool],
+             limit_s: float) -> jobs.JobView:
+    """Poll the job until pred(view) holds; fail after limit_s."""
+    deadline = time.monotonic() + limit_s
+    view = None
+    while time.monotonic() < deadline:
+        with session_scope(url, readonly=True) as s:
+            view = jobs.get_job(s, job_id)
+        if pred(view):
+            return view
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never reached the expected state: {view}")
