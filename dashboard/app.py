@@ -18,7 +18,7 @@ import streamlit as st  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
 from dashboard import components, resources  # noqa: E402
-from spai.detector import DEMO_WEIGHTS, OFFICIAL_WEIGHTS  # noqa: E402
+from spai.detector import origin_of  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
 # (section, file in views/, title, icon); the first existing page is the default.
@@ -31,15 +31,6 @@ PAGES = (
     ("Models", "models.py", "Models", ":material/model_training:"),
     ("Models", "train.py", "Train", ":material/school:"),
 )
-
-
-def _origin(weights: Path) -> str:
-    resolved = weights.resolve()
-    if resolved == OFFICIAL_WEIGHTS.resolve():
-        return "official"
-    if resolved.parent == DEMO_WEIGHTS.parent.resolve():
-        return "demo"
-    return "custom"
 
 
 def navigation() -> StreamlitPage:
@@ -56,7 +47,7 @@ def navigation() -> StreamlitPage:
 def sidebar(worker_problem: str | None) -> None:
     choice = resources.active_model()
     weights = Path(choice.weights)
-    components.model_badge(weights.name, _origin(weights), exists=choice.exists)
+    components.model_badge(weights.name, origin_of(weights), exists=choice.exists)
     if not choice.exists:
         st.sidebar.caption(resources.NO_MODEL_MESSAGE)
     if worker_problem:

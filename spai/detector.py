@@ -33,6 +33,7 @@ __all__ = [
     "Prediction",
     "Detector",
     "default_weights",
+    "origin_of",
     "resolve_device",
     "spai_official",
     "spai_demo",
@@ -120,10 +121,12 @@ def _config_for(weights: Path, cfg: str | Path | None, state_obj: dict[str, Any]
     return load_config(OFFICIAL_CONFIG)
 
 
-def _origin(weights: Path) -> str:
-    if weights.resolve() == OFFICIAL_WEIGHTS.resolve():
+def origin_of(weights: str | Path) -> str:
+    """'official' for weights/spai.pth, 'demo' for a file in weights/demo/, else 'custom'."""
+    resolved = Path(weights).resolve()
+    if resolved == OFFICIAL_WEIGHTS.resolve():
         return "official"
-    if weights.resolve() == DEMO_WEIGHTS.resolve():
+    if resolved.parent == DEMO_WEIGHTS.parent.resolve():
         return "demo"
     return "custom"
 
@@ -182,7 +185,7 @@ class Detector:
             name=path.stem,
             path=str(path),
             sha256=file_sha256(path),
-            origin=origin or _origin(path),
+            origin=origin or origin_of(path),
             config=config.to_dict(),
             extra_keys=tuple(extra),
         )

@@ -42,6 +42,8 @@ class CropLayout:
     cols: int
     five_crop: bool
     boxes: tuple[tuple[int, int, int, int], ...]  # (left, top, right, bottom) per crop, in order
+    size: int  # crop side
+    stride: int  # grid step
 
 
 def crop_layout(height: int, width: int, size: int, stride: int, minimum: int) -> CropLayout:
@@ -54,7 +56,7 @@ def crop_layout(height: int, width: int, size: int, stride: int, minimum: int) -
             for r in range(rows)
             for c in range(cols)
         )
-        return CropLayout(rows, cols, False, boxes)
+        return CropLayout(rows, cols, False, boxes, size, stride)
     top = int(round((height - size) / 2.0))
     left = int(round((width - size) / 2.0))
     boxes = (
@@ -64,16 +66,14 @@ def crop_layout(height: int, width: int, size: int, stride: int, minimum: int) -
         (width - size, height - size, width, height),
         (left, top, left + size, top + size),
     )
-    return CropLayout(rows, cols, True, boxes)
+    return CropLayout(rows, cols, True, boxes, size, stride)
 
 
-def extract_crops(image: torch.Tensor, layout: CropLayout, size: int) -> torch.Tensor:
+def extract_crops(image: torch.Tensor, layout: CropLayout) -> torch.Tensor:
     """image: 3 x H x W -> L x 3 x size x size, in the layout's order."""
+    size, stride = layout.size, layout.stride
     if layout.five_crop:
         return torch.stack(list(TF.five_crop(image, [size, size])))
-    stride = layout.boxes[1][0] - layout.boxes[0][0] if layout.cols > 1 else size
-    if layout.rows > 1:
-        stride = layout.boxes[layout.cols][1]
     patches = image.unfold(1, size, stride).unfold(2, size, stride)  # 3 x R x C x S x S
     return patches.permute(1, 2, 0, 3, 4).reshape(-1, image.shape[0], size, size)
 
@@ -352,7 +352,7 @@ class SPAI(nn.Module):
         Crops go through the backbone `chunk` at a time (memory bound; results identical).
         """
         layout = self.layout(image.shape[1], image.shape[2])
-        crops = extract_crops(image, layout, self.img_size)  # L x 3 x S x S
+        crops = extract_crops(image, layout)  # L x 3 x S x S
         chunk = chunk or self.cfg.model.feature_extraction_batch
         feats, sims = [], []
         for start in range(0, crops.shape[0], chunk):

@@ -97,7 +97,7 @@ class OnnxModel:
     def forward_image(self, image: torch.Tensor) -> tuple[float, np.ndarray]:
         """-> (logit, attention heads x L)."""
         layout = self.model.layout(image.shape[1], image.shape[2])
-        crops = extract_crops(image, layout, self.model.img_size).numpy()
+        crops = extract_crops(image, layout).numpy()
         feats = np.concatenate(
             [self.encoder.run(None, {"crops": crops[i : i + self.chunk]})[0] for i in range(0, len(crops), self.chunk)]
         )

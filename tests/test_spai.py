@@ -60,7 +60,7 @@ def test_intermediate_tensors_match_debug_dump(det: Detector) -> None:
     assert (layout.rows, layout.cols, layout.five_crop) == (summary["grid_rows"], summary["grid_cols"], False)
     from spai.model import extract_crops
 
-    crops = extract_crops(x, layout, 224)
+    crops = extract_crops(x, layout)
     np.testing.assert_allclose(crops.numpy(), ref["patches"], atol=1e-7)
     with torch.inference_mode():
         out = det.model.forward_image(x)
