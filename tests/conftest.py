@@ -91,6 +91,19 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'spai.db'}"
 
 
+@pytest.fixture
+def page_store(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """Environment for a page under AppTest: a fresh SQLite store, a data folder, no worker
+    started by the page. Yields (url, tmp_path)."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("SPAI_START_WORKER", "0")
+    monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
+    yield sqlite_url, tmp_path
+    from db.session import dispose_all
+
+    dispose_all()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     """A fresh database of each back-end; also exported as DATABASE_URL for subprocesses."""

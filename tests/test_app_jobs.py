@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -15,20 +14,11 @@ from dashboard.worker import Worker, WorkerConfig
 from db import jobs
 from db.imagesets import register_folder
 from db.queries import count_predictions, run_summaries
-from db.session import dispose_all, session_scope
+from db.session import session_scope
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "dashboard" / "views" / "jobs.py")
 TINY = ROOT / "tests" / "fixtures" / "spai-tiny"
-
-
-@pytest.fixture
-def app_env(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("SPAI_START_WORKER", "0")
-    monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
-    yield sqlite_url, tmp_path
-    dispose_all()
 
 
 def _page() -> AppTest:
@@ -49,7 +39,7 @@ def _store(url: str, tmp: Path) -> None:
         register_folder(s, folder, name="tiny-set", kind="fake")
 
 
-def test_empty_store(app_env) -> None:
+def test_empty_store(page_store) -> None:
     at = _page()
     assert not at.exception
     assert "No model with a weights file" in at.info[0].value
@@ -57,8 +47,8 @@ def test_empty_store(app_env) -> None:
     assert "No jobs yet." in [c.value for c in at.caption]
 
 
-def test_launch_infer_runs_to_done(app_env) -> None:
-    url, tmp = app_env
+def test_launch_infer_runs_to_done(page_store) -> None:
+    url, tmp = page_store
     _store(url, tmp)
     at = _page()
     at.multiselect(key="jobs.sets").set_value(["tiny-set"]).run()
@@ -78,8 +68,8 @@ def test_launch_infer_runs_to_done(app_env) -> None:
     assert "run 1: 4 images to score" in at.code[-1].value  # the job's log
 
 
-def test_cancel_failure_traceback_and_retry(app_env) -> None:
-    url, tmp = app_env
+def test_cancel_failure_traceback_and_retry(page_store) -> None:
+    url, tmp = page_store
     _store(url, tmp)
     with session_scope(url) as s:
         queued = jobqueue.enqueue_infer(s, model_id=1, imageset_id=1, condition_id="jpeg/q75")

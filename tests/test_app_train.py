@@ -16,7 +16,7 @@ from dashboard import jobqueue
 from dashboard.training_log import read_training_log
 from db import jobs
 from db.models import Model
-from db.session import dispose_all, session_scope
+from db.session import session_scope
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "dashboard" / "views" / "train.py")
@@ -48,21 +48,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def app_env(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("SPAI_START_WORKER", "0")
-    monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
-    yield sqlite_url, tmp_path
-    dispose_all()
-
-
 def _page() -> AppTest:
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 
-def test_empty_and_form_validation(app_env) -> None:
-    url, tmp = app_env
+def test_empty_and_form_validation(page_store) -> None:
+    url, tmp = page_store
     at = _page()
     assert not at.exception and "No training jobs yet." in at.info[0].value
     at.text_input(key="train.data").input(str(tmp / "missing.csv"))
@@ -72,8 +63,8 @@ def test_empty_and_form_validation(app_env) -> None:
         assert jobqueue.recent(s) == []
 
 
-def test_queue_job_with_params(app_env) -> None:
-    url, tmp = app_env
+def test_queue_job_with_params(page_store) -> None:
+    url, tmp = page_store
     data = tmp / "d.csv"
     data.write_text("image,class,split\n")
     at = _page()
@@ -92,8 +83,8 @@ def test_queue_job_with_params(app_env) -> None:
         assert jobqueue.status(s, 1).status == "cancelled"
 
 
-def test_curves_from_a_real_run_and_register(app_env, trained: Path) -> None:
-    url, _ = app_env
+def test_curves_from_a_real_run_and_register(page_store, trained: Path) -> None:
+    url, _ = page_store
     log = read_training_log(trained / "metrics.jsonl")
     assert len(log.steps) >= 2 and list(log.epochs["epoch"]) == [0, 1]
     with session_scope(url) as s:
