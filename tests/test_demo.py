@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from spai.demo.build import BuildConfig, assign_splits, build_demo_set
 from spai.demo.generator import AutoencoderConfig
@@ -97,3 +98,31 @@ def test_assign_splits_is_exclusive_balanced_and_seeded() -> None:
 def test_stereo_pair_shares_a_split() -> None:
     moto = [s for s in discover_sources() if s.id.startswith("skimage/motorcycle")]
     assert len(moto) == 2 and len({s.split_key for s in moto}) == 1
+
+
+def test_reproduce_trains_evaluates_and_writes_the_card(tmp_path: Path) -> None:
+    """The one-command pipeline at miniature scale: reused set -> CLI training -> card."""
+    from spai.demo.reproduce import TARGET_AUC, reproduce
+    from spai.detector import Detector
+
+    cfg = BuildConfig(output=tmp_path / "demo", seed=0, crop_sizes=((224, 224), (256, 224)),
+                      pixels_per_crop=10**9, min_crops=1, max_crops=1, autoencoder=MINI_AE)
+    build_demo_set(cfg, _sources(), log=lambda _: None)
+    demo_yaml = Path(__file__).parents[1] / "configs" / "demo.yaml"
+    fast = tmp_path / "fast.yaml"  # the shipped demo config, cut to one short epoch
+    fast.write_text(f"BASE: ['{demo_yaml.as_posix()}']\nDATA:\n  BATCH_SIZE: 2\n"
+                    "  AUGMENTED_VIEWS: 2\nTRAIN:\n  WARMUP_EPOCHS: 0\n")
+    info = reproduce(tmp_path / "demo", tmp_path / "weights", tmp_path / "runs" / "demo",
+                     epochs=1, skip_build=True, conditions=("original", "jpeg/q75", "no/such"),
+                     log=lambda _: None, config=fast)  # fmt: skip
+    weights = tmp_path / "weights" / "spai_demo.pth"
+    assert Detector.load(weights, device="cpu").score_one(
+        Image.open(tmp_path / "demo" / _rows(tmp_path / "demo" / "demo.csv")[0]["image"])).ok
+    assert info["epochs"] == 1 and info["build_note"].startswith("as recorded")
+    manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
+    assert info["build_s"] == manifest["timing_s"]["total"]
+    test = info["test"]
+    assert test["original"]["n"] == test["jpeg/q75"]["n"] > 0 and "error" in test["no/such"]
+    card = (tmp_path / "weights" / "MODEL_CARD.md").read_text()
+    assert f"{test['original']['auc']:.3f}" in card and f"at least {TARGET_AUC}" in card
+    assert json.loads((tmp_path / "weights" / "eval.json").read_text())["sha256"] in card
