@@ -614,7 +614,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ray-address", default=None,
                     help="Ray cluster for the 'ray' executor; 'auto' joins this node's cluster "
                          "(RAY_ADDRESS)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads for this process (default: torch's choice, one per "
+                         "core); with several workers on one machine give each cores / workers")
     args = ap.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            ap.error(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.executor:
         os.environ["SPAI_EXECUTOR"] = args.executor
     if args.ray_address:
@@ -632,7 +641,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    print(f"[worker {worker.id}] serving {database_url(args.database_url)}", flush=True)
+    import torch
+
+    print(f"[worker {worker.id}] serving {database_url(args.database_url)} with "
+          f"{torch.get_num_threads()} torch thread(s)", flush=True)
     n = worker.serve()
     print(f"[worker {worker.id}] exiting after {n} job(s)", flush=True)
     return 0

@@ -125,12 +125,14 @@ def test_two_worker_processes_run_each_job_once(db_url: str, tmp_path: Path) -> 
         set_id = register_folder(s, folder, name="tiny", kind="real").imageset_ids["tiny"]
         job_ids = [jobs.enqueue(s, "make-condition", {"imageset_id": set_id,
                                                        "condition_id": c}) for c in conditions]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "dashboard.worker", "--once", "--poll-seconds", "0.1"]
+    env = dict(os.environ, OMP_NUM_THREADS="2")  # --threads wins over the environment
+    cmd = [sys.executable, "-m", "dashboard.worker", "--once", "--poll-seconds", "0.1",
+           "--threads", "1"]
     procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
+    assert all("with 1 torch thread(s)" in out for out in outs), outs
     with session_scope(db_url) as s:
         rows = s.scalars(select(Job).where(Job.id.in_(job_ids))).all()
         assert {j.status for j in rows} == {"done"}, [(j.status, j.traceback) for j in rows]
