@@ -126,3 +126,27 @@ def test_reproduce_trains_evaluates_and_writes_the_card(tmp_path: Path) -> None:
     card = (tmp_path / "weights" / "MODEL_CARD.md").read_text()
     assert f"{test['original']['auc']:.3f}" in card and f"at least {TARGET_AUC}" in card
     assert json.loads((tmp_path / "weights" / "eval.json").read_text())["sha256"] in card
+
+
+def test_evaluate_remeasures_the_shipped_model_and_keeps_its_training_facts(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from spai.demo.__main__ import cli
+
+    test_reproduce_trains_evaluates_and_writes_the_card(tmp_path)
+    out = tmp_path / "weights"
+    before = json.loads((out / "eval.json").read_text())
+    res = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "demo"), "--output",
+                                   str(out), "--condition", "original", "--condition", "meme"])
+    assert res.exit_code == 0, res.output
+    after = json.loads((out / "eval.json").read_text())
+    assert list(after["test"]) == ["original", "meme"]
+    assert after["test"]["original"] == before["test"]["original"]  # same model, same images
+    assert {k: v for k, v in after.items() if k != "test"} == {
+        k: v for k, v in before.items() if k != "test"}
+    assert "| `meme` |" in (out / "MODEL_CARD.md").read_text()
+    (out / "spai_demo.pth").write_bytes((out / "spai_demo.pth").read_bytes() + b"x")
+    res = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "demo"), "--output", str(out)])
+    assert res.exit_code != 0 and "sha256 differs" in str(res.exception)

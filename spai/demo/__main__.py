@@ -1,4 +1,5 @@
-"""CLI: ``python -m spai.demo build`` (the demo data set) and ``reproduce`` (set + model + card)."""
+"""CLI: ``python -m spai.demo build`` (the demo data set), ``reproduce`` (set + model + card)
+and ``evaluate`` (re-measure the shipped model)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,20 @@ def reproduce_cmd(data_dir: Path, output: Path, run_dir: Path, seed: int, epochs
     from spai.demo.reproduce import reproduce
 
     reproduce(data_dir, output, run_dir, seed, epochs, skip_build, log=click.echo)
+
+
+@cli.command("evaluate")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("data/demo"),
+              show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("weights/demo"),
+              show_default=True, help="Folder of the shipped model, its eval.json and card.")
+@click.option("--condition", "conditions", multiple=True,
+              help="Condition id (repeatable); default: every registered condition.")
+def evaluate_cmd(data_dir: Path, output: Path, conditions: tuple[str, ...]) -> None:
+    """Re-measure the shipped demo model on the test split and rewrite its card."""
+    from spai.demo.reproduce import reevaluate
+
+    reevaluate(data_dir, output, conditions or None, log=click.echo)
 
 
 if __name__ == "__main__":
