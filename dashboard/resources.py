@@ -1,9 +1,10 @@
 """The app's cached singletons: the detector (one per weights file and process), file hashes,
 and the background worker start. Nothing else in the dashboard caches resources.
 
-Which model is active: the one chosen on the Models page for this session, else
-``SPAI_MODEL_WEIGHTS`` (with optional ``SPAI_MODEL_CFG``) from the environment, else
-``spai.detector.default_weights()`` (official weights if present, else the demo model).
+Which model is active: the one chosen on the Models page (saved in the store, so it holds for
+every user and survives restarts) while its file exists, else ``SPAI_MODEL_WEIGHTS`` (with
+optional ``SPAI_MODEL_CFG``) from the environment, else ``spai.detector.default_weights()``
+(official weights if present, else the demo model).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import state
 from spai.checkpoint import file_sha256
 from spai.detector import Detector, default_weights
 
@@ -34,12 +34,38 @@ class ModelChoice:
     exists: bool
 
 
+def saved_default_model() -> str | None:
+    """Weights path saved as the default on the Models page, or None (also when the store
+    cannot be read: scoring does not need it)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db.session import session_scope
+    from db.settings import DEFAULT_MODEL, get_setting
+
+    try:
+        with session_scope(readonly=True) as s:
+            return get_setting(s, DEFAULT_MODEL)
+    except SQLAlchemyError:
+        return None
+
+
+def save_default_model(path: str | None) -> None:
+    """Save `path` as the default model for every user of the store (None: back to the
+    environment's or the built-in choice)."""
+    from db.session import session_scope
+    from db.settings import DEFAULT_MODEL, set_setting
+
+    with session_scope() as s:
+        set_setting(s, DEFAULT_MODEL, path)
+
+
 def active_model() -> ModelChoice:
     """The weights the pages score with (see the module docstring for the order)."""
-    chosen = state.default_model()
+    chosen = saved_default_model()
     env = os.environ.get(ENV_WEIGHTS)
-    if chosen and not (env and Path(chosen).resolve() == Path(env).resolve()):
-        return ModelChoice(chosen, None, Path(chosen).is_file())
+    if (chosen and Path(chosen).is_file()
+            and not (env and Path(chosen).resolve() == Path(env).resolve())):
+        return ModelChoice(chosen, None, True)
     if env:
         return ModelChoice(env, os.environ.get(ENV_CFG) or None, Path(env).is_file())
     path = default_weights()

@@ -23,9 +23,9 @@ INSPECT_CONDITIONS = "inspect.conditions"
 MODELS_CHOICE = "models.choice"
 MODELS_STORED = "models.stored"
 MODELS_SET_DEFAULT = "models.set_default"
+MODELS_CLEAR_DEFAULT = "models.clear_default"
 
 # --- non-widget state -------------------------------------------------------------------------
-_DEFAULT_MODEL = "app.default_model"  # path of the weights chosen on the Models page
 _PREDICTIONS = "app.predictions"  # (model sha, image sha) -> Prediction
 _WHATIF = "score.whatif_results"  # (model sha, image sha) -> list of (condition, score, error)
 
@@ -33,15 +33,6 @@ _WHATIF = "score.whatif_results"  # (model sha, image sha) -> list of (condition
 def item_key(prefix: str, name: str, item: str) -> str:
     """Key of a widget repeated per item (e.g. each uploaded image): ``prefix.name.item``."""
     return f"{prefix}.{name}.{item}"
-
-
-def default_model() -> str | None:
-    """Weights path chosen on the Models page for this session, if any."""
-    return st.session_state.get(_DEFAULT_MODEL)
-
-
-def set_default_model(path: str | None) -> None:
-    st.session_state[_DEFAULT_MODEL] = path
 
 
 def cached_prediction(model_sha: str, image_sha: str) -> Any | None:

@@ -175,3 +175,13 @@ class Worker(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
     current_job_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Setting(Base):
+    """A named value shared by every user of the store (e.g. the dashboard's default model)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

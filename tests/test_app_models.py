@@ -73,7 +73,7 @@ def test_models_page_demo_model_card_badge_and_default_choice(
     assert not at.exception
     assert texts(at, "subheader") == ["spai_demo (active)", "other"]
     assert any("Demo card" in m for m in texts(at, "markdown"))
-    # choose the other checkpoint as this session's default
+    # choose the other checkpoint as the default: saved in the store, so a new session has it
     box = at.selectbox(key="models.choice")
     box.set_value(str(weights / "other.pth")).run()
     at.button(key="models.set_default").click().run()
@@ -82,6 +82,21 @@ def test_models_page_demo_model_card_badge_and_default_choice(
     assert texts(at, "subheader")[1] == "other (active)"
     side = " ".join(texts(at.sidebar, "markdown"))
     assert "other.pth" in side and "DEMO" not in side
+    again = new_app().run()  # another browser session, same store
+    assert "other.pth" in " ".join(texts(again.sidebar, "markdown"))
+    again.switch_page("views/models.py").run()
+    again.button(key="models.clear_default").click().run()
+    assert any("forgotten" in s for s in texts(again, "success"))
+    again.run()
+    assert texts(again, "subheader") == ["spai_demo (active)", "other"]
+    # a saved default whose file has gone: the page says so and falls back
+    again.selectbox(key="models.choice").set_value(str(weights / "other.pth")).run()
+    again.button(key="models.set_default").click().run()
+    (weights / "other.pth").unlink()
+    again.run()
+    assert not again.exception
+    assert any("no longer exists" in w and "spai_demo.pth" in w for w in texts(again, "warning"))
+    assert texts(again, "subheader") == ["spai_demo (active)"]
 
 
 def test_models_page_with_the_study_shows_stored_models_and_their_evaluation(

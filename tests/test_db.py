@@ -28,7 +28,7 @@ from db.queries import (
 from db.session import get_engine, init_db, session_scope
 
 TABLES = {"image_sets", "images", "conditions", "derived_images", "models", "runs",
-          "predictions", "jobs", "workers", "alembic_version"}
+          "predictions", "jobs", "workers", "settings", "alembic_version"}
 
 
 def _png(path: Path, size=(32, 24), color=(200, 10, 10)) -> None:
@@ -39,7 +39,7 @@ def _png(path: Path, size=(32, 24), color=(200, 10, 10)) -> None:
 def test_migrations_from_empty(db_url: str) -> None:
     engine = init_db(db_url)
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     init_db(db_url)  # idempotent
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
@@ -232,3 +232,22 @@ def test_migrations_match_the_models(db_url: str) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_settings_are_set_replaced_and_cleared(db_url: str) -> None:
+    from db.settings import get_setting, set_setting
+
+    init_db(db_url)
+    with session_scope(db_url) as s:
+        assert get_setting(s, "a.key") is None
+        set_setting(s, "a.key", "/weights/x.pth")
+    with session_scope(db_url) as s:  # committed: another session sees it
+        assert get_setting(s, "a.key") == "/weights/x.pth"
+        set_setting(s, "a.key", "/weights/y.pth")
+        set_setting(s, "other", "1")
+    with session_scope(db_url) as s:
+        assert (get_setting(s, "a.key"), get_setting(s, "other")) == ("/weights/y.pth", "1")
+        set_setting(s, "a.key", None)
+        set_setting(s, "never.set", None)  # clearing a missing key is a no-op
+    with session_scope(db_url) as s:
+        assert get_setting(s, "a.key") is None and get_setting(s, "other") == "1"

@@ -80,12 +80,21 @@ for ckpt in checkpoints:
 if checkpoints:
     names = {str(c.path): f"{c.name} ({c.origin})" for c in checkpoints}
     current = next((p for p in names if Path(p).resolve() == Path(active.weights).resolve()), None)
-    choice = st.selectbox("Default model for Score and Inspect (this session)", list(names),
-                          index=list(names).index(current) if current else 0,
+    saved = resources.saved_default_model()
+    if saved and not Path(saved).is_file():
+        st.warning(f"The saved default model {saved} no longer exists; using "
+                   f"{Path(active.weights).name} instead.", icon=":material/warning:")
+    choice = st.selectbox("Default model for Score and Inspect (saved in the store, for every "
+                          "user)", list(names), index=list(names).index(current) if current else 0,
                           format_func=names.get, key=state.MODELS_CHOICE)
-    if st.button("Use as default", key=state.MODELS_SET_DEFAULT):
-        state.set_default_model(choice)
+    left, right = st.columns(2)
+    if left.button("Use as default", key=state.MODELS_SET_DEFAULT):
+        resources.save_default_model(choice)
         st.success(f"Default model: {names[choice]}")
+    if saved and right.button("Forget the saved default", key=state.MODELS_CLEAR_DEFAULT,
+                              help="Back to SPAI_MODEL_WEIGHTS, or official weights, or the demo"):
+        resources.save_default_model(None)
+        st.success("The saved default is forgotten.")
 
 st.header("Models in the store")
 with session_scope(readonly=True) as s:
