@@ -45,7 +45,7 @@ def saved_default_model() -> str | None:
     try:
         with session_scope(readonly=True) as s:
             return get_setting(s, DEFAULT_MODEL)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, OSError):  # no database, or no folder to create its file in
         return None
 
 
