@@ -171,13 +171,18 @@ def run_infer_ray(ctx: JobContext) -> dict[str, Any]:
     """The ``infer`` job on Ray: same run, rows, progress, cancel and resume as local."""
     import ray
 
-    from dashboard.worker import close_infer_run, infer_todo, open_infer_run, write_predictions
+    from dashboard.worker import (
+        close_infer_run,
+        error_rows,
+        infer_todo,
+        open_infer_run,
+        write_predictions,
+    )
 
     address = connect(ray_address(ctx.params))
     r = open_infer_run(ctx)
     todo = infer_todo(ctx, r)
-    bad = [{"run_id": r.run_id, "image_id": iid, "score": None, "error": err}
-           for iid, _, err in todo if err is not None]
+    bad = error_rows(r, todo)
     if bad:
         write_predictions(ctx, r, bad)
     items = [{"image_id": iid, "path": str(path)} for iid, path, err in todo if err is None]
@@ -206,8 +211,7 @@ def derive_missing_ray(ctx: JobContext, imageset_id: int, condition_id: str) -> 
     from dashboard.worker import derive_row, derive_todo, write_derived
 
     connect(ray_address(ctx.params))
-    todo, total = derive_todo(ctx, imageset_id, condition_id)
-    counts = {"derived": 0, "derive_errors": 0, "images": total}
+    todo, counts = derive_todo(ctx, imageset_id, condition_id)
     no_file = [it for it in todo if it["src"] is None]
     if no_file:
         write_derived(ctx, [derive_row(it, condition_id) for it in no_file], counts)

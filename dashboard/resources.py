@@ -32,6 +32,7 @@ class ModelChoice:
     weights: str
     cfg: str | None
     exists: bool
+    saved: str | None = None  # the default saved on the Models page, as read (file may be gone)
 
 
 def saved_default_model() -> str | None:
@@ -65,11 +66,11 @@ def active_model() -> ModelChoice:
     env = os.environ.get(ENV_WEIGHTS)
     if (chosen and Path(chosen).is_file()
             and not (env and Path(chosen).resolve() == Path(env).resolve())):
-        return ModelChoice(chosen, None, True)
+        return ModelChoice(chosen, None, True, chosen)
     if env:
-        return ModelChoice(env, os.environ.get(ENV_CFG) or None, Path(env).is_file())
+        return ModelChoice(env, os.environ.get(ENV_CFG) or None, Path(env).is_file(), chosen)
     path = default_weights()
-    return ModelChoice(str(path), None, path.is_file())
+    return ModelChoice(str(path), None, path.is_file(), chosen)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model ...")

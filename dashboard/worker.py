@@ -54,6 +54,7 @@ from db.session import REPO_ROOT, database_url, init_db, session_scope
 
 PLUGIN_MODULES: tuple[str, ...] = ("dashboard.train_job",)  # modules calling register_handler()
 REGISTER_PROBLEMS_KEPT = 500  # per-row problems kept in a registration job's result
+PROBLEMS_LOGGED = 50  # per-row problems of an import or registration written to the job log
 NO_FILE_ERROR = "image file not available (predictions were imported without images)"
 EXECUTORS = ("local", "ray")  # where infer and make-condition jobs run (see dashboard.ray_executor)
 
@@ -202,9 +203,10 @@ def _ensure_condition_row(session, condition_id: str) -> None:
 
 def derive_todo(
     ctx: JobContext, imageset_id: int, condition_id: str
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """What ``derive_row`` needs for each image of the set without a derived file under the
-    condition, and the set's size; logs and reports progress."""
+    condition, and the job's counts (zero so far, and the set's size); logs and reports
+    progress."""
     with session_scope(ctx.url) as s:
         _ensure_condition_row(s, condition_id)
         iset = s.get(ImageSet, imageset_id)
@@ -225,7 +227,7 @@ def derive_todo(
         "error": im.error or NO_FILE_ERROR,  # used only when src is None
         "stem": str(derived_stem(iset.name, condition_id, im.relpath)),
         "key": f"sha256:{im.sha256}" if im.sha256 else f"{iset.name}/{im.relpath}",
-    } for im in todo], len(images)
+    } for im in todo], {"derived": 0, "derive_errors": 0, "images": len(images)}
 
 
 def derive_row(item: dict[str, Any], condition_id: str) -> dict[str, Any]:
@@ -259,8 +261,7 @@ def write_derived(ctx: JobContext, rows: list[dict[str, Any]], counts: dict[str,
 
 def derive_missing(ctx: JobContext, imageset_id: int, condition_id: str) -> dict[str, int]:
     """Write the derived file of every image of the set that lacks one under the condition."""
-    todo, total = derive_todo(ctx, imageset_id, condition_id)
-    counts = {"derived": 0, "derive_errors": 0, "images": total}
+    todo, counts = derive_todo(ctx, imageset_id, condition_id)
     for start in range(0, len(todo), DERIVE_BATCH):
         ctx.check()
         write_derived(ctx, [derive_row(it, condition_id)
@@ -268,13 +269,18 @@ def derive_missing(ctx: JobContext, imageset_id: int, condition_id: str) -> dict
     return counts
 
 
-def run_make_condition(ctx: JobContext) -> dict[str, Any]:
-    p = ctx.params
-    if executor_of(p) == "ray":
+def derive_on_executor(ctx: JobContext, imageset_id: int, condition_id: str) -> dict[str, int]:
+    """``derive_missing`` on the job's executor (local, or Ray tasks)."""
+    if executor_of(ctx.params) == "ray":
         from dashboard.ray_executor import derive_missing_ray
 
-        return derive_missing_ray(ctx, int(p["imageset_id"]), str(p["condition_id"]))
-    return derive_missing(ctx, int(p["imageset_id"]), str(p["condition_id"]))
+        return derive_missing_ray(ctx, imageset_id, condition_id)
+    return derive_missing(ctx, imageset_id, condition_id)
+
+
+def run_make_condition(ctx: JobContext) -> dict[str, Any]:
+    p = ctx.params
+    return derive_on_executor(ctx, int(p["imageset_id"]), str(p["condition_id"]))
 
 
 def executor_of(params: dict[str, Any]) -> str:
@@ -283,6 +289,14 @@ def executor_of(params: dict[str, Any]) -> str:
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; valid: {', '.join(EXECUTORS)}")
     return name
+
+
+def error_rows(
+    r: InferRun, todo: list[tuple[int, Path | None, str | None]]
+) -> list[dict[str, Any]]:
+    """Prediction rows (no score, the reason) for the items of ``infer_todo`` with an error."""
+    return [{"run_id": r.run_id, "image_id": iid, "score": None, "error": err}
+            for iid, _, err in todo if err is not None]
 
 
 def _prediction_row(run_id: int, image_id: int, pred: Any) -> dict[str, Any]:
@@ -328,12 +342,7 @@ def open_infer_run(ctx: JobContext) -> InferRun:
         r = InferRun(run.id, iset, condition_id, model.name, model.path,
                      (model.config or {}).get("cfg_path"), str(p.get("device") or "auto"), batch)
     if condition_id != ORIGINAL:
-        if executor_of(p) == "ray":
-            from dashboard.ray_executor import derive_missing_ray
-
-            derive_missing_ray(ctx, imageset_id, condition_id)
-        else:
-            derive_missing(ctx, imageset_id, condition_id)
+        derive_on_executor(ctx, imageset_id, condition_id)
     return r
 
 
@@ -385,8 +394,7 @@ def run_infer(ctx: JobContext) -> dict[str, Any]:
     for start in range(0, len(todo), r.batch):
         ctx.check()
         chunk = todo[start:start + r.batch]
-        rows = [{"run_id": r.run_id, "image_id": iid, "score": None, "error": err}
-                for iid, _, err in chunk if err is not None]
+        rows = error_rows(r, chunk)
         to_score = [(iid, path) for iid, path, err in chunk if err is None]
         # Stops early on cancel; zip below then keeps only the images actually scored.
         preds = det.score([str(path) for _, path in to_score], should_stop=ctx.should_stop)
@@ -431,7 +439,7 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
             raise ValueError(f"import job: source must be 'study', 'csv', 'register-folder' or "
                              f"'register-csv', got "
                              f"{p.get('source')!r}")
-    for problem in rep.problems[:50]:
+    for problem in rep.problems[:PROBLEMS_LOGGED]:
         ctx.log(problem)
     return {"runs": rep.runs, "images_added": rep.images_added,
             "predictions_added": rep.predictions_added, "problems": len(rep.problems),
@@ -450,7 +458,7 @@ def _run_register(ctx: JobContext) -> dict[str, Any]:
         else:
             rep = register_csv(s, p["csv_path"], p["root"], name=p["name"],
                                generator=p.get("generator"), split=p.get("split"))
-    for problem in rep.problems[:50]:
+    for problem in rep.problems[:PROBLEMS_LOGGED]:
         ctx.log(f"{problem.path}: {problem.reason}")
     return {"imageset_ids": rep.imageset_ids, "added": rep.added,
             "already_present": rep.already_present,
@@ -618,11 +626,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch CPU threads for this process (default: torch's choice, one per "
                          "core); with several workers on one machine give each cores / workers")
     args = ap.parse_args(argv)
+    import torch  # every scoring and training handler needs it
+
     if args.threads is not None:
         if args.threads < 1:
             ap.error(f"--threads must be at least 1, got {args.threads}")
-        import torch
-
         torch.set_num_threads(args.threads)
     if args.executor:
         os.environ["SPAI_EXECUTOR"] = args.executor
@@ -641,8 +649,6 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    import torch
-
     print(f"[worker {worker.id}] serving {database_url(args.database_url)} with "
           f"{torch.get_num_threads()} torch thread(s)", flush=True)
     n = worker.serve()

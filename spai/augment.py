@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from spai.config import AugConfig, Config
+from spai.imageio import pad_to_min_side
 
 __all__ = [
     "random_resized_crop",
@@ -122,12 +123,8 @@ def jpeg(img: Array, quality: int) -> Array:
 
 def random_crop(img: Array, rng: np.random.Generator, size: int) -> Array:
     """A size x size crop at native resolution (reflect-101 padding if a side is shorter)."""
+    img = pad_to_min_side(img, size)
     h, w = img.shape[:2]
-    if h < size or w < size:
-        ph, pw = max(0, size - h), max(0, size - w)
-        img = cv2.copyMakeBorder(img, ph // 2, ph - ph // 2, pw // 2, pw - pw // 2,
-                                 cv2.BORDER_REFLECT_101)
-        h, w = img.shape[:2]
     top, left = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
     return img[top : top + size, left : left + size]
 

@@ -22,6 +22,7 @@ __all__ = [
     "ImageLoadError",
     "ImageSource",
     "open_rgb",
+    "pad_to_min_side",
     "to_model_input",
     "resolve_under_root",
 ]
@@ -86,6 +87,17 @@ def _check_pixels(size: tuple[int, int], max_pixels: int | None, what: str) -> N
         )
 
 
+def pad_to_min_side(arr: np.ndarray, size: int) -> np.ndarray:
+    """H x W x C -> at least size x size: a side shorter than `size` is padded, centred
+    (the extra pixel at the bottom/right), with reflect-101 as the official code does."""
+    h, w = arr.shape[:2]
+    if h >= size and w >= size:
+        return arr
+    ph, pw = max(0, size - h), max(0, size - w)
+    return cv2.copyMakeBorder(arr, ph // 2, ph - ph // 2, pw // 2, pw - pw // 2,
+                              cv2.BORDER_REFLECT_101)
+
+
 def to_model_input(
     img: Image.Image, size: int = 224, resize_to: int | None = None
 ) -> torch.Tensor:
@@ -96,14 +108,7 @@ def to_model_input(
         scale = resize_to / min(h, w)
         new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
         arr = cv2.resize(arr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    h, w = arr.shape[:2]
-    if h < size or w < size:
-        top = (size - h) // 2 if h < size else 0
-        left = (size - w) // 2 if w < size else 0
-        bottom = size - h - top if h < size else 0
-        right = size - w - left if w < size else 0
-        arr = cv2.copyMakeBorder(arr, top, bottom, left, right, cv2.BORDER_REFLECT_101)
-    x = arr.astype(np.float32) * np.float32(1.0 / 255.0)
+    x = pad_to_min_side(arr, size).astype(np.float32) * np.float32(1.0 / 255.0)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 

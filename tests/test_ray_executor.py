@@ -25,7 +25,7 @@ from dashboard.worker import Worker, WorkerConfig
 from db import jobs
 from db.models import DerivedImage, Image, Prediction, Run
 from db.session import REPO_ROOT, dispose_all, session_scope
-from worker_support import image_set as _image_set, wait_for
+from worker_support import cancel_when_started, image_set as _image_set, wait_for
 
 TINY = REPO_ROOT / "tests" / "fixtures" / "spai-tiny"
 WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
@@ -174,15 +174,8 @@ def test_cancel_stops_a_running_ray_job(
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     set_id, model_id = _image_set(sqlite_url, tmp_path / "many", SMALL, copies=8)
     job_id = _infer(sqlite_url, model_id, set_id)  # no executor param: the worker's --executor
-    proc = _spawn_ray_worker(ray_cluster)
-    try:
-        _wait(sqlite_url, job_id, lambda v: v.progress_done >= 2)
-        with session_scope(sqlite_url) as s:
-            assert jobs.request_cancel(s, job_id) == "running"
-        view = _wait(sqlite_url, job_id, lambda v: v.status != "running")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 0
+    view = cancel_when_started(sqlite_url, job_id, _spawn_ray_worker(ray_cluster), _wait,
+                               stop_timeout_s=120)
     assert view.status == "cancelled"
     with session_scope(sqlite_url, readonly=True) as s:
         assert s.scalars(select(Run.status)).one() == "cancelled"

@@ -19,7 +19,7 @@ from dashboard.worker import Worker, WorkerConfig, ensure_worker_running
 from db import jobs
 from db.models import DerivedImage, Image, Prediction, Run, Worker as WorkerRow
 from db.session import REPO_ROOT, session_scope
-from worker_support import image_set as _image_set, wait_for
+from worker_support import cancel_when_started, image_set as _image_set, wait_for
 
 TINY = REPO_ROOT / "tests" / "fixtures" / "spai-tiny"
 WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
@@ -113,15 +113,7 @@ def test_cancel_running_infer_job(db_url: str, tmp_path: Path) -> None:
     with session_scope(db_url) as s:
         job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2,
                                         device="cpu")
-    proc = _spawn_worker()
-    try:
-        _wait(db_url, job_id, lambda v: v.progress_done >= 2)
-        with session_scope(db_url) as s:
-            assert jobqueue.cancel(s, job_id) == "running"
-        view = _wait(db_url, job_id, lambda v: v.status != "running")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    view = cancel_when_started(db_url, job_id, _spawn_worker(), _wait, stop_timeout_s=60)
     assert view.status == "cancelled"
     with session_scope(db_url) as s:
         run = s.scalars(select(Run)).one()

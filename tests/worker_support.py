@@ -1,9 +1,12 @@
-"""Shared by the worker and Ray executor tests: a registered image set of fixture images and a
-bounded wait on a job's state (a hang guard, not a performance assertion)."""
+"""Shared by the worker and Ray executor tests: a registered image set of fixture images, a
+bounded wait on a job's state (a hang guard, not a performance assertion) and a cancel of a
+job a worker process is running."""
 
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,3 +48,18 @@ def wait_for(url: str, job_id: int, pred: Callable[[jobs.JobView], bool],
             return view
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} never reached the expected state: {view}")
+
+
+def cancel_when_started(url: str, job_id: int, proc: subprocess.Popen,
+                        wait: Callable[..., jobs.JobView], stop_timeout_s: float) -> jobs.JobView:
+    """Once the job has 2 images done, request its cancel (it must be running) and wait until it
+    leaves "running"; then SIGTERM the worker process, which must exit cleanly. Returns the job."""
+    try:
+        wait(url, job_id, lambda v: v.progress_done >= 2)
+        with session_scope(url) as s:
+            assert jobqueue.cancel(s, job_id) == "running"
+        view = wait(url, job_id, lambda v: v.status != "running")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=stop_timeout_s) == 0
+    return view

@@ -80,7 +80,7 @@ for ckpt in checkpoints:
 if checkpoints:
     names = {str(c.path): f"{c.name} ({c.origin})" for c in checkpoints}
     current = next((p for p in names if Path(p).resolve() == Path(active.weights).resolve()), None)
-    saved = resources.saved_default_model()
+    saved = active.saved
     if saved and not Path(saved).is_file():
         st.warning(f"The saved default model {saved} no longer exists; using "
                    f"{Path(active.weights).name} instead.", icon=":material/warning:")
