@@ -23,6 +23,7 @@ COPY requirements.txt .
 RUN pip install --index-url ${TORCH_INDEX} torch==2.14.1 torchvision==0.29.1 && \
     pip install -r requirements.txt
 COPY . .
+RUN pip install --no-deps -e .
 RUN useradd --create-home spai && mkdir -p /app/data && chown -R spai /app/data
 USER spai
 EXPOSE 8501

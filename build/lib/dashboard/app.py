@@ -1,0 +1,62 @@
+"""Dashboard entrypoint: ``streamlit run dashboard/app.py`` (from the repository root).
+
+Only the frame lives here: page config, navigation with sections, the shared sidebar (which model
+is active, DEMO badge) and the background worker start. Each page is a file in ``views/``; a
+page whose file does not exist yet is simply not listed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the repo, on the path
+    sys.path.insert(0, str(REPO_ROOT))
+
+import streamlit as st  # noqa: E402
+from streamlit.navigation.page import StreamlitPage  # noqa: E402
+
+from dashboard import components, resources  # noqa: E402
+from spai.detector import origin_of  # noqa: E402
+
+VIEWS = Path(__file__).resolve().parent / "views"
+# (section, file in views/, title, icon); the first existing page is the default.
+PAGES = (
+    ("Detect", "score.py", "Score", ":material/fact_check:"),
+    ("Detect", "inspect.py", "Inspect", ":material/biotech:"),
+    ("Data", "imagesets.py", "Image sets", ":material/photo_library:"),
+    ("Data", "jobs.py", "Jobs", ":material/pending_actions:"),
+    ("Study", "compare.py", "Compare", ":material/table_chart:"),
+    ("Models", "models.py", "Models", ":material/model_training:"),
+    ("Models", "train.py", "Train", ":material/school:"),
+)
+
+
+def navigation() -> StreamlitPage:
+    sections: dict[str, list[StreamlitPage]] = {}
+    for section, file, title, icon in PAGES:
+        path = VIEWS / file
+        if path.is_file():
+            sections.setdefault(section, []).append(
+                st.Page(path, title=title, icon=icon, url_path=Path(file).stem,
+                        default=not sections))
+    return st.navigation(sections)
+
+
+def sidebar(worker_problem: str | None) -> None:
+    choice = resources.active_model()
+    weights = Path(choice.weights)
+    components.model_badge(weights.name, origin_of(weights), exists=choice.exists)
+    if not choice.exists:
+        st.sidebar.caption(resources.NO_MODEL_MESSAGE)
+    if worker_problem:
+        st.sidebar.warning(worker_problem, icon=":material/warning:")
+
+
+st.set_page_config(page_title="SPAI dashboard", page_icon=":material/image_search:",
+                   layout="wide")
+worker_problem = resources.start_worker_once()
+page = navigation()
+sidebar(worker_problem)
+page.run()

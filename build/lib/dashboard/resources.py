@@ -1,0 +1,127 @@
+"""The app's cached singletons: the detector (one per weights file and process), file hashes,
+and the background worker start. Nothing else in the dashboard caches resources.
+
+Which model is active: the one chosen on the Models page (saved in the store, so it holds for
+every user and survives restarts) while its file exists, else ``SPAI_MODEL_WEIGHTS`` (with
+optional ``SPAI_MODEL_CFG``) from the environment, else ``spai.detector.default_weights()``
+(official weights if present, else the demo model).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from spai.checkpoint import file_sha256
+from spai.detector import Detector, default_weights
+
+ENV_WEIGHTS = "SPAI_MODEL_WEIGHTS"  # a weights file to use instead of the default
+ENV_CFG = "SPAI_MODEL_CFG"  # its config (else the sidecar <name>.yaml or the stored config)
+ENV_START_WORKER = "SPAI_START_WORKER"  # "0": the app does not start a background worker
+NO_MODEL_MESSAGE = (
+    "No model file found. Put the official weights at weights/spai.pth (see weights/README.md) "
+    "or build the demo model with `python -m spai.demo reproduce`."
+)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    weights: str
+    cfg: str | None
+    exists: bool
+    saved: str | None = None  # the default saved on the Models page, as read (file may be gone)
+
+
+def saved_default_model() -> str | None:
+    """Weights path saved as the default on the Models page, or None (also when the store
+    cannot be read: scoring does not need it)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db.session import session_scope
+    from db.settings import DEFAULT_MODEL, get_setting
+
+    try:
+        with session_scope(readonly=True) as s:
+            return get_setting(s, DEFAULT_MODEL)
+    except (SQLAlchemyError, OSError):  # no database, or no folder to create its file in
+        return None
+
+
+def save_default_model(path: str | None) -> None:
+    """Save `path` as the default model for every user of the store (None: back to the
+    environment's or the built-in choice)."""
+    from db.session import session_scope
+    from db.settings import DEFAULT_MODEL, set_setting
+
+    with session_scope() as s:
+        set_setting(s, DEFAULT_MODEL, path)
+
+
+def active_model() -> ModelChoice:
+    """The weights the pages score with (see the module docstring for the order)."""
+    chosen = saved_default_model()
+    env = os.environ.get(ENV_WEIGHTS)
+    if (chosen and Path(chosen).is_file()
+            and not (env and Path(chosen).resolve() == Path(env).resolve())):
+        return ModelChoice(chosen, None, True, chosen)
+    if env:
+        return ModelChoice(env, os.environ.get(ENV_CFG) or None, Path(env).is_file(), chosen)
+    path = default_weights()
+    return ModelChoice(str(path), None, path.is_file(), chosen)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model ...")
+def get_detector(weights: str, cfg: str | None = None, device: str = "auto") -> Detector:
+    """Load a detector once per (weights, cfg, device) and share it across sessions.
+
+    The Detector serialises its own forward passes with a lock, so sharing is safe.
+    """
+    return Detector.load(weights, cfg=cfg, device=device)
+
+
+def load_active_detector() -> tuple[Detector | None, str | None]:
+    """(the active model's detector, None) or (None, why it cannot be used)."""
+    choice = active_model()
+    if not choice.exists:
+        return None, NO_MODEL_MESSAGE
+    try:
+        return get_detector(choice.weights, choice.cfg), None
+    except Exception as exc:  # wrong config, corrupt file: say so on the page
+        return None, f"Cannot load the model {choice.weights}: {type(exc).__name__}: {exc}"
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def weights_sha256(path: str, mtime_ns: int, size: int) -> str:
+    """sha256 of a weights file, cached by (path, mtime, size) so it is hashed once."""
+    return file_sha256(Path(path))
+
+
+def sha256_of(path: Path) -> str:
+    st_ = path.stat()
+    return weights_sha256(str(path), st_.st_mtime_ns, st_.st_size)
+
+
+@st.cache_resource
+def _start_worker() -> bool:
+    from dashboard.worker import ensure_worker_running
+
+    ensure_worker_running()
+    return True
+
+
+def start_worker_once() -> str | None:
+    """Start ``python -m dashboard.worker`` once per server process unless one is alive.
+
+    Returns None when started (or disabled by ``SPAI_START_WORKER=0``), else why it could not
+    start (a failure is not cached: the next run tries again).
+    """
+    if os.environ.get(ENV_START_WORKER, "1") == "0":
+        return None
+    try:
+        _start_worker()
+    except Exception as exc:  # e.g. the database is unreachable: say so, keep the pages up
+        return f"Background worker not started: {type(exc).__name__}: {exc}"
+    return None

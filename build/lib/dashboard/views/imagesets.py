@@ -1,0 +1,133 @@
+"""Image sets: register a folder or an official CSV, see what is in each set, derive conditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import jobqueue
+from dashboard.components import condition_picker
+from db import imageset_stats
+from db.session import database_url, session_scope
+
+KEY = "imagesets."  # page prefix of this page's widget keys
+THUMBNAILS = 12  # thumbnails shown per set
+PROBLEMS_SHOWN = 200  # per-file problems listed after a registration
+
+
+def _register_form(url: str) -> int | None:
+    """The two registration forms; returns the id of a registration job just queued."""
+    folder_tab, csv_tab = st.tabs(["Register a folder", "Register an official CSV"])
+    with folder_tab.form(KEY + "folder_form"):
+        folder = st.text_input("Folder (on the server)", key=KEY + "folder")
+        name = st.text_input("Set name", key=KEY + "folder_name")
+        kind = st.radio("Label", ["real", "fake"], horizontal=True, key=KEY + "folder_kind")
+        gen = st.text_input("Generator or real source (optional)", key=KEY + "folder_gen")
+        go_folder = st.form_submit_button("Register folder")
+    with csv_tab.form(KEY + "csv_form"):
+        csv_path = st.text_input("CSV file (columns image,class[,split])", key=KEY + "csv")
+        root = st.text_input("Root folder the image paths are relative to", key=KEY + "root")
+        csv_name = st.text_input("Set name (a CSV with both classes gives <name>-real and "
+                                 "<name>-fake)", key=KEY + "csv_name")
+        split = st.text_input("Only this split (optional)", key=KEY + "split")
+        csv_gen = st.text_input("Generator or real source (optional)", key=KEY + "csv_gen")
+        go_csv = st.form_submit_button("Register CSV")
+    if not (go_folder or go_csv):
+        return None
+    try:
+        with session_scope(url) as s:
+            if go_folder:
+                if not folder.strip() or not name.strip():
+                    raise ValueError("give a folder and a set name")
+                if not Path(folder.strip()).is_dir():
+                    raise ValueError(f"image folder not found: {folder.strip()}")
+                return jobqueue.enqueue_register_folder(
+                    s, folder.strip(), name=name.strip(), kind=kind, generator=gen.strip() or None)
+            if not csv_path.strip() or not root.strip() or not csv_name.strip():
+                raise ValueError("give a CSV file, its root folder and a set name")
+            if not Path(csv_path.strip()).is_file():
+                raise ValueError(f"CSV file not found: {csv_path.strip()}")
+            if not Path(root.strip()).is_dir():
+                raise ValueError(f"root folder not found: {root.strip()}")
+            return jobqueue.enqueue_register_csv(
+                s, csv_path.strip(), root.strip(), name=csv_name.strip(),
+                generator=csv_gen.strip() or None, split=split.strip() or None)
+    except ValueError as exc:
+        st.error(f"Registration failed: {exc}", icon=":material/error:")
+    return None
+
+
+@st.fragment(run_every="2s")
+def _registration_status(url: str, job_id: int) -> None:
+    """Progress and outcome of the registration job (hashing runs in the worker)."""
+    with session_scope(url, readonly=True) as s:
+        job = jobqueue.status(s, job_id)
+    if job.status in ("queued", "running"):
+        st.info(f"Registration job {job_id} {job.status}: hashing and decoding the images in "
+                "the background worker ...", icon=":material/hourglass_top:")
+        return
+    if job.status != "done":
+        st.error(f"Registration job {job_id} {job.status}: "
+                 f"{(job.traceback or job.log_tail or '').strip().splitlines()[-1:] or ''}",
+                 icon=":material/error:")
+        return
+    _report(job.result or {})
+    if st.session_state.get(KEY + "shown") != job_id:  # refresh the overview below once
+        st.session_state[KEY + "shown"] = job_id
+        st.rerun()
+
+
+def _report(result: dict) -> None:
+    names = ", ".join(result.get("imageset_ids", {}))
+    problems = result.get("problems", [])
+    st.success(f"Registered {names}: {result.get('added', 0)} image(s) added, "
+               f"{result.get('already_present', 0)} already present, {len(problems)} problem(s).")
+    if problems:
+        st.dataframe(problems[:PROBLEMS_SHOWN], key=KEY + "problems")
+
+
+url = database_url()
+st.title("Image sets")
+queued = _register_form(url)
+if queued is not None:
+    st.session_state[KEY + "job"] = queued
+    from dashboard.resources import start_worker_once  # imports torch: only when needed
+
+    start_worker_once()
+if st.session_state.get(KEY + "job") is not None:
+    _registration_status(url, st.session_state[KEY + "job"])
+
+with session_scope(url, readonly=True) as s:
+    sets = imageset_stats.overview(s)
+if sets.empty:
+    st.info("No image sets yet: register a folder or a CSV above, or import the robustness "
+            "study on the Compare page.", icon=":material/photo_library:")
+    st.stop()
+st.dataframe(sets.drop(columns=["id"]), hide_index=True, key=KEY + "overview")
+
+names = list(sets["name"])
+chosen = st.selectbox("Set", names, key=KEY + "set")
+row = sets[sets["name"] == chosen].iloc[0]
+with session_scope(url, readonly=True) as s:
+    imgs = imageset_stats.images(s, int(row["id"]))
+    errors = imageset_stats.images(s, int(row["id"]), errors_only=True)
+st.caption(f"{row['images']} image(s), {row['with_file']} with a file here, {row['errors']} "
+           f"unreadable; root `{row['root'] or '(none: predictions imported without files)'}`")
+files = imgs[imgs["file"].notna() & imgs["error"].isna()].head(THUMBNAILS)
+if len(files):
+    st.image(list(files["file"]), caption=list(files["relpath"]), width=120)
+if len(errors):
+    st.subheader("Files that cannot be used")
+    st.dataframe(errors[["relpath", "error"]], hide_index=True, key=KEY + "errors")
+
+st.subheader("Derive condition variants")
+conds = condition_picker("Conditions", KEY + "conditions", [])
+if st.button("Queue derivation jobs", key=KEY + "derive", disabled=not conds):
+    with session_scope(url) as s:
+        ids = [jobqueue.enqueue_make_condition(s, imageset_id=int(row["id"]), condition_id=c)
+               for c in conds]
+    from dashboard.resources import start_worker_once  # imports torch: only when needed
+
+    start_worker_once()
+    st.success(f"Queued job(s) {', '.join(map(str, ids))}; follow them on the Jobs page.")

@@ -1,0 +1,157 @@
+"""Inspect page: one image in depth (spectrum, low/high views, patches, history, conditions)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from dashboard import components, resources, state
+from db.dashboard_models import image_by_id, image_history, images_in_set, imagesets_overview
+from db.session import session_scope
+from robustness.apply import apply_condition
+from spai.detector import Detector, Prediction
+from spai.imageio import ImageLoadError, open_rgb
+from spai.visualize import (
+    center_crop,
+    log_spectrum,
+    low_high_views,
+    patch_table,
+    tensor_to_image,
+    to_grey_image,
+)
+
+SOURCES = ("Upload an image", "From an image set")
+CONDITIONS_DEFAULT = ("jpeg/q75", "instagram-filter", "screenshot")
+SPECTRUM_PX = 512  # spectra of larger images are computed on a centred crop of this side
+
+
+def _pick_image() -> tuple[bytes | None, str, str | None, int | None]:
+    """(bytes or None, name, sha256, store image id) of the image the user picked."""
+    source = st.radio("Image", SOURCES, horizontal=True, key=state.INSPECT_SOURCE)
+    if source == SOURCES[0]:
+        up = st.file_uploader("Image file", key=state.INSPECT_UPLOAD)
+        if up is None:
+            return None, "", None, None
+        data = up.getvalue()
+        return data, up.name, hashlib.sha256(data).hexdigest(), None
+    try:
+        return _pick_from_store()
+    except Exception as exc:
+        components.store_unavailable(exc)
+        return None, "", None, None
+
+
+def _pick_from_store() -> tuple[bytes | None, str, str | None, int | None]:
+    with session_scope(readonly=True) as s:
+        sets = imagesets_overview(s)
+        if not sets:
+            st.info("The store has no image sets yet (register one on the Image sets page).")
+            return None, "", None, None
+        labels = {i: f"{name} ({kind}, {n} images, {nf} files)" for i, name, kind, n, nf in sets}
+        set_id = st.selectbox("Image set", list(labels), format_func=labels.get,
+                              key=state.INSPECT_IMAGESET)
+        images = {i: (rel, ok) for i, rel, ok in images_in_set(s, set_id)}
+        if not images:
+            st.info("This image set has no images.")
+            return None, "", None, None
+        image_id = st.selectbox("Image (first 500 by path)", list(images),
+                                format_func=lambda i: images[i][0], key=state.INSPECT_IMAGE)
+        rel, has_file = images[image_id]
+        if not has_file:
+            st.info(f"{rel} has no readable file here (imported scores only): its score "
+                    "history is shown below.")
+            return None, rel, None, image_id
+        try:
+            path, sha = image_by_id(s, image_id)
+            return path.read_bytes(), rel, sha, image_id
+        except (KeyError, OSError) as exc:
+            st.error(f"{rel}: {exc}")
+            return None, rel, None, image_id
+
+
+def _history(sha: str | None, image_id: int | None) -> None:
+    st.subheader("Score history")
+    if sha is None and image_id is None:
+        return
+    try:
+        with session_scope(readonly=True) as s:
+            frame = image_history(s, sha256=sha, image_id=image_id)
+    except Exception as exc:  # the store is down: the rest of the page still works
+        components.store_unavailable(exc)
+        return
+    if frame.empty:
+        st.caption("No stored predictions for this image (score a set containing it on the "
+                   "Jobs page).")
+        return
+    components.scores_table(frame)
+
+
+def _spectral(det: Detector, data: bytes, pred: Prediction) -> None:
+    model_input = tensor_to_image(det.prepare(data)[0])
+    st.subheader("Spectrum")
+    left, right = st.columns(2)
+    left.image(model_input, caption=f"model input, {model_input.width}x{model_input.height}")
+    spec_src = center_crop(model_input, SPECTRUM_PX)
+    right.image(to_grey_image(log_spectrum(spec_src)),
+                caption="centred log-magnitude spectrum (DC at the centre)")
+    table = patch_table(pred.boxes, pred.attention, pred.similarity, grid_cols=pred.grid_cols)
+    st.subheader("Patches")
+    st.plotly_chart(components.patch_grid_figure(model_input, pred.boxes, pred.attention_mean),
+                    key="inspect.grid")
+    st.dataframe(table, hide_index=True)
+    radius_default = det.config.model.fre.masking_radius
+    patch = st.selectbox("Patch for the low/high-pass views", list(table["patch"]),
+                         index=int(np.argmax(table["attention"])), key=state.INSPECT_PATCH,
+                         format_func=lambda i: f"patch {i} (attention {table['attention'][i]:.4f})")
+    radius = st.slider("Masking radius (the model uses "
+                       f"{radius_default})", 0, 112, radius_default, key=state.INSPECT_RADIUS)
+    crop = model_input.crop(tuple(pred.boxes[patch]))
+    low, high = low_high_views(crop, radius)
+    cols = st.columns(3)
+    cols[0].image(crop, caption=f"patch {patch}")
+    cols[1].image(low, caption=f"low-pass, r < {radius}")
+    cols[2].image(high, caption=f"high-pass, r >= {radius}")
+
+
+def _conditions(data: bytes, sha: str, max_pixels: int | None) -> None:
+    st.subheader("Under each condition")
+    picked = components.condition_picker("Conditions", state.INSPECT_CONDITIONS,
+                                         CONDITIONS_DEFAULT)
+    original = open_rgb(data, max_pixels)
+    for cid in picked:
+        try:
+            variant, _ = apply_condition(original, cid, sha)
+        except Exception as exc:  # one failing condition must not hide the others
+            st.error(f"{cid}: {type(exc).__name__}: {exc}")
+            continue
+        left, right = st.columns(2)
+        left.image(variant, caption=f"{cid}, {variant.width}x{variant.height}")
+        right.image(to_grey_image(log_spectrum(center_crop(variant, SPECTRUM_PX))),
+                    caption=f"{cid}: spectrum")
+
+
+st.title("Inspect an image")
+det, problem = resources.load_active_detector()
+if det is None:
+    st.error(problem, icon=":material/error:")
+    st.stop()
+data, name, sha, image_id = _pick_image()
+if data is not None:
+    pred = state.cached_prediction(det.info.sha256, sha)
+    if pred is None:
+        with st.spinner(f"Scoring {name} ..."):
+            pred = det.score_one(data, name)
+        state.store_prediction(det.info.sha256, sha, pred)
+    if not pred.ok:
+        st.error(f"{name}: {pred.error}", icon=":material/broken_image:")
+    else:
+        st.metric(f"Score by {det.info.name}", f"{pred.score:.4f}")
+        _spectral(det, data, pred)
+_history(sha, image_id)
+if data is not None and pred.ok:
+    try:
+        _conditions(data, sha, det.max_pixels)
+    except ImageLoadError as exc:
+        st.error(str(exc))

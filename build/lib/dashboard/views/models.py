@@ -1,0 +1,111 @@
+"""Models page: available checkpoints (model card), stored models' evaluation, the default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import resources, state
+from db.dashboard_models import (
+    Checkpoint,
+    evaluation_summary,
+    local_checkpoints,
+    store_model_ids,
+    stored_models,
+)
+from db.session import session_scope
+from spai.config import load_config
+
+CONFIG_FIELDS = ("embed_dim", "depth", "num_heads")
+
+
+def _config_summary(ckpt: Checkpoint) -> str:
+    if ckpt.config_path is None:
+        return "official configs/spai.yaml" if ckpt.origin == "official" else "stored in checkpoint"
+    try:
+        cfg = load_config(ckpt.config_path).model
+    except Exception as exc:  # a broken sidecar must not break the page
+        return f"unreadable config: {exc}"
+    vit = ", ".join(f"{f}={getattr(cfg.vit, f)}" for f in CONFIG_FIELDS)
+    return f"ViT {vit}; masking radius {cfg.fre.masking_radius}"
+
+
+def _checkpoints() -> list[Checkpoint]:
+    found = local_checkpoints()
+    env = os.environ.get(resources.ENV_WEIGHTS)
+    if env and Path(env).is_file() and all(Path(env).resolve() != c.path.resolve() for c in found):
+        path = Path(env)
+        cfg = os.environ.get(resources.ENV_CFG)
+        found.append(Checkpoint(path.stem, path, f"custom ({resources.ENV_WEIGHTS})",
+                                path.stat().st_size, Path(cfg) if cfg else None, None))
+    return found
+
+
+def _evaluation(sha: str, origin: str) -> None:
+    with session_scope(readonly=True) as s:
+        ids = store_model_ids(s, sha256=sha, origin=origin)
+        frames = [evaluation_summary(s, i) for i in ids]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        st.caption("No stored evaluation for these weights (score image sets on the Jobs page).")
+        return
+    st.dataframe(pd.concat(frames), hide_index=True)
+
+
+st.title("Models")
+checkpoints = _checkpoints()
+active = resources.active_model()
+if not checkpoints:
+    st.warning(resources.NO_MODEL_MESSAGE, icon=":material/error:")
+for ckpt in checkpoints:
+    sha = resources.sha256_of(ckpt.path)
+    is_active = Path(active.weights).resolve() == ckpt.path.resolve()
+    with st.container(border=True):
+        st.subheader(f"{ckpt.name}{' (active)' if is_active else ''}")
+        if ckpt.origin == "demo":
+            st.markdown(":orange-badge[DEMO] trained on the offline demo set; not a benchmark")
+        st.table(pd.DataFrame({"": ["origin", "file", "size", "sha256", "config"],
+                               "value": [ckpt.origin, str(ckpt.path),
+                                         f"{ckpt.size_bytes / 2**20:.1f} MB", sha,
+                                         _config_summary(ckpt)]}).set_index(""))
+        if ckpt.model_card is not None:
+            with st.expander("Model card"):
+                st.markdown(ckpt.model_card.read_text(encoding="utf-8"))
+        st.markdown("**Evaluation from the store**")
+        _evaluation(sha, ckpt.origin)
+
+if checkpoints:
+    names = {str(c.path): f"{c.name} ({c.origin})" for c in checkpoints}
+    current = next((p for p in names if Path(p).resolve() == Path(active.weights).resolve()), None)
+    saved = active.saved
+    if saved and not Path(saved).is_file():
+        st.warning(f"The saved default model {saved} no longer exists; using "
+                   f"{Path(active.weights).name} instead.", icon=":material/warning:")
+    choice = st.selectbox("Default model for Score and Inspect (saved in the store, for every "
+                          "user)", list(names), index=list(names).index(current) if current else 0,
+                          format_func=names.get, key=state.MODELS_CHOICE)
+    left, right = st.columns(2)
+    if left.button("Use as default", key=state.MODELS_SET_DEFAULT):
+        resources.save_default_model(choice)
+        st.success(f"Default model: {names[choice]}")
+    if saved and right.button("Forget the saved default", key=state.MODELS_CLEAR_DEFAULT,
+                              help="Back to SPAI_MODEL_WEIGHTS, or official weights, or the demo"):
+        resources.save_default_model(None)
+        st.success("The saved default is forgotten.")
+
+st.header("Models in the store")
+with session_scope(readonly=True) as s:
+    stored = stored_models(s)
+if not stored:
+    st.caption("The store has no models yet.")
+else:
+    st.dataframe(pd.DataFrame([m.__dict__ for m in stored]), hide_index=True)
+    by_id = {m.id: m.name for m in stored}
+    pick = st.selectbox("Evaluation summary of", list(by_id), format_func=by_id.get,
+                        key=state.MODELS_STORED)
+    with session_scope(readonly=True) as s:
+        summary = evaluation_summary(s, pick)
+    st.dataframe(summary, hide_index=True)

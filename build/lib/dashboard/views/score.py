@@ -1,0 +1,129 @@
+"""Score page: upload images -> score, verdict band, attention overlay, patch grid, "what if"."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import components, resources, state
+from db.dashboard_models import reference_thresholds, store_model_ids, verdict
+from db.session import database_url, session_scope
+from robustness.apply import apply_condition
+from spai.detector import Detector, Prediction
+from spai.imageio import open_rgb
+from spai.overlay import overlay_image
+from spai.visualize import tensor_to_image
+
+MAX_UPLOAD_MB = 50  # per file; the server's maxUploadSize says the same
+WHATIF_DEFAULT = ("jpeg/q75", "webp/q75", "social/1080-q80", "resize/x0.5",
+                  "instagram-filter", "meme", "screenshot", "resample/x0.5-x2-lanczos")
+THUMB_PX = 220
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _reference(url: str, model_sha: str, origin: str, fprs: tuple[float, float]):
+    """Verdict thresholds for the model from the store at ``url`` (cached for a minute)."""
+    with session_scope(url, readonly=True) as s:
+        ids = store_model_ids(s, sha256=model_sha, origin=origin)
+        return reference_thresholds(s, ids, fprs)
+
+
+def _score(det: Detector, data: bytes, sha: str, name: str) -> Prediction:
+    pred = state.cached_prediction(det.info.sha256, sha)
+    if pred is None:
+        with st.spinner(f"Scoring {name} ..."):
+            pred = det.score_one(data, name)  # the uploaded bytes, never re-encoded
+        state.store_prediction(det.info.sha256, sha, pred)
+    return pred
+
+
+def _what_if(det: Detector, data: bytes, sha: str, conditions: list[str]) -> list[tuple]:
+    """Score the image under each condition (seeded by the image's sha256), with progress."""
+    original = open_rgb(data, det.max_pixels)
+    bar = st.progress(0.0, text="Scoring the variants ...")
+    rows = []
+    for i, cid in enumerate(conditions):
+        try:
+            variant, _ = apply_condition(original, cid, sha)
+        except Exception as exc:  # one condition failing must not stop the others
+            rows.append((cid, None, f"{type(exc).__name__}: {exc}", None))
+        else:
+            pred = det.score_one(variant, cid)
+            thumb = variant.copy()
+            thumb.thumbnail((THUMB_PX, THUMB_PX))
+            rows.append((cid, pred.score, pred.error, thumb))
+        bar.progress((i + 1) / len(conditions), text=f"{i + 1}/{len(conditions)}: {cid}")
+    bar.empty()
+    return rows
+
+
+def _show_what_if(det: Detector, data: bytes, sha: str, score: float) -> None:
+    st.markdown("**What if** the image were re-shared? The same image under robustness "
+                "conditions, scored by the same model.")
+    picked = components.condition_picker("Conditions", state.item_key("score", "whatif", sha[:12]),
+                                         WHATIF_DEFAULT)
+    if st.button("Score under these conditions", key=state.item_key("score", "run", sha[:12]),
+                 disabled=not picked):
+        state.store_whatif_results(det.info.sha256, sha, _what_if(det, data, sha, picked))
+    rows = state.whatif_results(det.info.sha256, sha)
+    if not rows:
+        return
+    table = pd.DataFrame([{"condition": "original", "score": score, "change": 0.0, "error": None}]
+                         + [{"condition": c, "score": s, "change": None if s is None else s - score,
+                             "error": e} for c, s, e, _ in rows])
+    components.scores_table(table)
+    cols = st.columns(4)
+    for i, (cid, s, err, thumb) in enumerate(r for r in rows if r[3] is not None):
+        cols[i % 4].image(thumb, caption=f"{cid}: {s:.3f}" if s is not None else f"{cid}: {err}")
+
+
+def _show_one(det: Detector, upload, ref) -> None:
+    data = upload.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    st.subheader(upload.name)
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        st.error(f"{upload.name}: file too large ({len(data) / 2**20:.1f} MB > {MAX_UPLOAD_MB} MB)")
+        return
+    pred = _score(det, data, sha, upload.name)
+    if not pred.ok:
+        st.error(f"{upload.name}: {pred.error}", icon=":material/broken_image:")
+        return
+    st.caption(f"sha256 {sha[:16]}... | {pred.width}x{pred.height} px | "
+               f"{pred.num_patches} patches | {pred.seconds:.2f} s")
+    components.verdict_card(pred.score, verdict(pred.score, ref), det.info.name)
+    show, opacity = components.overlay_controls(state.item_key("score", "overlay", sha[:12]),
+                                                state.item_key("score", "opacity", sha[:12]))
+    model_input = tensor_to_image(det.prepare(data)[0])
+    left, right = st.columns(2)
+    if show:
+        shown, _ = overlay_image(model_input, pred.boxes, pred.attention_mean, opacity=opacity)
+    else:
+        shown = model_input
+    left.image(shown, caption="model input with patch attention (red = more weight)"
+               if show else "model input")
+    right.plotly_chart(components.patch_grid_figure(model_input, pred.boxes, pred.attention_mean),
+                       key=state.item_key("score", "grid", sha[:12]))
+    _show_what_if(det, data, sha, pred.score)
+
+
+st.title("Score images")
+det, problem = resources.load_active_detector()
+if det is None:
+    st.error(problem, icon=":material/error:")
+    st.stop()
+fprs = components.fpr_picker(state.SCORE_FPR_STRICT, state.SCORE_FPR_LOOSE)
+try:
+    ref = _reference(database_url(), det.info.sha256, det.info.origin, fprs)
+except Exception as exc:  # the store is down: scoring still works, uncalibrated
+    ref = None
+    components.store_unavailable(exc)
+components.reference_note(ref)
+uploads = st.file_uploader("Images (drag and drop; one or many)", accept_multiple_files=True,
+                           key=state.SCORE_UPLOADS, max_upload_size=MAX_UPLOAD_MB)
+if not uploads:
+    st.caption("Nothing uploaded yet. Scores are P(AI-generated) from the active model.")
+for upload in uploads or []:
+    with st.container(border=True):
+        _show_one(det, upload, ref)

@@ -1,0 +1,1 @@
+"""Prediction store: SQLAlchemy models, the session helper, queries, importers and the job queue."""

@@ -1,0 +1,182 @@
+"""Register image sets from a folder (one label) or from an official ``image,class,split`` CSV.
+
+Every image is hashed once (sha256) and its header decoded for width, height and format. Rows
+that cannot be registered (a path escaping the root, a missing file) are reported per row and
+skipped; an unreadable image is registered with its ``error`` set (so inference records an error
+prediction for it) and reported too. Nothing stops the rest of the set.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import IMAGESET_KINDS, Image, ImageSet, utcnow
+from db.queries import insert_ignore
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int | None  # 1-based data row in a CSV; None for folder scans
+    path: str
+    reason: str
+
+
+@dataclass
+class RegistrationReport:
+    imageset_ids: dict[str, int] = field(default_factory=dict)  # set name -> id
+    added: int = 0
+    already_present: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    sha256: str
+    width: int | None
+    height: int | None
+    format: str | None
+    error: str | None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inspect_image(path: Path) -> ImageFacts:
+    """Hash the file and decode it fully once; a decode failure is returned as ``error``."""
+    digest = sha256_file(path)
+    try:
+        with PILImage.open(path) as im:
+            fmt, (w, h) = im.format, im.size
+            im.load()
+        return ImageFacts(digest, w, h, fmt, None)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        return ImageFacts(digest, None, None, None, f"unreadable image: {exc}")
+
+
+def resolve_inside(root: Path, relpath: str) -> Path:
+    """``root / relpath``, or ``ValueError`` when the path is absolute or escapes ``root``."""
+    if not relpath or Path(relpath).is_absolute():
+        raise ValueError(f"path must be relative to the root: {relpath!r}")
+    full = (root / relpath).resolve()
+    if not full.is_relative_to(root.resolve()):
+        raise ValueError(f"path escapes the root folder {str(root)!r}: {relpath!r}")
+    return full
+
+
+def ensure_imageset(
+    session: Session, name: str, *, kind: str, root: str | None, origin: str,
+    generator: str | None = None,
+) -> ImageSet:
+    """Return the image set ``name``, creating it; an existing one must have the same kind."""
+    if kind not in IMAGESET_KINDS:
+        raise ValueError(f"image set kind must be one of {IMAGESET_KINDS}, got {kind!r}")
+    insert_ignore(session, ImageSet.__table__, [{
+        "name": name, "kind": kind, "root": root, "origin": origin, "generator": generator,
+        "created_at": utcnow(),
+    }])
+    found = session.scalars(select(ImageSet).where(ImageSet.name == name)).one()
+    if found.kind != kind:
+        raise ValueError(f"image set {name!r} already exists with kind {found.kind!r}, not {kind!r}")
+    return found
+
+
+def _register_paths(
+    session: Session, imageset: ImageSet, root: Path, items: list[tuple[int | None, str]],
+    report: RegistrationReport,
+) -> None:
+    known = set(session.scalars(select(Image.relpath).where(Image.imageset_id == imageset.id)))
+    rows = []
+    for row, rel in items:
+        rel = rel.strip().replace("\\", "/")
+        if rel in known:
+            report.already_present += 1
+            continue
+        try:
+            full = resolve_inside(root, rel)
+        except ValueError as exc:
+            report.problems.append(RowProblem(row, rel, str(exc)))
+            continue
+        if not full.is_file():
+            report.problems.append(RowProblem(row, rel, f"file not found: {full}"))
+            continue
+        facts = inspect_image(full)
+        if facts.error:
+            report.problems.append(RowProblem(row, rel, facts.error))
+        known.add(rel)
+        rows.append({"imageset_id": imageset.id, "relpath": rel, "sha256": facts.sha256,
+                     "width": facts.width, "height": facts.height, "format": facts.format,
+                     "has_file": True, "error": facts.error})
+    report.added += insert_ignore(session, Image.__table__, rows)
+    report.imageset_ids[imageset.name] = imageset.id
+
+
+def register_folder(
+    session: Session, folder: str | Path, *, name: str, kind: str,
+    generator: str | None = None, recursive: bool = True,
+) -> RegistrationReport:
+    """Register every image file under ``folder`` as the set ``name`` with label ``kind``."""
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    imageset = ensure_imageset(session, name, kind=kind, root=str(root), origin="folder",
+                               generator=generator)
+    pattern = root.rglob("*") if recursive else root.glob("*")
+    files = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    report = RegistrationReport()
+    _register_paths(session, imageset, root,
+                    [(None, p.relative_to(root).as_posix()) for p in files], report)
+    return report
+
+
+def register_csv(
+    session: Session, csv_path: str | Path, root: str | Path, *, name: str,
+    generator: str | None = None, split: str | None = None,
+) -> RegistrationReport:
+    """Register the rows of an official ``image,class,split`` CSV (paths relative to ``root``).
+
+    A CSV holding one class becomes the set ``name``; one holding both becomes ``name-real``
+    and ``name-fake``. ``split`` keeps only rows of that split. Bad rows are reported.
+    """
+    csv_path, root = Path(csv_path), Path(root).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image root folder not found: {root}")
+    report = RegistrationReport()
+    by_kind: dict[str, list[tuple[int | None, str]]] = {"real": [], "fake": []}
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"image", "class"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}; "
+                             f"expected header image,class,split")
+        for i, rec in enumerate(reader, start=1):
+            if split is not None and (rec.get("split") or "") != split:
+                continue
+            label = (rec.get("class") or "").strip()
+            if label not in ("0", "1"):
+                report.problems.append(RowProblem(i, rec.get("image") or "",
+                                                  f"class must be 0 or 1, got {label!r}"))
+                continue
+            by_kind["fake" if label == "1" else "real"].append((i, rec.get("image") or ""))
+    kinds = [k for k, items in by_kind.items() if items]
+    for kind in kinds:
+        set_name = name if len(kinds) == 1 else f"{name}-{kind}"
+        imageset = ensure_imageset(session, set_name, kind=kind, root=str(root), origin="csv",
+                                   generator=generator)
+        _register_paths(session, imageset, root, by_kind[kind], report)
+    return report

@@ -1,0 +1,124 @@
+"""The only place that creates engines and sessions.
+
+``DATABASE_URL`` (any SQLAlchemy URL) overrides the default ``sqlite:///data/spai.db`` (relative
+to the repository root). SQLite connections get WAL, ``busy_timeout`` and foreign keys from a
+connect hook, and write transactions start with ``BEGIN IMMEDIATE`` so that concurrent writers
+wait for the lock instead of failing with "database is locked".
+
+Usage::
+
+    from db.session import session_scope
+    with session_scope() as s:
+        ...  # pass `s` down; the scope commits on success and rolls back on error
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "sqlite:///data/spai.db"  # relative to REPO_ROOT
+SQLITE_BUSY_TIMEOUT_MS = 60_000  # writers wait this long for the lock before erroring
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+_migrated: set[str] = set()
+
+
+def database_url(url: str | None = None) -> str:
+    """Resolve the URL: explicit argument, then ``DATABASE_URL``, then the default file."""
+    raw = url or os.environ.get("DATABASE_URL") or DEFAULT_URL
+    parsed = make_url(raw)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            path = REPO_ROOT / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        raw = parsed.set(database=str(path)).render_as_string(hide_password=False)
+    return raw
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_on_connect(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # let the begin hook below emit BEGIN itself
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_on_begin(conn) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """Return the process-wide engine for ``url`` (created once, then cached)."""
+    resolved = database_url(url)
+    with _lock:
+        engine = _engines.get(resolved)
+        if engine is None:
+            if make_url(resolved).get_backend_name() == "sqlite":
+                engine = create_engine(
+                    resolved, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+                )
+                event.listen(engine, "connect", _sqlite_on_connect)
+                event.listen(engine, "begin", _sqlite_on_begin)
+            else:
+                engine = create_engine(resolved, pool_pre_ping=True)
+            _engines[resolved] = engine
+    return engine
+
+
+def init_db(url: str | None = None) -> Engine:
+    """Create or upgrade the schema to the newest migration (once per process and URL)."""
+    engine = get_engine(url)
+    key = str(engine.url)
+    if key not in _migrated:
+        from db.migrate import upgrade
+
+        upgrade(engine)
+        _migrated.add(key)
+    return engine
+
+
+@contextmanager
+def session_scope(url: str | None = None, *, readonly: bool = False) -> Iterator[Session]:
+    """A unit of work: commit on success, roll back on error, always close.
+
+    ``readonly=True`` starts a deferred transaction on SQLite so long reads do not hold the
+    write lock; writing inside such a scope may then fail under contention.
+    """
+    engine = init_db(url)
+    bind = engine.execution_options(sqlite_begin="DEFERRED") if readonly else engine
+    session = sessionmaker(bind=bind, expire_on_commit=False)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def dispose_all() -> None:
+    """Close every pooled connection (tests and forked children call this)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _migrated.clear()

@@ -1,0 +1,68 @@
+"""Apply a registered condition to one image, seeded from (image key, condition id).
+
+``apply_condition`` returns the image exactly as it decodes from the saved file (lossy
+encodings included); ``derive_file`` writes those same bytes to disk.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from robustness._image import decode, encode, to_rgb
+from robustness.registry import get, seed_for
+
+__all__ = ["DerivedImage", "apply_condition", "derive_file", "render"]
+
+
+@dataclass(frozen=True)
+class DerivedImage:
+    """A derived file on disk and what was done to make it."""
+
+    path: Path  # with the extension of the condition's file format
+    params: dict  # per-image parameters actually used, including "seed"
+    seed: int
+    width: int
+    height: int
+
+
+def render(
+    img: Image.Image, condition_id: str, image_key: str, *, encoded: bool = True
+) -> tuple[bytes | Image.Image, dict]:
+    """Encoded bytes of the derived image (in the condition's file format) and its params;
+    with ``encoded=False`` the RGB image before encoding (identical to its PNG decode)."""
+    cond = get(condition_id)
+    seed = seed_for(image_key, condition_id)
+    src = to_rgb(img)
+    out, params = cond.fn(src, np.random.default_rng(seed))
+    out = to_rgb(out)
+    params = {"seed": seed, **params, "format": cond.file_format, **cond.save_kwargs}
+    return (encode(out, cond.file_format, cond.save_kwargs) if encoded else out), params
+
+
+def apply_condition(
+    img: Image.Image, condition_id: str, image_key: str
+) -> tuple[Image.Image, dict]:
+    """The derived RGB image as decoded from its saved form, and the per-image params."""
+    lossless = get(condition_id).file_format == "PNG"  # PNG decodes to the very same pixels
+    data, params = render(img, condition_id, image_key, encoded=not lossless)
+    return (data if lossless else decode(data)), params
+
+
+def derive_file(
+    src_path: str | Path, condition_id: str, out_path_without_ext: str | Path, image_key: str
+) -> DerivedImage:
+    """Read ``src_path``, apply the condition, write ``<out>.<ext>``; errors propagate."""
+    with Image.open(src_path) as im:
+        im.load()
+        data, params = render(im, condition_id, image_key)
+    path = Path(f"{out_path_without_ext}{get(condition_id).extension}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    with Image.open(io.BytesIO(data)) as saved:  # header only: the size
+        width, height = saved.size
+    return DerivedImage(path=path, params=params, seed=params["seed"], width=width, height=height)

@@ -1,0 +1,220 @@
+"""Binary detection metrics as pure numpy functions (scikit-learn conventions).
+
+Label 1 = fake (AI-generated) = positive class; a score is P(fake). Signatures follow sklearn:
+ground truth first, scores second, options keyword-only. Ties in scores are handled exactly as
+sklearn's ``roc_auc_score`` / ``average_precision_score`` / ``roc_curve`` (one ROC point per
+distinct score), so AUC equals the Mann-Whitney statistic with average ranks.
+
+Example::
+
+    >>> auc([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9])
+    0.875
+    >>> get_metric("auc").higher_is_better
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "METRICS",
+    "BootstrapCI",
+    "MetricSpec",
+    "acc_at",
+    "ap",
+    "auc",
+    "bootstrap_ci",
+    "eer",
+    "get_metric",
+    "roc_curve_points",
+    "threshold_at_fpr",
+    "tpr_at_fpr",
+]
+
+
+def _check(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    yt = np.asarray(y_true).ravel()
+    ys = np.asarray(y_score, dtype=np.float64).ravel()
+    if yt.shape != ys.shape:
+        raise ValueError(f"y_true and y_score differ in length: {yt.size} vs {ys.size}")
+    if yt.size == 0:
+        raise ValueError("empty input")
+    if not np.isin(yt, (0, 1)).all():
+        raise ValueError("y_true must contain only 0 (real) and 1 (fake)")
+    if np.isnan(ys).any():
+        raise ValueError("y_score contains NaN")
+    return yt.astype(np.int8), ys
+
+
+def _need_both(yt: np.ndarray, what: str) -> None:
+    if yt.all() or not yt.any():
+        raise ValueError(f"{what} needs both classes (0 = real, 1 = fake) in y_true")
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties get the mean of their positions."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])  # first index of each tie group
+    ends = np.r_[starts[1:], xs.size]  # one past the last
+    group_rank = (starts + ends + 1) / 2.0  # mean of positions start+1 .. end
+    ranks = np.empty(x.size, dtype=np.float64)
+    ranks[order] = np.repeat(group_rank, ends - starts)
+    return ranks
+
+
+def roc_curve_points(
+    y_true: ArrayLike, y_score: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds): one point per distinct score, decreasing thresholds, starting at
+    (0, 0) with threshold +inf (sklearn's ``roc_curve(drop_intermediate=False)``)."""
+    yt, ys = _check(y_true, y_score)
+    _need_both(yt, "roc_curve_points")
+    order = np.argsort(-ys, kind="mergesort")
+    ys, yt = ys[order], yt[order]
+    last = np.r_[np.flatnonzero(ys[1:] != ys[:-1]), ys.size - 1]  # last index per distinct score
+    tps = np.cumsum(yt)[last]
+    fps = (last + 1) - tps
+    tpr = np.r_[0.0, tps / tps[-1]]
+    fpr = np.r_[0.0, fps / fps[-1]]
+    return fpr, tpr, np.r_[np.inf, ys[last]]
+
+
+def auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """Area under the ROC curve (ties count one half)."""
+    yt, ys = _check(y_true, y_score)
+    _need_both(yt, "auc")
+    n_pos = int(yt.sum())
+    n_neg = yt.size - n_pos
+    rank_sum = _average_ranks(ys)[yt == 1].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def ap(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """Average precision: sum over distinct thresholds of (R_n - R_{n-1}) * P_n."""
+    yt, ys = _check(y_true, y_score)
+    if not yt.any():
+        raise ValueError("ap needs at least one positive (fake) sample")
+    order = np.argsort(-ys, kind="mergesort")
+    ys, yt = ys[order], yt[order]
+    last = np.r_[np.flatnonzero(ys[1:] != ys[:-1]), ys.size - 1]
+    tps = np.cumsum(yt)[last].astype(np.float64)
+    precision = tps / (last + 1)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def acc_at(y_true: ArrayLike, y_score: ArrayLike, *, threshold: float = 0.5) -> float:
+    """Accuracy when a score strictly above ``threshold`` means fake (torchmetrics' rule)."""
+    yt, ys = _check(y_true, y_score)
+    return float(np.mean((ys > threshold) == (yt == 1)))
+
+
+def threshold_at_fpr(y_real_scores: ArrayLike, *, fpr: float) -> float:
+    """Smallest threshold t such that the share of real scores >= t is at most ``fpr``
+    (call an image fake when score >= t); +inf when even the top score is too many."""
+    s = np.sort(np.asarray(y_real_scores, dtype=np.float64).ravel())[::-1]
+    if s.size == 0 or np.isnan(s).any():
+        raise ValueError("threshold_at_fpr needs a non-empty array of real scores without NaN")
+    if not 0.0 <= fpr <= 1.0:
+        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    distinct = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1]  # last index per value
+    rates = (distinct + 1) / s.size  # share of reals >= s[distinct]
+    ok = distinct[rates <= fpr]
+    return float(s[ok[-1]]) if ok.size else float("inf")
+
+
+def tpr_at_fpr(y_true: ArrayLike, y_score: ArrayLike, *, fpr: float = 0.01) -> float:
+    """Highest TPR on the exact ROC curve among points with FPR <= ``fpr`` (no interpolation)."""
+    f, t, _ = roc_curve_points(y_true, y_score)
+    return float(t[f <= fpr + 1e-12].max())
+
+
+def eer(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """Equal error rate: where FPR = 1 - TPR, linearly interpolated between ROC points."""
+    f, t, _ = roc_curve_points(y_true, y_score)
+    fnr = 1.0 - t
+    diff = fnr - f  # decreasing from 1 to -1 along the curve
+    i = int(np.flatnonzero(diff <= 0)[0])
+    if diff[i] == 0 or i == 0:
+        return float(f[i])
+    w = diff[i - 1] / (diff[i - 1] - diff[i])  # fraction of the segment where diff crosses 0
+    return float(f[i - 1] + w * (f[i] - f[i - 1]))
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """A metric value with its bootstrap percentile interval."""
+
+    estimate: float  # metric on the full data
+    low: float
+    high: float
+    level: float  # e.g. 0.95
+    n: int  # bootstrap replicates
+
+
+def bootstrap_ci(
+    metric: str | Callable[[np.ndarray, np.ndarray], float],
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    *,
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> BootstrapCI:
+    """Percentile bootstrap interval, resampling reals and fakes separately (stratified), so
+    every replicate keeps both classes and the class balance."""
+    fn = get_metric(metric).fn if isinstance(metric, str) else metric
+    yt, ys = _check(y_true, y_score)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(yt == 1), np.flatnonzero(yt == 0)
+    idx = np.concatenate(
+        [
+            pos[rng.integers(0, pos.size, (n, pos.size))],
+            neg[rng.integers(0, neg.size, (n, neg.size))],
+        ],
+        axis=1,
+    )  # (n, N)
+    values = np.array([fn(yt[row], ys[row]) for row in idx])
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return BootstrapCI(float(fn(yt, ys)), float(low), float(high), level, n)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A named metric with its direction, for tables and UIs."""
+
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray], float]  # (y_true, y_score) -> float
+    higher_is_better: bool
+    description: str
+
+
+METRICS: dict[str, MetricSpec] = {
+    "auc": MetricSpec("auc", auc, True, "ROC AUC, fake = positive (ties as sklearn)"),
+    "ap": MetricSpec("ap", ap, True, "Average precision, fake = positive"),
+    "acc": MetricSpec("acc", acc_at, True, "Accuracy at threshold 0.5 (score > 0.5 = fake)"),
+    "tpr@fpr1%": MetricSpec(
+        "tpr@fpr1%", lambda y, s: tpr_at_fpr(y, s, fpr=0.01), True, "TPR at 1% FPR (exact ROC)"
+    ),
+    "tpr@fpr5%": MetricSpec(
+        "tpr@fpr5%", lambda y, s: tpr_at_fpr(y, s, fpr=0.05), True, "TPR at 5% FPR (exact ROC)"
+    ),
+    "eer": MetricSpec("eer", eer, False, "Equal error rate (interpolated)"),
+}
+
+
+def get_metric(name: str) -> MetricSpec:
+    """Look up a metric by name; unknown names raise KeyError listing the valid ones."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(
+            f"Unknown metric {name!r}. Available: {', '.join(sorted(METRICS))}"
+        ) from None

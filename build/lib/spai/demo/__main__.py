@@ -1,0 +1,66 @@
+"""CLI: ``python -m spai.demo build`` (the demo data set), ``reproduce`` (set + model + card)
+and ``evaluate`` (re-measure the shipped model)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from spai.demo.build import BuildConfig, build_demo_set
+from spai.demo.generator import AutoencoderConfig
+
+
+@click.group()
+def cli() -> None:
+    """The offline demo data set and the shipped demo model."""
+
+
+@cli.command("build")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("data/demo"),
+              show_default=True, help="Folder to write (replaced if present).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ae-steps", type=int, default=AutoencoderConfig.steps, show_default=True,
+              help="Autoencoder training steps.")
+def build_cmd(output: Path, seed: int, ae_steps: int) -> None:
+    """Build the demo data set from the real photos installed on this machine."""
+    ae = dataclasses.replace(AutoencoderConfig(), seed=seed, steps=ae_steps)
+    build_demo_set(BuildConfig(output=output, seed=seed, autoencoder=ae),
+                   log=lambda msg: click.echo(msg))
+
+
+@cli.command("reproduce")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("data/demo"),
+              show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("weights/demo"),
+              show_default=True, help="Where the shipped model and its card go.")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=Path("output/demo"),
+              show_default=True, help="Training run folder (checkpoints, metrics.jsonl).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, help="Override TRAIN.EPOCHS of configs/demo.yaml.")
+@click.option("--skip-build", is_flag=True, help="Reuse an existing data set in --data.")
+def reproduce_cmd(data_dir: Path, output: Path, run_dir: Path, seed: int, epochs: int | None,
+                  skip_build: bool) -> None:  # fmt: skip
+    """Build the demo set, train the demo model, evaluate it, write weights/demo and its card."""
+    from spai.demo.reproduce import reproduce
+
+    reproduce(data_dir, output, run_dir, seed, epochs, skip_build, log=click.echo)
+
+
+@cli.command("evaluate")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("data/demo"),
+              show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("weights/demo"),
+              show_default=True, help="Folder of the shipped model, its eval.json and card.")
+@click.option("--condition", "conditions", multiple=True,
+              help="Condition id (repeatable); default: every registered condition.")
+def evaluate_cmd(data_dir: Path, output: Path, conditions: tuple[str, ...]) -> None:
+    """Re-measure the shipped demo model on the test split and rewrite its card."""
+    from spai.demo.reproduce import reevaluate
+
+    reevaluate(data_dir, output, conditions or None, log=click.echo)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,322 @@
+"""Detector: load SPAI once, score images, return everything a user may want to inspect.
+
+    det = Detector.load("weights/spai.pth")                 # official weights, configs/spai.yaml
+    det = Detector.load("tests/fixtures/spai-tiny/spai_tiny_seed0.pth",
+                        cfg="tests/fixtures/spai-tiny/spai_tiny.yaml")
+    preds = det.score(["a.png", pil_image], on_progress=lambda done, total: ...)
+    preds[0].score, preds[0].attention_mean, preds[0].boxes
+
+Scoring never raises for a bad image: its Prediction carries an ``error`` and no score.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from spai.checkpoint import extract_state_dict, file_sha256, load_state, read_checkpoint
+from spai.config import Config, config_from_dict, load_config
+from spai.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, ImageSource, open_rgb, to_model_input
+from spai.model import SPAI, build_model
+
+__all__ = [
+    "REPO_ROOT",
+    "OFFICIAL_WEIGHTS",
+    "DEMO_WEIGHTS",
+    "ModelInfo",
+    "Prediction",
+    "Detector",
+    "default_weights",
+    "origin_of",
+    "resolve_device",
+    "spai_official",
+    "spai_demo",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OFFICIAL_WEIGHTS = REPO_ROOT / "weights" / "spai.pth"
+OFFICIAL_CONFIG = REPO_ROOT / "configs" / "spai.yaml"
+DEMO_WEIGHTS = REPO_ROOT / "weights" / "demo" / "spai_demo.pth"
+BYTES_PER_CROP_PER_DIM = 40_000  # rough peak activation bytes per crop per embed dim (3 views)
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: str
+    sha256: str
+    origin: str  # official | demo | trained | fixture | custom
+    config: dict[str, Any]
+    extra_keys: tuple[str, ...] = ()
+
+    @property
+    def is_demo(self) -> bool:
+        return self.origin == "demo"
+
+
+@dataclass
+class Prediction:
+    """One image's result. Geometry is in the coordinates of the (padded) model input."""
+
+    source: str
+    score: float | None = None
+    logit: float | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    width: int | None = None  # decoded image size (before padding)
+    height: int | None = None
+    input_width: int | None = None  # after pad-if-smaller (and --resize-to)
+    input_height: int | None = None
+    grid_rows: int = 0
+    grid_cols: int = 0
+    five_crop: bool = False
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # L x (l, t, r, b)
+    attention: list[list[float]] = field(default_factory=list)  # heads x L
+    attention_mean: list[float] = field(default_factory=list)  # L
+    similarity: list[list[float]] = field(default_factory=list)  # L x 6N
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def num_patches(self) -> int:
+        return len(self.boxes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but no CUDA device is available")
+    return torch.device(device)
+
+
+def default_weights() -> Path:
+    """The official weights if a user placed them in weights/, else the shipped demo model."""
+    return OFFICIAL_WEIGHTS if OFFICIAL_WEIGHTS.is_file() else DEMO_WEIGHTS
+
+
+def _config_for(weights: Path, cfg: str | Path | None, state_obj: dict[str, Any]) -> Config:
+    if cfg is not None:
+        return load_config(cfg)
+    sidecar = weights.with_suffix(".yaml")
+    if sidecar.is_file():
+        return load_config(sidecar)
+    stored = state_obj.get("config")
+    if isinstance(stored, dict) and "MODEL" in stored:
+        return config_from_dict(stored)
+    return load_config(OFFICIAL_CONFIG)
+
+
+def origin_of(weights: str | Path) -> str:
+    """'official' for weights/spai.pth, 'demo' for a file in weights/demo/, else 'custom'."""
+    resolved = Path(weights).resolve()
+    if resolved == OFFICIAL_WEIGHTS.resolve():
+        return "official"
+    if resolved.parent == DEMO_WEIGHTS.parent.resolve():
+        return "demo"
+    return "custom"
+
+
+class Detector:
+    """A loaded SPAI model on one device. Thread-safe: forward passes are serialised."""
+
+    def __init__(
+        self,
+        model: SPAI,
+        info: ModelInfo,
+        device: torch.device,
+        *,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        resize_to: int | None = None,
+        chunk: int | None = None,
+    ) -> None:
+        self.model = model.eval().to(device)
+        self.info = info
+        self.device = device
+        self.max_pixels = max_pixels
+        self.resize_to = resize_to
+        self.chunk = chunk or self._auto_chunk()
+        self.backend = "torch"
+        self._forward = self.model.forward_image  # (3 x H x W, chunk) -> PatchOutput
+        self._lock = threading.Lock()
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        weights: str | Path | None = None,
+        cfg: str | Path | None = None,
+        device: str = "auto",
+        *,
+        opts: Sequence[tuple[str, Any]] = (),
+        origin: str | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        resize_to: int | None = None,
+        chunk: int | None = None,
+    ) -> Detector:
+        """Build the model from its config and load the weights (see spai.checkpoint)."""
+        path = Path(weights) if weights is not None else default_weights()
+        obj = read_checkpoint(path)
+        config = _config_for(path, cfg, obj)
+        if opts:
+            config = config.with_opts(opts)
+        model = build_model(config)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            extra = load_state(model, extract_state_dict(obj), source=str(path))
+        for w in caught:
+            warnings.warn(w.message, stacklevel=2)
+        info = ModelInfo(
+            name=path.stem,
+            path=str(path),
+            sha256=file_sha256(path),
+            origin=origin or origin_of(path),
+            config=config.to_dict(),
+            extra_keys=tuple(extra),
+        )
+        return cls(
+            model,
+            info,
+            resolve_device(device),
+            max_pixels=max_pixels,
+            resize_to=resize_to if resize_to is not None else config.test.max_size,
+            chunk=chunk,
+        )
+
+    def _auto_chunk(self) -> int:
+        """Crops per backbone call, from the memory the device has free (bounded peak memory)."""
+        cfg = self.model.cfg.model
+        per_crop = BYTES_PER_CROP_PER_DIM * cfg.vit.embed_dim
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            budget = free * 0.5
+        else:
+            budget = min(_available_memory() * 0.25, 0.5e9)
+        return int(max(1, min(cfg.feature_extraction_batch, budget // per_crop, 64)))
+
+    def use_onnx(self, onnx_dir: str | Path) -> None:
+        """Score with onnxruntime on exported graphs (exported into onnx_dir if missing).
+
+        Geometry, attention and logits come from the graphs; the per-patch similarity
+        statistics are not among their outputs and are left empty.
+        """
+        from spai.model import PatchOutput
+        from spai.onnx_backend import AGGREGATOR_FILE, ENCODER_FILE, OnnxModel, export_onnx
+
+        onnx_dir = Path(onnx_dir)
+        if not ((onnx_dir / ENCODER_FILE).is_file() and (onnx_dir / AGGREGATOR_FILE).is_file()):
+            export_onnx(self.model, onnx_dir)
+        onnx = OnnxModel(onnx_dir, self.model, chunk=self.chunk)
+
+        def forward(image: torch.Tensor, chunk: int | None = None) -> PatchOutput:
+            logit, attn = onnx.forward_image(image.cpu())
+            n = attn.shape[-1]
+            return PatchOutput(torch.tensor(logit), torch.from_numpy(attn), torch.empty(n, 0),
+                               torch.zeros(n, 6, 0), torch.empty(0))
+
+        self._forward = forward
+        self.backend = "onnx"
+
+    # -- scoring --------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self.model.cfg
+
+    def prepare(self, source: ImageSource) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Decode and pad one image: (3 x H x W tensor in [0,1], (width, height) decoded)."""
+        img = open_rgb(source, self.max_pixels)
+        return to_model_input(img, self.model.img_size, self.resize_to), img.size
+
+    @torch.inference_mode()
+    def score_one(self, source: ImageSource, name: str | None = None) -> Prediction:
+        """Score one image; errors are returned in the Prediction, never raised."""
+        t0 = time.perf_counter()
+        pred = Prediction(source=name or _name_of(source))
+        try:
+            x, (w, h) = self.prepare(source)
+        except ImageLoadError as exc:
+            pred.error = str(exc)
+        except Exception as exc:  # any decoder failure is this image's problem only
+            pred.error = f"cannot decode image: {type(exc).__name__}: {exc}"
+        else:
+            pred.width, pred.height = w, h
+            pred.input_height, pred.input_width = int(x.shape[1]), int(x.shape[2])
+            with self._lock:
+                out = self._forward(x.to(self.device), chunk=self.chunk)
+            layout = self.model.layout(pred.input_height, pred.input_width)
+            pred.logit = float(out.logit)
+            pred.score = float(torch.sigmoid(out.logit.float()))
+            pred.grid_rows, pred.grid_cols, pred.five_crop = layout.rows, layout.cols, layout.five_crop
+            pred.boxes = [tuple(b) for b in layout.boxes]
+            pred.attention = out.attention.float().cpu().tolist()
+            pred.attention_mean = out.attention.float().mean(0).cpu().tolist()
+            pred.similarity = out.similarity.float().reshape(out.similarity.shape[0], -1).cpu().tolist()
+        pred.seconds = time.perf_counter() - t0
+        return pred
+
+    def score(
+        self,
+        items: Sequence[ImageSource],
+        *,
+        names: Sequence[str] | None = None,
+        on_progress: ProgressFn | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[Prediction]:
+        """Score many images in order; progress after each; stops early if should_stop()."""
+        out: list[Prediction] = []
+        total = len(items)
+        for i, item in enumerate(items):
+            if should_stop is not None and should_stop():
+                break
+            out.append(self.score_one(item, names[i] if names is not None else None))
+            if on_progress is not None:
+                on_progress(i + 1, total)
+        return out
+
+
+def _name_of(source: ImageSource) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    if isinstance(source, bytes):
+        return "<bytes>"
+    return getattr(source, "filename", "") or "<image>"
+
+
+def _available_memory() -> float:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4e9
+
+
+# -- factories (one per checkpoint family, timm style) ------------------------------------
+
+
+def spai_official(weights: str | Path = OFFICIAL_WEIGHTS, device: str = "auto") -> Detector:
+    """The official ViT-B/16 SPAI (configs/spai.yaml)."""
+    return Detector.load(weights, OFFICIAL_CONFIG, device, origin="official")
+
+
+def spai_demo(device: str = "auto") -> Detector:
+    """The small demo model trained by this project on offline data (a demo, not a benchmark)."""
+    return Detector.load(DEMO_WEIGHTS, None, device, origin="demo")

@@ -1,0 +1,504 @@
+"""Training and fine-tuning SPAI (the recipe of spec section 7).
+
+    result = train(load_config("configs/demo.yaml"), TrainOptions(data_path=Path("data/demo/demo.csv")))
+
+- data: official CSV (``image,class,split``); ``train`` rows train, ``val`` rows validate, test
+  CSVs are scored every epoch; each training sample is ``augmented_views`` augmented views side
+  by side (``spai.augment``); unreadable images are skipped with their reason, never fatal;
+- loss ``BCEWithLogitsLoss``; AdamW (eps, betas from the config), no weight decay on 1-D
+  parameters and biases; layer-wise lr decay in two modes: ``"official"`` (configured but inert,
+  as in the official code, for exact reproduction) or ``"effective"`` (ViT block i gets
+  ``layer_decay ** (depth + 1 - (i + 1))``, the embeddings one power more, the heads 1.0);
+- schedule: linear warm-up from ``warmup_lr`` then cosine to ``min_lr``, per optimiser step
+  (timm ``CosineLRScheduler`` with ``t_in_epochs=False``);
+- torch.amp mixed precision on CUDA, gradient accumulation, optional gradient clipping;
+- checkpoints in the official layout (``model, optimizer, lr_scheduler, max_accuracy, epoch,
+  config, step``; config as a plain dict so ``torch.load(weights_only=True)`` works):
+  ``ckpt_last.pth`` after every epoch and on cancel (resume point), ``ckpt_epoch_<n>.pth`` when
+  the validation loss improves (or every epoch with ``save_all``);
+- ``metrics.jsonl``: one line per optimiser step and per epoch, for live curves;
+- ``on_progress(event) -> bool | None``: called with every logged event; ``False`` cancels.
+
+Randomness is keyed by (seed, epoch, sample) for augmentation and (seed, step) for dropout,
+so a resumed run repeats exactly what the uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+from torch import nn
+
+from spai.augment import train_views
+from spai.checkpoint import save_training_checkpoint
+from spai.config import Config
+from spai.imageio import ImageLoadError, open_rgb, to_model_input
+from spai.model import SPAI, build_model
+
+__all__ = [
+    "Sample",
+    "TrainOptions",
+    "TrainResult",
+    "read_csv_samples",
+    "param_groups",
+    "WarmupCosine",
+    "load_pretrained_backbone",
+    "evaluate",
+    "train",
+]
+
+ProgressFn = Callable[[dict[str, Any]], "bool | None"]
+LAYER_DECAY_MODES = ("official", "effective")
+CKPT_LAST = "ckpt_last.pth"
+METRICS_FILE = "metrics.jsonl"
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image of a CSV (label 1 = AI-generated)."""
+
+    path: Path
+    label: int
+    split: str
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Per-run settings that the official code takes from the command line."""
+
+    data_path: Path  # train CSV (its train and val rows are used)
+    csv_root_dir: Path | None = None  # default: the CSV's folder
+    output: Path | None = None  # default: cfg.output / cfg.tag
+    pretrained: Path | None = None  # MFM weights (keys under "encoder."): backbone frozen
+    resume: Path | None = None  # a checkpoint written by train()
+    test_csvs: tuple[tuple[Path, Path | None], ...] = ()  # (csv, root or None)
+    device: str = "auto"  # "auto" -> cuda if available else cpu
+    amp: bool = True  # torch.amp autocast + GradScaler, CUDA only
+    save_all: bool = False
+    num_workers: int | None = None  # None -> cfg.data.num_workers
+    pin_memory: bool | None = None  # None -> cfg.data.pin_memory (CUDA only)
+    prefetch_factor: int | None = None  # None -> cfg.data.prefetch_factor
+    log_every: int = 1  # steps between metrics.jsonl step lines
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a call to train() produced."""
+
+    output: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    best_epoch: int | None
+    steps: int
+    cancelled: bool
+    history: list[dict[str, Any]] = field(default_factory=list)  # the epoch events
+    skipped: dict[str, str] = field(default_factory=dict)  # image -> why it was skipped
+
+
+def read_csv_samples(csv_path: Path, root: Path | None = None) -> list[Sample]:
+    """Rows of an official CSV (``image``, ``class``, ``split``), paths joined to `root`."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"CSV not found: {csv_path}")
+    root = Path(root) if root is not None else csv_path.parent
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"image", "class", "split"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}; "
+                             f"found {reader.fieldnames}")  # fmt: skip
+        out = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                label = int(row["class"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{csv_path}:{line}: class must be 0 or 1, got {row['class']!r}")
+            if label not in (0, 1):
+                raise ValueError(f"{csv_path}:{line}: class must be 0 or 1, got {label}")
+            out.append(Sample(root / row["image"], label, row["split"].strip()))
+    return out
+
+
+class _ViewsDataset(torch.utils.data.Dataset):
+    """Training samples as augmented multi-view tensors; unreadable images yield None."""
+
+    def __init__(self, samples: Sequence[Sample], cfg: Config) -> None:
+        self.samples = list(samples)
+        self.cfg = cfg
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, float, int] | tuple[None, str, int]:
+        s = self.samples[i]
+        try:
+            img = open_rgb(s.path)
+        except ImageLoadError as exc:
+            return None, f"{s.path}: {exc}", i
+        rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
+        return train_views(img, rng, self.cfg), float(s.label), i
+
+
+def _collate(items: list[tuple[Any, Any, int]]) -> tuple[torch.Tensor | None, torch.Tensor, list[str]]:
+    good = [(x, y) for x, y, _ in items if x is not None]
+    bad = [str(msg) for x, msg, _ in items if x is None]
+    if not good:
+        return None, torch.empty(0), bad
+    return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good]), bad
+
+
+class _EpochSampler(torch.utils.data.Sampler[int]):
+    """Seeded permutation per epoch, optionally starting part-way (for exact resume)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch, self.start = n, seed, 0, 0
+
+    def __iter__(self) -> Iterator[int]:
+        perm = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n)
+        return iter(perm[self.start :].tolist())
+
+    def __len__(self) -> int:
+        return self.n - self.start
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+
+def _layer_id(name: str, depth: int) -> int:
+    """0 = embeddings, 1..depth = ViT blocks, depth + 1 = everything after the backbone."""
+    if re.match(r"mfvit\.vit\.(cls_token|pos_embed|patch_embed|mask_token)", name):
+        return 0
+    m = re.match(r"mfvit\.vit\.blocks\.(\d+)\.", name)
+    if m:
+        return int(m.group(1)) + 1
+    return depth + 1
+
+
+def param_groups(model: nn.Module, weight_decay: float, layer_decay: float,
+                 mode: str = "official") -> list[dict[str, Any]]:  # fmt: skip
+    """AdamW parameter groups: no decay on 1-D params and biases; per-layer ``lr_scale``.
+
+    mode "official": every group has lr_scale 1.0 (the official name lookup never matches
+    SPAI's parameter names). mode "effective": scale = layer_decay ** (depth + 1 - layer_id).
+    """
+    if mode not in LAYER_DECAY_MODES:
+        raise ValueError(f"unknown layer decay mode {mode!r}; valid: {', '.join(LAYER_DECAY_MODES)}")
+    depth = len(model.get_vision_transformer().blocks) if hasattr(model, "get_vision_transformer") else 0
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = p.ndim <= 1 or name.endswith(".bias")
+        lid = _layer_id(name, depth) if mode == "effective" else depth + 1
+        key = (lid, no_decay)
+        if key not in groups:
+            groups[key] = {"params": [], "names": [],
+                           "weight_decay": 0.0 if no_decay else weight_decay,
+                           "lr_scale": float(layer_decay ** (depth + 1 - lid))}  # fmt: skip
+        groups[key]["params"].append(p)
+        groups[key]["names"].append(name)
+    return [groups[k] for k in sorted(groups)]
+
+
+class WarmupCosine:
+    """Per-step lr: linear warm-up, then cosine over the whole run (timm CosineLRScheduler).
+
+    Step t < warmup: warmup_lr + t * (base_lr - warmup_lr) / warmup; afterwards
+    min_lr + (base_lr - min_lr) * (1 + cos(pi * t / total)) / 2. Each group gets lr * lr_scale.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, min_lr: float,
+                 warmup_lr: float, warmup_steps: int, total_steps: int) -> None:  # fmt: skip
+        self.optimizer = optimizer
+        self.base_lr, self.min_lr, self.warmup_lr = base_lr, min_lr, warmup_lr
+        self.warmup_steps, self.total_steps = warmup_steps, max(1, total_steps)
+        self.last_step = 0
+
+    def lr_at(self, t: int) -> float:
+        if t < self.warmup_steps:
+            return self.warmup_lr + t * (self.base_lr - self.warmup_lr) / self.warmup_steps
+        t = min(t, self.total_steps)
+        cos = 0.5 * (1.0 + math.cos(math.pi * t / self.total_steps))
+        return self.min_lr + (self.base_lr - self.min_lr) * cos
+
+    def step_update(self, t: int) -> float:
+        """Set every group's lr for optimiser step `t`; returns the unscaled lr."""
+        lr = self.lr_at(t)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr * g.get("lr_scale", 1.0)
+        self.last_step = t
+        return lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def load_pretrained_backbone(model: SPAI, path: Path) -> dict[str, list[str]]:
+    """Load MFM-style weights (keys under ``encoder.``, or plain ViT keys) into the backbone.
+
+    Non-strict as the official loader, but refuses a file that matches no backbone key and
+    reports shape mismatches by name. Returns the missing and unexpected key lists.
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict (or a dict with 'model'), got {type(state)}")
+    if any("encoder." in k for k in state):
+        state = {k.split("encoder.", 1)[1]: v for k, v in state.items() if "encoder." in k}
+    vit = model.get_vision_transformer()
+    own = vit.state_dict()
+    bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+           for k, v in state.items() if k in own and own[k].shape != v.shape]  # fmt: skip
+    if bad:
+        raise ValueError(f"{path}: shape mismatch for backbone keys: " + "; ".join(bad[:10]))
+    if not any(k in own for k in state):
+        raise ValueError(f"{path}: no key matches the ViT backbone (e.g. {next(iter(own))!r})")
+    result = vit.load_state_dict(state, strict=False)
+    return {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
+
+
+def _save(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: WarmupCosine,
+          scaler: torch.amp.GradScaler | None, cfg: Config, epoch: int, step: int,
+          best: dict[str, Any]) -> None:  # fmt: skip
+    extra: dict[str, Any] = {"step": step, "best": best}  # step: optimiser steps done
+    if scaler is not None:
+        extra["scaler"] = scaler.state_dict()
+    save_training_checkpoint(path, model, config=cfg.to_dict(), epoch=epoch, optimizer=opt,
+                             lr_scheduler=sched, max_accuracy=float(best.get("val_acc", 0.0)),
+                             extra=extra)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model: SPAI, samples: Sequence[Sample], device: torch.device,
+             amp: bool = False) -> tuple[dict[str, float], dict[str, str]]:  # fmt: skip
+    """Score whole images (inference path) -> ({loss, auc, ap, acc, n}, skipped)."""
+    model.eval()
+    labels, logits, skipped = [], [], {}
+    for s in samples:
+        try:
+            x = to_model_input(open_rgb(s.path), model.img_size).to(device)
+        except ImageLoadError as exc:
+            skipped[str(s.path)] = str(exc)
+            continue
+        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            logits.append(float(model.forward_image(x).logit))
+        labels.append(s.label)
+    y = np.asarray(labels, dtype=np.float64)
+    z = np.asarray(logits, dtype=np.float64)
+    out: dict[str, float] = {"n": float(len(y))}
+    if len(y) == 0:
+        return out | {"loss": math.nan, "auc": math.nan, "ap": math.nan, "acc": math.nan}, skipped
+    p = 1.0 / (1.0 + np.exp(-z))
+    out["loss"] = float(np.mean(np.logaddexp(0.0, z) - y * z))  # BCE with logits
+    out["acc"] = float(np.mean((p >= 0.5) == (y == 1)))
+    both = 0 < y.sum() < len(y)
+    out["auc"] = float(roc_auc_score(y, p)) if both else math.nan
+    out["ap"] = float(average_precision_score(y, p)) if both else math.nan
+    return out, skipped
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    return dev
+
+
+def _optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+class _Log:
+    """Appends events to metrics.jsonl and forwards them to the progress callback."""
+
+    def __init__(self, path: Path, on_progress: ProgressFn | None) -> None:
+        self.path, self.on_progress = path, on_progress
+
+    def __call__(self, event: dict[str, Any], write: bool = True) -> bool:
+        if write:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(event, allow_nan=True) + "\n")
+        return self.on_progress is None or self.on_progress(event) is not False
+
+
+def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = None) -> TrainResult:
+    """Train SPAI per `cfg` on `options.data_path`; returns where the checkpoints are."""
+    t_cfg = cfg.train
+    if t_cfg.loss != "bce":
+        raise ValueError(f"TRAIN.LOSS {t_cfg.loss!r} is not supported; valid: bce")
+    device = _device(options.device)
+    use_amp = options.amp and device.type == "cuda"
+    out = Path(options.output) if options.output else Path(cfg.output) / cfg.tag
+    out.mkdir(parents=True, exist_ok=True)
+    log = _Log(out / METRICS_FILE, on_progress)
+
+    samples = read_csv_samples(options.data_path, options.csv_root_dir)
+    train_s = [s for s in samples if s.split == "train"]
+    val_s = [s for s in samples if s.split == "val"]
+    if not train_s:
+        raise ValueError(f"{options.data_path}: no rows with split 'train'")
+    tests = {str(c): [s for s in read_csv_samples(c, r) if s.split == "test"]
+             for c, r in options.test_csvs}  # fmt: skip
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    if options.pretrained is not None:
+        info = load_pretrained_backbone(model, Path(options.pretrained))
+        model.freeze_backbone(True)
+        log({"type": "info", "pretrained": str(options.pretrained),
+             "missing": len(info["missing"]), "unexpected": len(info["unexpected"])})  # fmt: skip
+    else:
+        model.freeze_backbone(False)
+    model.to(device)
+
+    groups = param_groups(model, t_cfg.weight_decay, t_cfg.layer_decay, t_cfg.layer_decay_mode)
+    opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in groups],
+                            lr=t_cfg.base_lr, eps=t_cfg.optimizer_eps,
+                            betas=tuple(t_cfg.optimizer_betas))  # fmt: skip
+    accum = max(1, t_cfg.accumulation_steps)
+    batch = cfg.data.batch_size
+    micro_per_epoch = math.ceil(len(train_s) / batch)
+    steps_per_epoch = math.ceil(micro_per_epoch / accum)
+    sched = WarmupCosine(opt, t_cfg.base_lr, t_cfg.min_lr, t_cfg.warmup_lr,
+                         t_cfg.warmup_epochs * steps_per_epoch, t_cfg.epochs * steps_per_epoch)  # fmt: skip
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+
+    step, best = 0, {"val_loss": math.inf, "epoch": None}
+    best_path: Path | None = None
+    if options.resume is not None:
+        ck = torch.load(options.resume, map_location="cpu", weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["lr_scheduler"])
+        if scaler is not None and "scaler" in ck:
+            scaler.load_state_dict(ck["scaler"])
+        step = int(ck.get("step", (ck["epoch"] + 1) * steps_per_epoch))
+        best = dict(ck.get("best", best))
+        if best.get("epoch") is not None:
+            cand = out / f"ckpt_epoch_{best['epoch']}.pth"
+            best_path = cand if cand.is_file() else None
+        log({"type": "info", "resumed_from": str(options.resume), "step": step})
+
+    dataset = _ViewsDataset(train_s, cfg)
+    sampler = _EpochSampler(len(train_s), cfg.seed)
+    workers = cfg.data.num_workers if options.num_workers is None else options.num_workers
+    pin = (cfg.data.pin_memory if options.pin_memory is None else options.pin_memory)
+    loader_kw: dict[str, Any] = {"batch_size": batch, "sampler": sampler, "collate_fn": _collate,
+                                 "num_workers": workers, "pin_memory": pin and device.type == "cuda"}  # fmt: skip
+    if workers > 0:
+        loader_kw["prefetch_factor"] = options.prefetch_factor or cfg.data.prefetch_factor
+    loader = torch.utils.data.DataLoader(dataset, **loader_kw)
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    skipped: dict[str, str] = {}
+    history: list[dict[str, Any]] = []
+    cancelled = False
+    last_loss = math.nan
+    start_epoch = step // steps_per_epoch
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, t_cfg.epochs):
+        dataset.epoch = sampler.epoch = epoch
+        sampler.start = (step - epoch * steps_per_epoch) * accum * batch  # resume mid-epoch
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        pending = 0
+        for x, y, bad in loader:
+            for msg in bad:
+                skipped.setdefault(msg.split(": ", 1)[0], msg.split(": ", 1)[-1])
+            if x is not None:
+                torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout / drop-path per step
+                x, y = x.to(device, non_blocking=True), y.to(device)
+                with torch.autocast(device.type, enabled=use_amp):
+                    logits = model.forward_batch(x)  # B
+                loss = loss_fn(logits.float(), y) / accum
+                (scaler.scale(loss) if scaler else loss).backward()
+                last_loss = float(loss.detach()) * accum
+            pending += 1
+            if pending < accum:
+                continue
+            pending = 0
+            lr = sched.step_update(step)
+            if scaler is not None:
+                scaler.unscale_(opt)
+            norm = nn.utils.clip_grad_norm_(model.parameters(), t_cfg.clip_grad or math.inf)
+            _optimizer_step(opt, scaler)
+            step += 1
+            event = {"type": "step", "step": step, "epoch": epoch, "loss": last_loss, "lr": lr,
+                     "grad_norm": float(norm), "elapsed_s": round(time.perf_counter() - t0, 3),
+                     "total_steps": t_cfg.epochs * steps_per_epoch}  # fmt: skip
+            if not log(event, write=step % options.log_every == 0):
+                cancelled = True
+                break
+        if cancelled:
+            break
+        if pending:  # an unfinished accumulation at the end of the epoch still counts
+            sched.step_update(step)
+            if scaler is not None:
+                scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), t_cfg.clip_grad or math.inf)
+            _optimizer_step(opt, scaler)
+            step += 1
+        val, bad_val = evaluate(model, val_s, device, use_amp)
+        skipped.update(bad_val)
+        ev: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": step,
+                              **{f"val_{k}": v for k, v in val.items()}}  # fmt: skip
+        for name, rows in tests.items():
+            res, bad_t = evaluate(model, rows, device, use_amp)
+            skipped.update(bad_t)
+            ev["test"] = {**ev.get("test", {}), name: res}
+        improved = bool(val_s) and val["loss"] < best["val_loss"]
+        if improved or not val_s:
+            best = {"val_loss": val.get("loss", math.nan), "val_acc": val.get("acc", 0.0),
+                    "val_auc": val.get("auc", math.nan), "epoch": epoch}  # fmt: skip
+        ev["best"] = improved
+        if improved or options.save_all or not val_s:
+            path = out / f"ckpt_epoch_{epoch}.pth"
+            _save(path, model, opt, sched, scaler, cfg, epoch, step, best)
+            if improved or not val_s:
+                best_path = path
+        _save(out / CKPT_LAST, model, opt, sched, scaler, cfg, epoch, step, best)
+        history.append(ev)
+        if not log(ev):
+            cancelled = True
+            break
+    if cancelled:  # the resume point: step counts optimiser steps, epoch the completed ones
+        _save(out / CKPT_LAST, model, opt, sched, scaler, cfg, step // steps_per_epoch - 1,
+              step, best)  # fmt: skip
+    if skipped:
+        log({"type": "info", "skipped": skipped})
+    return TrainResult(out, out / CKPT_LAST, best_path, best.get("epoch"), step, cancelled,
+                       history, skipped)  # fmt: skip
