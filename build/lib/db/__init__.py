@@ -1,1 +1,0 @@
-"""Prediction store: SQLAlchemy models, the session helper, queries, importers and the job queue."""
