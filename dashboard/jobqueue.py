@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db import jobs
-from db.imagesets import sha256_file
+from db.imagesets import label_layout, sha256_file
 from db.models import ORIGINAL, ImageSet, Model
 from db.queries import get_or_create_model
 
@@ -67,9 +67,14 @@ def enqueue_make_condition(session: Session, *, imageset_id: int, condition_id: 
 
 
 def enqueue_register_folder(
-    session: Session, folder: str, *, name: str, kind: str, generator: str | None = None
+    session: Session, folder: str, *, name: str, kind: str | None,
+    generator: str | None = None,
 ) -> int:
-    """Queue registration of a folder of images as an image set (kind real or fake)."""
+    """Queue registration of a folder of images as an image set of label ``kind`` (real or
+    fake), or, with ``kind=None``, as ``<name>-real`` and ``<name>-fake`` from its label
+    subfolders (``db.imagesets.label_layout``)."""
+    if kind is None and label_layout(folder) is None:
+        raise ValueError(f"{folder} has no real/ and fake/ subfolders: choose its label")
     return jobs.enqueue(session, "import", {"source": "register-folder", "folder": folder,
                                              "name": name, "kind": kind, "generator": generator})
 

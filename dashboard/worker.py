@@ -441,18 +441,23 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
                              f"{p.get('source')!r}")
     for problem in rep.problems[:PROBLEMS_LOGGED]:
         ctx.log(problem)
+    ctx.progress(rep.runs, rep.runs)  # counted in runs imported
     return {"runs": rep.runs, "images_added": rep.images_added,
             "predictions_added": rep.predictions_added, "problems": len(rep.problems),
             "skipped_files": len(rep.skipped)}
 
 
 def _run_register(ctx: JobContext) -> dict[str, Any]:
-    """Register an image set from a folder or an official CSV (hashing and decoding each image)."""
-    from db.imagesets import register_csv, register_folder
+    """Register image sets from a folder (labels from its subfolders when ``kind`` is None) or
+    an official CSV, hashing and decoding each image."""
+    from db.imagesets import register_csv, register_folder, register_labelled_folder
 
     p = ctx.params
     with session_scope(ctx.url) as s:
-        if p["source"] == "register-folder":
+        if p["source"] == "register-folder" and p.get("kind") is None:
+            rep = register_labelled_folder(s, p["folder"], name=p["name"],
+                                           generator=p.get("generator"))
+        elif p["source"] == "register-folder":
             rep = register_folder(s, p["folder"], name=p["name"], kind=p["kind"],
                                   generator=p.get("generator"))
         else:
@@ -460,6 +465,8 @@ def _run_register(ctx: JobContext) -> dict[str, Any]:
                                generator=p.get("generator"), split=p.get("split"))
     for problem in rep.problems[:PROBLEMS_LOGGED]:
         ctx.log(f"{problem.path}: {problem.reason}")
+    seen = rep.added + rep.already_present
+    ctx.progress(seen, seen + len(rep.problems))  # counted in files, problems included
     return {"imageset_ids": rep.imageset_ids, "added": rep.added,
             "already_present": rep.already_present,
             "problems": [{"row": q.row, "path": q.path, "problem": q.reason}

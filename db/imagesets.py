@@ -1,4 +1,9 @@
-"""Register image sets from a folder (one label) or from an official ``image,class,split`` CSV.
+"""Register image sets from a folder or from an official ``image,class,split`` CSV.
+
+A folder whose subfolders name the labels (``real/`` and ``fake/``, ``0_real/`` and ``1_fake/``,
+or ``nature/`` and ``ai/``; any case) becomes two sets in one step, ``<name>-real`` and
+``<name>-fake`` (``register_labelled_folder``); any other folder takes one label given explicitly
+(``register_folder``).
 
 Every image is hashed once (sha256) and its header decoded for width, height and format. Rows
 that cannot be registered (a path escaping the root, a missing file) are reported per row and
@@ -23,6 +28,10 @@ from db.queries import insert_ignore
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 HASH_CHUNK = 1 << 20
+# Subfolder names (lower case) that label their images, as (real, fake) pairs: the common layouts
+# of detector datasets (plain, CNNDetection's 0_real/1_fake, GenImage's nature/ai).
+LABEL_LAYOUTS: tuple[tuple[str, str], ...] = (("real", "fake"), ("0_real", "1_fake"),
+                                              ("nature", "ai"))
 
 
 @dataclass(frozen=True)
@@ -136,11 +145,57 @@ def register_folder(
         raise FileNotFoundError(f"image folder not found: {root}")
     imageset = ensure_imageset(session, name, kind=kind, root=str(root), origin="folder",
                                generator=generator)
-    pattern = root.rglob("*") if recursive else root.glob("*")
-    files = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(root, recursive=recursive)
     report = RegistrationReport()
     _register_paths(session, imageset, root,
                     [(None, p.relative_to(root).as_posix()) for p in files], report)
+    return report
+
+
+def label_layout(folder: str | Path) -> dict[str, Path] | None:
+    """The label subfolders of ``folder`` as {"real": path, "fake": path}, or None when it has
+    no such layout (see ``LABEL_LAYOUTS``; names match in any case)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return None
+    subdirs = {p.name.lower(): p for p in sorted(root.iterdir()) if p.is_dir()}
+    for real, fake in LABEL_LAYOUTS:
+        if real in subdirs and fake in subdirs:
+            return {"real": subdirs[real], "fake": subdirs[fake]}
+    return None
+
+
+def image_files(folder: Path, *, recursive: bool = True) -> list[Path]:
+    """Image files under ``folder`` (by suffix), sorted."""
+    pattern = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def register_labelled_folder(
+    session: Session, folder: str | Path, *, name: str, generator: str | None = None,
+) -> RegistrationReport:
+    """Register a folder with label subfolders (``label_layout``) as ``<name>-real`` and
+    ``<name>-fake``, each rooted at its subfolder. Images outside the two subfolders are
+    reported, not registered. ``ValueError`` when the folder has no such layout."""
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    layout = label_layout(root)
+    if layout is None:
+        pairs = ", ".join(f"{r}/ and {f}/" for r, f in LABEL_LAYOUTS)
+        raise ValueError(f"{root} has no label subfolders ({pairs}); register it with one "
+                         f"label (real or fake) instead")
+    report = RegistrationReport()
+    for kind, sub in layout.items():
+        imageset = ensure_imageset(session, f"{name}-{kind}", kind=kind, root=str(sub.resolve()),
+                                   origin="folder", generator=generator)
+        _register_paths(session, imageset, sub.resolve(),
+                        [(None, p.relative_to(sub).as_posix()) for p in image_files(sub)],
+                        report)
+    for path in image_files(root):
+        if not any(path.is_relative_to(sub) for sub in layout.values()):
+            report.problems.append(RowProblem(None, path.relative_to(root).as_posix(),
+                                              "outside the label subfolders: not registered"))
     return report
 
 

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 from streamlit.testing.v1 import AppTest
 
 from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig
 from db.session import dispose_all, session_scope
 
-PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "imagesets.py")
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "dashboard" / "views" / "imagesets.py")
+IMAGES = ROOT / "tests" / "fixtures" / "spai-tiny" / "images"
 
 
 @pytest.fixture
@@ -39,20 +41,29 @@ def _page() -> AppTest:
 
 
 def _register_folder(
-    at: AppTest, folder: Path, name: str, kind: str = "fake", *, run_job: bool = True
+    at: AppTest, folder: Path, name: str, kind: str | None = "fake", *, run_job: bool = True
 ) -> AppTest:
-    at.text_input(key="imagesets.folder").input(str(folder))
+    at = at.text_input(key="imagesets.folder").input(str(folder)).run()
     at.text_input(key="imagesets.folder_name").input(name)
-    at.radio(key="imagesets.folder_kind").set_value(kind)
+    if kind is not None:
+        at.radio(key="imagesets.folder_kind").set_value(kind)
     at.text_input(key="imagesets.folder_gen").input("test-gen")
-    at = at.button[0].click().run()
+    at = at.button(key="imagesets.register_folder").click().run()
     return _run_registration(at) if run_job else at
+
+
+def _photo_crops(folder: Path, n: int, *, blur: bool = False) -> None:
+    folder.mkdir(parents=True)
+    photo = Image.open(IMAGES / "07_photo_640x427.jpg").convert("RGB")
+    for i in range(n):
+        crop = photo.crop((30 * i, 20 * i, 30 * i + 96, 20 * i + 80))
+        (crop.filter(ImageFilter.GaussianBlur(2)) if blur else crop).save(folder / f"p{i}.png")
 
 
 def _run_registration(at: AppTest) -> AppTest:
     """The page queued a registration job: run it in the real worker, then rerun the page."""
     assert not at.exception
-    assert "Registration job" in at.info[0].value  # queued, shown by the polling fragment
+    assert any("Registration job" in i.value for i in at.info)  # queued, shown by the fragment
     assert Worker(WorkerConfig(once=True), url=os.environ["DATABASE_URL"]).serve() == 1
     return at.run()
 
@@ -80,6 +91,42 @@ def test_register_folder_counts_errors_thumbnails(app_env) -> None:
     assert list(errors["relpath"]) == ["broken.png"]
 
 
+@pytest.mark.parametrize("real,fake", [("Real", "FAKE"), ("0_real", "1_fake"),
+                                       ("nature", "ai")])
+def test_register_folder_labels_from_subfolders(app_env, tmp_path: Path, real: str,
+                                                fake: str) -> None:
+    """Regression: a folder of mixed real and fake images registered entirely under one label."""
+    url, _ = app_env
+    mixed = tmp_path / "mine"
+    _photo_crops(mixed / real, 3)
+    _photo_crops(mixed / fake, 2, blur=True)
+    Image.new("RGB", (32, 32)).save(mixed / "stray.png")
+    at = _page().text_input(key="imagesets.folder").input(str(mixed)).run()
+    assert "Labels from subfolders" in at.info[0].value
+    assert not at.get("radio")  # no label to choose: the subfolders give it
+    at = _register_folder(at, mixed, "", kind=None)  # empty name: the folder's name
+    assert not at.exception
+    assert "Registered mine-real, mine-fake: 5 image(s) added" in at.success[0].value
+    assert list(at.dataframe[0].value["path"]) == ["stray.png"]  # reported, not registered
+    overview = at.dataframe[1].value.set_index("name")
+    assert overview.loc["mine-real", ["kind", "images"]].tolist() == ["real", 3]
+    assert overview.loc["mine-fake", ["kind", "images"]].tolist() == ["fake", 2]
+    assert overview.loc["mine-fake", "root"] == str((mixed / fake).resolve())
+
+
+def test_register_folder_without_layout_needs_a_label(app_env, tmp_path: Path) -> None:
+    url, folder = app_env
+    at = _page().text_input(key="imagesets.folder").input(str(folder)).run()
+    assert "every image in this folder gets the one label" in at.caption[0].value
+    assert at.radio(key="imagesets.folder_kind").value is None  # no silent default
+    at = at.button(key="imagesets.register_folder").click().run()
+    assert "choose the label (real or fake)" in at.error[0].value
+    with session_scope(url, readonly=True) as s:
+        assert jobqueue.recent(s) == []
+    with session_scope(url) as s, pytest.raises(ValueError, match="choose its label"):
+        jobqueue.enqueue_register_folder(s, str(folder), name="x", kind=None)
+
+
 def test_register_bad_inputs_show_messages(app_env, tmp_path: Path) -> None:
     url, folder = app_env
     at = _register_folder(_page(), tmp_path / "nope", "x", run_job=False)
@@ -88,7 +135,7 @@ def test_register_bad_inputs_show_messages(app_env, tmp_path: Path) -> None:
     at.text_input(key="imagesets.csv").input(str(tmp_path / "missing.csv"))
     at.text_input(key="imagesets.root").input(str(folder))
     at.text_input(key="imagesets.csv_name").input("c")
-    at.button[1].click().run()
+    at.button[-1].click().run()
     assert "Registration failed" in at.error[0].value and "missing.csv" in at.error[0].value
 
 
@@ -101,7 +148,7 @@ def test_register_csv_splits_classes(app_env) -> None:
     at.text_input(key="imagesets.csv").input(str(csv))
     at.text_input(key="imagesets.root").input(str(folder))
     at.text_input(key="imagesets.csv_name").input("mixed")
-    at = _run_registration(at.button[1].click().run())
+    at = _run_registration(at.button[-1].click().run())
     assert not at.exception
     assert "mixed-real, mixed-fake" in at.success[0].value
     problems = at.dataframe[0].value

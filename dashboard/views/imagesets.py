@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import jobqueue
 from dashboard.components import condition_picker
 from db import imageset_stats
+from db.imagesets import label_layout
 from db.session import database_url, session_scope
 
 KEY = "imagesets."  # page prefix of this page's widget keys
@@ -16,46 +17,76 @@ THUMBNAILS = 12  # thumbnails shown per set
 PROBLEMS_SHOWN = 200  # per-file problems listed after a registration
 
 
-def _register_form(url: str) -> int | None:
-    """The two registration forms; returns the id of a registration job just queued."""
-    folder_tab, csv_tab = st.tabs(["Register a folder", "Register an official CSV"])
-    with folder_tab.form(KEY + "folder_form"):
-        folder = st.text_input("Folder (on the server)", key=KEY + "folder")
-        name = st.text_input("Set name", key=KEY + "folder_name")
-        kind = st.radio("Label", ["real", "fake"], horizontal=True, key=KEY + "folder_kind")
-        gen = st.text_input("Generator or real source (optional)", key=KEY + "folder_gen")
-        go_folder = st.form_submit_button("Register folder")
-    with csv_tab.form(KEY + "csv_form"):
+def _folder_form(url: str) -> int | None:
+    """Register a folder: two labelled sets when it has label subfolders, else one set with
+    the label the user picks (there is no default label). Returns a queued job id."""
+    folder = st.text_input("Folder (on the server)", key=KEY + "folder").strip()
+    layout = label_layout(folder) if folder else None
+    if layout is not None:
+        st.info(f"Labels from subfolders: `{layout['real'].name}/` is real, "
+                f"`{layout['fake'].name}/` is fake; registers two sets, <name>-real and "
+                "<name>-fake.", icon=":material/folder_special:")
+        kind = None
+    else:
+        if folder:
+            st.caption("No real/ and fake/ (or 0_real/1_fake, nature/ai) subfolders here: every "
+                       "image in this folder gets the one label you choose.")
+        kind = st.radio("Label of every image in this folder", ["real", "fake"], index=None,
+                        horizontal=True, key=KEY + "folder_kind")
+    name = st.text_input("Set name (default: the folder's name)", key=KEY + "folder_name")
+    gen = st.text_input("Generator or real source (optional)", key=KEY + "folder_gen")
+    if not st.button("Register folder", key=KEY + "register_folder"):
+        return None
+    try:
+        if not folder:
+            raise ValueError("give a folder")
+        if not Path(folder).is_dir():
+            raise ValueError(f"image folder not found: {folder}")
+        if layout is None and kind is None:
+            raise ValueError("choose the label (real or fake) of the images in this folder")
+        with session_scope(url) as s:
+            return jobqueue.enqueue_register_folder(
+                s, folder, name=name.strip() or Path(folder).resolve().name, kind=kind,
+                generator=gen.strip() or None)
+    except ValueError as exc:
+        st.error(f"Registration failed: {exc}", icon=":material/error:")
+    return None
+
+
+def _csv_form(url: str) -> int | None:
+    """Register an official CSV; returns a queued job id."""
+    with st.form(KEY + "csv_form"):
         csv_path = st.text_input("CSV file (columns image,class[,split])", key=KEY + "csv")
         root = st.text_input("Root folder the image paths are relative to", key=KEY + "root")
         csv_name = st.text_input("Set name (a CSV with both classes gives <name>-real and "
                                  "<name>-fake)", key=KEY + "csv_name")
         split = st.text_input("Only this split (optional)", key=KEY + "split")
         csv_gen = st.text_input("Generator or real source (optional)", key=KEY + "csv_gen")
-        go_csv = st.form_submit_button("Register CSV")
-    if not (go_folder or go_csv):
-        return None
+        if not st.form_submit_button("Register CSV"):
+            return None
     try:
+        if not csv_path.strip() or not root.strip() or not csv_name.strip():
+            raise ValueError("give a CSV file, its root folder and a set name")
+        if not Path(csv_path.strip()).is_file():
+            raise ValueError(f"CSV file not found: {csv_path.strip()}")
+        if not Path(root.strip()).is_dir():
+            raise ValueError(f"root folder not found: {root.strip()}")
         with session_scope(url) as s:
-            if go_folder:
-                if not folder.strip() or not name.strip():
-                    raise ValueError("give a folder and a set name")
-                if not Path(folder.strip()).is_dir():
-                    raise ValueError(f"image folder not found: {folder.strip()}")
-                return jobqueue.enqueue_register_folder(
-                    s, folder.strip(), name=name.strip(), kind=kind, generator=gen.strip() or None)
-            if not csv_path.strip() or not root.strip() or not csv_name.strip():
-                raise ValueError("give a CSV file, its root folder and a set name")
-            if not Path(csv_path.strip()).is_file():
-                raise ValueError(f"CSV file not found: {csv_path.strip()}")
-            if not Path(root.strip()).is_dir():
-                raise ValueError(f"root folder not found: {root.strip()}")
             return jobqueue.enqueue_register_csv(
                 s, csv_path.strip(), root.strip(), name=csv_name.strip(),
                 generator=csv_gen.strip() or None, split=split.strip() or None)
     except ValueError as exc:
         st.error(f"Registration failed: {exc}", icon=":material/error:")
     return None
+
+
+def _register_form(url: str) -> int | None:
+    """The two registration tabs; returns the id of a registration job just queued."""
+    folder_tab, csv_tab = st.tabs(["Register a folder", "Register an official CSV"])
+    with folder_tab:
+        queued = _folder_form(url)
+    with csv_tab:
+        return _csv_form(url) or queued
 
 
 @st.fragment(run_every="2s")
