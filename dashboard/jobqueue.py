@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import jobs
@@ -22,6 +23,9 @@ from db.models import ORIGINAL, ImageSet, Model
 from db.queries import get_or_create_model
 
 JobView = jobs.JobView
+# What each job kind counts in its progress (import jobs by source).
+UNITS = {"infer": "images", "make-condition": "images", "train": "steps",
+         "register-folder": "files", "register-csv": "rows", "study": "runs", "csv": "runs"}
 
 
 def _require(session: Session, entity: type, key: Any, what: str) -> None:
@@ -43,6 +47,24 @@ def register_model(
     return model.id
 
 
+def ensure_model(session: Session, weights: str | Path, *, cfg: str | Path | None = None) -> int:
+    """The id of the model whose weights file is ``weights``, registering it first if no model
+    has that file (named after the file; ``<stem>-<sha8>`` when the name is taken)."""
+    from spai.detector import origin_of  # imports torch: only when a model is registered
+
+    path = Path(weights).resolve()
+    found = session.scalar(select(Model.id).where(Model.path == str(path)).order_by(Model.id))
+    if found is not None:
+        return found
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    name = path.stem
+    if session.scalar(select(Model.id).where(Model.name == name)) is not None:
+        name = f"{path.stem}-{sha256_file(path)[:8]}"
+    origin = {"official": "official", "demo": "demo"}.get(origin_of(path), "trained")
+    return register_model(session, path, name=name, cfg=cfg, origin=origin)
+
+
 def enqueue_infer(
     session: Session, *, model_id: int, imageset_id: int, condition_id: str = ORIGINAL,
     batch_size: int = 16, device: str = "auto",
@@ -57,6 +79,19 @@ def enqueue_infer(
         "model_id": model_id, "imageset_id": imageset_id, "condition_id": condition_id,
         "batch_size": batch_size, "device": device,
     })
+
+
+def enqueue_score_set(
+    session: Session, *, weights: str | Path, cfg: str | Path | None = None,
+    imageset_ids: list[int], conditions: list[str],
+) -> list[int]:
+    """Queue scoring of image sets under conditions with the model in ``weights`` (registered
+    when needed); each job derives its condition's files first. Returns the job ids."""
+    if not imageset_ids or not conditions:
+        raise ValueError("choose at least one image set and one condition")
+    model_id = ensure_model(session, weights, cfg=cfg)
+    return [enqueue_infer(session, model_id=model_id, imageset_id=i, condition_id=c)
+            for i in imageset_ids for c in conditions]
 
 
 def enqueue_make_condition(session: Session, *, imageset_id: int, condition_id: str) -> int:
@@ -104,6 +139,66 @@ def enqueue_import_csv(
         "condition_id": condition_id, "imageset": imageset, "root": root,
         "score_column": score_column,
     })
+
+
+def describe(session: Session, views: list[JobView]) -> dict[int, str]:
+    """A sentence per job ("Score coco-real with demo under meme/top-bottom"), with the names
+    of its model and image set rather than their ids."""
+    models = _names(session, Model, [v.params.get("model_id") for v in views])
+    sets = _names(session, ImageSet, [v.params.get("imageset_id") for v in views])
+    return {v.id: _sentence(v, models, sets) for v in views}
+
+
+def unit(view: JobView) -> str:
+    """What the job's progress counts (images, runs, files, ...)."""
+    return UNITS.get(view.params.get("source") or view.kind, "items")
+
+
+def progress_text(view: JobView) -> str:
+    """``done/total unit`` (``?`` while the total is unknown)."""
+    total = "?" if view.progress_total is None else view.progress_total
+    return f"{view.progress_done}/{total} {unit(view)}"
+
+
+def _names(session: Session, entity: type, ids: list[Any]) -> dict[int, str]:
+    wanted = {int(i) for i in ids if isinstance(i, int) or str(i).isdigit()}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(entity.id, entity.name).where(entity.id.in_(wanted))).all())
+
+
+def _sentence(v: JobView, models: dict[int, str], sets: dict[int, str]) -> str:
+    p = v.params
+
+    def name(ids: dict[int, str], key: str, what: str) -> str:
+        value = p.get(key)
+        try:
+            return ids.get(int(value)) or f"{what} {value} (deleted)"
+        except (TypeError, ValueError):
+            return f"{what} {value!r}"
+
+    cond = p.get("condition_id") or ORIGINAL
+    under = "the original images" if cond == ORIGINAL else cond
+    source = p.get("source")
+    if v.kind == "infer":
+        return (f"Score {name(sets, 'imageset_id', 'set')} with "
+                f"{name(models, 'model_id', 'model')} on {under}")
+    if v.kind == "make-condition":
+        return f"Derive {name(sets, 'imageset_id', 'set')} under {cond}"
+    if v.kind == "train":
+        return f"Train {p.get('tag') or 'a model'} on {Path(str(p.get('data_path'))).name}"
+    if source == "register-folder":
+        target = (f"{p.get('name')}-real and {p.get('name')}-fake" if p.get("kind") is None
+                  else f"{p.get('name')} ({p.get('kind')})")
+        return f"Register folder {p.get('folder')} as {target}"
+    if source == "register-csv":
+        return f"Register {Path(str(p.get('csv_path'))).name} as {p.get('name')}"
+    if source == "study":
+        return "Import the robustness study" if not p.get("folder") else \
+            f"Import the study in {p.get('folder')}"
+    if source == "csv":
+        return f"Import {Path(str(p.get('csv_path'))).name} as scores of {p.get('model_name')}"
+    return f"{v.kind} job"
 
 
 def cancel(session: Session, job_id: int) -> str:

@@ -170,3 +170,25 @@ def test_derive_conditions_job(app_env) -> None:
     at = _page()
     overview = at.dataframe[0].value
     assert overview["conditions"].iloc[0] == "jpeg/q75"
+
+
+def test_score_this_set_one_click(app_env, monkeypatch) -> None:
+    """One click on a set queues its scoring under the chosen conditions with the active model
+    (registered on the way); the real worker derives the meme files and scores them."""
+    url, folder = app_env
+    tiny = ROOT / "tests" / "fixtures" / "spai-tiny"
+    monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(tiny / "spai_tiny_seed0.pth"))
+    monkeypatch.setenv("SPAI_MODEL_CFG", str(tiny / "spai_tiny.yaml"))
+    at = _register_folder(_page(), folder, "tiny-fakes")
+    at.multiselect(key="imagesets.score_conditions").set_value(["meme"]).run()
+    button = at.button(key="imagesets.score")
+    assert button.label == "Score tiny-fakes with spai_tiny_seed0 on 2 condition(s)"
+    at = button.click().run()
+    assert not at.exception and "Queued job(s) 2, 3" in at.success[-1].value
+    assert Worker(WorkerConfig(once=True), url=url).serve() == 2
+    with session_scope(url, readonly=True) as s:
+        views = [v for v in jobqueue.recent(s, statuses=["done"]) if v.kind == "infer"]
+        assert sorted(jobqueue.describe(s, views).values()) == [
+            "Score tiny-fakes with spai_tiny_seed0 on meme",
+            "Score tiny-fakes with spai_tiny_seed0 on the original images"]
+    assert {v.result["predictions"] for v in views} == {4}

@@ -25,7 +25,7 @@ def _page() -> AppTest:
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 
-def _store(url: str, tmp: Path) -> None:
+def _store(url: str, tmp: Path, *, model: bool = True) -> None:
     folder = tmp / "imgs"
     folder.mkdir()
     rng = np.random.default_rng(1)
@@ -34,38 +34,71 @@ def _store(url: str, tmp: Path) -> None:
             folder / f"t{i}.png")
     (folder / "bad.png").write_bytes(b"nope")
     with session_scope(url) as s:
-        jobqueue.register_model(s, TINY / "spai_tiny_seed0.pth", name="tiny",
-                                cfg=TINY / "spai_tiny.yaml", origin="trained")
+        if model:
+            jobqueue.register_model(s, TINY / "spai_tiny_seed0.pth", name="tiny",
+                                    cfg=TINY / "spai_tiny.yaml", origin="trained")
         register_folder(s, folder, name="tiny-set", kind="fake")
 
 
 def test_empty_store(page_store) -> None:
     at = _page()
     assert not at.exception
-    assert "No model with a weights file" in at.info[0].value
+    assert "No image set with files yet" in at.info[0].value
     assert "Nothing queued or running." in [c.value for c in at.caption]
     assert "No jobs yet." in [c.value for c in at.caption]
 
 
-def test_launch_infer_runs_to_done(page_store) -> None:
+def test_launch_infer_runs_to_done(page_store, monkeypatch) -> None:
+    """Regression: jobs were named ``model_id=3, imageset_id=21`` and launching needed a
+    "Register the active model" click first."""
     url, tmp = page_store
-    _store(url, tmp)
+    _store(url, tmp, model=False)
+    monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(TINY / "spai_tiny_seed0.pth"))
+    monkeypatch.setenv("SPAI_MODEL_CFG", str(TINY / "spai_tiny.yaml"))
     at = _page()
+    assert at.selectbox(key="jobs.model").value == "spai_tiny_seed0 (active model)"
     at.multiselect(key="jobs.sets").set_value(["tiny-set"]).run()
     at.button(key="jobs.launch").click().run()
     assert not at.exception
     assert "Queued job(s) 1." in at.success[0].value
-    assert "#1 infer" in at.get("progress")[0].proto.text  # the live list shows it queued
+    sentence = "Score tiny-set with spai_tiny_seed0 on the original images"
+    assert f"#1 {sentence}: queued 0/? images" in at.get("progress")[0].proto.text
     assert Worker(WorkerConfig(once=True), url=url).serve() == 1
     at = _page()
     assert "Nothing queued or running." in [c.value for c in at.caption]
     history = at.dataframe[0].value
-    assert list(history["status"]) == ["done"] and history["progress"].iloc[0] == "4/4"
+    assert list(history["job"]) == [sentence]
+    assert list(history["status"]) == ["done"] and history["progress"].iloc[0] == "4/4 images"
+    assert "None" not in history.to_string() and "nan" not in history.to_string()
     with session_scope(url, readonly=True) as s:
         (run,) = run_summaries(s)
         assert (run.n_predictions, run.n_errors) == (4, 1)  # the broken file is one error
         assert count_predictions(s, run.run_id) == 4
     assert "run 1: 4 images to score" in at.code[-1].value  # the job's log
+    assert "(compare?run=1)" in at.markdown[-1].value  # the finished run opens in Compare
+    # the model registered itself: the next launch picks the same model row
+    assert "spai_tiny_seed0 (active model)" == at.selectbox(key="jobs.model").value
+    assert at.selectbox(key="jobs.model").options == ["spai_tiny_seed0 (active model)"]
+
+
+def test_import_jobs_count_and_read_like_sentences(page_store) -> None:
+    """Regression: import jobs showed ``0/?`` when done."""
+    url, tmp = page_store
+    folder = tmp / "mine"
+    for label in ("real", "fake"):
+        (folder / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (24, 24), (40 * i, 90, 10)).save(folder / label / f"{i}.png")
+    with session_scope(url) as s:
+        jobqueue.enqueue_register_folder(s, str(folder), name="mine", kind=None)
+        jobs.enqueue(s, "make-condition", {"imageset_id": 99, "condition_id": "jpeg/q75"})
+    assert Worker(WorkerConfig(once=True, max_jobs=1), url=url).serve() == 1
+    at = _page()
+    history = at.dataframe[0].value.set_index("id")
+    assert history.loc[1, "job"] == f"Register folder {folder} as mine-real and mine-fake"
+    assert (history.loc[1, "status"], history.loc[1, "progress"]) == ("done", "4/4 files")
+    assert history.loc[2, "job"] == "Derive set 99 (deleted) under jpeg/q75"
+    assert history.loc[2, "progress"] == "0/? images"
 
 
 def test_cancel_failure_traceback_and_retry(page_store) -> None:

@@ -10,6 +10,7 @@ from dashboard import jobqueue
 from dashboard.components import condition_picker
 from db import imageset_stats
 from db.imagesets import label_layout
+from db.models import ORIGINAL
 from db.session import database_url, session_scope
 
 KEY = "imagesets."  # page prefix of this page's widget keys
@@ -118,6 +119,31 @@ def _report(result: dict) -> None:
         st.dataframe(problems[:PROBLEMS_SHOWN], key=KEY + "problems")
 
 
+def _score_form(url: str, imageset_id: int, name: str, with_file: int) -> None:
+    """One click: score the set with the active model under the chosen conditions (one infer
+    job per condition; each derives its condition's files first)."""
+    from dashboard.resources import active_model, start_worker_once  # imports torch
+
+    st.subheader("Score this set")
+    choice = active_model()
+    if not choice.exists or not with_file:
+        st.caption("Nothing to score with: " + ("the active model's file is missing."
+                   if not choice.exists else "this set has no image files on this machine."))
+        return
+    original = st.checkbox("Original images", value=True, key=KEY + "score_original")
+    conds = condition_picker("Under these conditions too", KEY + "score_conditions", [])
+    conditions = [ORIGINAL] * original + conds
+    model = Path(choice.weights).stem
+    if not st.button(f"Score {name} with {model} on {len(conditions)} condition(s)",
+                     key=KEY + "score", type="primary", disabled=not conditions):
+        return
+    with session_scope(url) as s:
+        ids = jobqueue.enqueue_score_set(s, weights=choice.weights, cfg=choice.cfg,
+                                         imageset_ids=[imageset_id], conditions=conditions)
+    start_worker_once()
+    st.success(f"Queued job(s) {', '.join(map(str, ids))}: follow them on the Jobs page.")
+
+
 url = database_url()
 st.title("Image sets")
 queued = _register_form(url)
@@ -151,6 +177,8 @@ if len(files):
 if len(errors):
     st.subheader("Files that cannot be used")
     st.dataframe(errors[["relpath", "error"]], hide_index=True, key=KEY + "errors")
+
+_score_form(url, int(row["id"]), str(row["name"]), int(row["with_file"]))
 
 st.subheader("Derive condition variants")
 conds = condition_picker("Conditions", KEY + "conditions", [])

@@ -16,60 +16,57 @@ from db.session import database_url, session_scope
 KEY = "jobs."  # page prefix of this page's widget keys
 ACTIVE = ["queued", "running"]
 RECENT = 100  # jobs listed in the history table
+ACTIVE_LABEL = "{name} (active model)"  # the active model, registered when a job needs it
+
+
+def _model_options(url: str) -> dict[str, tuple[int | None, str, str | None]]:
+    """Label -> (model id or None, weights, cfg): the active model first (registered when a job
+    needs it), then the other registered models with a weights file."""
+    from dashboard.resources import active_model  # imports torch: only when needed
+
+    with session_scope(url, readonly=True) as s:
+        models = imageset_stats.runnable_models(s)
+    options = {str(r.name): (int(r.id), str(r.path), None) for r in models.itertuples()}
+    choice = active_model()
+    if not choice.exists:
+        return options
+    weights = str(Path(choice.weights).resolve())
+    same = [n for n, (_, path, _) in options.items() if path == weights]
+    label = ACTIVE_LABEL.format(name=same[0] if same else Path(weights).stem)
+    return {label: (None, choice.weights, choice.cfg)} | {
+        n: o for n, o in options.items() if n not in same}
 
 
 def _launch_form(url: str) -> None:
     with session_scope(url, readonly=True) as s:
-        models = imageset_stats.runnable_models(s)
         sets = imageset_stats.overview(s)
     with st.expander("Launch an inference run (model x image sets x conditions)",
                      expanded=True):
-        if models.empty:
-            st.info("No model with a weights file is registered yet.")
-            if st.button("Register the active model", key=KEY + "register_model"):
-                _register_active(url)
+        models = _model_options(url)
+        if not models:
+            st.info("No model to run: the active model's file is missing and no other model "
+                    "with a weights file is registered.")
             return
         sets = sets[sets["with_file"] > 0]
         if sets.empty:
             st.info("No image set with files yet: register one on the Image sets page.")
             return
-        model = st.selectbox("Model", list(models["name"]), key=KEY + "model")
+        model = st.selectbox("Model", list(models), key=KEY + "model")
         chosen = st.multiselect("Image sets", list(sets["name"]), key=KEY + "sets")
         with_original = st.checkbox("Original images", value=True, key=KEY + "original")
         conds = condition_picker("Conditions (derived files are made first)",
                                  KEY + "conditions", [])
-        combos = [(n, c) for n in chosen for c in [ORIGINAL] * with_original + conds]
-        if st.button(f"Queue {len(combos)} job(s)", key=KEY + "launch", type="primary",
-                     disabled=not combos):
-            model_id = int(models.loc[models["name"] == model, "id"].iloc[0])
+        conditions = [ORIGINAL] * with_original + conds
+        n = len(chosen) * len(conditions)
+        if st.button(f"Queue {n} job(s)", key=KEY + "launch", type="primary", disabled=not n):
+            _, weights, cfg = models[model]
             set_ids = dict(zip(sets["name"], sets["id"]))
             with session_scope(url) as s:
-                ids = [jobqueue.enqueue_infer(s, model_id=model_id,
-                                              imageset_id=int(set_ids[n]), condition_id=c)
-                       for n, c in combos]
+                ids = jobqueue.enqueue_score_set(
+                    s, weights=weights, cfg=cfg, imageset_ids=[int(set_ids[c]) for c in chosen],
+                    conditions=conditions)
             _start_worker()
             st.success(f"Queued job(s) {', '.join(map(str, ids))}.")
-
-
-def _register_active(url: str) -> None:
-    from dashboard.resources import active_model  # imports torch: only when needed
-
-    choice = active_model()
-    if not choice.exists:
-        st.error(f"The active model's file does not exist: {choice.weights}")
-        return
-    with session_scope(url) as s:
-        jobqueue.register_model(s, choice.weights, cfg=choice.cfg, origin=_origin(choice.weights))
-    st.rerun()
-
-
-def _origin(weights: str) -> str:
-    from spai.detector import DEMO_WEIGHTS, OFFICIAL_WEIGHTS
-
-    path = Path(weights).resolve()
-    if path == OFFICIAL_WEIGHTS.resolve():
-        return "official"
-    return "demo" if path.parent == DEMO_WEIGHTS.parent.resolve() else "trained"
 
 
 def _start_worker() -> None:
@@ -82,49 +79,47 @@ def _progress(job: jobqueue.JobView) -> float:
     return min(job.progress_done / job.progress_total, 1.0) if job.progress_total else 0.0
 
 
-def _describe(job: jobqueue.JobView) -> str:
-    p = job.params
-    parts = [f"{k}={p[k]}" for k in ("model_id", "imageset_id", "condition_id", "source")
-             if p.get(k) is not None]
-    return f"#{job.id} {job.kind} ({', '.join(parts)})"
-
-
 @st.fragment(run_every="2s")
 def _live(url: str) -> None:
-    """Queued and running jobs with progress and a cancel button (refreshes every 2 s)."""
+    """Queued and running jobs with progress and a cancel button, then every recent job
+    (refreshes every 2 s)."""
     with session_scope(url, readonly=True) as s:
-        active = jobqueue.recent(s, statuses=ACTIVE)
+        jobs = jobqueue.recent(s, limit=RECENT)
+        names = jobqueue.describe(s, jobs)
+    active = [j for j in jobs if j.status in ACTIVE]
     st.subheader(f"Active jobs ({len(active)})")
     if not active:
         st.caption("Nothing queued or running.")
     for job in active:
         left, right = st.columns([5, 1])
-        total = job.progress_total if job.progress_total is not None else "?"
         note = " · cancelling" if job.cancel_requested else ""
-        left.progress(_progress(job), text=f"{_describe(job)}: {job.status} "
-                      f"{job.progress_done}/{total}{note}")
+        left.progress(_progress(job), text=f"#{job.id} {names[job.id]}: {job.status} "
+                      f"{jobqueue.progress_text(job)}{note}")
         if right.button("Cancel", key=f"{KEY}cancel.{job.id}", disabled=job.cancel_requested):
             with session_scope(url) as s:
                 jobqueue.cancel(s, job.id)
             st.rerun(scope="fragment")
-
-
-def _history(url: str) -> None:
-    with session_scope(url, readonly=True) as s:
-        jobs = jobqueue.recent(s, limit=RECENT)
     st.subheader("All jobs")
     if not jobs:
         st.caption("No jobs yet.")
         return
-    table = pd.DataFrame([{"id": j.id, "kind": j.kind, "status": j.status,
-                           "progress": f"{j.progress_done}/{j.progress_total or '?'}",
-                           "created": j.created_at, "finished": j.finished_at,
-                           "attempts": j.attempts, "job": _describe(j)} for j in jobs])
+    table = pd.DataFrame([{"id": j.id, "job": names[j.id], "status": j.status,
+                           "progress": jobqueue.progress_text(j),
+                           "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                           "finished": j.finished_at.strftime("%H:%M:%S") if j.finished_at
+                           else "", "attempts": j.attempts} for j in jobs])
     st.dataframe(table, hide_index=True, key=KEY + "history")
+    _details(url, jobs, names)
+
+
+def _details(url: str, jobs: list[jobqueue.JobView], names: dict[int, str]) -> None:
     by_id = {j.id: j for j in jobs}
     job = by_id[st.selectbox("Job details", list(by_id), key=KEY + "detail",
-                             format_func=lambda i: f"{_describe(by_id[i])}: {by_id[i].status}")]
-    st.json({"params": job.params, "result": job.result, "worker": job.worker_id},
+                             format_func=lambda i: f"#{i} {names[i]}: {by_id[i].status}")]
+    run_id = (job.result or {}).get("run_id")
+    if job.kind == "infer" and job.status == "done" and run_id is not None:
+        st.markdown(f"[Open run {run_id} in Compare](compare?run={int(run_id)})")
+    st.json({"params": job.params, "result": job.result or {}, "worker": job.worker_id or ""},
             expanded=False)
     if job.status == "failed":
         st.error(f"Job {job.id} failed.", icon=":material/error:")
@@ -141,4 +136,3 @@ url = database_url()
 st.title("Jobs")
 _launch_form(url)
 _live(url)
-_history(url)

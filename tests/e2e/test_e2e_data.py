@@ -81,7 +81,7 @@ def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_a
         timeout=TIMEOUT_MS)
     job_id = re.search(r"Queued job\(s\) (\d+)\.",
                        page.get_by_text(re.compile(r"Queued job\(s\)")).inner_text()).group(1)
-    done = re.compile(rf"#{job_id} infer .*: done")
+    done = re.compile(rf"#{job_id} Score e2e-tiny .*: done")
     deadline = time.monotonic() + JOB_DONE_TIMEOUT_S
     while time.monotonic() < deadline:  # the history is not a fragment: reload to see it
         page.goto(f"{app_url}/jobs")
