@@ -50,12 +50,21 @@ from db.queries import (
     images_without_prediction,
     insert_ignore,
 )
-from db.session import REPO_ROOT, database_url, init_db, session_scope
+from db.session import (
+    REPO_ROOT,
+    StoreUnavailable,
+    check_store,
+    database_url,
+    init_db,
+    session_scope,
+)
+from spai.cli_errors import UserError, closest, run_main
 
 PLUGIN_MODULES: tuple[str, ...] = ("dashboard.train_job",)  # modules calling register_handler()
 REGISTER_PROBLEMS_KEPT = 500  # per-row problems kept in a registration job's result
 PROBLEMS_LOGGED = 50  # per-row problems of an import or registration written to the job log
 NO_FILE_ERROR = "image file not available (predictions were imported without images)"
+STALE_HEARTBEATS = 3  # stale_after must cover this many heartbeat periods
 EXECUTORS = ("local", "ray")  # where infer and make-condition jobs run (see dashboard.ray_executor)
 
 
@@ -612,7 +621,29 @@ def ensure_worker_running(
         )
 
 
+def check_config(config: WorkerConfig) -> None:
+    """UserError for settings that cannot work: non-positive periods, a stale limit a live
+    worker could hit between two heartbeats, job kinds nobody handles."""
+    for name in ("poll_seconds", "heartbeat_seconds", "stale_after"):
+        if not getattr(config, name) > 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got "
+                            f"{getattr(config, name)}")
+    if config.stale_after < STALE_HEARTBEATS * config.heartbeat_seconds:
+        raise UserError(f"--stale-after ({config.stale_after:g} s) must be at least "
+                        f"{STALE_HEARTBEATS} x --heartbeat-seconds "
+                        f"({STALE_HEARTBEATS * config.heartbeat_seconds:g} s), or live jobs "
+                        f"would be taken over")
+    for kind in config.kinds or ():
+        if kind not in HANDLERS:
+            raise UserError(f"unknown job kind {kind!r} in --kinds{closest(kind, HANDLERS)}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m dashboard.worker``: user errors print one line and exit with status 2."""
+    return run_main(lambda: _main(argv), user_errors=(StoreUnavailable,))
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dashboard.worker", description=__doc__.split(
         "\n")[0])
     ap.add_argument("--once", action="store_true",
@@ -633,22 +664,24 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch CPU threads for this process (default: torch's choice, one per "
                          "core); with several workers on one machine give each cores / workers")
     args = ap.parse_args(argv)
-    import torch  # every scoring and training handler needs it
-
-    if args.threads is not None:
-        if args.threads < 1:
-            ap.error(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    if args.executor:
-        os.environ["SPAI_EXECUTOR"] = args.executor
-    if args.ray_address:
-        os.environ["RAY_ADDRESS"] = args.ray_address
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
     load_plugins(os.environ.get("SPAI_WORKER_PLUGINS"))
     config = WorkerConfig(
         poll_seconds=args.poll_seconds, heartbeat_seconds=args.heartbeat_seconds,
         stale_after=args.stale_after, once=args.once, max_jobs=args.max_jobs,
         kinds=tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else None,
     )
+    check_config(config)
+    check_store(args.database_url)
+    import torch  # every scoring and training handler needs it
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.executor:
+        os.environ["SPAI_EXECUTOR"] = args.executor
+    if args.ray_address:
+        os.environ["RAY_ADDRESS"] = args.ray_address
     worker = Worker(config, url=args.database_url)
 
     def _stop(signum, _frame) -> None:

@@ -2,7 +2,8 @@
 
     python -m db migrate
     python -m db import-study [FOLDER]
-    python -m db import-csv FILE.csv --model NAME [--condition ID] [--imageset NAME] [--root DIR]
+    python -m db import-csv FILE.csv --model NAME [--condition ID [--new-condition]]
+                            [--imageset NAME] [--root DIR]
     python -m db register-folder DIR --name NAME --kind real|fake
     python -m db register-csv FILE.csv --root DIR --name NAME
     python -m db export OUT.{csv,parquet} [--run ID ...] [--model NAME ...] [--condition ID ...]
@@ -13,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from db.session import database_url, get_engine, session_scope
+from db.session import StoreUnavailable, check_store, database_url, get_engine, session_scope
+from spai.cli_errors import UserError, one_line, run_main
 
 
 def _print_report(rep) -> None:
@@ -31,6 +33,11 @@ def _print_report(rep) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m db``: user errors print one line and exit with status 2."""
+    return run_main(lambda: _main(argv), user_errors=(StoreUnavailable,))
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(prog="python -m db", description="SPAI prediction store")
     ap.add_argument("--database-url", default=None, help="overrides DATABASE_URL")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -44,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--imageset", default=None)
     p.add_argument("--root", default=None)
     p.add_argument("--score-column", default=None)
+    p.add_argument("--new-condition", action="store_true",
+                   help="create --condition although it is neither registered nor in the store")
     p = sub.add_parser("register-folder", help="register a folder of images as an image set")
     p.add_argument("folder")
     p.add_argument("--name", required=True)
@@ -64,13 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     url = args.database_url
 
+    check_store(url)
     if args.cmd == "migrate":
         from db.migrate import current_revision
-        from db.session import init_db
 
-        init_db(url)
         print(f"{database_url(url)} at revision {current_revision(get_engine(url))}")
         return 0
+    try:
+        rep = _run(args, url)
+    except (FileNotFoundError, ValueError) as exc:  # the library names the file, row or value
+        raise UserError(one_line(exc)) from None
+    if rep is not None:
+        _print_report(rep)
+    return 0
+
+
+def _run(args: argparse.Namespace, url: str | None):
+    """Run one store command; returns its report (None when it printed its own summary)."""
     with session_scope(url) as s:
         if args.cmd == "import-study":
             from db.importers import import_study
@@ -81,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
             rep = import_csv(s, args.csv, model_name=args.model, condition_id=args.condition,
                              imageset=args.imageset, root=args.root,
-                             score_column=args.score_column)
+                             score_column=args.score_column, new_condition=args.new_condition)
         elif args.cmd == "register-folder":
             from db.imagesets import register_folder
 
@@ -98,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                                    models=args.models, imagesets=args.imagesets,
                                    conditions=args.conditions)
             print(f"wrote {n} predictions to {args.out}")
-            return 0
-    _print_report(rep)
-    return 0
+            return None
+    return rep
 
 
 if __name__ == "__main__":

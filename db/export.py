@@ -10,6 +10,8 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageSet, Model, Prediction, Run
+from spai.atomic import atomic_path
+from spai.cli_errors import closest
 
 EXPORT_FORMATS = ("csv", "parquet")
 
@@ -44,6 +46,17 @@ def predictions_frame(
     return pd.DataFrame(session.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
 
 
+def _check_known(session: Session, column, wanted: Sequence | None, what: str) -> None:
+    """ValueError naming the closest stored values when a filter value matches nothing."""
+    if not wanted:
+        return
+    known = {v for v in session.scalars(select(column).distinct()) if v is not None}
+    for value in wanted:
+        if value not in known:
+            hint = closest(str(value), [str(k) for k in known])
+            raise ValueError(f"no {what} {value!r} in the store{hint}")
+
+
 def export_predictions(
     session: Session, out_path: str | Path, *, fmt: str | None = None,
     run_ids: Sequence[int] | None = None, models: Sequence[str] | None = None,
@@ -55,11 +68,15 @@ def export_predictions(
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be one of {EXPORT_FORMATS} (from --format or the "
                          f"file extension), got {fmt!r}")
+    for column, wanted, what in ((Run.id, run_ids, "run id"), (Model.name, models, "model"),
+                                 (ImageSet.name, imagesets, "image set"),
+                                 (Run.condition_id, conditions, "condition")):
+        _check_known(session, column, wanted, what)
     frame = predictions_frame(session, run_ids=run_ids, models=models, imagesets=imagesets,
                               conditions=conditions)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        frame.to_csv(out, index=False)
-    else:
-        frame.to_parquet(out, index=False, engine="pyarrow")
+    with atomic_path(out) as tmp:  # a failed export never leaves a file that looks whole
+        if fmt == "csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False, engine="pyarrow")
     return len(frame)

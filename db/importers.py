@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.imagesets import ensure_imageset, inspect_image, resolve_inside
-from db.models import ORIGINAL, DerivedImage, Image, ImageSet, Model
+from db.models import ORIGINAL, Condition, DerivedImage, Image, ImageSet, Model
 from db.queries import (
     bulk_insert_predictions,
     get_or_create_condition,
@@ -33,6 +33,7 @@ from db.queries import (
     get_or_create_run,
     insert_ignore,
 )
+from spai.cli_errors import closest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STUDY_DIR = REPO_ROOT / "robustness" / "study" / "roger-study"
@@ -94,6 +95,8 @@ def _stem(relpath: str) -> str:
 
 def _read_scores(path: Path, score_column: str | None) -> tuple[list[dict], str]:
     """Rows of a prediction CSV and the name of its score column."""
+    if not path.is_file():
+        raise FileNotFoundError(f"prediction CSV not found: {path}")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         cols = list(reader.fieldnames or [])
@@ -171,6 +174,24 @@ def attach_scores(
     return image_ids
 
 
+def known_condition_ids(session: Session) -> set[str]:
+    """Registered conditions, the study's conditions and those already in the store."""
+    from robustness.registry import CONDITIONS
+
+    stored = session.scalars(select(Condition.id))
+    return set(CONDITIONS) | {c.id for c in STUDY_CONDITIONS} | set(stored)
+
+
+def check_condition_id(session: Session, condition_id: str) -> None:
+    """ValueError naming the closest known ids when ``condition_id`` is unknown (a typo would
+    otherwise create a new condition)."""
+    known = known_condition_ids(session)
+    if condition_id not in known:
+        raise ValueError(f"unknown condition {condition_id!r}"
+                         f"{closest(condition_id, known, listing='python -m robustness list')}"
+                         f"; to create it anyway pass --new-condition")
+
+
 def _float_or_none(text: str | None) -> float | None:
     try:
         return float(text) if text not in (None, "") else None
@@ -200,6 +221,9 @@ def import_study(session: Session, folder: str | Path | None = None) -> ImportRe
     root = Path(folder) if folder is not None else STUDY_DIR
     if not root.is_dir():
         raise FileNotFoundError(f"study folder not found: {root}")
+    if not any((root / c.spai_dir).is_dir() for c in STUDY_CONDITIONS):
+        raise ValueError(f"{root} is not a study folder: it has none of the condition folders "
+                         f"{', '.join(c.spai_dir + '/' for c in STUDY_CONDITIONS)}")
     report = ImportReport()
     spai = get_or_create_model(session, SPAI_STUDY_MODEL, origin="imported",
                                config={"weights": "official SPAI weights", "source": str(root.name)})
@@ -274,16 +298,19 @@ def _import_roger(
 def import_csv(
     session: Session, csv_path: str | Path, *, model_name: str, condition_id: str = ORIGINAL,
     imageset: str | None = None, root: str | Path | None = None, score_column: str | None = None,
-    model_origin: str = "imported",
+    model_origin: str = "imported", new_condition: bool = False,
 ) -> ImportReport:
     """Import an official ``infer`` output CSV (``image,class,split,<tag>``) as a run.
 
     The image set is ``imageset`` (default: the file's stem); a file mixing both classes is
     split into ``<name>-real`` and ``<name>-fake``. With ``root``, images whose file exists
-    there are hashed and marked available.
+    there are hashed and marked available. ``condition_id`` must be a registered condition,
+    a study condition or one already in the store, unless ``new_condition``.
     """
     path = Path(csv_path)
     records, col = _read_scores(path, score_column)
+    if not new_condition:
+        check_condition_id(session, condition_id)
     report = ImportReport()
     model = get_or_create_model(session, model_name, origin=model_origin)
     get_or_create_condition(session, condition_id)

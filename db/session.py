@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,17 +34,40 @@ _engines: dict[str, Engine] = {}
 _migrated: set[str] = set()
 
 
+class StoreUnavailable(OSError):
+    """The database URL is malformed, its folder or driver missing, or the server unreachable."""
+
+
 def database_url(url: str | None = None) -> str:
     """Resolve the URL: explicit argument, then ``DATABASE_URL``, then the default file."""
     raw = url or os.environ.get("DATABASE_URL") or DEFAULT_URL
-    parsed = make_url(raw)
+    try:
+        parsed = make_url(raw)
+    except ArgumentError:
+        raise StoreUnavailable(f"not a database URL: {raw!r} (expected e.g. "
+                               f"sqlite:///data/spai.db or postgresql+psycopg://user@host/db)"
+                               ) from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database)
-        if not path.is_absolute():
+        if not path.is_absolute():  # relative to the repository: its data folder is ours
             path = REPO_ROOT / path
-        path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.parent.is_dir():  # never create folders elsewhere (e.g. at the root)
+            raise StoreUnavailable(f"the folder of the SQLite database {path} does not exist; "
+                                   f"create it or fix the database URL")
         raw = parsed.set(database=str(path)).render_as_string(hide_password=False)
     return raw
+
+
+def check_store(url: str | None = None) -> Engine:
+    """``init_db`` that turns a bad URL, a missing driver or an unreachable server into
+    ``StoreUnavailable`` with a one-line reason (for command lines)."""
+    try:
+        return init_db(url)
+    except (ArgumentError, NoSuchModuleError, OperationalError, InterfaceError) as exc:
+        shown = make_url(database_url(url)).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StoreUnavailable(f"cannot open the database {shown}: {reason}") from None
 
 
 def is_sqlite(engine: Engine) -> bool:

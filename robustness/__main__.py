@@ -8,6 +8,7 @@ from pathlib import Path
 
 from robustness.batch import derive_items, read_csv_items, read_dir_items
 from robustness.registry import get, list_conditions
+from spai.cli_errors import UserError, one_line, run_main
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -22,17 +23,24 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     try:
         get(args.condition)
     except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
+        raise UserError(one_line(exc)) from None
     src = Path(args.input)
     if src.is_dir():
         items, name = read_dir_items(src, args.label), "images"
     elif src.is_file():
         root = Path(args.input_csv_root_dir) if args.input_csv_root_dir else None
-        items, name = read_csv_items(src, root), src.stem
+        if root is not None and not root.is_dir():
+            raise UserError(f"--input-csv-root-dir {root} is not a folder")
+        try:
+            items, name = read_csv_items(src, root), src.stem
+        except UnicodeDecodeError:
+            raise UserError(f"{src}: not a UTF-8 CSV file") from None
+        except ValueError as exc:
+            raise UserError(one_line(exc)) from None
     else:
-        print(f"error: input {src} is neither a CSV file nor a folder", file=sys.stderr)
-        return 2
+        raise UserError(f"input {src} is neither a CSV file nor a folder")
+    if not items:
+        raise UserError(f"{src}: no images to derive")
     res = derive_items(
         items, args.condition, Path(args.output), name, progress=not args.no_progress
     )
@@ -71,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (1 when some images failed)."""
+    """Entry point; returns the exit status (1 when some images failed, 2 on a user error)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    return run_main(lambda: args.func(args))
 
 
 if __name__ == "__main__":

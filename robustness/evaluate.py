@@ -1,9 +1,11 @@
 """The robustness study's evaluation protocol (roger-study README §3.1), reusable in memory.
 
 For one condition (a folder of prediction CSVs, or a dict of data frames): each fake set F is
-scored against each real set R on the pooled F ∪ R (fake = positive, score column ``spai`` read
-as float32); a fake set's figure is the plain mean over the real sets; the condition's figure is
-the plain mean over the fake sets. Only ``fake*.csv`` / ``real*.csv`` directly in a folder count.
+scored against each real set R on the pooled F ∪ R (score column ``spai`` read as float32;
+labels from each row's ``class`` column, as the study's code reads them, else fake = positive
+by file name); a fake set's figure is the plain mean over the real sets; the condition's figure
+is the plain mean over the fake sets. Only ``fake*.csv`` / ``real*.csv`` directly in a folder
+count. A row without a score is refused, naming file and row, unless ``--drop-missing``.
 
 CLI::
 
@@ -16,6 +18,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from robustness.metrics import BootstrapCI, get_metric
+from spai.atomic import atomic_path, write_text
+from spai.cli_errors import UserError, one_line, run_main
 
 __all__ = [
     "Comparison",
@@ -37,6 +42,7 @@ __all__ = [
 
 SCORE_COLUMN = "spai"
 LABEL_COLUMN = "class"
+ROWS_SHOWN = 5  # rows named in an error about missing or bad values
 _SUFFIX = re.compile(r"_test_embeddings.*$")  # the combi-model files' name suffix
 
 
@@ -71,30 +77,83 @@ def set_name(stem: str) -> str:
     return _SUFFIX.sub("", re.sub(r"^(fake|real)_?", "", stem)) or stem
 
 
-def _read(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path)
-    missing = {SCORE_COLUMN, LABEL_COLUMN} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+def _rows_text(path: Path, rows: np.ndarray, images: pd.Series | None) -> str:
+    """'rows 3, 7 (x.png, y.png)' for 0-based data rows (printed 1-based, as in a CSV viewer)."""
+    shown = rows[:ROWS_SHOWN]
+    text = ", ".join(str(int(r) + 1) for r in shown) + (", ..." if rows.size > ROWS_SHOWN else "")
+    if images is not None:
+        text += f" ({', '.join(str(images.iloc[int(r)]) for r in shown)})"
+    return f"{path}: row{'s' if rows.size > 1 else ''} {text}"
+
+
+def _read(
+    path: Path, *, drop_missing: bool = False, warn: Callable[[str], None] | None = None
+) -> pd.DataFrame:
+    """One prediction CSV as columns spai (float32) and class (int64).
+
+    Labels come from the ``class`` column when present (as the study's code reads them), else
+    from the file's ``fake``/``real`` prefix. Rows without a score are refused, naming them,
+    unless ``drop_missing`` (then they are left out and ``warn`` is told).
+    """
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if SCORE_COLUMN not in df.columns:
+        raise ValueError(f"{path}: missing column(s) ['{SCORE_COLUMN}']")
+    images = df["image"] if "image" in df.columns else None
+    text = df[SCORE_COLUMN].str.strip()
+    scores = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(np.isnan(scores) & (text != "").to_numpy())
+    if bad.size:
+        raise ValueError(f"{_rows_text(path, bad, images)}: score is not a number")
+    if LABEL_COLUMN in df.columns:
+        labels = pd.to_numeric(df[LABEL_COLUMN].str.strip(), errors="coerce").to_numpy()
+        bad = np.flatnonzero(~np.isin(labels, (0, 1)))
+        if bad.size:
+            raise ValueError(f"{_rows_text(path, bad, images)}: class must be 0 or 1")
+    else:
+        labels = np.full(len(df), int(path.name.startswith("fake")))
+    missing = np.flatnonzero(np.isnan(scores))
+    if missing.size:
+        where = _rows_text(path, missing, images)
+        if not drop_missing:
+            raise ValueError(f"{where}: no score (an image infer could not score); pass "
+                             f"--drop-missing to leave such rows out")
+        if warn is not None:
+            warn(f"{where}: no score; left out (--drop-missing)")
+    keep = ~np.isnan(scores)
+    expected = int(path.name.startswith("fake"))
+    off = int((labels[keep] != expected).sum())
+    if off and warn is not None:
+        warn(f"{path}: {off} row(s) labelled class {1 - expected} in a {path.name[:4]} file; "
+             f"the class column decides, as in the study's code")
     # Parsed as float64 then cast, as the study did (pandas -> torch float32 tensor).
-    return pd.DataFrame(
-        {
-            SCORE_COLUMN: df[SCORE_COLUMN].to_numpy(np.float64).astype(np.float32),
-            LABEL_COLUMN: df[LABEL_COLUMN].to_numpy().astype(np.int64),
-        }
-    )
+    return pd.DataFrame({SCORE_COLUMN: scores[keep].astype(np.float32),
+                         LABEL_COLUMN: labels[keep].astype(np.int64)})
 
 
-def load_prediction_dir(path: str | Path) -> dict[str, pd.DataFrame]:
+def load_prediction_dir(
+    path: str | Path, *, drop_missing: bool = False, warn: Callable[[str], None] | None = None
+) -> dict[str, pd.DataFrame]:
     """``{"fake_<set>": frame, "real_<set>": frame}`` from the fake*/real* CSVs directly in
-    ``path`` (non-recursive, as the study's glob); frames have columns spai (float32), class."""
+    ``path`` (non-recursive, as the study's glob); frames have columns spai (float32), class.
+    ``drop_missing`` and ``warn`` as in ``_read``."""
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"prediction folder not found: {folder}")
     files = sorted(folder.glob("fake*.csv")) + sorted(folder.glob("real*.csv"))
     if not files:
         raise ValueError(f"{folder}: no fake*.csv or real*.csv files directly in it")
-    return {f"{p.stem[:4]}_{set_name(p.stem)}": _read(p) for p in files}
+    return {f"{p.stem[:4]}_{set_name(p.stem)}": _read(p, drop_missing=drop_missing, warn=warn)
+            for p in files}
+
+
+def _scores_labels(frame: pd.DataFrame, name: str, default: int) -> tuple[np.ndarray, np.ndarray]:
+    """A set's float32 scores and its labels (``class`` column, else ``default``)."""
+    scores = frame[SCORE_COLUMN].to_numpy(np.float32)
+    if np.isnan(scores).any():
+        raise ValueError(f"set {name!r}: {int(np.isnan(scores).sum())} score(s) are missing")
+    if LABEL_COLUMN in frame.columns:
+        return scores, frame[LABEL_COLUMN].to_numpy(np.int64)
+    return scores, np.full(scores.size, default, np.int64)
 
 
 def _split(
@@ -131,13 +190,11 @@ def study_table(
             )
     rows = {}
     for f in fake_names:
-        fs = fakes[f][SCORE_COLUMN].to_numpy(np.float32)
+        fs, fy = _scores_labels(fakes[f], f"fake_{f}", 1)
         rows[f] = {}
         for r in real_names:
-            rs = reals[r][SCORE_COLUMN].to_numpy(np.float32)
-            scores = np.concatenate([fs, rs])
-            labels = np.r_[np.ones(fs.size, np.int8), np.zeros(rs.size, np.int8)]
-            rows[f][r] = fn(labels, scores)
+            rs, ry = _scores_labels(reals[r], f"real_{r}", 0)
+            rows[f][r] = fn(np.r_[fy, ry], np.r_[fs, rs])
     table = pd.DataFrame.from_dict(rows, orient="index")[real_names]
     table["mean"] = table[real_names].mean(axis=1)
     table.index.name = "fake_set"
@@ -160,20 +217,14 @@ def study_mean_ci(
     fn = get_metric(metric).fn
     est = study_table(frames, metric=metric, real_sets=real_sets, fake_sets=fake_sets)
     fakes, reals = _split(frames)
-    fs = [fakes[f][SCORE_COLUMN].to_numpy(np.float32) for f in est.table.index]
-    rs = [reals[r][SCORE_COLUMN].to_numpy(np.float32) for r in est.real_sets]
+    fs = [_scores_labels(fakes[f], f"fake_{f}", 1) for f in est.table.index]
+    rs = [_scores_labels(reals[r], f"real_{r}", 0) for r in est.real_sets]
     rng = np.random.default_rng(seed)
     values = np.empty(n)
-    for i in range(n):
-        fb = [a[rng.integers(0, a.size, a.size)] for a in fs]
-        rb = [a[rng.integers(0, a.size, a.size)] for a in rs]
-        cells = [
-            [
-                fn(np.r_[np.ones(f.size, np.int8), np.zeros(r.size, np.int8)], np.r_[f, r])
-                for r in rb
-            ]
-            for f in fb
-        ]
+    for i in range(n):  # scores and labels resampled together
+        fb = [(a[j], y[j]) for a, y in fs for j in [rng.integers(0, a.size, a.size)]]
+        rb = [(a[j], y[j]) for a, y in rs for j in [rng.integers(0, a.size, a.size)]]
+        cells = [[fn(np.r_[fy, ry], np.r_[f, r]) for r, ry in rb] for f, fy in fb]
         values[i] = np.mean(np.mean(cells, axis=1))
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])
@@ -250,8 +301,17 @@ def _long_rows(cmp: Comparison) -> list[dict]:
     return rows
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; prints each condition's table and, for several, the deltas."""
+    """CLI entry point; prints each condition's table and, for several, the deltas. A user
+    error prints one line and returns 2."""
+    return run_main(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m robustness.evaluate",
         description=__doc__,
@@ -271,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ci", type=int, default=0, metavar="N", help="bootstrap N replicates for a 95%% CI"
     )
+    p.add_argument(
+        "--drop-missing",
+        action="store_true",
+        help="leave out rows without a score (default: refuse them, naming file and row)",
+    )
     p.add_argument("--csv", help="write the long table (condition, fake_set, real_set, value)")
     p.add_argument("--json", help="write tables and summary as JSON")
     args = p.parse_args(argv)
@@ -281,14 +346,15 @@ def main(argv: list[str] | None = None) -> int:
             name = Path(d).resolve().name
             if name in conditions:
                 raise ValueError(f"two input folders are both named {name!r}")
-            conditions[name] = load_prediction_dir(d)
+            conditions[name] = load_prediction_dir(
+                d, drop_missing=args.drop_missing, warn=_warn
+            )
         reals = args.real_sets.split(",") if args.real_sets else None
         cmp = compare_conditions(
             conditions, metric=args.metric, baseline=args.baseline, real_sets=reals
         )
     except (KeyError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+        raise UserError(one_line(exc)) from None
     for cond, st in cmp.tables.items():
         print(format_table(st, cond), end="\n\n")
     if len(cmp.tables) > 1:
@@ -308,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             cis[c] = {"low": ci.low, "high": ci.high, "level": ci.level, "n": ci.n}
             print(f"{c}: {ci.estimate:.4f} [{ci.low:.4f}, {ci.high:.4f}]")
     if args.csv:
-        pd.DataFrame(_long_rows(cmp)).to_csv(args.csv, index=False)
+        with atomic_path(args.csv) as tmp:
+            pd.DataFrame(_long_rows(cmp)).to_csv(tmp, index=False)
     if args.json:
         doc = {
             "metric": cmp.metric,
@@ -325,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                 for c, st in cmp.tables.items()
             },
         }
-        Path(args.json).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        write_text(args.json, json.dumps(doc, indent=1))
     return 0
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from spai.cli_errors import closest
+
 __all__ = [
     "CONDITIONS",
     "Condition",
@@ -68,12 +70,12 @@ def register(cond: Condition) -> Condition:
 
 
 def get(condition_id: str) -> Condition:
-    """Look up a condition; an unknown id raises KeyError listing the valid ids."""
+    """Look up a condition; an unknown id raises KeyError naming the closest valid ids."""
     try:
         return CONDITIONS[condition_id]
     except KeyError:
-        valid = ", ".join(sorted(CONDITIONS))
-        raise KeyError(f"Unknown condition {condition_id!r}. Available: {valid}") from None
+        hint = closest(condition_id, CONDITIONS, listing="python -m robustness list")
+        raise KeyError(f"Unknown condition {condition_id!r}{hint}") from None
 
 
 def list_conditions() -> list[Condition]:

@@ -13,13 +13,33 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-__all__ = ["cli"]
+from spai.cli_errors import UserError, run_main
 
-DEFAULT_MODEL = "./weights/spai.pth"
+__all__ = ["cli", "main"]
+
+NO_MODEL_HINT = ("pass --model PATH (a SPAI checkpoint), or place the official weights at "
+                 "weights/spai.pth (see weights/README.md)")
 
 
 def _opts(values: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in values]
+
+
+def _model_or_default(model: str | None) -> str:
+    """``--model`` as given, else the dashboard's choice: the official weights if present, else
+    the shipped demo model (announced on stderr); neither is a user error."""
+    from spai.detector import DEMO_WEIGHTS, OFFICIAL_WEIGHTS
+
+    if model is not None:
+        return model
+    if OFFICIAL_WEIGHTS.is_file():
+        return str(OFFICIAL_WEIGHTS)
+    if DEMO_WEIGHTS.is_file():
+        click.echo(f"DEMO model: {DEMO_WEIGHTS} (a small model trained on offline data, not the "
+                   f"official SPAI weights; {NO_MODEL_HINT})", err=True)
+        return str(DEMO_WEIGHTS)
+    raise UserError(f"no model: neither {OFFICIAL_WEIGHTS} nor the demo model {DEMO_WEIGHTS} "
+                    f"exists; {NO_MODEL_HINT}")
 
 
 def _load_detector(model: str, cfg: str | None, device: str, opts, max_pixels: int, resize_to):
@@ -28,19 +48,13 @@ def _load_detector(model: str, cfg: str | None, device: str, opts, max_pixels: i
 
     path = Path(model)
     if not path.exists():
-        hint = ""
-        if model == DEFAULT_MODEL:
-            hint = (
-                "\nPlace the official SPAI checkpoint at weights/spai.pth (see weights/README.md),"
-                " or pass --model weights/demo/spai_demo.pth to use the small demo model."
-            )
-        raise click.ClickException(f"model file not found: {model}{hint}")
+        raise UserError(f"model file not found: {model}; {NO_MODEL_HINT}")
     try:
         return Detector.load(
             path, cfg, device, opts=opts, max_pixels=max_pixels or None, resize_to=resize_to
         )
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise UserError(f"{model}: {exc}") from None
 
 
 def _progress(desc: str):
@@ -93,8 +107,9 @@ def cli() -> None:
               help="A directory of images or an official-format CSV (image,class,split). Repeatable.")
 @click.option("--input-csv-root-dir", "roots", multiple=True, type=click.Path(file_okay=False),
               help="Root for the relative paths of each CSV, in --input order (default: the CSV's folder).")
-@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
-              help="Checkpoint file, or a directory of ckpt_epoch_*.pth (the newest is used).")
+@click.option("--model", "-m", default=None,
+              help="Checkpoint file, or a directory of ckpt_epoch_*.pth (the newest is used). "
+                   "Default: weights/spai.pth if present, else the demo model.")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
               help="onnx: score with onnxruntime on graphs exported to <output>/onnx (exported if missing).")
 @common_options
@@ -104,32 +119,33 @@ def infer(inputs, roots, model, backend, cfg, batch_size, split, lmdb, output, t
     from spai.inference import iter_checkpoints, read_input, score_table
 
     if lmdb:
-        raise click.ClickException("--lmdb input is not supported; use a directory or CSV")
+        raise UserError("--lmdb input is not supported; use a directory or CSV")
+    try:  # every input is read before any model is loaded
+        tables = [read_input(inp, roots[i] if i < len(roots) else None, split)
+                  for i, inp in enumerate(inputs)]
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    model = _model_or_default(model)
     opts = _opts(opt)
     export = any(k == "TEST.EXPORT_IMAGE_PATCHES" and v.strip() in ("True", "true", "1") for k, v in opts)
     try:
         ckpt = list(iter_checkpoints(model))[-1] if Path(model).exists() else Path(model)
     except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise UserError(str(exc)) from None
     det = _load_detector(str(ckpt), cfg, device, opts, max_pixels, resize_to)
     if backend == "onnx":
         det.use_onnx(Path(output) / "onnx")
     click.echo(f"model: {det.info.path} ({det.info.origin}, sha256 {det.info.sha256[:12]}) on {det.device}",
                err=True)
     total_ok = total_bad = 0
-    for i, inp in enumerate(inputs):
-        root = roots[i] if i < len(roots) else None
-        try:
-            table = read_input(inp, root, split)
-        except (FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+    for inp, table in zip(inputs, tables):
         bar, update = _progress(Path(inp).name)
         summary = score_table(det, table, output, tag=tag, split=split, export_patches=export,
                               on_progress=update)
         bar.close()
         total_ok += summary.scored
         total_bad += summary.failed
-        for row, pred in zip(table.rows, summary.predictions):
+        for row, pred in zip(table.rows, summary.predictions):  # this call's failures
             if pred is not None and not pred.ok:
                 click.echo(f"  error: {row['image']}: {pred.error}", err=True)
         click.echo(f"{summary.output_csv}: {summary.line}")
@@ -142,8 +158,9 @@ def infer(inputs, roots, model, backend, cfg, batch_size, split, lmdb, output, t
               help="Official-format CSV with real labels. Repeatable.")
 @click.option("--test-csv-root-dir", "roots", multiple=True, type=click.Path(file_okay=False),
               help="Root for each CSV's relative paths, in --test-csv order.")
-@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
-              help="Checkpoint file, or a directory of ckpt_epoch_*.pth (each is evaluated).")
+@click.option("--model", "-m", default=None,
+              help="Checkpoint file, or a directory of ckpt_epoch_*.pth (each is evaluated). "
+                   "Default: weights/spai.pth if present, else the demo model.")
 @click.option("--update-csv", is_flag=True, help="Also write the scored CSVs (as infer does).")
 @common_options
 def test(test_csv, roots, model, update_csv, cfg, batch_size, split, lmdb, output, tag, resize_to, opt,
@@ -151,20 +168,30 @@ def test(test_csv, roots, model, update_csv, cfg, batch_size, split, lmdb, outpu
     """Evaluate on labelled CSVs: AUC, AP and accuracy at 0.5 per CSV (printed and JSON)."""
     from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
-    from spai.inference import iter_checkpoints, labels_and_scores, read_input, score_table
+    from spai.inference import (
+        check_labels,
+        iter_checkpoints,
+        labels_and_scores,
+        read_input,
+        score_table,
+    )
 
     if lmdb:
-        raise click.ClickException("--lmdb input is not supported; use CSV files")
-    try:
+        raise UserError("--lmdb input is not supported; use CSV files")
+    try:  # every CSV is read and checked before any model is loaded or any image scored
+        tables = [read_input(p, roots[i] if i < len(roots) else None, split)
+                  for i, p in enumerate(test_csv)]
+        for table, csv_path in zip(tables, test_csv):
+            check_labels(table, csv_path, split)
+        model = _model_or_default(model)
         ckpts = list(iter_checkpoints(model)) if Path(model).exists() else [Path(model)]
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
     results = []
     out_dir = Path(output)
     for ckpt in ckpts:
         det = _load_detector(str(ckpt), cfg, device, _opts(opt), max_pixels, resize_to)
-        for i, csv_path in enumerate(test_csv):
-            table = read_input(csv_path, roots[i] if i < len(roots) else None, split)
+        for table, csv_path in zip(tables, test_csv):
             bar, update = _progress(Path(csv_path).name)
             target = out_dir if update_csv else out_dir / ".test-scratch"
             summary = score_table(det, table, target, tag=tag, split=split, on_progress=update)
@@ -191,7 +218,8 @@ def test(test_csv, roots, model, update_csv, cfg, batch_size, split, lmdb, outpu
 
 @cli.command("export-onnx")
 @click.option("--cfg", type=click.Path(dir_okay=False), default=None, help="Config YAML (official layout).")
-@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True, help="Checkpoint file.")
+@click.option("--model", "-m", default=None,
+              help="Checkpoint file. Default: weights/spai.pth if present, else the demo model.")
 @click.option("--output", "-o", type=click.Path(file_okay=False), default="./output/onnx", show_default=True,
               help="Directory for patch_encoder.onnx and patch_aggregator.onnx.")
 @click.option("--tag", default="spai", show_default=True, help="Accepted for compatibility.")
@@ -202,14 +230,15 @@ def export_onnx_cmd(cfg, model, output, tag, opt, exclude_preprocessing) -> None
     """Export the patch encoder (B x 3 x 224 x 224 -> B x P) and aggregator (1 x L x P -> logit)."""
     from spai.onnx_backend import export_onnx
 
-    det = _load_detector(model, cfg, "cpu", _opts(opt), 0, None)
+    det = _load_detector(_model_or_default(model), cfg, "cpu", _opts(opt), 0, None)
     enc, agg = export_onnx(det.model, output, exclude_preprocessing=exclude_preprocessing)
     click.echo(f"wrote {enc}\nwrote {agg}")
 
 
 @cli.command("validate-onnx")
 @click.option("--cfg", type=click.Path(dir_okay=False), default=None, help="Config YAML.")
-@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True, help="Checkpoint file.")
+@click.option("--model", "-m", default=None,
+              help="Checkpoint file. Default: weights/spai.pth if present, else the demo model.")
 @click.option("--onnx-dir", type=click.Path(file_okay=False), default="./output/onnx", show_default=True)
 @click.option("--input", "-i", "inputs", multiple=True, required=True, type=click.Path(exists=True),
               help="Images (files or a directory) to compare PyTorch and onnxruntime on.")
@@ -217,7 +246,7 @@ def validate_onnx(cfg, model, onnx_dir, inputs) -> None:
     """Compare PyTorch and onnxruntime logits on some images (max abs difference)."""
     from spai.onnx_backend import OnnxModel
 
-    det = _load_detector(model, cfg, "cpu", [], 0, None)
+    det = _load_detector(_model_or_default(model), cfg, "cpu", [], 0, None)
     onnx = OnnxModel(onnx_dir, det.model)
     files = [p for i in inputs for p in (sorted(Path(i).iterdir()) if Path(i).is_dir() else [Path(i)])]
     worst = 0.0
@@ -242,5 +271,11 @@ def _register_optional() -> None:
 
 _register_optional()
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m spai``: user errors print one line and exit with status 2."""
+    return run_main(lambda: cli.main(args=argv, prog_name="python -m spai",
+                                      standalone_mode=False))
+
+
 if __name__ == "__main__":
-    cli()
+    sys.exit(main())

@@ -24,6 +24,7 @@ from spai.overlay import overlay_image
 __all__ = [
     "InputTable",
     "RunSummary",
+    "check_labels",
     "read_input",
     "score_table",
     "write_overlay",
@@ -79,10 +80,13 @@ def read_input(path: str | Path, root: str | Path | None = None, split: str = "t
         return table
     if not path.is_file():
         raise FileNotFoundError(f"input not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = list(reader.fieldnames or [])
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = list(reader.fieldnames or [])
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{path}: not a readable UTF-8 CSV file ({exc})") from None
     if "image" not in columns:
         raise ValueError(f"{path}: CSV needs an 'image' column (found: {', '.join(columns)})")
     root_dir = Path(root) if root is not None else path.parent
@@ -95,6 +99,24 @@ def read_input(path: str | Path, root: str | Path | None = None, split: str = "t
             table.paths.append(None)
             table.errors.append(str(exc))
     return table
+
+
+def check_labels(table: InputTable, source: str | Path, split: str | None = "test") -> None:
+    """Raise ValueError naming the first row of ``split`` whose ``class`` is not 0 or 1."""
+    if "class" not in table.columns:
+        raise ValueError(f"{source}: CSV needs a 'class' column (0 real, 1 fake) to be "
+                         f"evaluated (found: {', '.join(table.columns)})")
+    for i, row in enumerate(table.rows, start=1):
+        if split is not None and row.get("split", split) != split:
+            continue
+        label = (row.get("class") or "").strip()
+        try:
+            value = float(label)
+        except ValueError:
+            value = None
+        if value not in (0.0, 1.0):
+            raise ValueError(f"{source}: row {i} ({row.get('image')!r}): class must be 0 or 1, "
+                             f"got {label!r}")
 
 
 def write_overlay(pred: Prediction, source: Path, out_dir: Path, detector: Detector) -> Path:

@@ -193,3 +193,55 @@ def test_cli_ci_option(tmp_path, capsys):
     assert "95% bootstrap CI (20 replicates)" in capsys.readouterr().out
     ci = json.loads(out_json.read_text())["conditions"]["mini"]["ci"]
     assert ci["low"] <= ci["high"] and ci["n"] == 20
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(text)
+    return folder / name
+
+
+def test_labels_come_from_the_class_column_as_in_the_study(tmp_path, capsys):
+    """A fake file holding a class-0 row: the pooled labels are [1, 0 | 0], so the one positive
+    (0.2) ranks below both negatives and AUC is 0.0 (the study's code); by file name it was 0.5."""
+    _write(tmp_path, "fake_f.csv", "image,class,split,spai\na.png,1,test,0.2\nb.png,0,test,0.9\n")
+    _write(tmp_path, "real_r.csv", "image,class,split,spai\nc.png,0,test,0.5\n")
+    st = E.study_table(E.load_prediction_dir(tmp_path))
+    assert st.mean == pytest.approx(roc_auc_score([1, 0, 0], [0.2, 0.9, 0.5])) == 0.0
+    assert E.main(["--input_dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "Average AUC: 0.0000" in captured.out
+    assert "1 row(s) labelled class 0 in a fake file" in captured.err
+
+
+def test_rows_without_a_score_are_named_and_refused(tmp_path, capsys):
+    folder = tmp_path / "cond"
+    _write(folder, "fake_f.csv", "image,class,split,spai\na.png,1,test,0.8\nbroken.png,1,test,\n"
+           "c.png,1,test,0.7\n")
+    _write(folder, "real_r.csv", "image,class,split,spai\nd.png,0,test,0.1\ne.png,0,test,0.6\n")
+    with pytest.raises(ValueError, match="fake_f.csv: row 2 \\(broken.png\\): no score"):
+        E.load_prediction_dir(folder)
+    assert E.main(["--input_dir", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "row 2 (broken.png)" in err[0] and "--drop-missing" in err[0]
+    assert E.main(["--input_dir", str(folder), "--drop-missing"]) == 0
+    captured = capsys.readouterr()
+    want = roc_auc_score([1, 1, 0, 0], [0.8, 0.7, 0.1, 0.6])
+    assert f"Average AUC: {want:.4f}" in captured.out
+    assert "row 2 (broken.png): no score; left out" in captured.err
+
+
+def test_bad_score_or_class_values_name_the_row(tmp_path):
+    _write(tmp_path, "fake_f.csv", "image,class,spai\na.png,1,0.8\nb.png,1,high\n")
+    with pytest.raises(ValueError, match="fake_f.csv: row 2 \\(b.png\\): score is not a number"):
+        E.load_prediction_dir(tmp_path)
+    _write(tmp_path, "fake_f.csv", "image,class,spai\na.png,2,0.8\n")
+    with pytest.raises(ValueError, match="row 1 \\(a.png\\): class must be 0 or 1"):
+        E.load_prediction_dir(tmp_path)
+
+
+def test_files_without_a_class_column_are_labelled_by_name(tmp_path):
+    _write(tmp_path, "fake_f.csv", "spai\n0.9\n0.4\n")
+    _write(tmp_path, "real_r.csv", "spai\n0.5\n")
+    st = E.study_table(E.load_prediction_dir(tmp_path))
+    assert st.mean == pytest.approx(roc_auc_score([1, 1, 0], [0.9, 0.4, 0.5]))
