@@ -50,8 +50,31 @@ def sidebar(worker_problem: str | None) -> None:
     components.model_badge(weights.name, origin_of(weights), exists=choice.exists)
     if not choice.exists:
         st.sidebar.caption(resources.NO_MODEL_MESSAGE)
-    if worker_problem:
-        st.sidebar.warning(worker_problem, icon=":material/warning:")
+    with st.sidebar:
+        worker_panel(worker_problem)
+
+
+@st.fragment(run_every="5s")
+def worker_panel(problem: str | None) -> None:
+    """Whether a worker is alive and what it runs; a dead one is restarted when jobs wait
+    (refreshes every 5 s)."""
+    try:
+        status = resources.worker_status()
+    except Exception as exc:  # the store is unreachable: the pages say so themselves
+        st.caption(f"Worker status unknown: the store cannot be read ({type(exc).__name__}).")
+        if problem:
+            st.warning(problem, icon=":material/warning:")
+        return
+    if not status.alive and status.enabled and status.queued:
+        problem = resources.start_worker_once() or problem
+    components.worker_badge(status)
+    if not problem and not status.alive and status.enabled and st.button(
+            "Start the worker", key="app.start_worker"):
+        problem = resources.start_worker_once()
+        if not problem:
+            st.rerun(scope="fragment")
+    if problem:
+        st.warning(problem, icon=":material/warning:")
 
 
 st.set_page_config(page_title="SPAI dashboard", page_icon=":material/image_search:",

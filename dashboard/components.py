@@ -6,6 +6,7 @@ Each function draws one piece of UI and returns what the user chose (or nothing)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ from PIL import Image
 
 from db.dashboard_models import REFERENCE_FPRS, ReferenceThresholds, Verdict
 from robustness.registry import list_conditions
+
+if TYPE_CHECKING:
+    from dashboard.resources import WorkerStatus
 
 VERDICT_ICONS = {"likely real": ":material/verified:", "inconclusive": ":material/help:",
                  "likely AI-generated": ":material/smart_toy:"}
@@ -34,6 +38,22 @@ def model_badge(name: str, origin: str, *, exists: bool) -> None:
     if origin == "demo":
         st.sidebar.caption("A small model trained on an offline demo set: a demo, not a "
                            "benchmark. Put the official weights at weights/spai.pth for real use.")
+
+
+def worker_badge(status: WorkerStatus) -> None:
+    """One line on the background worker: alive and what it runs, or why none runs."""
+    if status.alive:
+        busy = [job for _, job in status.alive if job]
+        what = f"running {'; '.join(busy)}" if busy else "idle"
+        n = f"{len(status.alive)} workers" if len(status.alive) > 1 else "Worker"
+        st.caption(f":green[:material/circle:] {n} alive, {what}.")
+    elif not status.enabled:
+        st.caption(":grey[:material/circle:] No worker running (SPAI_START_WORKER=0): start "
+                   "one with `python -m dashboard.worker`.")
+    else:
+        code = "" if status.exit_code is None else f" (last one exited with code {status.exit_code})"
+        waiting = f"; {status.queued} job(s) waiting" if status.queued else ""
+        st.caption(f":red[:material/circle:] No worker running{code}{waiting}.")
 
 
 def store_unavailable(exc: Exception) -> None:

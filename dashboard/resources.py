@@ -10,7 +10,9 @@ optional ``SPAI_MODEL_CFG``) from the environment, else ``spai.detector.default_
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import subprocess
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
@@ -21,6 +23,7 @@ from spai.detector import Detector, default_weights
 ENV_WEIGHTS = "SPAI_MODEL_WEIGHTS"  # a weights file to use instead of the default
 ENV_CFG = "SPAI_MODEL_CFG"  # its config (else the sidecar <name>.yaml or the stored config)
 ENV_START_WORKER = "SPAI_START_WORKER"  # "0": the app does not start a background worker
+WORKER_IDLE_EXIT_S = 1800.0  # the app's worker exits after this long without a job
 NO_MODEL_MESSAGE = (
     "No model file found. Put the official weights at weights/spai.pth (see weights/README.md) "
     "or build the demo model with `python -m spai.demo reproduce`."
@@ -104,24 +107,67 @@ def sha256_of(path: Path) -> str:
     return weights_sha256(str(path), st_.st_mtime_ns, st_.st_size)
 
 
-@st.cache_resource
-def _start_worker() -> bool:
-    from dashboard.worker import ensure_worker_running
+@dataclass
+class _WorkerSlot:
+    """The worker process this server started (one per server process)."""
 
-    ensure_worker_running()
-    return True
+    proc: subprocess.Popen | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """Live workers of the store, as the sidebar shows them."""
+
+    enabled: bool  # False: SPAI_START_WORKER=0, the app starts none
+    alive: tuple[tuple[str, str | None], ...]  # (worker id, "job #N: what it does" or None)
+    queued: int  # jobs waiting for a worker
+    exit_code: int | None = None  # of the worker this server started, when it has exited
+
+
+@st.cache_resource
+def _worker_slot() -> _WorkerSlot:
+    return _WorkerSlot()
 
 
 def start_worker_once() -> str | None:
-    """Start ``python -m dashboard.worker`` once per server process unless one is alive.
+    """Start ``python -m dashboard.worker`` unless this server's worker is running or another
+    live worker heartbeats. It exits with this server (it watches the server's pid) or after
+    ``WORKER_IDLE_EXIT_S`` without a job; the next call starts a new one.
 
-    Returns None when started (or disabled by ``SPAI_START_WORKER=0``), else why it could not
-    start (a failure is not cached: the next run tries again).
+    Returns None when running (or disabled by ``SPAI_START_WORKER=0``), else why it could not
+    start.
     """
     if os.environ.get(ENV_START_WORKER, "1") == "0":
         return None
-    try:
-        _start_worker()
-    except Exception as exc:  # e.g. the database is unreachable: say so, keep the pages up
-        return f"Background worker not started: {type(exc).__name__}: {exc}"
+    from dashboard.worker import ensure_worker_running
+
+    slot = _worker_slot()
+    with slot.lock:
+        if slot.proc is not None and slot.proc.poll() is None:
+            return None
+        try:
+            started = ensure_worker_running(parent_pid=os.getpid(), idle_exit=WORKER_IDLE_EXIT_S)
+        except Exception as exc:  # e.g. the database is unreachable: say so, keep the pages up
+            return f"Background worker not started: {type(exc).__name__}: {exc}"
+        slot.proc = started or slot.proc
     return None
+
+
+def worker_status() -> WorkerStatus:
+    """Live workers (a worker of this machine whose process is gone counts as dead at once,
+    not after its heartbeat goes stale) and the number of queued jobs."""
+    from dashboard import jobqueue
+    from dashboard.worker import live_workers
+    from db.session import session_scope
+
+    with session_scope(readonly=True) as s:
+        rows = live_workers(s)
+        running = jobqueue.recent(s, statuses=["running"])
+        names = jobqueue.describe(s, running)
+        queued = len(jobqueue.recent(s, statuses=["queued"]))
+    alive = tuple((w.id, f"job #{w.current_job_id}: {names[w.current_job_id]}"
+                   if w.current_job_id in names else None) for w in rows)
+    proc = _worker_slot().proc
+    return WorkerStatus(os.environ.get(ENV_START_WORKER, "1") != "0", alive, queued,
+                        proc.poll() if proc is not None else None)

@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -76,6 +77,8 @@ class WorkerConfig:
     once: bool = False  # exit when the queue has nothing claimable
     max_jobs: int | None = None  # exit after this many jobs
     kinds: tuple[str, ...] | None = None  # restrict to these kinds (default: all registered)
+    parent_pid: int | None = None  # exit when this process (the dashboard server) is gone
+    idle_exit: float | None = None  # exit after this many seconds without a job
 
 
 class JobCancelled(Exception):
@@ -514,6 +517,17 @@ class Worker:
             except Exception as exc:  # the database may be briefly unreachable; retry next tick
                 print(f"[worker {self.id}] heartbeat failed: {exc}", file=sys.stderr)
 
+    def _watch_parent(self) -> None:
+        """Stop the worker (its job goes back to the queue) once the process that started it,
+        the dashboard server, is gone."""
+        pid = self.config.parent_pid
+        our_parent = pid == os.getppid()  # then a new parent means it died (pid reuse-proof)
+        while not self.stop_event.wait(self.config.heartbeat_seconds):
+            if (os.getppid() != pid) if our_parent else not pid_alive(pid):
+                print(f"[worker {self.id}] process {pid} that started it is gone: stopping",
+                      flush=True)
+                self.stop_event.set()
+
     def run_one(self) -> int | None:
         """Claim and run one job; return its id, or None when nothing was claimable."""
         kinds = list(self.config.kinds or sorted(HANDLERS))
@@ -571,7 +585,9 @@ class Worker:
             jobs.register_worker(s, self.id, socket.gethostname(), os.getpid())
         hb = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         hb.start()
-        n = 0
+        if self.config.parent_pid is not None:
+            threading.Thread(target=self._watch_parent, name="parent-watch", daemon=True).start()
+        n, idle_since = 0, time.monotonic()
         try:
             while not self.stop_event.is_set():
                 if self.config.max_jobs is not None and n >= self.config.max_jobs:
@@ -580,15 +596,41 @@ class Worker:
                 if job_id is None:
                     if self.config.once:
                         break
+                    idle = self.config.idle_exit
+                    if idle is not None and time.monotonic() - idle_since >= idle:
+                        print(f"[worker {self.id}] idle for {idle:g} s: exiting", flush=True)
+                        break
                     self.stop_event.wait(self.config.poll_seconds)
                 else:
-                    n += 1
+                    n, idle_since = n + 1, time.monotonic()
         finally:
             self._hb_stop.set()
             hb.join(timeout=5)
             with session_scope(self.url) as s:
                 jobs.worker_stopped(s, self.id)
         return n
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    try:  # Linux: a zombie (exited, not yet reaped) is state Z in /proc/<pid>/stat
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def live_workers(session, *, stale_after: float = jobs.STALE_AFTER_S) -> list[Any]:
+    """``jobs.alive_workers`` less those of this machine whose process is gone (a killed worker
+    counts as dead at once, not only once its heartbeat is stale)."""
+    host = socket.gethostname()
+    return [w for w in jobs.alive_workers(session, stale_after=stale_after)
+            if w.hostname != host or pid_alive(w.pid)]
 
 
 def load_plugins(extra: str | None = None) -> None:
@@ -600,22 +642,27 @@ def load_plugins(extra: str | None = None) -> None:
 
 def ensure_worker_running(
     url: str | None = None, *, stale_after: float = jobs.STALE_AFTER_S,
-    log_path: str | Path | None = None,
+    log_path: str | Path | None = None, parent_pid: int | None = None,
+    idle_exit: float | None = None,
 ) -> subprocess.Popen | None:
-    """Start a detached ``python -m dashboard.worker`` unless a live worker heartbeats.
+    """Start a detached ``python -m dashboard.worker`` unless a live worker heartbeats; it
+    exits when process ``parent_pid`` is gone or after ``idle_exit`` seconds without a job.
 
     Returns the started process, or None when one was already alive.
     """
     init_db(url)
     with session_scope(url, readonly=True) as s:
-        if jobs.alive_workers(s, stale_after=stale_after):
+        if live_workers(s, stale_after=stale_after):
             return None
     log = Path(log_path) if log_path else data_dir() / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DATABASE_URL=database_url(url))
+    args = [sys.executable, "-m", "dashboard.worker"]
+    args += ["--parent-pid", str(parent_pid)] if parent_pid is not None else []
+    args += ["--idle-exit", str(idle_exit)] if idle_exit is not None else []
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "dashboard.worker"], cwd=str(REPO_ROOT), env=env,
+            args, cwd=str(REPO_ROOT), env=env,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -655,6 +702,10 @@ def _main(argv: list[str] | None) -> int:
     ap.add_argument("--max-jobs", type=int, default=None)
     ap.add_argument("--kinds", default=None, help="comma-separated job kinds to serve")
     ap.add_argument("--database-url", default=None, help="overrides DATABASE_URL")
+    ap.add_argument("--parent-pid", type=int, default=None,
+                    help="exit when this process is gone (the dashboard passes its own pid)")
+    ap.add_argument("--idle-exit", type=float, default=None,
+                    help="exit after this many seconds without a job")
     ap.add_argument("--executor", choices=EXECUTORS, default=None,
                     help="executor of infer/make-condition jobs that name none (SPAI_EXECUTOR)")
     ap.add_argument("--ray-address", default=None,
@@ -671,6 +722,7 @@ def _main(argv: list[str] | None) -> int:
         poll_seconds=args.poll_seconds, heartbeat_seconds=args.heartbeat_seconds,
         stale_after=args.stale_after, once=args.once, max_jobs=args.max_jobs,
         kinds=tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else None,
+        parent_pid=args.parent_pid, idle_exit=args.idle_exit,
     )
     check_config(config)
     check_store(args.database_url)
