@@ -4,12 +4,17 @@ and a miniature study end to end (register, derive, infer) with the real tiny SP
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from db import jobs
@@ -17,6 +22,9 @@ from db.models import ImageSet, Job, Prediction, Run
 from db.queries import run_predictions
 from db.session import REPO_ROOT, dispose_all, session_scope
 from robustness.metrics import auc
+from robustness.study.deltas import paired_delta, weighted_auc
+from robustness.study.results import ModelScores
+from robustness.study.store import SetScores
 from robustness.study.__main__ import main
 from robustness.study.report import load_results
 from robustness.study.schema import StudyFileError, load_study
@@ -184,3 +192,156 @@ def test_mini_study_runs_end_to_end_on_the_tiny_model(study_dir: Path, sqlite_ur
             assert s.scalar(select(func.count()).select_from(Job)) == before
     finally:
         dispose_all()
+
+
+# --- paper-ready output -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def roger_report(roger_store, tmp_path_factory: pytest.TempPathFactory):
+    """Every output format of roger.yaml cut to two conditions, with intervals (few
+    replicates: this tests the outputs' structure)."""
+    url, out = roger_store
+    text = ROGER.read_text().replace("roger-study}", f"{ROGER.parent / 'roger-study'}}}")
+    keep = ("original", "screenshot")
+    text = "\n".join(ln for ln in text.splitlines()
+                     if not ln.startswith("  - {id: ") or ln.split()[2].rstrip(",") in keep)
+    study = tmp_path_factory.mktemp("roger-report") / "roger.yaml"
+    study.write_text(text)
+    assert main(["report", str(study), "--database-url", url, "--output", str(out),
+                 "--formats", "all", "--ci", "20", "--no-progress",
+                 "--delta", "ROGER (study fused model):SPAI (official weights, study)"]) == 0
+    return out
+
+
+def _tex_engine() -> str | None:
+    return next((e for e in ("pdflatex", "lualatex", "xelatex") if shutil.which(e)), None)
+
+
+def test_latex_table_compiles_or_has_the_booktabs_structure(roger_report: Path,
+                                                            tmp_path: Path) -> None:
+    tex = (roger_report / "table_auc.tex").read_text()
+    tables = tex.split(r"\begin{table}")[1:]
+    assert len(tables) == 3  # the summary, then one per model
+    for t in tables:
+        assert t.count(r"\toprule") == t.count(r"\bottomrule") == 1
+        spec = re.search(r"\\begin\{tabular\}\{(l r*)\}".replace(" ", ""), t).group(1)
+        body = t.split(r"\midrule", 1)[1].split(r"\bottomrule")[0]
+        rows = [r for r in body.replace(r"\midrule", "").split(r"\\") if r.strip()]
+        assert all(r.count("&") == len(spec) - 1 for r in rows), rows
+        assert r"\textbf{" in t and r"{\scriptsize [" in t  # best per column, intervals
+    summary, spai = tables[0], tables[1]
+    assert "SPAI (official weights, study) & 0.919" in summary and "Screenshot" in summary
+    assert r"\textbf{0.958}" in summary.split("ROGER")[1].split(r"\\")[0]
+    assert "Mean & 0.919" in spai and r"\caption{" in spai and r"\label{tab:roger-auc-" in spai
+    engine = _tex_engine()
+    if engine is None:
+        return  # no TeX engine installed: the structure above is what was checked
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n"
+                   + tex + "\n\\end{document}\n")
+    proc = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", doc.name],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_figures_are_valid_svg_pdf_and_png(roger_report: Path) -> None:
+    figs = roger_report / "figures"
+    stems = sorted({p.stem for p in figs.iterdir()})
+    assert len(stems) == 2 * 3  # heatmap, ROC and score distributions per model
+    for stem in stems:
+        svg = ET.parse(figs / f"{stem}.svg").getroot()
+        assert svg.tag == "{http://www.w3.org/2000/svg}svg" and float(
+            svg.get("width").rstrip("pt")) > 100
+        pdf = (figs / f"{stem}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+        assert re.search(rb"/Type\s*/Page[^s]", pdf) and b"startxref" in pdf
+        with PILImage.open(figs / f"{stem}.png") as im:
+            im.load()
+            assert im.width > 300 and im.height > 200
+
+
+def test_html_report_is_self_contained(roger_report: Path) -> None:
+    page = (roger_report / "report.html").read_text()
+    refs = []
+
+    class Refs(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            refs.extend((tag, k, v) for k, v in attrs if k in ("src", "href", "srcset", "data"))
+            assert tag not in ("script", "link", "iframe", "object", "embed"), tag
+
+    Refs().feed(page)
+    assert refs and all(v.startswith("data:image/svg+xml;base64,") for _, _, v in refs)
+    assert not re.search(r"url\(|@import|https?://", page.split("<body>")[0])  # the style sheet
+    body_without_data = re.sub(r'src="data:[^"]+"', "", page)
+    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", body_without_data)
+    for text in ("0.919", "0.623", "roger.yaml", "scores: {study: /", "sha256",
+                 "numpy", "matplotlib", "Bootstrap: 20 replicates, seed 0"):
+        assert text in page, text
+
+
+def test_report_deltas_put_models_side_by_side_with_paired_intervals(roger_report: Path) -> None:
+    md = (roger_report / "deltas_auc.md").read_text()
+    row = next(r for r in md.splitlines() if r.startswith("| Screenshot | 0.912 | 0.623 |"))
+    delta, interval = row.strip("| ").split(" | ")[3:5]
+    low, high = (float(x) for x in interval.strip("[]").split(", "))
+    assert delta == "+0.289" and 0 < low < 0.289 < high
+    assert "SPAI (official weights, study): each condition minus Original" in md
+    assert "| Screenshot | 0.623 | 0.919 | -0.296 |" in md
+    assert r"$\Delta$" in (roger_report / "deltas_auc.tex").read_text()
+    assert "Deltas (paired bootstrap)" in (roger_report / "report.html").read_text()
+
+
+# --- paired deltas --------------------------------------------------------------------------
+
+
+def _side(model: str, cond: str, sets: dict[str, tuple[str, np.ndarray, np.ndarray]]):
+    return {(cond, name): SetScores(kind, ids, sc.astype(np.float32))
+            for name, (kind, ids, sc) in sets.items()}
+
+
+def test_weighted_auc_is_the_auc_of_the_resampled_data() -> None:
+    rng = np.random.default_rng(3)
+    fake, real = rng.random(30).round(2), rng.random(25).round(2)  # rounding makes ties
+    wf, wr = rng.integers(0, 3, (4, 30)).astype(float), rng.integers(0, 3, (4, 25)).astype(float)
+    wf[:, 0] += 1
+    wr[:, 0] += 1  # every replicate keeps both classes
+    got = weighted_auc(fake, real, wf, wr)
+    for k in range(4):
+        f, r = np.repeat(fake, wf[k].astype(int)), np.repeat(real, wr[k].astype(int))
+        assert got[k] == pytest.approx(auc([1] * f.size + [0] * r.size, np.r_[f, r]), abs=1e-12)
+    assert weighted_auc(fake, real, np.ones((1, 30)), np.ones((1, 25)))[0] == pytest.approx(
+        auc([1] * 30 + [0] * 25, np.r_[fake, real]), abs=1e-12)
+
+
+def test_paired_delta_pairs_images_by_id() -> None:
+    rng = np.random.default_rng(0)
+    ids_f, ids_r = np.arange(100, 160), np.arange(200, 250)
+    fake, real = rng.normal(1.0, 1.0, 60), rng.normal(0.0, 1.0, 50)
+    base = ModelScores("b", _side("b", "original", {"f": ("fake", ids_f, fake),
+                                                     "r": ("real", ids_r, real)}))
+    same = paired_delta(base, "original", base, "original", real_sets=["r"], fake_sets=["f"],
+                        n=200)
+    assert (same.delta, same.low, same.high, same.images) == (0.0, 0.0, 0.0, 110)
+    # b's fakes scored a little higher, listed in another order, one image unscored
+    order = rng.permutation(60)[:59]
+    better = ModelScores("a", _side("a", "original", {
+        "f": ("fake", ids_f[order], (fake + 0.3)[order]), "r": ("real", ids_r, real)}))
+    d = paired_delta(better, "original", base, "original", real_sets=["r"], fake_sets=["f"],
+                     n=500, seed=1)
+    kept = np.sort(order)
+    y = [1] * 59 + [0] * 50
+    assert d.images == 109 and d.a == pytest.approx(auc(y, np.r_[(fake + 0.3)[kept], real]),
+                                                    abs=1e-6)
+    assert d.b == pytest.approx(auc(y, np.r_[fake[kept], real]), abs=1e-6)
+    assert 0 < d.low < d.delta < d.high
+    # an unpaired interval (independent resamples of each side) is much wider
+    unpaired = np.quantile(
+        [auc(y, np.r_[(fake + 0.3)[kept][i], real[j]]) - auc(y, np.r_[fake[kept][k], real[m]])
+         for i, j, k, m in ((rng.integers(0, 59, 59), rng.integers(0, 50, 50),
+                             rng.integers(0, 59, 59), rng.integers(0, 50, 50))
+                            for _ in range(300))], [0.025, 0.975])
+    assert (d.high - d.low) < 0.6 * (unpaired[1] - unpaired[0])
+    ap_delta = paired_delta(better, "original", base, "original", real_sets=["r"],
+                            fake_sets=["f"], metric="ap", n=50, seed=1)
+    assert ap_delta.low <= ap_delta.delta <= ap_delta.high and ap_delta.delta > 0

@@ -8,15 +8,23 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from db.session import session_scope
+from db.imagesets import sha256_file
+from db.session import REPO_ROOT, session_scope
 from robustness.study.results import ModelScores, StudyResults, compute_results
 from robustness.study.schema import Study
-from robustness.study.store import load_scores
-from robustness.study.tables import latex_tables, long_csv, markdown_tables
+from robustness.study.store import condition_seeds, load_scores, model_rows
+from robustness.study.tables import (
+    delta_latex,
+    delta_markdown,
+    latex_tables,
+    long_csv,
+    markdown_tables,
+)
 
 __all__ = ["FORMATS", "ReportOptions", "Written", "load_results", "write_outputs"]
 
@@ -119,4 +127,89 @@ def write_outputs(study: Study, out: Path, opts: ReportOptions = ReportOptions()
         files.append(out / "table.csv")
     if "json" in opts.formats:
         _write(out / "results.json", json.dumps(_json_doc(results), indent=1), files)
-    return Written(markdown_tables(results, study.metrics[0]), files)
+    deltas = compute_deltas(results, opts)
+    metric = study.metrics[0]
+    if deltas and "md" in opts.formats:
+        _write(out / f"deltas_{metric}.md", "\n".join(
+            delta_markdown(d.title, d.rows, study.label, d.side_a, d.side_b) for d in deltas),
+            files)
+    if deltas and "tex" in opts.formats:
+        _write(out / f"deltas_{metric}.tex", "\n".join(
+            delta_latex(d.title, d.rows, study.label, d.side_a, d.side_b,
+                        f"tab:{study.name}-delta-{i}") for i, d in enumerate(deltas)), files)
+    figures = []
+    if "figures" in opts.formats or "html" in opts.formats:
+        from robustness.study.figures import write_figures
+
+        figures = write_figures(results, out / "figures")
+        files += [p for f in figures for p in f.paths.values()]
+    if "html" in opts.formats:
+        from robustness.study.html import git_commit, render_html
+
+        with session_scope(url, readonly=True) as s:
+            seeds = condition_seeds(s, results.real_sets + results.fake_sets,
+                                    study.condition_ids)
+            infos = _model_infos(s, study)
+        _write(out / "report.html", render_html(results, figures, infos, seeds,
+                                                deltas=deltas, commit=git_commit(REPO_ROOT)),
+               files)
+    headline = markdown_tables(results, metric) + "".join(
+        "\n" + delta_markdown(d.title, d.rows, study.label, d.side_a, d.side_b) for d in deltas)
+    return Written(headline, files)
+
+
+@dataclass(frozen=True)
+class DeltaTable:
+    title: str
+    side_a: str  # column heading of side a
+    side_b: str
+    rows: list  # robustness.study.deltas.Delta
+
+
+def compute_deltas(results: StudyResults, opts: ReportOptions) -> list[DeltaTable]:
+    """The study's and the options' model pairs per condition; with intervals switched on,
+    also each condition against the baseline for every model. First metric only."""
+    from robustness.study.deltas import condition_deltas, model_deltas
+    from robustness.study.schema import Bootstrap
+
+    study = results.study
+    boot = study.bootstrap or Bootstrap()
+    metric = study.metrics[0].upper()
+    kw = {"n": boot.n, "seed": boot.seed, "level": boot.level}
+    out = []
+    for a, b in dict.fromkeys(study.deltas + opts.deltas):
+        out.append(DeltaTable(f"{metric}: {a} minus {b}, per condition", a, b,
+                              model_deltas(results, a, b, **kw)))
+    if study.bootstrap is not None:
+        for m in results.scores:
+            base = study.label(study.baseline)
+            out.append(DeltaTable(f"{metric} of {m}: each condition minus {base}", "condition",
+                                  base, condition_deltas(results, m, **kw)))
+    return [d for d in out if d.rows]
+
+
+def _files_sha256(paths: list[Path]) -> str:
+    """sha256 over (name, sha256) of each file, sorted: one digest for a set of score files."""
+    lines = sorted(f"{p.name}\t{sha256_file(p)}" for p in paths)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _model_infos(session, study: Study) -> list:
+    from robustness.study.html import ModelInfo
+
+    rows = model_rows(session, [m.name for m in study.models])
+    infos = []
+    for m in study.models:
+        if not m.imported:
+            row = rows.get(m.name)
+            infos.append(ModelInfo(m.name, str(m.weights), row.sha256 if row else
+                                   sha256_file(m.weights), "weights"))
+        elif m.study is not None:
+            infos.append(ModelInfo(m.name, f"{m.study} (study folder)",
+                                   _files_sha256(sorted(m.study.rglob("*.csv"))),
+                                   "imported scores"))
+        else:
+            paths = [f.csv for f in m.score_files]
+            infos.append(ModelInfo(m.name, ", ".join(map(str, paths)), _files_sha256(paths),
+                                   "imported scores"))
+    return infos

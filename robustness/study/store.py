@@ -212,3 +212,27 @@ def load_scores(
                                            g["image_id"].to_numpy(np.int64),
                                            g["score"].to_numpy(np.float64).astype(np.float32))
             for (c, name), g in frame.groupby(["condition", "imageset"], observed=True, sort=True)}
+
+
+def condition_seeds(
+    session: Session, set_names: list[str], condition_ids: list[str]
+) -> dict[str, tuple[int, str | None]]:
+    """Per condition: how many derived images of the sets carry a seed, and a sha256 over
+    their sorted seeds (None when none has one, e.g. imported scores)."""
+    import hashlib
+
+    out = {}
+    for cid in condition_ids:
+        seeds = sorted(session.scalars(
+            select(DerivedImage.seed).join(Image, Image.id == DerivedImage.image_id)
+            .join(ImageSet, ImageSet.id == Image.imageset_id)
+            .where(ImageSet.name.in_(set_names), DerivedImage.condition_id == cid,
+                   DerivedImage.seed.is_not(None))))
+        digest = hashlib.sha256(",".join(map(str, seeds)).encode()).hexdigest() if seeds else None
+        out[cid] = (len(seeds), digest)
+    return out
+
+
+def model_rows(session: Session, names: list[str]) -> dict[str, Model]:
+    """The stored model rows by name (absent names are left out)."""
+    return {m.name: m for m in session.scalars(select(Model).where(Model.name.in_(names)))}

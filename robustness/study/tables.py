@@ -29,7 +29,7 @@ def tex_escape(text: str) -> str:
     return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
-def _best(values: pd.DataFrame, metric: str, rows: list[str]) -> dict[str, set[str]]:
+def best_rows(values: pd.DataFrame, metric: str, rows: list[str]) -> dict[str, set[str]]:
     """Column -> the rows holding its best value as shown (ties at the shown precision all
     bold); none when there is one row only."""
     if len(rows) < 2:
@@ -84,7 +84,7 @@ def _md_one(results: StudyResults, t: Table, summary: bool) -> str:
     study = results.study
     rows = list(t.values.index)
     body_rows = rows if summary else [r for r in rows if r != MEAN_ROW]
-    best = _best(t.values, t.metric, body_rows)
+    best = best_rows(t.values, t.metric, body_rows)
     head = ["model" if summary else "fake set"] + [study.label(c) for c in t.values.columns]
     lines = [f"**{_caption(results, t, summary)}**", "",
              "| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
@@ -112,7 +112,7 @@ def _tex_one(results: StudyResults, t: Table, summary: bool, label: str) -> str:
     study = results.study
     rows = list(t.values.index)
     body_rows = rows if summary else [r for r in rows if r != MEAN_ROW]
-    best = _best(t.values, t.metric, body_rows)
+    best = best_rows(t.values, t.metric, body_rows)
     ncol = len(t.values.columns)
     head = ["Model" if summary else "Fake set"] + [tex_escape(study.label(c))
                                                    for c in t.values.columns]
@@ -166,3 +166,41 @@ def long_csv(results: StudyResults) -> pd.DataFrame:
     frame = pd.DataFrame(out)
     frame["real_sets"] = "+".join(results.real_sets)
     return frame
+
+
+def _delta_rows(deltas: list, label) -> list[tuple[str, str, str, str, str]]:
+    out = []
+    for d in deltas:
+        ci = f"[{d.low:+.{DIGITS}f}, {d.high:+.{DIGITS}f}]"
+        out.append((label(d.label), f"{d.a:.{DIGITS}f}", f"{d.b:.{DIGITS}f}",
+                    f"{d.delta:+.{DIGITS}f}", ci))
+    return out
+
+
+def delta_markdown(title: str, deltas: list, label, side_a: str, side_b: str) -> str:
+    """A delta table (rows: what is compared) with paired intervals, as Markdown."""
+    if not deltas:
+        return ""
+    d0 = deltas[0]
+    lines = [f"**{title}** (paired bootstrap, {d0.n} replicates, {d0.level:.0%} interval; "
+             f"{d0.images} paired images)", "",
+             f"| | {side_a} | {side_b} | Δ | interval |", "|---|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join(r) + " |" for r in _delta_rows(deltas, label)]
+    return "\n".join(lines) + "\n"
+
+
+def delta_latex(title: str, deltas: list, label, side_a: str, side_b: str, tex_label: str) -> str:
+    """The same delta table as a booktabs LaTeX table."""
+    if not deltas:
+        return ""
+    d0 = deltas[0]
+    cap = (f"{title} (paired bootstrap, {d0.n} replicates, {d0.level:.0%} interval; "
+           f"{d0.images} paired images).")
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{tex_escape(cap)}}}",
+             rf"\label{{{tex_label}}}", r"\begin{tabular}{lrrrr}", r"\toprule",
+             rf" & {tex_escape(side_a)} & {tex_escape(side_b)} & $\Delta$ & interval \\",
+             r"\midrule"]
+    lines += [" & ".join([tex_escape(r[0]), *r[1:]]) + r" \\"
+              for r in _delta_rows(deltas, label)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
