@@ -64,7 +64,7 @@ class ImageSetSpec:
     name: str
     folder: Path | None = None  # a folder of images (with ``kind``) or with real/ and fake/
     kind: str | None = None  # real | fake, for a plain folder
-    layout: str | None = None  # "real-fake": folder/real and folder/fake
+    layout: str | None = None  # "real-fake": label sub-folders (db.imagesets.label_layout)
     csv: Path | None = None  # official image,class,split CSV
     root: Path | None = None  # where CSV paths point (default: the CSV's folder)
     split: str | None = None  # keep only this split of the CSV
@@ -242,9 +242,11 @@ def _image_set(key: str, raw: Any, base: Path) -> ImageSetSpec:
         if layout is not None:
             if layout != "real-fake":
                 raise StudyFileError(f"{key}.layout", f"must be 'real-fake', got {layout!r}")
-            for sub in ("real", "fake"):
-                if not build and not (folder / sub).is_dir():
-                    raise StudyFileError(f"{key}.folder", f"has no {sub}/ sub-folder: {folder}")
+            from db.imagesets import label_layout
+
+            if not build and label_layout(folder) is None:
+                raise StudyFileError(f"{key}.folder", f"has no real/ and fake/ sub-folders (or "
+                                                      f"another label layout): {folder}")
         return ImageSetSpec(name, folder=folder, kind=kind, layout=layout, generator=generator,
                             build=build)
     for k in ("kind", "layout"):

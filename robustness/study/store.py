@@ -50,11 +50,7 @@ def _set_row(session: Session, name: str) -> ImageSet | None:
 
 def _register_specs(spec: ImageSetSpec) -> list[JobSpec]:
     gen = spec.generator
-    if spec.layout == "real-fake":
-        return [JobSpec("import", {"source": "register-folder", "folder": str(spec.folder / k),
-                                   "name": f"{spec.name}-{k}", "kind": k, "generator": gen},
-                        f"register {spec.name}-{k}") for k in ("real", "fake")]
-    if spec.folder is not None:
+    if spec.folder is not None:  # kind None: <name>-real and <name>-fake from label folders
         return [JobSpec("import", {"source": "register-folder", "folder": str(spec.folder),
                                    "name": spec.name, "kind": spec.kind, "generator": gen},
                         f"register {spec.name}")]
