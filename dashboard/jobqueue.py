@@ -206,9 +206,23 @@ def cancel(session: Session, job_id: int) -> str:
     return jobs.request_cancel(session, job_id)
 
 
-def retry(session: Session, job_id: int) -> None:
-    """Requeue a failed or cancelled job; it resumes where it stopped."""
-    jobs.requeue(session, job_id)
+def retry(session: Session, job_id: int, *, redo_errors: bool = False,
+          error_kind: str | None = None) -> int:
+    """Requeue a job; it resumes where it stopped. With ``redo_errors`` its error rows (only
+    those of ``error_kind`` when given) are computed again, and a done job may be requeued.
+    Returns how many error rows will be redone."""
+    from db.retry import redo_errors as forget_errors
+
+    redone = forget_errors(session, job_id, kind=error_kind) if redo_errors else 0
+    jobs.requeue(session, job_id, allow_done=redo_errors)
+    return redone
+
+
+def error_kinds(session: Session, job_id: int) -> dict[str, int]:
+    """Error rows the job left, counted by kind (see ``db.retry``)."""
+    from db.retry import error_kinds as kinds
+
+    return kinds(session, job_id)
 
 
 def status(session: Session, job_id: int) -> JobView:

@@ -189,13 +189,15 @@ def reap_stale_cancelled(session: Session, *, stale_after: float = STALE_AFTER_S
     return res.rowcount
 
 
-def requeue(session: Session, job_id: int) -> None:
-    """Put a failed or cancelled job back in the queue (progress and results are kept)."""
+def requeue(session: Session, job_id: int, *, allow_done: bool = False) -> None:
+    """Put a failed or cancelled job (with ``allow_done``, also a done one, e.g. to redo its
+    error rows) back in the queue; progress and results are kept."""
     job = session.get(Job, job_id, with_for_update=True)
     if job is None:
         raise KeyError(f"no job with id {job_id}")
-    if job.status not in ("failed", "cancelled"):
-        raise ValueError(f"only failed or cancelled jobs can be requeued; job {job_id} is "
+    allowed = ("failed", "cancelled", "done") if allow_done else ("failed", "cancelled")
+    if job.status not in allowed:
+        raise ValueError(f"only {' or '.join(allowed)} jobs can be requeued; job {job_id} is "
                          f"{job.status}")
     job.status, job.cancel_requested, job.finished_at, job.traceback = (
         "queued", False, None, None)

@@ -15,6 +15,7 @@ from PIL import Image
 
 from robustness._image import decode, encode, to_rgb
 from robustness.registry import get, seed_for
+from spai.atomic import write_bytes
 
 __all__ = ["DerivedImage", "apply_condition", "derive_file", "render"]
 
@@ -56,13 +57,12 @@ def apply_condition(
 def derive_file(
     src_path: str | Path, condition_id: str, out_path_without_ext: str | Path, image_key: str
 ) -> DerivedImage:
-    """Read ``src_path``, apply the condition, write ``<out>.<ext>``; errors propagate."""
+    """Read ``src_path``, apply the condition, write ``<out>.<ext>`` (whole or not at all);
+    errors propagate."""
     with Image.open(src_path) as im:
         im.load()
         data, params = render(im, condition_id, image_key)
-    path = Path(f"{out_path_without_ext}{get(condition_id).extension}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    path = write_bytes(Path(f"{out_path_without_ext}{get(condition_id).extension}"), data)
     with Image.open(io.BytesIO(data)) as saved:  # header only: the size
         width, height = saved.size
     return DerivedImage(path=path, params=params, seed=params["seed"], width=width, height=height)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from robustness.apply import derive_file
 from robustness.registry import get
+from spai.atomic import atomic_open, write_text
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 REAL_DIRS, FAKE_DIRS = {"real", "0_real"}, {"fake", "1_fake", "synthetic"}
@@ -146,7 +147,7 @@ def derive_items(
                 "params": d.params,
             }
         )
-    with open(result.csv_path, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(result.csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["image", "class", "split"])
         writer.writeheader()
         writer.writerows(rows)
@@ -155,6 +156,6 @@ def derive_items(
         for k in ("id", "family", "description", "params", "file_format", "save_kwargs")
     }
     doc = {"condition": meta, "images": records, "errors": result.errors}
-    result.json_path.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+    write_text(result.json_path, json.dumps(doc, indent=1, default=str))
     result.n_ok = len(rows)
     return result

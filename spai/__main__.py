@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from spai.atomic import write_text
 from spai.cli_errors import UserError, run_main
 
 __all__ = ["cli", "main"]
@@ -210,9 +211,7 @@ def test(test_csv, roots, model, update_csv, cfg, batch_size, split, lmdb, outpu
                        f"AUC={fmt(row['auc'])} ({summary.line})")
             if row["auc"] is None:
                 click.echo("  (AUC/AP need both classes in the CSV)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out_json = out_dir / f"{tag}_test_metrics.json"
-    out_json.write_text(json.dumps(results, indent=2))
+    out_json = write_text(out_dir / f"{tag}_test_metrics.json", json.dumps(results, indent=2))
     click.echo(f"metrics written to {out_json}")
 
 

@@ -10,6 +10,7 @@ output CSV keeps every input column and adds the score column (named by ``--tag`
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -17,9 +18,11 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
+from spai.atomic import atomic_open
 from spai.detector import Detector, Prediction
 from spai.imageio import ImageLoadError, open_rgb, resolve_under_root, to_model_input
 from spai.overlay import overlay_image
+from spai.partial_csv import PartialCsv
 
 __all__ = [
     "InputTable",
@@ -52,11 +55,14 @@ class RunSummary:
     scored: int
     failed: int
     skipped: int  # rows outside the split
-    predictions: list[Prediction | None]
+    predictions: list[Prediction | None]  # None for rows not scored in this call
+    scores: list[float | None]  # per row, resumed rows included
+    resumed: int = 0  # rows of the split kept from an interrupted run, not recomputed
 
     @property
     def line(self) -> str:
-        return f"{self.scored} scored, {self.failed} failed"
+        kept = f" ({self.resumed} resumed from an interrupted run)" if self.resumed else ""
+        return f"{self.scored} scored, {self.failed} failed{kept}"
 
 
 def format_score(value: float) -> str:
@@ -121,14 +127,28 @@ def check_labels(table: InputTable, source: str | Path, split: str | None = "tes
 
 def write_overlay(pred: Prediction, source: Path, out_dir: Path, detector: Detector) -> Path:
     """Save attn_overlay.png, attn_mask.png for one scored image; returns the mask path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     img = open_rgb(source, detector.max_pixels)
     x = to_model_input(img, detector.model.img_size, detector.resize_to)  # 3 x H x W
     padded = Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     overlay, mask = overlay_image(padded, pred.boxes, pred.attention_mean)
-    overlay.save(out_dir / "attn_overlay.png")
-    mask.save(out_dir / "attn_mask.png")
+    for name, picture in (("attn_overlay.png", overlay), ("attn_mask.png", mask)):
+        with atomic_open(out_dir / name, "wb") as fh:
+            picture.save(fh, format="PNG")
     return out_dir / "attn_mask.png"
+
+
+def _run_arguments(detector: Detector, table: InputTable, tag: str, split: str | None,
+                   export_patches: bool) -> dict[str, object]:
+    """What decides an output row: an interrupted output is resumed only when these match."""
+    images = hashlib.sha256("\n".join(r.get("image", "") for r in table.rows).encode())
+    return {"model_sha256": detector.info.sha256, "config": detector.info.config,
+            "backend": getattr(detector, "backend", "torch"), "resize_to": detector.resize_to,
+            "max_pixels": detector.max_pixels, "root": str(table.root), "tag": tag,
+            "split": split, "export_patches": export_patches, "images": images.hexdigest()}
+
+
+def _score_of(text: str | None) -> float | None:
+    return float(text) if text not in (None, "") else None
 
 
 def score_table(
@@ -141,50 +161,64 @@ def score_table(
     export_patches: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> RunSummary:
-    """Score the rows of `split` (None: all rows) and write ``<output>/<name>.csv``."""
+    """Score the rows of `split` (None: all rows) into ``<output>/<name>.csv``.
+
+    Rows are appended as they are scored (``<name>.csv.partial``, renamed when complete); run
+    again with the same arguments after a crash, the rows already written are kept, not
+    recomputed (see ``spai.partial_csv``).
+    """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    wanted = [i for i, r in enumerate(table.rows) if split is None or r.get("split", split) == split]
-    preds: list[Prediction | None] = [None] * len(table.rows)
-    scored = failed = 0
-    for n, i in enumerate(wanted):
-        path, err = table.paths[i], table.errors[i]
-        pred = Prediction(source=table.rows[i]["image"], error=err) if err else detector.score_one(path, table.rows[i]["image"])
-        preds[i] = pred
-        if pred.ok:
-            scored += 1
-        else:
-            failed += 1
-        if on_progress is not None:
-            on_progress(n + 1, len(wanted))
+    wanted = {i for i, r in enumerate(table.rows) if split is None or r.get("split", split) == split}
     columns = list(table.columns)
     extra_cols = [tag, "error"] + ([f"{tag}_mask"] if export_patches else [])
     columns += [c for c in extra_cols if c not in columns]
-    out_csv = output_dir / f"{table.name}.csv"
-    with open(out_csv, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for i, row in enumerate(table.rows):
-            out = dict(row)
-            pred = preds[i]
-            out[tag] = format_score(pred.score) if pred is not None and pred.ok else ""
-            out["error"] = pred.error if pred is not None and pred.error else ""
+    out = PartialCsv(output_dir / f"{table.name}.csv", columns,
+                     _run_arguments(detector, table, tag, split, export_patches))
+    kept = out.start([r.get("image", "") for r in table.rows], key="image")
+    preds: list[Prediction | None] = [None] * len(table.rows)
+    scores: list[float | None] = [_score_of(r.get(tag)) for r in kept]
+    scores += [None] * (len(table.rows) - len(kept))
+    failed = sum(1 for i, r in enumerate(kept) if i in wanted and r.get("error"))
+    done = sum(1 for i in range(len(kept)) if i in wanted)
+    try:
+        for i in range(len(kept), len(table.rows)):
+            row = dict(table.rows[i])
+            row[tag], row["error"] = "", ""
             if export_patches:
-                out[f"{tag}_mask"] = ""
-                if pred is not None and pred.ok:
-                    mask = write_overlay(pred, table.paths[i], output_dir / tag / "images" / str(i), detector)
-                    out[f"{tag}_mask"] = str(mask)
-            writer.writerow(out)
-    return RunSummary(out_csv, scored, failed, len(table.rows) - len(wanted), preds)
+                row[f"{tag}_mask"] = ""
+            if i in wanted:
+                path, err = table.paths[i], table.errors[i]
+                pred = (Prediction(source=table.rows[i]["image"], error=err) if err
+                        else detector.score_one(path, table.rows[i]["image"]))
+                preds[i] = pred
+                if pred.ok:
+                    scores[i] = float(np.float32(pred.score))
+                    row[tag] = format_score(pred.score)
+                    if export_patches:
+                        row[f"{tag}_mask"] = str(write_overlay(
+                            pred, path, output_dir / tag / "images" / str(i), detector))
+                else:
+                    failed += 1
+                    row["error"] = pred.error or ""
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, len(wanted))
+            out.append(row)
+        out.finish()
+    finally:
+        out.close()
+    scored = sum(1 for i in wanted if scores[i] is not None)
+    return RunSummary(out.target, scored, failed, len(table.rows) - len(wanted), preds, scores,
+                      resumed=sum(1 for i in range(len(kept)) if i in wanted))
 
 
 def labels_and_scores(summary: RunSummary, table: InputTable) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, scores) of the successfully scored rows, for metrics."""
+    """(labels, scores) of the successfully scored rows (resumed ones too), for metrics."""
     y, s = [], []
-    for row, pred in zip(table.rows, summary.predictions):
-        if pred is not None and pred.ok and row.get("class", "") not in ("", None):
+    for row, score in zip(table.rows, summary.scores):
+        if score is not None and row.get("class", "") not in ("", None):
             y.append(int(float(row["class"])))
-            s.append(pred.score)
+            s.append(score)
     return np.asarray(y, dtype=int), np.asarray(s, dtype=np.float64)
 
 

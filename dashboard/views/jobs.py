@@ -17,6 +17,7 @@ KEY = "jobs."  # page prefix of this page's widget keys
 ACTIVE = ["queued", "running"]
 RECENT = 100  # jobs listed in the history table
 ACTIVE_LABEL = "{name} (active model)"  # the active model, registered when a job needs it
+NO_REDO, ALL_ERRORS = "none (keep them)", "all errors"  # choices of "Error rows to compute again"
 
 
 def _model_options(url: str) -> dict[str, tuple[int | None, str, str | None]]:
@@ -125,9 +126,26 @@ def _details(url: str, jobs: list[jobqueue.JobView], names: dict[int, str]) -> N
         st.error(f"Job {job.id} failed.", icon=":material/error:")
         st.code(job.traceback or "(no traceback recorded)", language="text")
     st.code(job.log_tail or "(empty log)", language="text")
-    if job.status in ("failed", "cancelled") and st.button("Retry (resume)", key=KEY + "retry"):
+    _retry(url, job)
+
+
+def _retry(url: str, job: jobqueue.JobView) -> None:
+    """Resume a failed or cancelled job; redo error rows (all, or one kind) of a finished one."""
+    if job.status not in ("failed", "cancelled", "done"):
+        return
+    with session_scope(url, readonly=True) as s:
+        kinds = jobqueue.error_kinds(s, job.id)
+    if job.status == "done" and not kinds:
+        return
+    redo = NO_REDO
+    if kinds:
+        redo = st.selectbox("Error rows to compute again", [NO_REDO, ALL_ERRORS, *kinds],
+                            index=1 if job.status == "done" else 0, key=KEY + "redo",
+                            format_func=lambda k: f"{k} ({kinds[k]})" if k in kinds else k)
+    if st.button("Retry (resume)", key=KEY + "retry"):
         with session_scope(url) as s:
-            jobqueue.retry(s, job.id)
+            jobqueue.retry(s, job.id, redo_errors=redo != NO_REDO,
+                           error_kind=None if redo in (NO_REDO, ALL_ERRORS) else redo)
         _start_worker()
         st.rerun()
 

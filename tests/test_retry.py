@@ -1,0 +1,65 @@
+""""Retry" redoes a job's error rows: a file that was still being copied is scored once it is
+whole; only the chosen kind of error is redone."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from dashboard import jobqueue
+from dashboard.worker import Worker, WorkerConfig
+from db import jobs
+from db.models import Image, Prediction
+from db.session import session_scope
+from worker_support import IMAGES, image_set
+
+NAMES = ["01_rgb_224x224.png", "04_rgb_97x130.png"]
+
+
+def _run_queue(url: str) -> None:
+    Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=url).serve()
+
+
+def _by_name(url: str) -> dict[str, tuple[float | None, str | None]]:
+    with session_scope(url, readonly=True) as s:
+        rows = s.execute(select(Image.relpath, Prediction.score, Prediction.error)
+                         .join(Image, Image.id == Prediction.image_id)).all()
+    return {rel: (score, err) for rel, score, err in rows}
+
+
+def test_retry_redoes_error_rows_of_the_chosen_kind(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
+    folder = tmp_path / "set"
+    set_id, model_id = image_set(sqlite_url, folder, NAMES, broken=True)  # zz_broken.png
+    with session_scope(sqlite_url) as s:
+        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, device="cpu")
+    _run_queue(sqlite_url)
+    assert _by_name(sqlite_url)["zz_broken.png"][0] is None
+    with session_scope(sqlite_url) as s:
+        assert jobs.get_job(s, job_id).status == "done"
+        assert jobqueue.error_kinds(s, job_id) == {"unreadable image": 1}
+        # Another kind redoes nothing; a done job without redo cannot be requeued.
+        assert jobqueue.retry(s, job_id, redo_errors=True, error_kind="disk full") == 0
+    _run_queue(sqlite_url)
+    assert _by_name(sqlite_url)["zz_broken.png"][0] is None
+    with session_scope(sqlite_url) as s:
+        with pytest.raises(ValueError, match="only failed or cancelled jobs"):
+            jobqueue.retry(s, job_id)
+    shutil.copy(IMAGES / NAMES[0], folder / "zz_broken.png")  # the copy has completed now
+    before = _by_name(sqlite_url)
+    with session_scope(sqlite_url) as s:
+        assert jobqueue.retry(s, job_id, redo_errors=True, error_kind="unreadable image") == 1
+    _run_queue(sqlite_url)
+    after = _by_name(sqlite_url)
+    assert after["zz_broken.png"][1] is None
+    assert after["zz_broken.png"][0] == pytest.approx(after[f"c0_{NAMES[0]}"][0])
+    assert {k: v for k, v in after.items() if k != "zz_broken.png"} == {
+        k: v for k, v in before.items() if k != "zz_broken.png"}  # the others kept
+    with session_scope(sqlite_url) as s:
+        assert jobs.get_job(s, job_id).status == "done"
+        assert jobqueue.error_kinds(s, job_id) == {}
