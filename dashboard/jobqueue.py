@@ -37,13 +37,20 @@ def register_model(
     session: Session, weights: str | Path, *, name: str | None = None,
     cfg: str | Path | None = None, origin: str = "official",
 ) -> int:
-    """Record a weights file as a model (hashing it) and return the model id."""
+    """Record a weights file as a model (hashing it) and return the model id. An existing model
+    of that name whose recorded file or sha256 differs is refused (``ValueError``)."""
     path = Path(weights).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     config = {"cfg_path": str(Path(cfg).resolve())} if cfg is not None else {}
+    digest = sha256_file(path)
     model = get_or_create_model(session, name or path.stem, origin=origin, path=str(path),
-                                sha256=sha256_file(path), config=config)
+                                sha256=digest, config=config)
+    if model.sha256 != digest or model.path != str(path):
+        raise ValueError(
+            f"model {model.name!r} is already registered with {model.path} (sha256 "
+            f"{(model.sha256 or '?')[:12]}...); {path} (sha256 {digest[:12]}...) is a different "
+            "file: register it under a new name")
     return model.id
 
 

@@ -122,11 +122,12 @@ class Scorer:
     """Ray Data actor: loads the detector once, turns a batch of (image id, path) into
     prediction rows (JSON strings, so ragged attention and NULLs cross Arrow unchanged)."""
 
-    def __init__(self, run_id: int, weights: str, cfg: str | None, device: str) -> None:
+    def __init__(self, run_id: int, weights: str, cfg: str | None, device: str,
+                 sha256: str | None = None) -> None:
         from dashboard.worker import get_detector
 
         self.run_id = run_id
-        self.detector = get_detector(weights, cfg, device)
+        self.detector = get_detector(weights, cfg, device, sha256)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from dashboard.worker import _prediction_row
@@ -195,7 +196,8 @@ def run_infer_ray(ctx: JobContext) -> dict[str, Any]:
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(
             Scorer, fn_constructor_kwargs={"run_id": r.run_id, "weights": r.weights,
-                                           "cfg": r.cfg, "device": r.device},
+                                           "cfg": r.cfg, "device": r.device,
+                                           "sha256": r.sha256},
             batch_size=r.batch, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,

@@ -187,16 +187,19 @@ def resolve_stored(path: str) -> Path:
 
 # --- detector cache (loaded once per worker process) ------------------------------------------
 
-_DETECTORS: dict[tuple[str, str | None, str], Any] = {}
+_DETECTORS: dict[tuple[str, str | None, str, str | None], Any] = {}
 
 
-def get_detector(weights: str, cfg: str | None = None, device: str = "auto") -> Any:
-    """The detector for (weights, cfg, device), loaded on first use and kept."""
-    key = (str(weights), cfg, device)
+def get_detector(
+    weights: str, cfg: str | None = None, device: str = "auto", sha256: str | None = None
+) -> Any:
+    """The detector for (weights, cfg, device, sha256), loaded on first use and kept; with
+    ``sha256`` (the model row's) a file whose content changed is refused."""
+    key = (str(weights), cfg, device, sha256)
     if key not in _DETECTORS:
         from spai.detector import Detector
 
-        _DETECTORS[key] = Detector.load(weights, cfg=cfg, device=device)
+        _DETECTORS[key] = Detector.load(weights, cfg=cfg, device=device, expect_sha256=sha256)
     return _DETECTORS[key]
 
 
@@ -326,6 +329,7 @@ class InferRun:
     condition_id: str
     model_name: str
     weights: str
+    sha256: str | None  # the registered file's hash: a changed file is refused
     cfg: str | None
     device: str
     batch: int
@@ -351,7 +355,7 @@ def open_infer_run(ctx: JobContext) -> InferRun:
                                 settings={"batch_size": batch, "job_id": ctx.job_id})
         s.execute(update(Run).where(Run.id == run.id).values(
             status="running", started_at=func.coalesce(Run.started_at, utcnow())))
-        r = InferRun(run.id, iset, condition_id, model.name, model.path,
+        r = InferRun(run.id, iset, condition_id, model.name, model.path, model.sha256,
                      (model.config or {}).get("cfg_path"), str(p.get("device") or "auto"), batch)
     if condition_id != ORIGINAL:
         derive_on_executor(ctx, imageset_id, condition_id)
@@ -402,7 +406,7 @@ def run_infer(ctx: JobContext) -> dict[str, Any]:
         return run_infer_ray(ctx)
     r = open_infer_run(ctx)
     todo = infer_todo(ctx, r)
-    det = get_detector(r.weights, r.cfg, r.device) if todo else None
+    det = get_detector(r.weights, r.cfg, r.device, r.sha256) if todo else None
     for start in range(0, len(todo), r.batch):
         ctx.check()
         chunk = todo[start:start + r.batch]

@@ -1,4 +1,5 @@
-"""Command line: ``python -m spai infer|test|train|export-onnx|validate-onnx``.
+"""Command line: ``python -m spai infer|test|train|export-onnx|validate-onnx``, and
+``convert-checkpoint`` (a trusted checkpoint with Python objects -> a plain state dict).
 
 Argument names and defaults follow the official SPAI CLI, so existing scripts keep working;
 ``--device``, ``--max-pixels`` and ``--backend`` are additions.
@@ -88,7 +89,8 @@ _common = [
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                  help="auto = CUDA when present, else CPU."),
     click.option("--max-pixels", type=int, default=100_000_000, show_default=True,
-                 help="Refuse images above this many pixels before decoding (0 = no cap)."),
+                 help="Refuse images above this many pixels before decoding (0 = no cap of ours; "
+                      "Pillow's own guard still refuses above 200 million)."),
 ]
 
 
@@ -257,6 +259,32 @@ def validate_onnx(cfg, model, onnx_dir, inputs) -> None:
         logit, _ = onnx.forward_image(x)
         worst = max(worst, abs(logit - pred.logit))
     click.echo(f"max |logit_torch - logit_onnx| = {worst:.3e} over {len(files)} images")
+
+
+@cli.command("convert-checkpoint")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--trust", is_flag=True,
+              help="Allow the Python objects the file names for this one load. Only for files "
+                   "from a source you trust: unpickling them can run code.")
+def convert_checkpoint(src, dst, trust) -> None:
+    """Rewrite a checkpoint holding Python objects beyond tensors as a plain state dict
+    ({"model": state_dict}) that every command loads with torch.load(weights_only=True)."""
+    from spai.checkpoint import CheckpointError, convert_trusted, unsafe_globals
+
+    try:
+        names = unsafe_globals(src)
+        listed = ", ".join(names) or "(none named: legacy format or plain file)"
+        if not trust:
+            raise click.ClickException(
+                f"{src} names these Python objects: {listed}. Converting it unpickles them, which "
+                "can run code; pass --trust only if you trust where the file came from.")
+        click.echo(f"WARNING: loading {src} with these objects allowed: {listed}. Unpickling "
+                   "them can run code; you said you trust this file (--trust).", err=True)
+        out, _ = convert_trusted(src, dst)
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out} (a plain state dict; loads with weights_only=True)")
 
 
 def _register_optional() -> None:

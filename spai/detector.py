@@ -168,10 +168,12 @@ class Detector:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         resize_to: int | None = None,
         chunk: int | None = None,
+        expect_sha256: str | None = None,
     ) -> Detector:
-        """Build the model from its config and load the weights (see spai.checkpoint)."""
+        """Build the model from its config and load the weights (see spai.checkpoint);
+        ``expect_sha256`` refuses a file whose content is not the one registered."""
         path = Path(weights) if weights is not None else default_weights()
-        obj = read_checkpoint(path)
+        obj = read_checkpoint(path, expect_sha256=expect_sha256)
         config = _config_for(path, cfg, obj)
         if opts:
             config = config.with_opts(opts)
