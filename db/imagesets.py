@@ -18,13 +18,13 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import IMAGESET_KINDS, Image, ImageSet, utcnow
 from db.queries import insert_ignore
+from spai.imageio import ImageLoadError, open_image
+from spai.limits import DEFAULT_MAX_PIXELS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 HASH_CHUNK = 1 << 20
@@ -66,15 +66,14 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def inspect_image(path: Path) -> ImageFacts:
-    """Hash the file and decode it fully once; a decode failure is returned as ``error``."""
+def inspect_image(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageFacts:
+    """Hash the file and decode it fully once (through the capped decoder, so an image over
+    ``max_pixels`` is refused from its header); a failure is returned as ``error``."""
     digest = sha256_file(path)
     try:
-        with PILImage.open(path) as im:
-            fmt, (w, h) = im.format, im.size
-            im.load()
-        return ImageFacts(digest, w, h, fmt, None)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        im = open_image(path, max_pixels)
+        return ImageFacts(digest, im.width, im.height, im.format, None)
+    except ImageLoadError as exc:
         return ImageFacts(digest, None, None, None, f"unreadable image: {exc}")
 
 
@@ -107,7 +106,7 @@ def ensure_imageset(
 
 def _register_paths(
     session: Session, imageset: ImageSet, root: Path, items: list[tuple[int | None, str]],
-    report: RegistrationReport,
+    report: RegistrationReport, max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> None:
     known = set(session.scalars(select(Image.relpath).where(Image.imageset_id == imageset.id)))
     rows = []
@@ -124,7 +123,7 @@ def _register_paths(
         if not full.is_file():
             report.problems.append(RowProblem(row, rel, f"file not found: {full}"))
             continue
-        facts = inspect_image(full)
+        facts = inspect_image(full, max_pixels)
         if facts.error:
             report.problems.append(RowProblem(row, rel, facts.error))
         known.add(rel)
@@ -138,6 +137,7 @@ def _register_paths(
 def register_folder(
     session: Session, folder: str | Path, *, name: str, kind: str,
     generator: str | None = None, recursive: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> RegistrationReport:
     """Register every image file under ``folder`` as the set ``name`` with label ``kind``."""
     root = Path(folder).resolve()
@@ -148,7 +148,7 @@ def register_folder(
     files = image_files(root, recursive=recursive)
     report = RegistrationReport()
     _register_paths(session, imageset, root,
-                    [(None, p.relative_to(root).as_posix()) for p in files], report)
+                    [(None, p.relative_to(root).as_posix()) for p in files], report, max_pixels)
     return report
 
 
@@ -202,6 +202,7 @@ def register_labelled_folder(
 def register_csv(
     session: Session, csv_path: str | Path, root: str | Path, *, name: str,
     generator: str | None = None, split: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> RegistrationReport:
     """Register the rows of an official ``image,class,split`` CSV (paths relative to ``root``).
 
@@ -233,5 +234,5 @@ def register_csv(
         set_name = name if len(kinds) == 1 else f"{name}-{kind}"
         imageset = ensure_imageset(session, set_name, kind=kind, root=str(root), origin="csv",
                                    generator=generator)
-        _register_paths(session, imageset, root, by_kind[kind], report)
+        _register_paths(session, imageset, root, by_kind[kind], report, max_pixels)
     return report

@@ -16,6 +16,8 @@ from PIL import Image
 from robustness._image import decode, encode, to_rgb
 from robustness.registry import get, seed_for
 from spai.atomic import write_bytes
+from spai.imageio import open_image
+from spai.limits import DEFAULT_MAX_PIXELS
 
 __all__ = ["DerivedImage", "apply_condition", "derive_file", "render"]
 
@@ -55,13 +57,13 @@ def apply_condition(
 
 
 def derive_file(
-    src_path: str | Path, condition_id: str, out_path_without_ext: str | Path, image_key: str
+    src_path: str | Path, condition_id: str, out_path_without_ext: str | Path, image_key: str,
+    *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> DerivedImage:
-    """Read ``src_path``, apply the condition, write ``<out>.<ext>`` (whole or not at all);
-    errors propagate."""
-    with Image.open(src_path) as im:
-        im.load()
-        data, params = render(im, condition_id, image_key)
+    """Read ``src_path`` (through the capped decoder), apply the condition, write
+    ``<out>.<ext>`` (whole or not at all); errors propagate (``ImageLoadError`` for an image
+    over ``max_pixels``)."""
+    data, params = render(open_image(src_path, max_pixels), condition_id, image_key)
     path = write_bytes(Path(f"{out_path_without_ext}{get(condition_id).extension}"), data)
     with Image.open(io.BytesIO(data)) as saved:  # header only: the size
         width, height = saved.size

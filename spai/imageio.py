@@ -3,6 +3,12 @@
 Official behaviour (spec section 2): Pillow decode, ``.convert("RGB")`` (grayscale replicated,
 alpha dropped, palettes expanded, first frame of animations, no EXIF rotation), optional
 SmallestMaxSize resize, centred reflect-101 padding of any side shorter than 224, then /255.
+
+Every decode of a user's image (upload, registration, derivation, inference, training,
+thumbnails) goes through ``open_image`` (``open_rgb`` = it + RGB): the pixel cap (``max_pixels``,
+default 100 Mpx) is checked from the header before any pixel is decoded. Pillow's own
+process-wide guard (``Image.MAX_IMAGE_PIXELS``) stays on as a second line, at the same default;
+``raise_pillow_guard`` lifts it when a caller asks for a larger cap.
 """
 
 from __future__ import annotations
@@ -10,38 +16,91 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
+
+from spai.limits import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageLoadError",
     "ImageSource",
+    "open_image",
     "open_rgb",
+    "raise_pillow_guard",
+    "thumbnail",
     "pad_to_min_side",
     "to_model_input",
     "resolve_under_root",
 ]
 
-DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard, refused before decoding
 ImageSource = Union[str, os.PathLike, bytes, Image.Image]
 
-Image.MAX_IMAGE_PIXELS = None  # our own cap (max_pixels) applies instead, with a clearer message
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS  # Pillow warns above, refuses above twice this
 
 
 class ImageLoadError(ValueError):
     """An input that cannot be scored; the message says why."""
 
 
+def raise_pillow_guard(max_pixels: int | None) -> None:
+    """Make Pillow's process-wide guard at least ``max_pixels`` (never lowered, never off), so
+    that a cap chosen above the default is not refused by Pillow first (called by every open)."""
+    if max_pixels is not None and max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
 def open_rgb(source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode an image file, bytes or PIL image to RGB, refusing oversized images before decoding."""
+    img = open_image(source, max_pixels)
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def open_image(source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an image file, bytes or PIL image (mode and ``format`` kept), refusing an image
+    over ``max_pixels`` from its header, before decoding; ``ImageLoadError`` says why."""
     if isinstance(source, Image.Image):
         _check_pixels(source.size, max_pixels, "image")
-        return source.convert("RGB") if source.mode != "RGB" else source
+        return source
+    with _opened(source, max_pixels) as img:
+        return _load(img)
+
+
+def _load(img: Image.Image) -> Image.Image:
+    """Decode the pixels of an opened image; decoder failures become ``ImageLoadError``."""
+    try:
+        img.load()
+        return img
+    except OSError as exc:
+        msg = str(exc)
+        if "truncated" in msg or "broken data stream" in msg:
+            raise ImageLoadError(f"truncated image data ({img.format}): {msg}") from None
+        raise ImageLoadError(f"corrupt or unreadable image data ({img.format}): {msg}") from None
+    except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageLoadError(f"cannot decode image ({img.format}): {exc}") from None
+
+
+def thumbnail(source: ImageSource, size: int = 240,
+              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """A small RGB copy for display (JPEGs decoded at reduced scale), under the same cap."""
+    if isinstance(source, Image.Image):
+        img = open_rgb(source, max_pixels).copy()
+    else:
+        with _opened(source, max_pixels) as raw:
+            raw.draft("RGB", (size, size))  # JPEG: decode at 1/2 .. 1/8 scale
+            img = open_rgb(_load(raw), None)
+    img.thumbnail((size, size))
+    return img
+
+
+def _opened(source: str | os.PathLike | bytes, max_pixels: int | None) -> Image.Image:
+    """``Image.open`` (header only) of a path or bytes, size checked against the cap."""
     name = "uploaded bytes" if isinstance(source, bytes) else str(source)
     if isinstance(source, bytes):
         if not source:
@@ -56,24 +115,21 @@ def open_rgb(source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
         if path.stat().st_size == 0:
             raise ImageLoadError("empty file (0 bytes)")
         fh = str(path)
+    raise_pillow_guard(max_pixels)
     try:
         img = Image.open(fh)
     except UnidentifiedImageError:
         raise ImageLoadError(f"not an image or unsupported format: {name}") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(f"image too large: {exc}") from None
     except OSError as exc:
         raise ImageLoadError(f"cannot open image: {exc}") from None
-    with img:
+    try:
         _check_pixels(img.size, max_pixels, img.format or "image")
-        try:
-            img.load()
-            return img.convert("RGB")
-        except OSError as exc:
-            msg = str(exc)
-            if "truncated" in msg or "broken data stream" in msg:
-                raise ImageLoadError(f"truncated image data ({img.format}): {msg}") from None
-            raise ImageLoadError(f"corrupt or unreadable image data ({img.format}): {msg}") from None
-        except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise ImageLoadError(f"cannot decode image ({img.format}): {exc}") from None
+    except ImageLoadError:
+        img.close()
+        raise
+    return img
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int | None, what: str) -> None:
@@ -102,6 +158,8 @@ def to_model_input(
     img: Image.Image, size: int = 224, resize_to: int | None = None
 ) -> torch.Tensor:
     """RGB PIL image -> 3 x H x W float32 in [0,1], padded (reflect-101, centred) to >= size."""
+    import torch  # here, so that decoding alone (registration, pages) does not load torch
+
     arr = np.asarray(img, dtype=np.uint8)  # H x W x 3
     if resize_to is not None:
         h, w = arr.shape[:2]

@@ -12,9 +12,11 @@ from db import imageset_stats
 from db.imagesets import label_layout
 from db.models import ORIGINAL
 from db.session import database_url, session_scope
+from spai.imageio import ImageLoadError, thumbnail
 
 KEY = "imagesets."  # page prefix of this page's widget keys
 THUMBNAILS = 12  # thumbnails shown per set
+THUMB_PX = 240  # side of the decoded thumbnails (shown at 120 px)
 PROBLEMS_SHOWN = 200  # per-file problems listed after a registration
 
 
@@ -110,6 +112,18 @@ def _registration_status(url: str, job_id: int) -> None:
         st.rerun()
 
 
+def _thumbnails(files: list[tuple[str, str]]) -> None:
+    """Small copies decoded through the capped decoder; a file that cannot be shown says why."""
+    shown = []
+    for path, rel in files:
+        try:
+            shown.append((thumbnail(path, THUMB_PX), rel))
+        except ImageLoadError as exc:
+            st.caption(f"{rel}: {exc}")
+    if shown:
+        st.image([t for t, _ in shown], caption=[r for _, r in shown], width=120)
+
+
 def _report(result: dict) -> None:
     names = ", ".join(result.get("imageset_ids", {}))
     problems = result.get("problems", [])
@@ -172,8 +186,7 @@ with session_scope(url, readonly=True) as s:
 st.caption(f"{row['images']} image(s), {row['with_file']} with a file here, {row['errors']} "
            f"unreadable; root `{row['root'] or '(none: predictions imported without files)'}`")
 files = imgs[imgs["file"].notna() & imgs["error"].isna()].head(THUMBNAILS)
-if len(files):
-    st.image(list(files["file"]), caption=list(files["relpath"]), width=120)
+_thumbnails(list(zip(files["file"], files["relpath"])))
 if len(errors):
     st.subheader("Files that cannot be used")
     st.dataframe(errors[["relpath", "error"]], hide_index=True, key=KEY + "errors")
