@@ -120,8 +120,8 @@ def _opened(source: str | os.PathLike | bytes, max_pixels: int | None) -> Image.
         img = Image.open(fh)
     except UnidentifiedImageError:
         raise ImageLoadError(f"not an image or unsupported format: {name}") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"image too large: {exc}") from None
+    except Image.DecompressionBombError as exc:  # Pillow's guard, from the header too
+        raise ImageLoadError(f"image too large: {exc} (raise the cap with --max-pixels)") from None
     except OSError as exc:
         raise ImageLoadError(f"cannot open image: {exc}") from None
     try:

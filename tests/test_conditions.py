@@ -364,7 +364,7 @@ def test_cli_apply_csv_refuses_escaping_paths(image_tree, tmp_path):
     errors = json.loads((out / "list.params.json").read_text())["errors"]
     assert len(errors) == 3
     assert "escapes the root" in errors[0]["error"]
-    assert "FileNotFoundError" in errors[1]["error"]
+    assert "file not found" in errors[1]["error"]  # the capped decoder says so
     assert "class must be 0 or 1" in errors[2]["error"]
     assert not (tmp_path / "secret.png").read_bytes()  # untouched
 

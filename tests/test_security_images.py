@@ -5,6 +5,7 @@ job itself finishes), skipped in training, an error message on the Score and Ins
 from __future__ import annotations
 
 import csv
+import re
 import io
 import shutil
 from pathlib import Path
@@ -27,7 +28,7 @@ from spai.limits import DEFAULT_MAX_PIXELS
 
 TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
 WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
-TOO_LARGE = "image too large: 30000x30000"
+TOO_LARGE = "image too large: Image size (900000000 pixels)"  # refused from the header
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_pillow_guard_stays_on_after_every_module_is_imported() -> None:
 def test_the_capped_decoder_refuses_the_bomb_from_its_header(bomb: Path) -> None:
     for source in (bomb, png_bomb()):
         for decode in (open_image, open_rgb, thumbnail):
-            with pytest.raises(ImageLoadError, match=TOO_LARGE):
+            with pytest.raises(ImageLoadError, match=re.escape(TOO_LARGE)):
                 decode(source)
     with pytest.raises(ImageLoadError, match="exceeds the cap of 1,000"):
         open_rgb(IMAGES / "02_rgb_500x300.png", 1_000)
