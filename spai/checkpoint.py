@@ -87,9 +87,9 @@ def read_checkpoint(path: str | Path, *, expect_sha256: str | None = None) -> di
     except pickle.UnpicklingError:
         names = ", ".join(unsafe_globals(path)) or "unknown objects"
         raise CheckpointError(
-            f"{path} holds Python objects beyond tensors and plain containers ({names}); "
-            "it was not loaded because unpickling them could run code. If you trust the file, "
-            "convert it once: python -m spai convert-checkpoint --trust IN OUT"
+            f"{path} holds Python objects beyond tensors ({names}): not loaded, since "
+            "unpickling them could run code; if you trust the file, convert it once with "
+            "python -m spai convert-checkpoint --trust IN OUT"
         ) from None
     except Exception as exc:  # a damaged archive
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from dashboard import jobqueue
 from db.session import session_scope
-from spai.__main__ import cli
+from spai.__main__ import main as spai_main
 from spai.checkpoint import CheckpointError, file_sha256, read_checkpoint
 from spai.detector import Detector
 
@@ -38,6 +37,15 @@ class _Payload:
         return builtins.exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",)
 
 
+def _cli_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run ``python -m spai ARGV`` in-process: it must fail with one ``error:`` line."""
+    rc = spai_main(argv)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
 def _tiny_state() -> dict[str, torch.Tensor]:
     return torch.load(WEIGHTS, map_location="cpu", weights_only=True)["model"]
 
@@ -50,7 +58,7 @@ def test_no_code_path_unpickles_with_weights_only_false() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["zip", "legacy"])
-def test_pickle_payload_is_refused_and_never_runs(tmp_path: Path, fmt: str) -> None:
+def test_pickle_payload_is_refused_and_never_runs(tmp_path: Path, fmt: str, capsys) -> None:
     marker = tmp_path / "pwned.txt"
     evil = tmp_path / "evil.pth"
     obj = {"model": _tiny_state(), "extra": _Payload(marker)}
@@ -64,9 +72,9 @@ def test_pickle_payload_is_refused_and_never_runs(tmp_path: Path, fmt: str) -> N
         assert "builtins.exec" in str(err.value)
     with pytest.raises(CheckpointError):
         Detector.load(evil, cfg=CFG, device="cpu")
-    res = CliRunner().invoke(cli, ["infer", "--input", str(TINY / "images"), "--model", str(evil),
-                                   "--cfg", str(CFG), "--output", str(tmp_path / "out")])
-    assert res.exit_code != 0 and "could run code" in res.output
+    line = _cli_error(capsys, ["infer", "--input", str(TINY / "images"), "--model", str(evil),
+                               "--cfg", str(CFG), "--output", str(tmp_path / "out")])
+    assert "could run code" in line
     assert not marker.exists()
 
 
@@ -77,15 +85,14 @@ def test_pickle_payload_is_refused_and_never_runs(tmp_path: Path, fmt: str) -> N
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "unknown data"),
 ])
 def test_a_file_that_is_not_a_checkpoint_gets_one_clear_error(tmp_path: Path, content: bytes,
-                                                               what: str) -> None:
+                                                               what: str, capsys) -> None:
     bad = tmp_path / "spai.pth"
     bad.write_bytes(content)
     with pytest.raises(CheckpointError, match=what):
         read_checkpoint(bad)
-    res = CliRunner().invoke(cli, ["infer", "--input", str(TINY / "images"), "--model", str(bad),
-                                   "--cfg", str(CFG), "--output", str(tmp_path / "out")])
-    assert res.exit_code == 1 and res.output.count("Error:") == 1, res.output
-    assert "not a PyTorch checkpoint" in res.output and "Traceback" not in res.output
+    line = _cli_error(capsys, ["infer", "--input", str(TINY / "images"), "--model", str(bad),
+                               "--cfg", str(CFG), "--output", str(tmp_path / "out")])
+    assert "not a PyTorch checkpoint" in line
 
 
 def test_truncated_archive_is_reported_as_corrupt(tmp_path: Path) -> None:
@@ -118,17 +125,17 @@ def test_official_training_checkpoint_with_yacs_config_loads_weights_only(tmp_pa
     assert abs(det.score_one(img).score - ref.score_one(img).score) < 1e-5
 
 
-def test_convert_checkpoint_needs_trust_then_writes_a_plain_state_dict(tmp_path: Path) -> None:
+def test_convert_checkpoint_needs_trust_then_writes_a_plain_state_dict(tmp_path: Path,
+                                                                       capsys) -> None:
     src, dst = tmp_path / "odd.pth", tmp_path / "plain.pth"
     torch.save({"model": _tiny_state(), "args": argparse.Namespace(lr=0.1)}, src)
     with pytest.raises(CheckpointError, match="convert-checkpoint --trust"):
         read_checkpoint(src)
-    runner = CliRunner()
-    res = runner.invoke(cli, ["convert-checkpoint", str(src), str(dst)])
-    assert res.exit_code == 1 and "--trust" in res.output and not dst.exists()
-    res = runner.invoke(cli, ["convert-checkpoint", "--trust", str(src), str(dst)])
-    assert res.exit_code == 0, res.output
-    assert "WARNING" in res.output and "argparse.Namespace" in res.output
+    line = _cli_error(capsys, ["convert-checkpoint", str(src), str(dst)])
+    assert "--trust" in line and "argparse.Namespace" in line and not dst.exists()
+    assert spai_main(["convert-checkpoint", "--trust", str(src), str(dst)]) == 0
+    out = capsys.readouterr()
+    assert "WARNING" in out.err and "argparse.Namespace" in out.err and "wrote" in out.out
     plain = torch.load(dst, map_location="cpu", weights_only=True)
     assert set(plain) == {"model"} and plain["model"].keys() == _tiny_state().keys()
     Detector.load(dst, cfg=CFG, device="cpu")

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 from sqlalchemy import select
 
@@ -23,6 +22,7 @@ from db import jobs
 from db.imagesets import inspect_image
 from db.models import DerivedImage, Image as ImageRow, Prediction
 from db.session import session_scope
+from spai.__main__ import main as spai_main
 from spai.imageio import ImageLoadError, open_image, open_rgb, thumbnail
 from spai.limits import DEFAULT_MAX_PIXELS
 
@@ -113,10 +113,8 @@ def test_cli_infer_and_training_skip_the_bomb_with_the_reason(tmp_path: Path, bo
     from spai.training import Sample, evaluate
 
     shutil.copy(IMAGES / "02_rgb_500x300.png", tmp_path / "good.png")
-    res = CliRunner().invoke(__import__("spai.__main__", fromlist=["cli"]).cli, [
-        "infer", "--input", str(tmp_path), "--model", str(WEIGHTS), "--cfg", str(CFG),
-        "--output", str(tmp_path / "out"), "--device", "cpu"])
-    assert res.exit_code == 0, res.output
+    assert spai_main(["infer", "--input", str(tmp_path), "--model", str(WEIGHTS), "--cfg",
+                      str(CFG), "--output", str(tmp_path / "out"), "--device", "cpu"]) == 0
     [out_csv] = (tmp_path / "out").glob("*.csv")
     rows = {Path(r["image"]).name: r for r in csv.DictReader(out_csv.open())}
     assert TOO_LARGE in rows["bomb.png"]["error"] and rows["good.png"]["spai"]
