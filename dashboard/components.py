@@ -25,6 +25,51 @@ VERDICT_ICONS = {"likely real": ":material/verified:", "inconclusive": ":materia
 STRICT_FPRS = (0.001, 0.005, 0.01, 0.02)  # choices for the "likely AI-generated" band
 LOOSE_FPRS = (0.05, 0.1, 0.2)  # choices for the "likely real" band (always above the strict)
 PATCH_MARKER_PX = 18  # size of the invisible hover target at each patch centre
+MISSING = "—"  # what a table shows for a missing value (never "None" or "nan")
+THUMB_PX = 160  # thumbnails fit in a THUMB_PX x THUMB_PX box (width and height capped)
+THUMB_MAX_PIXELS = 40_000_000  # decode cap for a thumbnail's source file
+
+
+def data_table(frame: pd.DataFrame, **kwargs):
+    """``st.dataframe`` that shows missing values as "—" (Streamlit's default is "None")."""
+    kwargs.setdefault("placeholder", MISSING)
+    return st.dataframe(frame, **kwargs)
+
+
+def fmt_value(value: float | None, spec: str = ".3f") -> str:
+    """A number for a label or metric, "—" when it is missing (None or NaN)."""
+    return MISSING if value is None or value != value else format(value, spec)
+
+
+def multiselect_with_default(label: str, options: Sequence, default: Sequence, key: str,
+                             **kwargs) -> list:
+    """A multiselect that starts at ``default`` and goes back to it whenever its options or its
+    default change (a keyed Streamlit multiselect otherwise keeps its old, now invalid, values
+    and shows nothing selected)."""
+    options, default = list(options), [d for d in default if d in options]
+    marker = key + ".context"
+    context = (tuple(map(str, options)), tuple(map(str, default)))
+    if st.session_state.get(marker) != context or key not in st.session_state:
+        st.session_state[key] = default
+        st.session_state[marker] = context
+    return st.multiselect(label, options, key=key, **kwargs)
+
+
+def image_grid(files: Sequence[str], captions: Sequence[str], *, columns: int = 4,
+               max_px: int = THUMB_PX) -> None:
+    """Thumbnails of image files, each fitted into a ``max_px`` box (tall images do not run
+    down the page); a file that cannot be read shows its reason instead."""
+    from spai.imageio import open_rgb
+
+    cols = st.columns(columns)
+    for i, (file, caption) in enumerate(zip(files, captions)):
+        try:
+            img = open_rgb(file, THUMB_MAX_PIXELS)
+        except Exception as exc:  # one unreadable file must not hide the others
+            cols[i % columns].caption(f"{caption}: cannot read ({type(exc).__name__})")
+            continue
+        img.thumbnail((max_px, max_px))
+        cols[i % columns].image(img, caption=caption)
 
 
 def model_badge(name: str, origin: str, *, exists: bool) -> None:
@@ -141,8 +186,8 @@ def patch_grid_figure(
 
 
 def scores_table(rows: pd.DataFrame) -> None:
-    """A compact table of scores with a bar per row."""
-    st.dataframe(rows, hide_index=True, column_config={
+    """A compact table of scores with a bar per row (missing values as "—")."""
+    data_table(rows, hide_index=True, column_config={
         "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0,
                                                  format="%.4f"),
     })

@@ -5,6 +5,11 @@ selected real set R on the pooled F ∪ R (fake = positive, scores as float32); 
 condition) is the plain mean over the real sets; the "mean" row is the plain mean over the fake
 sets; "delta" is a condition's value minus the baseline condition's (default ``original``).
 
+Models scored on different sets can be compared side by side: each model averages over the
+selected real sets it has scores for (``CompareTable.real_sets``; the others are listed in
+``unused_real_sets``), the same sets in every column, so a column whose condition lacks one of
+them stays empty. Every empty cell carries its reason (``CompareTable.reasons``).
+
 Scores of one model are fetched with one SELECT into numpy (``load_scores``); everything after is
 vectorised numpy on those arrays, so a million predictions render in well under two seconds.
 
@@ -68,6 +73,18 @@ class ScoreData:
 
 
 @dataclass(frozen=True)
+class RunFocus:
+    """One run to show on the Compare page (from its ``?run=ID`` link)."""
+
+    run_id: int
+    model_id: int
+    model_name: str
+    imageset: str
+    kind: str  # real | fake
+    condition: str
+
+
+@dataclass(frozen=True)
 class CompareTable:
     """One model's table: rows = fake sets + "mean", columns = conditions."""
 
@@ -78,6 +95,8 @@ class CompareTable:
     values: pd.DataFrame  # metric value per cell (NaN where a set is missing)
     delta: pd.DataFrame  # values minus the baseline column (NaN without a baseline)
     counts: pd.DataFrame  # fake images behind each cell
+    reasons: pd.DataFrame  # why a cell is empty ("" where it has a value)
+    unused_real_sets: list[str]  # selected real sets this model has no scores for
 
 
 def models_with_predictions(session: Session) -> list[ModelRow]:
@@ -96,6 +115,15 @@ def models_with_predictions(session: Session) -> list[ModelRow]:
             entry[3] = max(entry[3], int(top))
     order = sorted(runs.items(), key=lambda kv: (-kv[1][2], kv[1][0]))
     return [ModelRow(mid, name, origin, top) for mid, (name, origin, _, top) in order]
+
+
+def run_focus(session: Session, run_id: int) -> RunFocus | None:
+    """The model, image set and condition of a run, or None when there is no such run."""
+    row = session.execute(
+        select(Run.id, Model.id, Model.name, ImageSet.name, ImageSet.kind, Run.condition_id)
+        .join(Model, Model.id == Run.model_id).join(ImageSet, ImageSet.id == Run.imageset_id)
+        .where(Run.id == run_id)).one_or_none()
+    return RunFocus(*row) if row is not None else None
 
 
 def load_scores(
@@ -130,13 +158,17 @@ def _score_column(session: Session, stmt) -> np.ndarray:
 
 def default_real_sets(datas: Sequence[ScoreData], conditions: Sequence[str] | None = None
                       ) -> list[str]:
-    """Real sets present under every compared condition of every model."""
-    common: set[str] | None = None
+    """The real sets each model has scores for under every compared condition it was scored
+    under (all its real sets under those conditions when no set covers them all), pooled over
+    the models: each model then averages over its own (see the module docstring)."""
+    chosen: set[str] = set()
     for d in datas:
-        for c in conditions if conditions is not None else d.conditions:
-            have = set(d.sets("real", c))
-            common = have if common is None else common & have
-    return sorted(common or [])
+        conds = [c for c in (conditions if conditions is not None else d.conditions)
+                 if c in d.conditions]
+        per_cond = [set(d.sets("real", c)) for c in conds]
+        common = set.intersection(*per_cond) if per_cond else set()
+        chosen |= common or set().union(*per_cond)
+    return sorted(chosen)
 
 
 def auc_matrix(fakes: Sequence[np.ndarray], reals: Sequence[np.ndarray]) -> np.ndarray:
@@ -183,33 +215,51 @@ def compare_table(
     """The fake set x condition table of ``metric`` (see the module docstring)."""
     fn = get_metric(metric).fn
     conds = list(conditions) if conditions is not None else data.conditions
-    reals = list(real_sets) if real_sets is not None else default_real_sets([data], conds)
+    chosen = list(real_sets) if real_sets is not None else default_real_sets([data], conds)
+    reals = [r for r in chosen if data.kinds.get(r) == "real"]
     fakes = list(fake_sets) if fake_sets is not None else data.sets("fake")
     values = pd.DataFrame(np.nan, index=fakes, columns=conds)
     counts = pd.DataFrame(0, index=fakes, columns=conds)
+    reasons = pd.DataFrame("", index=fakes, columns=conds, dtype=object)
     for c in conds:
-        real_arrays = [data.groups[(c, r)] for r in reals if (c, r) in data.groups]
-        if len(real_arrays) != len(reals) or not reals:
-            continue  # a real set is missing under this condition: the column stays empty
         present = [f for f in fakes if data.groups.get((c, f)) is not None
                    and data.groups[(c, f)].size]
+        for f in fakes:
+            if f not in present:
+                reasons.loc[f, c] = f"{data.model_name} has no scores of {f} under {c}"
+        missing = [r for r in reals if (c, r) not in data.groups]
+        if not reals or missing:
+            why = (f"real set {', '.join(missing)} not scored under {c} by {data.model_name}"
+                   if reals else f"none of the selected real sets was scored by "
+                   f"{data.model_name}")
+            reasons.loc[present, c] = why
+            continue
+        real_arrays = [data.groups[(c, r)] for r in reals]
         if fn is auc and present:  # fast path: one sort per condition for every pair
             m = auc_matrix([data.groups[(c, f)] for f in present], real_arrays)
             values.loc[present, c] = m.mean(axis=1)
-            counts.loc[present, c] = [data.groups[(c, f)].size for f in present]
-            continue
-        for f in fakes:
-            scores = data.groups.get((c, f))
-            if scores is None or scores.size == 0:
-                continue
-            values.loc[f, c] = _pair_values(fn, scores, real_arrays)
-            counts.loc[f, c] = scores.size
+        for f in present:
+            if fn is not auc:
+                values.loc[f, c] = _pair_values(fn, data.groups[(c, f)], real_arrays)
+            counts.loc[f, c] = data.groups[(c, f)].size
     values.loc[MEAN_ROW] = values.mean(axis=0, skipna=False)
     counts.loc[MEAN_ROW] = counts.sum(axis=0)
+    reasons.loc[MEAN_ROW] = [_mean_reason(values[c].drop(MEAN_ROW)) for c in conds]
     base = baseline if baseline in conds else None
     delta = values.sub(values[base], axis=0) if base else values * np.nan
-    values.index.name = delta.index.name = counts.index.name = "fake_set"
-    return CompareTable(data.model_name, metric, base, reals, values, delta, counts)
+    values.index.name = delta.index.name = counts.index.name = reasons.index.name = "fake_set"
+    unused = [r for r in chosen if r not in reals]
+    return CompareTable(data.model_name, metric, base, reals, values, delta, counts, reasons,
+                        unused)
+
+
+def _mean_reason(column: pd.Series) -> str:
+    empty = list(column.index[column.isna()])
+    if not empty:
+        return ""
+    if len(empty) == len(column):
+        return "no fake set has a value under this condition"
+    return f"the mean needs every fake set; no value for {', '.join(empty)}"
 
 
 def _auc_replicates(fake: np.ndarray, real: np.ndarray, wf: np.ndarray, wr: np.ndarray
@@ -247,7 +297,7 @@ def bootstrap_cells(
     high = low.copy()
     alpha = (1.0 - level) / 2.0
     for c in table.values.columns:
-        if (c, table.real_sets[0] if table.real_sets else "") not in data.groups:
+        if not table.real_sets or any((c, r) not in data.groups for r in table.real_sets):
             continue
         reals = [data.groups[(c, r)] for r in table.real_sets]
         for f in table.values.index.drop(MEAN_ROW):
@@ -268,6 +318,12 @@ def bootstrap_cells(
             reps /= len(reals)
             low.loc[f, c], high.loc[f, c] = np.quantile(reps, [alpha, 1.0 - alpha])
     return low, high
+
+
+def has_roc(data: ScoreData, condition: str, real_sets: Sequence[str]) -> bool:
+    """Whether ``roc_curve`` has fake and selected real scores under ``condition``."""
+    return bool(data.sets("fake", condition)) and any(
+        (condition, r) in data.groups for r in real_sets)
 
 
 def roc_curve(

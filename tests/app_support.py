@@ -64,3 +64,67 @@ def new_app() -> AppTest:
 def texts(at: AppTest, kind: str) -> list[str]:
     """Values of every element of one kind ("error", "caption", "markdown", ...)."""
     return [str(e.value) for e in getattr(at, kind)]
+
+
+def score_own_sets(url: str, folder: Path, sets: dict[str, tuple[str, list[str], tuple[str, ...]]],
+                   *, model_name: str = "tiny") -> dict[tuple[str, str], int]:
+    """Register fixture images as the user's own sets and score them with the tiny model, as a
+    finished infer job leaves them: {name: (kind, fixture file names, condition ids)}.
+    Returns {(set name, condition): run id}."""
+    from db.imagesets import register_folder
+    from db.models import Image as ImageRow
+    from db.queries import (bulk_insert_predictions, get_or_create_condition,
+                            get_or_create_model, get_or_create_run)
+    from db.session import session_scope
+    from robustness.apply import apply_condition
+    from spai.checkpoint import file_sha256
+    from spai.detector import Detector
+    from spai.imageio import open_rgb
+
+    det = Detector.load(WEIGHTS, cfg=CFG, device="cpu")
+    runs = {}
+    with session_scope(url) as s:
+        model = get_or_create_model(s, model_name, origin="demo", path=str(WEIGHTS),
+                                    sha256=file_sha256(WEIGHTS))
+        for name, (kind, files, conditions) in sets.items():
+            root = folder / name
+            root.mkdir(parents=True)
+            for i, f in enumerate(files):
+                shutil.copy(IMAGES / f, root / f"{i:02d}_{f}")
+            iset_id = register_folder(s, root, name=name, kind=kind).imageset_ids[name]
+            images = s.query(ImageRow).filter_by(imageset_id=iset_id).all()
+            for cond in conditions:
+                get_or_create_condition(s, cond)
+                run = get_or_create_run(s, model.id, iset_id, cond, status="done")
+                rows = []
+                for im in images:
+                    img = open_rgb(root / im.relpath)
+                    if cond != "original":
+                        img, _ = apply_condition(img, cond, im.relpath)
+                    rows.append({"run_id": run.id, "image_id": im.id,
+                                 "score": det.score_one(img, im.relpath).score})
+                bulk_insert_predictions(s, rows)
+                runs[(name, cond)] = run.id
+    return runs
+
+
+def shown_missing(at: AppTest) -> list[str]:
+    """Every place where the page would show a user "None" or "nan": text elements with those
+    words, and dataframes with missing values but no placeholder for them."""
+    import re
+
+    bad = []
+    word = re.compile(r"\b(None|nan|NaN)\b")
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader",
+                 "title", "header"):
+        bad += [f"{kind}: {t}" for t in texts(at, kind) if word.search(t)]
+    for m in at.metric:
+        if word.search(str(m.value)) or word.search(str(m.label)):
+            bad.append(f"metric: {m.label} = {m.value}")
+    for df in at.dataframe:
+        if df.value.isna().to_numpy().any() and df.proto.placeholder in ("", "None", "nan"):
+            bad.append(f"dataframe {df.proto.id}: missing values shown as None")
+    for w in list(at.multiselect) + list(at.selectbox):
+        if word.search(str(w.label)) or any(word.search(str(o)) for o in w.options):
+            bad.append(f"selector {w.label}")
+    return bad

@@ -97,8 +97,23 @@ def test_real_set_choice_and_missing_sets(store) -> None:
     frames = {k: v for k, v in _frames(info["scores"], ORIGINAL).items() if k != "real_real_a"}
     assert one.values.loc[compare.MEAN_ROW, ORIGINAL] == pytest.approx(
         study_table(frames).mean)
-    missing = compare.compare_table(data, real_sets=["real_a", "nope"])
-    assert missing.values[ORIGINAL].isna().all()  # a missing real set empties the column
+    other = compare.compare_table(data, real_sets=["real_a", "nope"])  # "nope": not this model's
+    assert other.real_sets == ["real_a"] and other.unused_real_sets == ["nope"]
+    assert other.values.loc[compare.MEAN_ROW, ORIGINAL] == pytest.approx(study_table(
+        {k: v for k, v in frames.items() if k != "real_real_b"}
+        | {"real_real_a": _frames(info["scores"], ORIGINAL)["real_real_a"]}).mean)
+    with session_scope(url, readonly=True) as s:
+        both = compare.load_scores(s, info["model_id"])
+    groups = {k: v for k, v in both.groups.items() if k != ("jpeg/q75", "real_b")}
+    gap = compare.ScoreData(both.model_id, "m", groups, both.kinds, both.imageset_ids)
+    assert compare.default_real_sets([gap]) == ["real_a"]  # the one real set under both
+    table = compare.compare_table(gap, real_sets=["real_a", "real_b"])
+    assert table.values["jpeg/q75"].isna().all()  # a model's real set missing: column empty
+    assert not table.values[ORIGINAL].isna().any()
+    assert table.reasons.loc["fake_x", "jpeg/q75"] == "real set real_b not scored under " \
+        "jpeg/q75 by m"
+    assert table.reasons.loc[compare.MEAN_ROW, "jpeg/q75"].startswith("no fake set has a value")
+    assert (table.reasons[ORIGINAL] == "").all()
     with pytest.raises(KeyError, match="Unknown metric 'bogus'. Available"):
         compare.compare_table(data, metric="bogus")
 
