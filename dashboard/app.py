@@ -21,8 +21,10 @@ from dashboard import components, resources  # noqa: E402
 from spai.detector import origin_of  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
-# (section, file in views/, title, icon); the first existing page is the default.
+# (section, file in views/, title, icon); the first existing page is the default, served at
+# "/" (Streamlit ignores a default page's url_path), every other page at /<file stem>.
 PAGES = (
+    ("Start", "home.py", "Start", ":material/home:"),
     ("Detect", "score.py", "Score", ":material/fact_check:"),
     ("Detect", "inspect.py", "Inspect", ":material/biotech:"),
     ("Data", "imagesets.py", "Image sets", ":material/photo_library:"),

@@ -14,16 +14,27 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from db.dashboard_models import REFERENCE_FPRS, ReferenceThresholds, Verdict
+from db.dashboard_models import (
+    MIN_REFERENCE_REALS,
+    REFERENCE_FPRS,
+    ReferenceThresholds,
+    Verdict,
+)
+from robustness.metrics import min_reals_for_fpr
 from robustness.registry import list_conditions
+from spai.calibration import FPR_CHOICES
+from spai.overlay import OVERLAY_SCALES, OverlayScale, coolwarm, overlay_scale
 
 if TYPE_CHECKING:
     from dashboard.resources import WorkerStatus
 
+# Icons only for calibrated verdicts: an uncalibrated call gets an "uncalibrated" badge instead.
 VERDICT_ICONS = {"likely real": ":material/verified:", "inconclusive": ":material/help:",
                  "likely AI-generated": ":material/smart_toy:"}
-STRICT_FPRS = (0.001, 0.005, 0.01, 0.02)  # choices for the "likely AI-generated" band
-LOOSE_FPRS = (0.05, 0.1, 0.2)  # choices for the "likely real" band (always above the strict)
+STRICT_FPRS = tuple(f for f in FPR_CHOICES if f < 0.05)  # the "likely AI-generated" band
+LOOSE_FPRS = tuple(f for f in FPR_CHOICES if f >= 0.05)  # the "likely real" band
+OVERLAY_SCALE_LABELS = {"uniform": "fixed (grey = uniform attention)",
+                        "stretch": "stretched to this image"}
 PATCH_MARKER_PX = 18  # size of the invisible hover target at each patch centre
 MISSING = "—"  # what a table shows for a missing value (never "None" or "nan")
 THUMB_PX = 160  # thumbnails fit in a THUMB_PX x THUMB_PX box (width and height capped)
@@ -34,6 +45,11 @@ def data_table(frame: pd.DataFrame, **kwargs):
     """``st.dataframe`` that shows missing values as "—" (Streamlit's default is "None")."""
     kwargs.setdefault("placeholder", MISSING)
     return st.dataframe(frame, **kwargs)
+
+
+def pct(rate: float) -> str:
+    """A rate as a percentage without trailing zeros (0.005 -> "0.5%", 0.1 -> "10%")."""
+    return f"{rate * 100:g}%"
 
 
 def fmt_value(value: float | None, spec: str = ".3f") -> str:
@@ -117,54 +133,92 @@ def verdict_card(score: float, verdict: Verdict, model_name: str) -> None:
     """Score, verdict band and what the band means."""
     left, right = st.columns([1, 2])
     left.metric("Score (P(AI-generated))", f"{score:.4f}")
-    right.markdown(f"### {VERDICT_ICONS.get(verdict.label, '')} {verdict.label}")
+    if verdict.calibrated:
+        right.markdown(f"### {VERDICT_ICONS.get(verdict.label, '')} {verdict.label}")
+    else:
+        right.markdown(f"### {verdict.label} :gray-badge[uncalibrated]")
     right.caption(verdict.meaning)
     st.caption(f"Scored by `{model_name}`.")
 
 
-def fpr_picker(key_strict: str, key_loose: str) -> tuple[float, float]:
-    """The two false-positive rates behind the verdict bands (strict < loose)."""
+def fpr_picker(key_strict: str, key_loose: str, n_real: int | None = None
+               ) -> tuple[float, float]:
+    """The two false-positive rates behind the verdict bands (strict < loose). With ``n_real``
+    reference reals the strict rate starts at the lowest one they can measure."""
+    strict_default = REFERENCE_FPRS[0]
+    if n_real and n_real < min_reals_for_fpr(strict_default):
+        fits = [f for f in STRICT_FPRS if min_reals_for_fpr(f) <= n_real]
+        strict_default = fits[0] if fits else STRICT_FPRS[-1]
     with st.expander("Verdict bands: false-positive rates"):
         left, right = st.columns(2)
         strict = left.select_slider("likely AI-generated above the threshold at FPR",
-                                    STRICT_FPRS, value=REFERENCE_FPRS[0], key=key_strict,
-                                    format_func=lambda f: f"{f:.1%}")
+                                    STRICT_FPRS, value=strict_default, key=key_strict,
+                                    format_func=pct)
         loose = right.select_slider("likely real below the threshold at FPR", LOOSE_FPRS,
-                                    value=REFERENCE_FPRS[1], key=key_loose,
-                                    format_func=lambda f: f"{f:.1%}")
+                                    value=REFERENCE_FPRS[1], key=key_loose, format_func=pct)
     return strict, loose
 
 
-def reference_note(ref: ReferenceThresholds | None) -> None:
-    """One line on where the verdict thresholds come from."""
+def reference_note(ref: ReferenceThresholds | None, n_so_far: int | None = None) -> None:
+    """Where the verdict thresholds come from, or exactly what is missing for them."""
     if ref is None:
-        st.info("No reference run of this model on real images is in the store, so the verdict "
-                "uses the 0.5 decision threshold and its false-positive rate is unknown. Score "
-                "a real image set with this model (Jobs page) to calibrate the bands.",
+        so_far = ("the store cannot be read now" if n_so_far is None
+                  else f"{n_so_far} so far")
+        st.info(f"This model is not calibrated: it needs at least {MIN_REFERENCE_REALS} real "
+                f"images scored by this model; {so_far}. They count when they are unmodified "
+                "(condition `original`) in an image set labelled real: score one with this "
+                "model on the Jobs page. Until then the verdict uses the 0.5 decision threshold "
+                "and its false-positive rate is unknown.",
                 icon=":material/info:")
         return
-    parts = ", ".join(f"{t:.3f} at {f:.0%} FPR" for f, t in sorted(ref.by_fpr.items()))
+    parts = ", ".join(f"{t:.3f} at {pct(f)} FPR" if np.isfinite(t) else
+                      f"none at {pct(f)} FPR (needs {min_reals_for_fpr(f)} reals)"
+                      for f, t in sorted(ref.by_fpr.items()))
     st.caption(f"Verdict bands from {ref.n_real} real reference images "
                f"({'; '.join(ref.sources[:4])}{' ...' if len(ref.sources) > 4 else ''}): "
-               f"thresholds {parts}. Likely AI-generated = above the strictest threshold; "
+               f"thresholds {parts}. Likely AI-generated = at or above the strictest threshold; "
                "likely real = below the loosest; inconclusive in between.")
 
 
-def overlay_controls(key_show: str, key_opacity: str) -> tuple[bool, float]:
-    """Toggle and opacity slider for the attention overlay."""
-    left, right = st.columns(2)
+def overlay_controls(key_show: str, key_opacity: str, key_scale: str
+                     ) -> tuple[bool, float, str]:
+    """Toggle, opacity slider and colour scale of the attention overlay."""
+    left, mid, right = st.columns(3)
     show = left.toggle("Attention overlay", value=True, key=key_show)
-    opacity = right.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key=key_opacity,
-                           disabled=not show)
-    return show, opacity
+    opacity = mid.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key=key_opacity,
+                         disabled=not show)
+    scale = right.radio("Colour scale", OVERLAY_SCALES, format_func=OVERLAY_SCALE_LABELS.get,
+                        key=key_scale, disabled=not show, horizontal=True)
+    return show, opacity, scale
+
+
+def attention_colorbar(scale: OverlayScale) -> go.Figure:
+    """A horizontal colour bar for the attention overlay, labelled in attention weights."""
+    pos = np.linspace(0.0, 1.0, 64)
+    colours = [f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f})" for r, g, b in coolwarm(pos)]
+    ticks = [0.0, 0.5, 1.0]
+    labels = [f"{scale.lo:.4f}", f"{scale.mid:.4f}", f"{scale.hi:.4f}"]
+    if scale.mode == "uniform":
+        labels = [f"{labels[0]} (¼ of uniform)", f"{labels[1]} uniform", f"{labels[2]} (4x)"]
+    fig = go.Figure(go.Heatmap(z=[pos], x=pos, colorscale=[[p, c] for p, c in zip(pos, colours)],
+                               showscale=False, hoverinfo="skip"))
+    fig.update_layout(height=70, margin={"l": 10, "r": 10, "t": 4, "b": 28})
+    fig.update_xaxes(tickvals=ticks, ticktext=labels, range=[-0.01, 1.01])
+    fig.update_yaxes(visible=False)
+    return fig
 
 
 def patch_grid_figure(
-    image: Image.Image, boxes: Sequence[Sequence[int]], weights: Sequence[float]
+    image: Image.Image, boxes: Sequence[Sequence[int]], weights: Sequence[float],
+    scale: OverlayScale | None = None,
 ) -> go.Figure:
-    """The image with each crop outlined; hovering a crop's centre shows its attention weight."""
+    """The image with each crop outlined; hovering a crop's centre shows its attention weight.
+    Markers are coloured on ``scale`` (default: the fixed scale around uniform attention)."""
     fig = go.Figure(go.Image(z=np.asarray(image.convert("RGB")), hoverinfo="skip"))
     w = np.asarray(weights, dtype=np.float64)
+    scale = scale or overlay_scale(w, "uniform")
+    pos = scale.position(w)
+    colours = [f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f})" for r, g, b in coolwarm(pos)]
     share = w / w.sum() if w.size and w.sum() > 0 else w
     for left, top, right, bottom in boxes:
         fig.add_shape(type="rect", x0=left, y0=top, x1=right, y1=bottom,
@@ -176,7 +230,7 @@ def patch_grid_figure(
         x=cx, y=cy, mode="markers+text", text=[str(i) for i in range(len(cx))],
         textfont={"color": "white"}, hovertext=text, hoverinfo="text",
         marker={"size": PATCH_MARKER_PX, "symbol": "square", "opacity": 0.35,
-                "color": w, "colorscale": "RdBu_r"},
+                "color": colours},
     ))
     fig.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
                       height=min(600, max(250, image.height)))

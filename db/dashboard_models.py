@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import ORIGINAL, Image, ImageSet, Model, Prediction, Run
-from robustness.metrics import ap, auc, threshold_at_fpr
+from robustness.metrics import ap, auc, min_reals_for_fpr, threshold_at_fpr
 
 __all__ = [
     "REFERENCE_FPRS",
@@ -35,6 +35,7 @@ __all__ = [
     "images_in_set",
     "imagesets_overview",
     "local_checkpoints",
+    "reference_real_count",
     "reference_thresholds",
     "store_model_ids",
     "stored_models",
@@ -45,7 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = REPO_ROOT / "weights"
 REFERENCE_FPRS = (0.01, 0.05)  # strict and loose false-positive rates behind the verdict bands
 DEFAULT_THRESHOLD = 0.5  # the model's own decision threshold, used without a reference run
-MIN_REFERENCE_REALS = 20  # fewer real scores than this cannot support a 1% FPR threshold
+MIN_REFERENCE_REALS = 20  # fewer real scores than this give no verdict bands at all
 STUDY_SPAI_MODEL = "SPAI (official weights, study)"  # scores made with the official weights
 
 
@@ -74,11 +75,12 @@ class StoredModel:
 
 @dataclass(frozen=True)
 class ReferenceThresholds:
-    """Thresholds from real images scored by the model; ``by_fpr[fpr]`` = score threshold."""
+    """Thresholds from real images scored by the model; ``by_fpr[fpr]`` = score threshold
+    (+inf where ``n_real`` reals are too few to measure that FPR: fewer than 1 / fpr)."""
 
     by_fpr: dict[float, float]
     n_real: int
-    sources: tuple[str, ...]  # "model / image set" of each reference run
+    sources: tuple[str, ...]  # "model / image set" of each reference run, or the shipped file
     model_names: tuple[str, ...] = field(default=())
 
 
@@ -174,11 +176,27 @@ def evaluation_summary(session: Session, model_id: int) -> pd.DataFrame:
 # --- verdict bands ----------------------------------------------------------------------------
 
 
+def _reference_filter(model_ids: list[int]) -> tuple:
+    return (Run.model_id.in_(model_ids), Run.condition_id == ORIGINAL, ImageSet.kind == "real",
+            Prediction.score.is_not(None))
+
+
+def reference_real_count(session: Session, model_ids: list[int]) -> int:
+    """Real images the models scored unmodified (what the verdict bands are measured on)."""
+    if not model_ids:
+        return 0
+    stmt = (select(func.count(Prediction.id)).select_from(Prediction)
+            .join(Run, Run.id == Prediction.run_id)
+            .join(ImageSet, ImageSet.id == Run.imageset_id)
+            .where(*_reference_filter(model_ids)))
+    return int(session.scalar(stmt) or 0)
+
+
 def reference_thresholds(
     session: Session, model_ids: list[int], fprs: tuple[float, ...] = REFERENCE_FPRS
 ) -> ReferenceThresholds | None:
     """Thresholds at each FPR from the models' unmodified real-set runs; None when there are
-    fewer than ``MIN_REFERENCE_REALS`` real scores."""
+    fewer than ``MIN_REFERENCE_REALS`` real scores (``reference_real_count`` says how many)."""
     if not model_ids:
         return None
     stmt = (
@@ -187,8 +205,7 @@ def reference_thresholds(
         .join(Run, Run.id == Prediction.run_id)
         .join(ImageSet, ImageSet.id == Run.imageset_id)
         .join(Model, Model.id == Run.model_id)
-        .where(Run.model_id.in_(model_ids), Run.condition_id == ORIGINAL,
-               ImageSet.kind == "real", Prediction.score.is_not(None))
+        .where(*_reference_filter(model_ids))
     )
     rows = session.execute(stmt).all()
     if len(rows) < MIN_REFERENCE_REALS:
@@ -215,6 +232,13 @@ def verdict(score: float, ref: ReferenceThresholds | None) -> Verdict:
         )
     strict_fpr, loose_fpr = min(ref.by_fpr), max(ref.by_fpr)
     strict, loose = ref.by_fpr[strict_fpr], ref.by_fpr[loose_fpr]
+    if np.isinf(strict) and score >= loose:
+        return Verdict("inconclusive",
+                       f"above the {loose_fpr:.0%}-FPR threshold ({loose:.3f}); a "
+                       f"{strict_fpr:.1%}-FPR threshold needs at least "
+                       f"{min_reals_for_fpr(strict_fpr)} real reference images "
+                       f"({ref.n_real} here), so no call of "
+                       "AI-generated is made at that rate", calibrated=True)
     if score >= strict:
         return Verdict("likely AI-generated",
                        f"at most {strict_fpr:.0%} of the {ref.n_real} real reference images "

@@ -31,6 +31,7 @@ __all__ = [
     "bootstrap_ci",
     "eer",
     "get_metric",
+    "min_reals_for_fpr",
     "roc_curve_points",
     "threshold_at_fpr",
     "tpr_at_fpr",
@@ -127,6 +128,14 @@ def threshold_at_fpr(y_real_scores: ArrayLike, *, fpr: float) -> float:
     rates = (distinct + 1) / s.size  # share of reals >= s[distinct]
     ok = distinct[rates <= fpr]
     return float(s[ok[-1]]) if ok.size else float("inf")
+
+
+def min_reals_for_fpr(fpr: float) -> int:
+    """Fewest real scores for which ``threshold_at_fpr`` is finite: one real may score above
+    the threshold only if it is at most ``fpr`` of them (n >= 1 / fpr)."""
+    if not 0.0 < fpr <= 1.0:
+        raise ValueError(f"fpr must be in (0, 1], got {fpr}")
+    return int(np.ceil(1.0 / fpr - 1e-9))
 
 
 def tpr_at_fpr(y_true: ArrayLike, y_score: ArrayLike, *, fpr: float = 0.01) -> float:

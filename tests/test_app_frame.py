@@ -15,7 +15,7 @@ def test_frame_lists_existing_pages_and_names_the_model(
     use_store(monkeypatch, tmp_path / "spai.db")
     at = new_app().run()
     assert not at.exception
-    assert texts(at, "title") == ["Score images"]  # the default page
+    assert texts(at, "title") == ["SPAI Robustness Lab"]  # the start page, served at "/"
     side = " ".join(texts(at.sidebar, "markdown"))
     assert "spai_tiny_seed0.pth" in side and "(custom)" in side
     assert "DEMO" not in side
@@ -34,10 +34,19 @@ def test_frame_registers_all_seven_pages() -> None:
     tree = ast.parse(APP.read_text())
     [pages] = [n.value for n in tree.body if isinstance(n, ast.Assign)
                and getattr(n.targets[0], "id", "") == "PAGES"]
-    titles = [t for _, _, t, _ in ast.literal_eval(pages)]
-    assert titles == ["Score", "Inspect", "Image sets", "Jobs", "Compare", "Models", "Train"]
-    for mine in ("score.py", "inspect.py", "models.py"):
+    pages = ast.literal_eval(pages)
+    titles = [t for _, _, t, _ in pages]
+    assert titles == ["Start", "Score", "Inspect", "Image sets", "Jobs", "Compare", "Models",
+                      "Train"]
+    for mine in ("home.py", "score.py", "inspect.py", "models.py"):
         assert (APP.parent / "views" / mine).is_file()
+    # Regression: opening /score said "Page not found". Streamlit serves the default (first)
+    # page at "/" only, ignoring its url_path; the start page takes "/", so every working page
+    # has its own URL (its file stem, as app.py's navigation() sets url_path).
+    assert pages[0][1] == "home.py"
+    stems = [Path(f).stem for _, f, _, _ in pages[1:]]
+    assert "score" in stems and len(set(stems)) == len(stems)
+    assert "url_path=Path(file).stem" in APP.read_text()
 
 
 def test_frame_without_any_model_file_says_so(
@@ -46,6 +55,7 @@ def test_frame_without_any_model_file_says_so(
     use_store(monkeypatch, tmp_path / "spai.db", model=False)
     at = new_app().run()
     assert not at.exception
+    at.switch_page("views/score.py").run()
     assert any("No model file found" in e for e in texts(at, "error"))
     assert any("file not found" in w for w in texts(at.sidebar, "warning"))
     at.switch_page("views/inspect.py").run()
@@ -66,6 +76,7 @@ def test_frame_reports_a_worker_that_cannot_start(
     assert not at.exception
     assert any("Background worker not started" in w for w in texts(at.sidebar, "warning")), (
         texts(at.sidebar, "warning"), texts(at, "warning"), texts(at, "error"))
+    at.switch_page("views/score.py").run()
     assert texts(at, "title") == ["Score images"]
     at.file_uploader(key="score.uploads").set_value(
         [("photo.png", (IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]).run()

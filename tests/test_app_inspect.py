@@ -40,6 +40,9 @@ def test_inspect_upload_shows_spectrum_patches_and_views(
     assert any("low-pass, r < 48" in c for c in _image_captions(at))
     assert any("jpeg/q75: spectrum" in c for c in _image_captions(at))
     assert any("No stored predictions" in c for c in texts(at, "caption"))
+    from app_support import shown_missing
+
+    assert shown_missing(at) == []
 
 
 def _image_captions(at) -> list[str]:

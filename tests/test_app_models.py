@@ -133,3 +133,28 @@ def test_an_unloadable_default_model_gives_a_clear_error_on_score(
     at.switch_page("views/score.py").run()
     assert not at.exception
     assert any("Cannot load the model" in e and "broken.pth" in e for e in texts(at, "error"))
+
+
+def test_models_page_with_imported_and_own_models_shows_no_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: `None` showed in the path and sha256 columns of imported models, and `nan`
+    in evaluation summaries of a model scored on one class only."""
+    import db.dashboard_models as dm
+    from app_support import score_own_sets, shown_missing, study_store
+
+    monkeypatch.setattr(dm, "WEIGHTS_DIR", tmp_path / "no-weights")
+    db = study_store(tmp_path)
+    use_store(monkeypatch, db)
+    score_own_sets(f"sqlite:///{db}", tmp_path / "own",
+                   {"my_fake": ("fake", ["04_rgb_97x130.png", "08_synth_449x450.png"],
+                                ("original",))})
+    at = new_app().run()
+    at.switch_page("views/models.py").run()
+    assert not at.exception
+    stored = at.dataframe[-2].value
+    assert stored["sha256"].isna().any()  # imported models have no weights file
+    at.selectbox(key="models.stored").set_value(
+        int(stored.loc[stored["name"] == "tiny", "id"].iloc[0])).run()
+    assert at.dataframe[-1].value["auc"].isna().all()  # fakes only: no AUC
+    assert shown_missing(at) == []

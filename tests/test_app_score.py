@@ -21,6 +21,12 @@ def _huge_png() -> bytes:
     return buf.getvalue()
 
 
+def _score_page():
+    """The app opened on the Score page (the start page is the default)."""
+    at = new_app().run()
+    return at.switch_page("views/score.py").run()
+
+
 def _upload(at, files):
     at.file_uploader(key="score.uploads").set_value(files)
     return at.run()
@@ -30,7 +36,7 @@ def test_score_upload_shows_score_verdict_overlay_and_grid(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
-    at = new_app().run()
+    at = _score_page()
     assert not at.exception
     _upload(at, [("photo.png", PHOTO, "image/png")])
     assert not at.exception and not at.error
@@ -43,11 +49,19 @@ def test_score_upload_shows_score_verdict_overlay_and_grid(
     expected = Detector.load(WEIGHTS, cfg=CFG, device="cpu").score_one(PHOTO).score
     assert score == pytest.approx(expected, abs=1e-4)  # the uploaded bytes, as they are
     label = "likely AI-generated" if score >= 0.5 else "likely real"
-    assert any(label in m for m in texts(at, "markdown"))
+    # Regression: a "verified" icon stood next to an uncalibrated "likely real".
+    [verdict] = [m for m in texts(at, "markdown") if label in m]
+    assert "uncalibrated" in verdict and ":material/" not in verdict
     assert any("0.5 decision threshold" in c for c in texts(at, "caption"))
-    assert any("No reference run" in i for i in texts(at, "info"))
+    assert any("needs at least 20 real images scored by this model" in i and "0 so far" in i
+               for i in texts(at, "info"))
     sha = hashlib.sha256(PHOTO).hexdigest()[:12]
     assert at.toggle(key=f"score.overlay.{sha}").value is True
+    assert at.radio(key=f"score.scale.{sha}").value == "uniform"  # the fixed scale by default
+    assert any("grey = uniform attention" in c for c in texts(at, "caption"))
+    at.radio(key=f"score.scale.{sha}").set_value("stretch").run()
+    assert any("stretched to this image" in c and "a difference of" in c
+               for c in texts(at, "caption"))
     at.slider(key=f"score.opacity.{sha}").set_value(0.8).run()
     at.toggle(key=f"score.overlay.{sha}").set_value(False).run()
     assert not at.exception
@@ -58,7 +72,7 @@ def test_score_broken_uploads_show_errors_and_the_good_one_still_scores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
-    at = new_app().run()
+    at = _score_page()
     _upload(at, [
         ("notes.png", b"this is not an image", "image/png"),
         ("cut.png", PHOTO[: len(PHOTO) // 2], "image/png"),
@@ -78,7 +92,7 @@ def test_score_what_if_scores_each_condition(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
-    at = new_app().run()
+    at = _score_page()
     _upload(at, [("photo.png", PHOTO, "image/png")])
     sha = hashlib.sha256(PHOTO).hexdigest()[:12]
     at.multiselect(key=f"score.whatif.{sha}").set_value(["jpeg/q75", "meme"]).run()
@@ -121,7 +135,7 @@ def test_score_verdict_is_calibrated_by_a_reference_run(
         bulk_insert_predictions(s, [{"run_id": run.id, "image_id": iid, "score": k / 1000}
                                     for k, iid in enumerate(ids)])  # reals score 0 .. 0.199
     dispose_all()
-    at = new_app().run()
+    at = _score_page()
     _upload(at, [("photo.png", PHOTO, "image/png")])
     assert not at.exception
     at.select_slider(key="score.fpr_loose").set_value(0.1).run()
@@ -138,7 +152,7 @@ def test_score_reference_fprs_are_chosen_on_the_page(
     from db.dashboard_models import ReferenceThresholds, verdict
 
     use_store(monkeypatch, tmp_path / "spai.db")
-    at = new_app().run()
+    at = _score_page()
     assert at.select_slider(key="score.fpr_strict").value == 0.01
     assert at.select_slider(key="score.fpr_loose").value == 0.05
     at.select_slider(key="score.fpr_loose").set_value(0.2).run()
@@ -148,3 +162,62 @@ def test_score_reference_fprs_are_chosen_on_the_page(
     assert verdict(0.5, ref).label == "inconclusive"
     assert verdict(0.1, ref).label == "likely real"
     assert "20%" in verdict(0.1, ref).meaning
+
+
+def test_score_says_what_calibration_needs_and_uses_new_reference_scores_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: after 6 real images were scored on the Jobs page the page still said "No
+    reference run of this model on real images is in the store"; the 20-image minimum was never
+    said. Later reference scores must count on the next rerun (no minute-long cache)."""
+    from app_support import score_own_sets, shown_missing
+
+    db = tmp_path / "spai.db"
+    use_store(monkeypatch, db)
+    url = f"sqlite:///{db}"
+    six = ["01_rgb_224x224.png", "02_rgb_500x300.png", "03_rgb_1024x768.png",
+           "05_gray_320x256.png", "06_rgba_460x470.png", "07_photo_640x427.jpg"]
+    score_own_sets(url, tmp_path / "own", {"six_reals": ("real", six, ("original",))})
+    at = _score_page()
+    _upload(at, [("photo.png", PHOTO, "image/png")])
+    assert not at.exception
+    assert any("needs at least 20 real images scored by this model; 6 so far" in i
+               for i in texts(at, "info"))
+    assert shown_missing(at) == []
+    score_own_sets(url, tmp_path / "more", {"more_reals": ("real", six * 3, ("original",))})
+    at.run()
+    assert not at.exception
+    assert any("Verdict bands from 24 real reference images" in c for c in texts(at, "caption"))
+    assert not any("not calibrated" in i for i in texts(at, "info"))
+    # 24 reals measure no 1% threshold: the strict band starts at the lowest rate they can.
+    assert at.select_slider(key="score.fpr_strict").value == 0.01  # widget kept from before
+    assert any("none at 1% FPR (needs 100 reals)" in c for c in texts(at, "caption"))
+    [verdict] = [m for m in texts(at, "markdown") if m.startswith("###")]
+    assert "uncalibrated" not in verdict and ":material/" in verdict  # a calibrated verdict
+
+
+def test_shipped_demo_model_is_calibrated_on_day_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo model's calibration.json (measured on the demo test reals) gives verdict bands
+    on an empty store."""
+    from app_support import REPO, shown_missing
+    from spai import calibration
+    from spai.checkpoint import file_sha256
+
+    weights = REPO / "weights" / "demo" / "spai_demo.pth"
+    cal = calibration.read_for(weights, file_sha256(weights))
+    assert cal is not None and cal.n_real == 54
+    use_store(monkeypatch, tmp_path / "spai.db")
+    monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(weights))
+    monkeypatch.delenv("SPAI_MODEL_CFG")
+    at = _score_page()
+    assert at.select_slider(key="score.fpr_strict").value == 0.02  # 54 reals: 2% is the lowest
+    _upload(at, [("photo.png", PHOTO, "image/png")])
+    assert not at.exception
+    assert any("Verdict bands from 54 real reference images" in c and "shipped with the model"
+               in c and f"{cal.thresholds[0.05]:.3f} at 5% FPR" in c for c in texts(at, "caption"))
+    assert not any("not calibrated" in i for i in texts(at, "info"))
+    [verdict] = [m for m in texts(at, "markdown") if m.startswith("###")]
+    assert "uncalibrated" not in verdict
+    assert shown_missing(at) == []

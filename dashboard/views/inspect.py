@@ -100,7 +100,7 @@ def _spectral(det: Detector, data: bytes, pred: Prediction) -> None:
     st.subheader("Patches")
     st.plotly_chart(components.patch_grid_figure(model_input, pred.boxes, pred.attention_mean),
                     key="inspect.grid")
-    st.dataframe(table, hide_index=True)
+    components.data_table(table, hide_index=True)
     radius_default = det.config.model.fre.masking_radius
     patch = st.selectbox("Patch for the low/high-pass views", list(table["patch"]),
                          index=int(np.argmax(table["attention"])), key=state.INSPECT_PATCH,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import resources, state
+from dashboard import components, resources, state
 from db.dashboard_models import (
     Checkpoint,
     evaluation_summary,
@@ -52,7 +52,7 @@ def _evaluation(sha: str, origin: str) -> None:
     if not frames:
         st.caption("No stored evaluation for these weights (score image sets on the Jobs page).")
         return
-    st.dataframe(pd.concat(frames), hide_index=True)
+    components.data_table(pd.concat(frames), hide_index=True)
 
 
 st.title("Models")
@@ -102,10 +102,13 @@ with session_scope(readonly=True) as s:
 if not stored:
     st.caption("The store has no models yet.")
 else:
-    st.dataframe(pd.DataFrame([m.__dict__ for m in stored]), hide_index=True)
+    components.data_table(pd.DataFrame([m.__dict__ for m in stored]), hide_index=True)
     by_id = {m.id: m.name for m in stored}
     pick = st.selectbox("Evaluation summary of", list(by_id), format_func=by_id.get,
                         key=state.MODELS_STORED)
     with session_scope(readonly=True) as s:
         summary = evaluation_summary(s, pick)
-    st.dataframe(summary, hide_index=True)
+    if summary.empty:
+        st.caption("This model has no stored predictions.")
+    else:
+        components.data_table(summary, hide_index=True)

@@ -1,19 +1,33 @@
-"""Score page: upload images -> score, verdict band, attention overlay, patch grid, "what if"."""
+"""Score page: upload images -> score, verdict band, attention overlay, patch grid, "what if".
+
+Verdict bands come from the model's reference reals: its runs on real image sets in the store
+(at least ``MIN_REFERENCE_REALS``), else the calibration shipped with the weights
+(``spai.calibration``, e.g. the demo model's); without either the page says what is missing.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import components, resources, state
-from db.dashboard_models import reference_thresholds, store_model_ids, verdict
+from db.dashboard_models import (
+    MIN_REFERENCE_REALS,
+    ReferenceThresholds,
+    reference_real_count,
+    reference_thresholds,
+    store_model_ids,
+    verdict,
+)
 from db.session import database_url, session_scope
 from robustness.apply import apply_condition
+from spai import calibration
 from spai.detector import Detector, Prediction
 from spai.imageio import open_rgb
-from spai.overlay import overlay_image
+from spai.overlay import overlay_image, overlay_scale
 from spai.visualize import tensor_to_image
 
 MAX_UPLOAD_MB = 50  # per file; the server's maxUploadSize says the same
@@ -22,12 +36,30 @@ WHATIF_DEFAULT = ("jpeg/q75", "webp/q75", "social/1080-q80", "resize/x0.5",
 THUMB_PX = 220
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def _reference(url: str, model_sha: str, origin: str, fprs: tuple[float, float]):
-    """Verdict thresholds for the model from the store at ``url`` (cached for a minute)."""
+def _reference_count(url: str, model_sha: str, origin: str) -> int:
+    """Real images this model scored unmodified in the store (one COUNT, not cached, so a
+    reference run finished a moment ago is seen on the next rerun)."""
+    with session_scope(url, readonly=True) as s:
+        return reference_real_count(s, store_model_ids(s, sha256=model_sha, origin=origin))
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _reference(url: str, model_sha: str, origin: str, fprs: tuple[float, float], n_real: int):
+    """Verdict thresholds for the model from the store at ``url`` (cached per count of
+    reference reals, so new reference scores are used at once)."""
     with session_scope(url, readonly=True) as s:
         ids = store_model_ids(s, sha256=model_sha, origin=origin)
         return reference_thresholds(s, ids, fprs)
+
+
+def _shipped(cal: calibration.Calibration | None, fprs: tuple[float, float]
+             ) -> ReferenceThresholds | None:
+    """The calibration recorded with the weights file (same sha256), as verdict thresholds."""
+    if cal is None:
+        return None
+    by_fpr = {f: (math.inf if cal.thresholds.get(f) is None else cal.thresholds[f])
+              for f in fprs}
+    return ReferenceThresholds(by_fpr, cal.n_real, (f"shipped with the model: {cal.source}",))
 
 
 def _score(det: Detector, data: bytes, sha: str, name: str) -> Prediction:
@@ -93,17 +125,24 @@ def _show_one(det: Detector, upload, ref) -> None:
     st.caption(f"sha256 {sha[:16]}... | {pred.width}x{pred.height} px | "
                f"{pred.num_patches} patches | {pred.seconds:.2f} s")
     components.verdict_card(pred.score, verdict(pred.score, ref), det.info.name)
-    show, opacity = components.overlay_controls(state.item_key("score", "overlay", sha[:12]),
-                                                state.item_key("score", "opacity", sha[:12]))
+    show, opacity, mode = components.overlay_controls(
+        state.item_key("score", "overlay", sha[:12]), state.item_key("score", "opacity", sha[:12]),
+        state.item_key("score", "scale", sha[:12]))
     model_input = tensor_to_image(det.prepare(data)[0])
     left, right = st.columns(2)
     if show:
-        shown, _ = overlay_image(model_input, pred.boxes, pred.attention_mean, opacity=opacity)
+        scale = overlay_scale(pred.attention_mean, mode)
+        shown, _ = overlay_image(model_input, pred.boxes, pred.attention_mean, opacity=opacity,
+                                 scale=scale)
+        left.image(shown, caption="model input with patch attention")
+        left.plotly_chart(components.attention_colorbar(scale),
+                          key=state.item_key("score", "colorbar", sha[:12]))
+        left.caption(f"Attention colours, {scale.describe()}.")
     else:
-        shown = model_input
-    left.image(shown, caption="model input with patch attention (red = more weight)"
-               if show else "model input")
-    right.plotly_chart(components.patch_grid_figure(model_input, pred.boxes, pred.attention_mean),
+        left.image(model_input, caption="model input")
+    right.plotly_chart(components.patch_grid_figure(
+        model_input, pred.boxes, pred.attention_mean,
+        overlay_scale(pred.attention_mean, mode)),
                        key=state.item_key("score", "grid", sha[:12]))
     _show_what_if(det, data, sha, pred.score)
 
@@ -113,13 +152,21 @@ det, problem = resources.load_active_detector()
 if det is None:
     st.error(problem, icon=":material/error:")
     st.stop()
-fprs = components.fpr_picker(state.SCORE_FPR_STRICT, state.SCORE_FPR_LOOSE)
+n_stored: int | None = None
 try:
-    ref = _reference(database_url(), det.info.sha256, det.info.origin, fprs)
-except Exception as exc:  # the store is down: scoring still works, uncalibrated
-    ref = None
+    n_stored = _reference_count(database_url(), det.info.sha256, det.info.origin)
+except Exception as exc:  # the store is down: scoring still works, maybe uncalibrated
     components.store_unavailable(exc)
-components.reference_note(ref)
+shipped_cal = calibration.read_for(det.info.path, det.info.sha256)
+n_ref = n_stored if n_stored and n_stored >= MIN_REFERENCE_REALS else (
+    shipped_cal.n_real if shipped_cal else None)
+fprs = components.fpr_picker(state.SCORE_FPR_STRICT, state.SCORE_FPR_LOOSE, n_ref)
+ref = None
+if n_stored is not None and n_stored >= MIN_REFERENCE_REALS:
+    ref = _reference(database_url(), det.info.sha256, det.info.origin, fprs, n_stored)
+if ref is None:
+    ref = _shipped(shipped_cal, fprs)
+components.reference_note(ref, n_stored)
 uploads = st.file_uploader("Images (drag and drop; one or many)", accept_multiple_files=True,
                            key=state.SCORE_UPLOADS, max_upload_size=MAX_UPLOAD_MB)
 if not uploads:

@@ -1,5 +1,5 @@
-"""CLI: ``python -m spai.demo build`` (the demo data set), ``reproduce`` (set + model + card)
-and ``evaluate`` (re-measure the shipped model)."""
+"""CLI: ``python -m spai.demo build`` (the demo data set), ``reproduce`` (set + model + card),
+``evaluate`` (re-measure the shipped model) and ``calibrate`` (its verdict thresholds)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,18 @@ def evaluate_cmd(data_dir: Path, output: Path, conditions: tuple[str, ...]) -> N
     from spai.demo.reproduce import reevaluate
 
     reevaluate(data_dir, output, conditions or None, log=click.echo)
+
+
+@cli.command("calibrate")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("data/demo"),
+              show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("weights/demo"),
+              show_default=True, help="Folder of the shipped model; calibration.json goes here.")
+def calibrate_cmd(data_dir: Path, output: Path) -> None:
+    """Measure the shipped model's verdict thresholds on the demo test reals."""
+    from spai.demo.reproduce import calibrate
+
+    calibrate(data_dir, output, log=click.echo)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-__all__ = ["MAIN_CONDITIONS", "all_conditions", "evaluate_split", "reevaluate", "reproduce",
-           "ship_checkpoint"]
+__all__ = ["MAIN_CONDITIONS", "all_conditions", "calibrate", "evaluate_split", "reevaluate",
+           "reproduce", "ship_checkpoint"]
 
 DEMO_CONFIG = Path("configs/demo.yaml")
 TARGET_AUC = 0.95  # issue 6: test AUC the shipped demo model must reach (reported, not asserted)
@@ -104,6 +104,38 @@ def evaluate_split(weights: Path, csv_path: Path, split: str = "test",
             out[cid] = _metrics(y, p) | {"errors": errors}
         log(f"  {cid}: {out[cid]} ({time.perf_counter() - t0:.0f}s)")
     return out
+
+
+def calibrate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/demo"),
+              split: str = "test", log: Callable[[str], None] = print) -> Any:
+    """Measure the shipped model's verdict thresholds on the `split` reals of the demo set and
+    write them to ``out_dir/calibration.json`` (``spai.calibration``)."""
+    from spai import calibration
+    from spai.checkpoint import file_sha256
+    from spai.detector import Detector
+
+    weights = out_dir / "spai_demo.pth"
+    csv_path = data_dir / "demo.csv"
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"no demo set at {data_dir}: run `python -m spai.demo build` first")
+    with csv_path.open(newline="") as f:
+        reals = [r["image"] for r in csv.DictReader(f) if r["split"] == split and r["class"] == "0"]
+    det = Detector.load(weights, device="cpu")
+    scores = []
+    for name in reals:
+        pred = det.score_one(data_dir / name, name=name)
+        if not pred.ok:
+            raise ValueError(f"{name}: {pred.error}")
+        scores.append(pred.score)
+    cal = calibration.measure(
+        scores, sha256=file_sha256(weights),
+        source=f"the {len(scores)} real images of the demo set's {split} split (photos never "
+               "seen in training)",
+        command=f"python -m spai.demo calibrate --data {data_dir} --output {out_dir}")
+    calibration.write(cal, out_dir / calibration.CALIBRATION_FILE)
+    log(f"calibration from {cal.n_real} reals: " + ", ".join(
+        f"{f:g}: {'n/a' if t is None else f'{t:.4f}'}" for f, t in cal.thresholds.items()))
+    return cal
 
 
 def _card(info: dict[str, Any]) -> str:
@@ -249,6 +281,7 @@ def reproduce(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
         "epoch_log": epoch_events,
     }
     _write_card(out_dir, info)
+    calibrate(data_dir, out_dir, log=log)
     log(f"done in {(time.perf_counter() - t0) / 60:.1f} min: {weights}")
     return info
 
