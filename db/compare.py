@@ -10,8 +10,9 @@ selected real sets it has scores for (``CompareTable.real_sets``; the others are
 ``unused_real_sets``), the same sets in every column, so a column whose condition lacks one of
 them stays empty. Every empty cell carries its reason (``CompareTable.reasons``).
 
-Scores of one model are fetched with one SELECT into numpy (``load_scores``); everything after is
-vectorised numpy on those arrays, so a million predictions render in well under two seconds.
+Scores of one model are fetched with one SELECT into numpy (``load_scores``); the statistics are
+``robustness.metrics``' (``auc_matrix`` for every fake x real pair at once, ``auc_replicates``
+for the bootstrap), so a million predictions render in well under two seconds.
 
 Usage::
 
@@ -32,7 +33,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import ORIGINAL, ImageSet, Model, Prediction, Run
-from robustness.metrics import auc, get_metric, roc_curve_points
+from robustness.metrics import (
+    auc,
+    auc_matrix,
+    auc_replicates,
+    get_metric,
+    resample_counts,
+    roc_curve_points,
+)
 
 MEAN_ROW = "mean"
 BOOTSTRAP_N = 200  # replicates per cell for the hover intervals
@@ -171,34 +179,6 @@ def default_real_sets(datas: Sequence[ScoreData], conditions: Sequence[str] | No
     return sorted(chosen)
 
 
-def auc_matrix(fakes: Sequence[np.ndarray], reals: Sequence[np.ndarray]) -> np.ndarray:
-    """(len(fakes), len(reals)) Mann-Whitney AUCs of every fake set against every real set
-    (ties count one half; equal to ``robustness.metrics.auc`` on each pooled pair).
-
-    One sort of all scores: for each tie group, the weight of real set j strictly below it
-    plus half of the ties; a fake set's AUC numerator is its per-group counts times that.
-    """
-    arrays = list(fakes) + list(reals)
-    sizes = np.array([a.size for a in arrays])
-    pool = np.concatenate(arrays)
-    owner = np.repeat(np.arange(len(arrays)), sizes)
-    order = np.argsort(pool, kind="stable")
-    sp, so = pool[order], owner[order]
-    new = np.r_[True, sp[1:] != sp[:-1]]
-    group = np.cumsum(new) - 1  # tie group of each sorted score
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], sp.size]  # one past each group's end
-    n_groups, nf = starts.size, len(fakes)
-    wins = np.empty((len(reals), n_groups))  # (R, G): real weight below + half the ties
-    for j in range(len(reals)):
-        cum = np.r_[0, np.cumsum(so == nf + j)]
-        wins[j] = cum[starts] + 0.5 * (cum[ends] - cum[starts])
-    is_fake = so < nf
-    counts = np.bincount(so[is_fake] * n_groups + group[is_fake],
-                         minlength=nf * n_groups).reshape(nf, n_groups)  # (F, G)
-    return (counts @ wins.T) / np.outer(sizes[:nf], sizes[nf:])  # (F, R)
-
-
 def _pair_values(fn, fake: np.ndarray, reals: list[np.ndarray]) -> float:
     vals = []
     for r in reals:
@@ -262,25 +242,6 @@ def _mean_reason(column: pd.Series) -> str:
     return f"the mean needs every fake set; no value for {', '.join(empty)}"
 
 
-def _auc_replicates(fake: np.ndarray, real: np.ndarray, wf: np.ndarray, wr: np.ndarray
-                    ) -> np.ndarray:
-    """AUC of each bootstrap replicate given resampling counts wf (n, F) and wr (n, R)."""
-    order = np.argsort(real, kind="mergesort")
-    rs = real[order]
-    cum = np.concatenate([np.zeros((wr.shape[0], 1)), np.cumsum(wr[:, order], axis=1)], axis=1)
-    lo = np.searchsorted(rs, fake, side="left")
-    hi = np.searchsorted(rs, fake, side="right")
-    below, upto = cum[:, lo], cum[:, hi]  # (n, F): real weight strictly below / up to each fake
-    wins = below + 0.5 * (upto - below)
-    return (wf * wins).sum(axis=1) / (fake.size * real.size)
-
-
-def _counts(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
-    """(n, size) counts of each item in n resamples with replacement."""
-    idx = rng.integers(0, size, (n, size)) + np.arange(n)[:, None] * size
-    return np.bincount(idx.ravel(), minlength=n * size).reshape(n, size).astype(np.float64)
-
-
 def bootstrap_cells(
     data: ScoreData, table: CompareTable, *, n: int = BOOTSTRAP_N, seed: int = 0,
     level: float = 0.95,
@@ -306,9 +267,9 @@ def bootstrap_cells(
                 continue
             reps = np.zeros(n)
             if table.metric == "auc":
-                wf = _counts(rng, fake.size, n)
+                wf = resample_counts(rng, fake.size, n)
                 for r in reals:
-                    reps += _auc_replicates(fake, r, wf, _counts(rng, r.size, n))
+                    reps += auc_replicates(fake, r, wf, resample_counts(rng, r.size, n))
             else:
                 fi = rng.integers(0, fake.size, (n, fake.size))
                 for r in reals:

@@ -21,7 +21,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import ORIGINAL, Image, ImageSet, Model, Prediction, Run
-from robustness.metrics import ap, auc, min_reals_for_fpr, threshold_at_fpr
+from robustness.metrics import (
+    DECISION_THRESHOLD,
+    ap,
+    auc,
+    min_reals_for_fpr,
+    predict_fake,
+    threshold_at_fpr,
+)
 
 __all__ = [
     "REFERENCE_FPRS",
@@ -45,7 +52,7 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = REPO_ROOT / "weights"
 REFERENCE_FPRS = (0.01, 0.05)  # strict and loose false-positive rates behind the verdict bands
-DEFAULT_THRESHOLD = 0.5  # the model's own decision threshold, used without a reference run
+DEFAULT_THRESHOLD = DECISION_THRESHOLD  # used without a reference run (robustness.metrics)
 MIN_REFERENCE_REALS = 20  # fewer real scores than this give no verdict bands at all
 STUDY_SPAI_MODEL = "SPAI (official weights, study)"  # scores made with the official weights
 
@@ -222,10 +229,10 @@ def verdict(score: float, ref: ReferenceThresholds | None) -> Verdict:
     """Band a score: above the strict (lowest-FPR) threshold -> likely AI-generated, below the
     loose one -> likely real, between -> inconclusive. Without a reference: the 0.5 rule."""
     if ref is None:
-        fake = score >= DEFAULT_THRESHOLD
+        fake = bool(predict_fake([score], threshold=DEFAULT_THRESHOLD)[0])
         return Verdict(
             "likely AI-generated" if fake else "likely real",
-            f"score {'at or above' if fake else 'below'} the model's 0.5 decision threshold; "
+            f"score {'above' if fake else 'at or below'} the model's 0.5 decision threshold; "
             "no reference run of this model on real images exists, so the false-positive "
             "rate of this call is unknown",
             calibrated=False,

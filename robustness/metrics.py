@@ -5,6 +5,17 @@ ground truth first, scores second, options keyword-only. Ties in scores are hand
 sklearn's ``roc_auc_score`` / ``average_precision_score`` / ``roc_curve`` (one ROC point per
 distinct score), so AUC equals the Mann-Whitney statistic with average ranks.
 
+The decision rule, stated once: an image is called fake when its score is strictly above the
+threshold (``predict_fake``; default ``DECISION_THRESHOLD`` = 0.5), the official code's rule
+(torchmetrics' binary accuracy thresholds with ``preds > threshold``), so a score of exactly
+0.5 is called real. Thresholds at a false-positive rate (``threshold_at_fpr``) follow
+sklearn's ``roc_curve`` instead: fake when the score is at least the threshold, which is one of
+the real scores.
+
+Many AUCs at once (``auc_matrix``: every fake set against every real set with one sort) and
+bootstrap replicates of an AUC from resampling counts (``resample_counts``,
+``auc_replicates``) are the vectorised forms the Compare page uses for a million scores.
+
 Example::
 
     >>> auc([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9])
@@ -15,23 +26,30 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+DECISION_THRESHOLD = 0.5  # the model's own decision threshold on P(fake)
+
 __all__ = [
+    "DECISION_THRESHOLD",
     "METRICS",
     "BootstrapCI",
     "MetricSpec",
     "acc_at",
     "ap",
     "auc",
+    "auc_matrix",
+    "auc_replicates",
     "bootstrap_ci",
     "eer",
     "get_metric",
     "min_reals_for_fpr",
+    "predict_fake",
+    "resample_counts",
     "roc_curve_points",
     "threshold_at_fpr",
     "tpr_at_fpr",
@@ -110,10 +128,72 @@ def ap(y_true: ArrayLike, y_score: ArrayLike) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def acc_at(y_true: ArrayLike, y_score: ArrayLike, *, threshold: float = 0.5) -> float:
-    """Accuracy when a score strictly above ``threshold`` means fake (torchmetrics' rule)."""
+def predict_fake(y_score: ArrayLike, *, threshold: float = DECISION_THRESHOLD) -> np.ndarray:
+    """The decision rule: fake where the score is strictly above ``threshold`` (see above).
+
+    >>> predict_fake([0.2, 0.5, 0.7]).tolist()
+    [False, False, True]
+    """
+    return np.asarray(y_score, dtype=np.float64) > threshold
+
+
+def acc_at(y_true: ArrayLike, y_score: ArrayLike, *, threshold: float = DECISION_THRESHOLD
+           ) -> float:
+    """Accuracy of ``predict_fake`` at ``threshold``."""
     yt, ys = _check(y_true, y_score)
-    return float(np.mean((ys > threshold) == (yt == 1)))
+    return float(np.mean(predict_fake(ys, threshold=threshold) == (yt == 1)))
+
+
+def auc_matrix(fakes: Sequence[ArrayLike], reals: Sequence[ArrayLike]) -> np.ndarray:
+    """(len(fakes), len(reals)) AUCs of every fake set against every real set, each equal to
+    ``auc`` on the pooled pair (ties count one half).
+
+    One sort of all scores: for each tie group, the weight of real set j strictly below it
+    plus half of the ties; a fake set's AUC numerator is its per-group counts times that.
+    """
+    arrays = [np.asarray(a, dtype=np.float64).ravel() for a in (*fakes, *reals)]
+    sizes = np.array([a.size for a in arrays])
+    if (sizes == 0).any():
+        raise ValueError("auc_matrix needs non-empty score arrays")
+    pool = np.concatenate(arrays)
+    owner = np.repeat(np.arange(len(arrays)), sizes)
+    order = np.argsort(pool, kind="stable")
+    sp, so = pool[order], owner[order]
+    new = np.r_[True, sp[1:] != sp[:-1]]
+    group = np.cumsum(new) - 1  # tie group of each sorted score
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], sp.size]  # one past each group's end
+    n_groups, nf = starts.size, len(fakes)
+    wins = np.empty((len(reals), n_groups))  # (R, G): real weight below + half the ties
+    for j in range(len(reals)):
+        cum = np.r_[0, np.cumsum(so == nf + j)]
+        wins[j] = cum[starts] + 0.5 * (cum[ends] - cum[starts])
+    is_fake = so < nf
+    counts = np.bincount(so[is_fake] * n_groups + group[is_fake],
+                         minlength=nf * n_groups).reshape(nf, n_groups)  # (F, G)
+    return (counts @ wins.T) / np.outer(sizes[:nf], sizes[nf:])  # (F, R)
+
+
+def resample_counts(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
+    """(n, size) counts of each item in n resamples with replacement (a bootstrap as weights)."""
+    idx = rng.integers(0, size, (n, size)) + np.arange(n)[:, None] * size
+    return np.bincount(idx.ravel(), minlength=n * size).reshape(n, size).astype(np.float64)
+
+
+def auc_replicates(fake: ArrayLike, real: ArrayLike, wf: np.ndarray, wr: np.ndarray
+                   ) -> np.ndarray:
+    """AUC of each bootstrap replicate given resampling counts ``wf`` (n, F) and ``wr`` (n, R)
+    (``resample_counts``): the weighted Mann-Whitney statistic, equal to ``auc`` on the
+    resampled scores."""
+    fake, real = np.asarray(fake, np.float64), np.asarray(real, np.float64)
+    order = np.argsort(real, kind="mergesort")
+    rs = real[order]
+    cum = np.concatenate([np.zeros((wr.shape[0], 1)), np.cumsum(wr[:, order], axis=1)], axis=1)
+    lo = np.searchsorted(rs, fake, side="left")
+    hi = np.searchsorted(rs, fake, side="right")
+    below, upto = cum[:, lo], cum[:, hi]  # (n, F): real weight strictly below / up to each fake
+    wins = below + 0.5 * (upto - below)
+    return (wf * wins).sum(axis=1) / (fake.size * real.size)
 
 
 def threshold_at_fpr(y_real_scores: ArrayLike, *, fpr: float) -> float:

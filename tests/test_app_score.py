@@ -48,7 +48,7 @@ def test_score_upload_shows_score_verdict_overlay_and_grid(
 
     expected = Detector.load(WEIGHTS, cfg=CFG, device="cpu").score_one(PHOTO).score
     assert score == pytest.approx(expected, abs=1e-4)  # the uploaded bytes, as they are
-    label = "likely AI-generated" if score >= 0.5 else "likely real"
+    label = "likely AI-generated" if score > 0.5 else "likely real"
     # Regression: a "verified" icon stood next to an uncalibrated "likely real".
     [verdict] = [m for m in texts(at, "markdown") if label in m]
     assert "uncalibrated" in verdict and ":material/" not in verdict

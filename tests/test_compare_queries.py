@@ -15,7 +15,7 @@ from db.queries import bulk_insert_predictions, get_or_create_condition, get_or_
     get_or_create_run, insert_ignore
 from db.session import dispose_all, session_scope
 from robustness.evaluate import study_table
-from robustness.metrics import auc
+from robustness.metrics import auc, auc_matrix, auc_replicates, resample_counts
 
 RNG = np.random.default_rng(7)
 SETS = {"real_a": ("real", 60, 0.3), "real_b": ("real", 40, 0.4),
@@ -122,9 +122,9 @@ def test_vectorised_bootstrap_auc_equals_explicit_resampling() -> None:
     fake, real = RNG.random(40).astype(np.float32), RNG.random(30).astype(np.float32) * 0.8
     fake[:5] = real[:5]  # ties across classes count one half
     rng = np.random.default_rng(1)
-    wf, wr = compare._counts(rng, fake.size, 6), compare._counts(rng, real.size, 6)
+    wf, wr = resample_counts(rng, fake.size, 6), resample_counts(rng, real.size, 6)
     assert (wf.sum(axis=1) == fake.size).all()
-    got = compare._auc_replicates(fake, real, wf, wr)
+    got = auc_replicates(fake, real, wf, wr)
     for b in range(6):
         f = np.repeat(fake, wf[b].astype(int))
         r = np.repeat(real, wr[b].astype(int))
@@ -198,7 +198,7 @@ def test_auc_matrix_equals_pairwise_auc() -> None:
     rng = np.random.default_rng(11)
     fakes = [rng.integers(0, 20, n).astype(np.float32) / 20 for n in (7, 30)]  # many ties
     reals = [rng.integers(0, 15, n).astype(np.float32) / 20 for n in (12, 5, 9)]
-    m = compare.auc_matrix(fakes, reals)
+    m = auc_matrix(fakes, reals)
     for i, f in enumerate(fakes):
         for j, r in enumerate(reals):
             assert m[i, j] == pytest.approx(auc(np.r_[np.ones(f.size), np.zeros(r.size)],

@@ -145,3 +145,24 @@ def test_bad_input_gives_clear_errors(fn):
     if fn is not M.ap:
         with pytest.raises(ValueError, match="both classes"):
             fn([1, 1], [0.1, 0.2])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_matrix_matches_sklearn_on_every_pair(seed):
+    rng = np.random.default_rng(seed)
+    fakes = [rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], n).astype(np.float32) for n in (3, 17)]
+    reals = [rng.choice([0.0, 0.25, 0.5], n) for n in (5, 1, 9)]  # ties across classes
+    m = M.auc_matrix(fakes, reals)
+    for i, f in enumerate(fakes):
+        for j, r in enumerate(reals):
+            y = np.r_[np.ones(f.size), np.zeros(r.size)]
+            assert m[i, j] == pytest.approx(skm.roc_auc_score(y, np.r_[f, r]), abs=1e-12)
+    with pytest.raises(ValueError, match="non-empty"):
+        M.auc_matrix([np.array([])], reals)
+
+
+def test_one_decision_rule():
+    """A score of exactly 0.5 is real (the official code's `preds > threshold`)."""
+    assert M.predict_fake([0.5, 0.5000001, 0.2]).tolist() == [False, True, False]
+    assert M.predict_fake([0.7], threshold=0.7).tolist() == [False]
+    assert M.DECISION_THRESHOLD == 0.5

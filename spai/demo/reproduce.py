@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
+
+from robustness.metrics import acc_at, ap, auc
 
 __all__ = ["MAIN_CONDITIONS", "all_conditions", "calibrate", "evaluate_split", "reevaluate",
            "reproduce", "ship_checkpoint"]
@@ -59,9 +60,9 @@ def _metrics(y: Sequence[int], p: Sequence[float]) -> dict[str, float]:
     both = 0 < y_arr.sum() < len(y_arr)
     return {
         "n": int(len(y_arr)),
-        "auc": float(roc_auc_score(y_arr, p_arr)) if both else math.nan,
-        "ap": float(average_precision_score(y_arr, p_arr)) if both else math.nan,
-        "acc@0.5": float(np.mean((p_arr >= 0.5) == (y_arr == 1))) if len(y_arr) else math.nan,
+        "auc": auc(y_arr, p_arr) if both else math.nan,
+        "ap": ap(y_arr, p_arr) if both else math.nan,
+        "acc@0.5": acc_at(y_arr, p_arr) if len(y_arr) else math.nan,
     }
 
 
