@@ -150,3 +150,20 @@ def test_evaluate_remeasures_the_shipped_model_and_keeps_its_training_facts(
     (out / "spai_demo.pth").write_bytes((out / "spai_demo.pth").read_bytes() + b"x")
     res = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "demo"), "--output", str(out)])
     assert res.exit_code != 0 and "sha256 differs" in str(res.exception)
+
+
+def test_real_crops_are_the_reals_a_build_writes(tmp_path: Path) -> None:
+    """The demo model's calibration scores these in memory; they must be the build's reals."""
+    import numpy as np
+
+    from spai.demo.build import real_crops
+
+    cfg = _mini(tmp_path / "demo")
+    build_demo_set(cfg, _sources(), log=lambda _: None)
+    built = {r["image"] for r in _rows(tmp_path / "demo" / "demo.csv")
+             if r["split"] == "test" and r["class"] == "0"}
+    crops = real_crops(cfg, "test", _sources())
+    assert {name for name, _ in crops} == built and built
+    for name, img in crops:
+        on_disk = np.asarray(Image.open(tmp_path / "demo" / name).convert("RGB"))
+        assert np.array_equal(np.asarray(img.convert("RGB")), on_disk), name

@@ -67,11 +67,14 @@ def evaluate_cmd(data_dir: Path, output: Path, conditions: tuple[str, ...]) -> N
               show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), default=Path("weights/demo"),
               show_default=True, help="Folder of the shipped model; calibration.json goes here.")
-def calibrate_cmd(data_dir: Path, output: Path) -> None:
-    """Measure the shipped model's verdict thresholds on the demo test reals."""
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Build seed of the demo set (used when --data holds no built set).")
+def calibrate_cmd(data_dir: Path, output: Path, seed: int) -> None:
+    """Measure the shipped model's verdict thresholds on the demo test reals (read from
+    --data when built there, else cut from the installed photos without building)."""
     from spai.demo.reproduce import calibrate
 
-    calibrate(data_dir, output, log=click.echo)
+    calibrate(data_dir, output, seed=seed, log=click.echo)
 
 
 if __name__ == "__main__":

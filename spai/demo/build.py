@@ -29,7 +29,7 @@ from PIL import Image
 from spai.demo.generator import AutoencoderConfig, reconstruct, train_autoencoder
 from spai.demo.sources import PhotoSource, discover_sources, load_photo
 
-__all__ = ["BuildConfig", "BuildResult", "assign_splits", "build_demo_set"]
+__all__ = ["BuildConfig", "BuildResult", "assign_splits", "build_demo_set", "real_crops"]
 
 SPLITS = ("train", "val", "test")
 CSV_NAME = "demo.csv"
@@ -135,13 +135,18 @@ measured on it say nothing about detecting images from real generative models.
 """
 
 
-def build_demo_set(
-    cfg: BuildConfig,
-    sources: Sequence[PhotoSource] | None = None,
-    log: Callable[[str], None] = print,
-) -> BuildResult:
-    """Build the demo set into `cfg.output` (replacing a previous build there)."""
-    start = time.perf_counter()
+@dataclass(frozen=True)
+class _Plan:
+    """Which photos are used, each photo's split and crop count (everything but the fakes)."""
+
+    photos: dict[str, Image.Image]
+    splits: dict[str, str]
+    n_crops: dict[str, int]
+    skipped: dict[str, str]
+    by_id: dict[str, PhotoSource]
+
+
+def _plan(cfg: BuildConfig, sources: Sequence[PhotoSource] | None) -> _Plan:
     sources = list(discover_sources() if sources is None else sources)
     photos: dict[str, Image.Image] = {}
     skipped: dict[str, str] = {}
@@ -172,6 +177,40 @@ def build_demo_set(
         per_group[by_id[sid].split_key] = per_group.get(by_id[sid].split_key, 0) + n
     group_split = assign_splits(per_group, cfg.seed, cfg.split_fractions)
     splits = {sid: group_split[by_id[sid].split_key] for sid in photos}
+    return _Plan(photos, splits, n_crops, skipped, by_id)
+
+
+def _crops(plan: _Plan, cfg: BuildConfig, sid: str):
+    """(name, pair, crop) of one photo's crops, in build order."""
+    img = plan.photos[sid]
+    boxes = _plan_crops(img.size, plan.n_crops[sid], cfg, _source_rng(cfg.seed, sid))
+    stem = sid.replace("/", "_")
+    for k, (left, top, w, h) in enumerate(boxes):
+        yield f"{stem}_{k:02d}_{w}x{h}.png", f"{stem}_{k:02d}", img.crop(
+            (left, top, left + w, top + h))
+
+
+def real_crops(
+    cfg: BuildConfig, split: str, sources: Sequence[PhotoSource] | None = None
+) -> list[tuple[str, Image.Image]]:
+    """The real images of one split, as ``build_demo_set`` writes them (relative path, image),
+    without training the autoencoder: the reals do not depend on it."""
+    plan = _plan(cfg, sources)
+    return [((Path(split) / "real" / name).as_posix(), crop)
+            for sid in sorted(plan.photos) if plan.splits[sid] == split
+            for name, _, crop in _crops(plan, cfg, sid)]
+
+
+def build_demo_set(
+    cfg: BuildConfig,
+    sources: Sequence[PhotoSource] | None = None,
+    log: Callable[[str], None] = print,
+) -> BuildResult:
+    """Build the demo set into `cfg.output` (replacing a previous build there)."""
+    start = time.perf_counter()
+    plan = _plan(cfg, sources)
+    photos, splits, n_crops, skipped, by_id = (plan.photos, plan.splits, plan.n_crops,
+                                               plan.skipped, plan.by_id)
     log(f"using {len(photos)} photos ({len(skipped)} skipped); crops: {sum(n_crops.values())}")
 
     train_photos = [photos[sid] for sid in sorted(photos) if splits[sid] == "train"]
@@ -191,23 +230,20 @@ def build_demo_set(
     per_source: list[dict[str, object]] = []
     for sid in sorted(photos):
         img, split = photos[sid], splits[sid]
-        boxes = _plan_crops(img.size, n_crops[sid], cfg, _source_rng(cfg.seed, sid))
-        stem = sid.replace("/", "_")
-        for k, (left, top, w, h) in enumerate(boxes):
-            crop = img.crop((left, top, left + w, top + h))
-            name = f"{stem}_{k:02d}_{w}x{h}.png"
-            pair = f"{stem}_{k:02d}"
+        n_written = 0
+        for name, pair, crop in _crops(plan, cfg, sid):
             for cls, kind, pic in ((0, "real", crop), (1, "fake", reconstruct(model, crop))):
                 rel = Path(split) / kind / name
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 pic.save(out / rel, format="PNG")
                 rows.append({"image": rel.as_posix(), "class": cls, "split": split,
                              "source": sid, "pair": pair})  # fmt: skip
+            n_written += 1
         src = by_id[sid]
         per_source.append({"id": sid, "origin": src.origin, "licence": src.licence,
                            "path": str(src.path), "size": list(img.size), "split": split,
                            "group": src.split_key,
-                           "crops": len(boxes)})  # fmt: skip
+                           "crops": n_written})  # fmt: skip
 
     counts = {s: {"real": 0, "fake": 0} for s in SPLITS}
     for r in rows:

@@ -108,23 +108,36 @@ def evaluate_split(weights: Path, csv_path: Path, split: str = "test",
 
 
 def calibrate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/demo"),
-              split: str = "test", log: Callable[[str], None] = print) -> Any:
+              split: str = "test", seed: int = 0,
+              log: Callable[[str], None] = print) -> Any:  # fmt: skip
     """Measure the shipped model's verdict thresholds on the `split` reals of the demo set and
-    write them to ``out_dir/calibration.json`` (``spai.calibration``)."""
+    write them to ``out_dir/calibration.json`` (``spai.calibration``).
+
+    The reals are read from `data_dir` when a built set is there, else cut from the installed
+    photos exactly as ``python -m spai.demo build --seed <seed>`` cuts them (the reals do not
+    depend on the autoencoder, so it is not trained).
+    """
     from spai import calibration
     from spai.checkpoint import file_sha256
+    from spai.demo.build import BuildConfig, real_crops
     from spai.detector import Detector
 
     weights = out_dir / "spai_demo.pth"
     csv_path = data_dir / "demo.csv"
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"no demo set at {data_dir}: run `python -m spai.demo build` first")
-    with csv_path.open(newline="") as f:
-        reals = [r["image"] for r in csv.DictReader(f) if r["split"] == split and r["class"] == "0"]
+    if csv_path.is_file():
+        with csv_path.open(newline="") as f:
+            names = [r["image"] for r in csv.DictReader(f)
+                     if r["split"] == split and r["class"] == "0"]
+        images = [(name, data_dir / name) for name in names]
+        where = f"{data_dir}"
+    else:
+        images = real_crops(BuildConfig(seed=seed), split)
+        where = f"cut from the installed photos as `python -m spai.demo build --seed {seed}` does"
+    log(f"scoring {len(images)} {split} reals ({where})")
     det = Detector.load(weights, device="cpu")
     scores = []
-    for name in reals:
-        pred = det.score_one(data_dir / name, name=name)
+    for name, image in images:
+        pred = det.score_one(image, name=name)
         if not pred.ok:
             raise ValueError(f"{name}: {pred.error}")
         scores.append(pred.score)
@@ -132,7 +145,7 @@ def calibrate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
         scores, sha256=file_sha256(weights),
         source=f"the {len(scores)} real images of the demo set's {split} split (photos never "
                "seen in training)",
-        command=f"python -m spai.demo calibrate --data {data_dir} --output {out_dir}")
+        command=f"python -m spai.demo calibrate --output {out_dir}")
     calibration.write(cal, out_dir / calibration.CALIBRATION_FILE)
     log(f"calibration from {cal.n_real} reals: " + ", ".join(
         f"{f:g}: {'n/a' if t is None else f'{t:.4f}'}" for f, t in cal.thresholds.items()))
@@ -208,6 +221,9 @@ Conditions are the ids of `robustness` (applied per image, seeded by the image p
 - `spai_demo.pth`: `{{"model": state_dict, "epoch", "step", "config"}}` (loads with
   `torch.load(weights_only=True)`; sha256 `{info['sha256']}`)
 - `spai_demo.yaml`: the config the detector builds the model from.
+- `calibration.json`: the verdict thresholds at the Score page's false-positive rates, measured
+  on the test split's real images (`python -m spai.demo calibrate`; rates the test reals cannot
+  measure, below 1 / their number, are recorded as null).
 
 Licence: the weights are a product of this repository's code and of the photos listed in the
 data set's `manifest.json` (CC-BY 2.0, CC0/public domain, GPL-2+ and LGPL-3 sources).
@@ -282,7 +298,7 @@ def reproduce(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
         "epoch_log": epoch_events,
     }
     _write_card(out_dir, info)
-    calibrate(data_dir, out_dir, log=log)
+    calibrate(data_dir, out_dir, seed=seed, log=log)
     log(f"done in {(time.perf_counter() - t0) / 60:.1f} min: {weights}")
     return info
 
