@@ -38,7 +38,6 @@ OVERLAY_SCALE_LABELS = {"uniform": "fixed (grey = uniform attention)",
 PATCH_MARKER_PX = 18  # size of the invisible hover target at each patch centre
 MISSING = "—"  # what a table shows for a missing value (never "None" or "nan")
 THUMB_PX = 160  # thumbnails fit in a THUMB_PX x THUMB_PX box (width and height capped)
-THUMB_MAX_PIXELS = 40_000_000  # decode cap for a thumbnail's source file
 
 
 def data_table(frame: pd.DataFrame, **kwargs):
@@ -75,16 +74,15 @@ def image_grid(files: Sequence[str], captions: Sequence[str], *, columns: int = 
                max_px: int = THUMB_PX) -> None:
     """Thumbnails of image files, each fitted into a ``max_px`` box (tall images do not run
     down the page); a file that cannot be read shows its reason instead."""
-    from spai.imageio import open_rgb
+    from spai.imageio import thumbnail
 
     cols = st.columns(columns)
     for i, (file, caption) in enumerate(zip(files, captions)):
         try:
-            img = open_rgb(file, THUMB_MAX_PIXELS)
+            img = thumbnail(file, max_px)
         except Exception as exc:  # one unreadable file must not hide the others
             cols[i % columns].caption(f"{caption}: cannot read ({type(exc).__name__})")
             continue
-        img.thumbnail((max_px, max_px))
         cols[i % columns].image(img, caption=caption)
 
 
