@@ -33,12 +33,14 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from db import jobs
 from db.models import ORIGINAL, DerivedImage, Image, ImageSet, Model, Run, utcnow
@@ -59,13 +61,14 @@ from db.session import (
     init_db,
     session_scope,
 )
-from spai.cli_errors import UserError, closest, run_main
+from spai.cli_errors import UserError, closest, one_line, run_main
 
 PLUGIN_MODULES: tuple[str, ...] = ("dashboard.train_job",)  # modules calling register_handler()
 REGISTER_PROBLEMS_KEPT = 500  # per-row problems kept in a registration job's result
 PROBLEMS_LOGGED = 50  # per-row problems of an import or registration written to the job log
 NO_FILE_ERROR = "image file not available (predictions were imported without images)"
 STALE_HEARTBEATS = 3  # stale_after must cover this many heartbeat periods
+STORE_BACKOFF_MAX_S = 30.0  # longest wait before retrying the store after an error
 EXECUTORS = ("local", "ray")  # where infer and make-condition jobs run (see dashboard.ray_executor)
 
 
@@ -79,6 +82,7 @@ class WorkerConfig:
     kinds: tuple[str, ...] | None = None  # restrict to these kinds (default: all registered)
     parent_pid: int | None = None  # exit when this process (the dashboard server) is gone
     idle_exit: float | None = None  # exit after this many seconds without a job
+    max_attempts: int = jobs.MAX_ATTEMPTS  # starts of a job before it is failed, not taken over
 
 
 class JobCancelled(Exception):
@@ -107,15 +111,25 @@ class JobContext:
     stop_event: threading.Event = field(default_factory=threading.Event)
     done: int = 0
     total: int | None = None
+    lost_after: float = WorkerConfig.stale_after - WorkerConfig.heartbeat_seconds
+    beat_ok_at: float = field(default_factory=time.monotonic)  # last heartbeat that landed
 
     def should_stop(self) -> bool:
-        return (self.cancel_event.is_set() or self.lost_event.is_set()
-                or self.stop_event.is_set())
+        return (self.cancel_event.is_set() or self._lost() or self.stop_event.is_set())
+
+    def _lost(self) -> bool:
+        """Taken over, or no heartbeat has landed for ``lost_after`` seconds (the store
+        unreachable, or this process was paused): one heartbeat period before the stale limit,
+        when another worker may take the job over, its work stops."""
+        if time.monotonic() - self.beat_ok_at > self.lost_after:
+            self.lost_event.set()
+        return self.lost_event.is_set()
 
     def check(self) -> None:
         """Raise if the job must stop now (call between batches)."""
-        if self.lost_event.is_set():
-            raise JobLost(f"job {self.job_id} was taken over by another worker")
+        if self._lost():
+            raise JobLost(f"job {self.job_id}: taken over by another worker, or no heartbeat "
+                          f"for {time.monotonic() - self.beat_ok_at:.1f} s")
         if self.cancel_event.is_set():
             raise JobCancelled(f"job {self.job_id} cancelled")
         if self.stop_event.is_set():
@@ -129,14 +143,29 @@ class JobContext:
                                   total=self.total)
         self._apply_flag(flag)
 
+    @contextmanager
+    def owned_session(self) -> Iterator[Any]:
+        """A unit of work that commits only while this worker still owns the job: the job row
+        is heartbeaten (and locked) first, and ``JobLost`` is raised, writing nothing, when
+        another worker took it over (e.g. after this process was paused)."""
+        self.check()
+        with session_scope(self.url) as s:
+            flag = jobs.heartbeat(s, self.job_id, self.worker_id)
+            self._apply_flag(flag)
+            self.check()
+            yield s
+
     def log(self, message: str) -> None:
         with session_scope(self.url) as s:
             jobs.append_log(s, self.job_id, message)
 
     def _apply_flag(self, flag: bool | None) -> None:
+        """Apply what a heartbeat returned: None = taken over, True = cancel requested."""
         if flag is None:
             self.lost_event.set()
-        elif flag:
+            return
+        self.beat_ok_at = time.monotonic()
+        if flag:
             self.cancel_event.set()
 
 
@@ -266,7 +295,7 @@ def derive_row(item: dict[str, Any], condition_id: str) -> dict[str, Any]:
 def write_derived(ctx: JobContext, rows: list[dict[str, Any]], counts: dict[str, int]) -> None:
     """Record a batch of derived rows (existing ones kept), count them and report progress."""
     now = utcnow()
-    with session_scope(ctx.url) as s:
+    with ctx.owned_session() as s:
         insert_ignore(s, DerivedImage.__table__, [r | {"created_at": now} for r in rows])
     failed = sum(r["error"] is not None for r in rows)
     counts["derive_errors"] += failed
@@ -381,7 +410,7 @@ def infer_todo(
 
 def write_predictions(ctx: JobContext, r: InferRun, rows: list[dict[str, Any]]) -> int:
     """Insert a batch of prediction rows (existing ones kept) and report progress."""
-    with session_scope(ctx.url) as s:
+    with ctx.owned_session() as s:
         bulk_insert_predictions(s, rows)
         done = count_predictions(s, r.run_id)
     ctx.progress(done)
@@ -470,15 +499,26 @@ def _run_register(ctx: JobContext) -> dict[str, Any]:
 
     p = ctx.params
     with session_scope(ctx.url) as s:
+        handled = 0
+
+        def checkpoint(n: int) -> None:
+            """Commit the batch (other writers wait at most one batch) and check cancel."""
+            nonlocal handled
+            handled += n
+            s.commit()
+            ctx.progress(handled)
+            ctx.check()
+
         if p["source"] == "register-folder" and p.get("kind") is None:
             rep = register_labelled_folder(s, p["folder"], name=p["name"],
-                                           generator=p.get("generator"))
+                                           generator=p.get("generator"), checkpoint=checkpoint)
         elif p["source"] == "register-folder":
             rep = register_folder(s, p["folder"], name=p["name"], kind=p["kind"],
-                                  generator=p.get("generator"))
+                                  generator=p.get("generator"), checkpoint=checkpoint)
         else:
             rep = register_csv(s, p["csv_path"], p["root"], name=p["name"],
-                               generator=p.get("generator"), split=p.get("split"))
+                               generator=p.get("generator"), split=p.get("split"),
+                               checkpoint=checkpoint)
     for problem in rep.problems[:PROBLEMS_LOGGED]:
         ctx.log(f"{problem.path}: {problem.reason}")
     seen = rep.added + rep.already_present
@@ -518,8 +558,9 @@ class Worker:
                         flag = jobs.heartbeat(s, ctx.job_id, self.id)
                 if ctx is not None:
                     ctx._apply_flag(flag)
-            except Exception as exc:  # the database may be briefly unreachable; retry next tick
-                print(f"[worker {self.id}] heartbeat failed: {exc}", file=sys.stderr)
+            except Exception as exc:  # the store may be briefly unreachable: retry next tick;
+                # the job's work stops once beats stay missing (JobContext._lost)
+                print(f"[worker {self.id}] heartbeat failed: {one_line(exc)}", file=sys.stderr)
 
     def _watch_parent(self) -> None:
         """Stop the worker (its job goes back to the queue) once the process that started it,
@@ -535,13 +576,20 @@ class Worker:
     def run_one(self) -> int | None:
         """Claim and run one job; return its id, or None when nothing was claimable."""
         kinds = list(self.config.kinds or sorted(HANDLERS))
+        cfg = self.config
         with session_scope(self.url) as s:
-            jobs.reap_stale_cancelled(s, stale_after=self.config.stale_after)
-            job = jobs.claim(s, self.id, kinds, stale_after=self.config.stale_after)
+            jobs.reap_stale_cancelled(s, stale_after=cfg.stale_after)
+            for job_id in jobs.fail_exhausted(s, kinds, stale_after=cfg.stale_after,
+                                              max_attempts=cfg.max_attempts):
+                print(f"[worker {self.id}] job {job_id} failed: attempt limit "
+                      f"({cfg.max_attempts}) reached", file=sys.stderr)
+            job = jobs.claim(s, self.id, kinds, stale_after=cfg.stale_after,
+                             max_attempts=cfg.max_attempts)
             if job is None:
                 return None
             ctx = JobContext(job.id, job.kind, dict(job.params or {}), self.id, self.url,
-                             stop_event=self.stop_event)
+                             stop_event=self.stop_event,
+                             lost_after=cfg.stale_after - cfg.heartbeat_seconds)
             resumed = job.attempts > 1
         self.ctx = ctx
         try:
@@ -591,12 +639,21 @@ class Worker:
         hb.start()
         if self.config.parent_pid is not None:
             threading.Thread(target=self._watch_parent, name="parent-watch", daemon=True).start()
-        n, idle_since = 0, time.monotonic()
+        n, idle_since, errors = 0, time.monotonic(), 0
         try:
             while not self.stop_event.is_set():
                 if self.config.max_jobs is not None and n >= self.config.max_jobs:
                     break
-                job_id = self.run_one()
+                try:
+                    job_id = self.run_one()
+                except (SQLAlchemyError, OSError) as exc:  # store busy or unreachable
+                    delay = min(STORE_BACKOFF_MAX_S, self.config.poll_seconds * 2 ** errors)
+                    errors += 1
+                    print(f"[worker {self.id}] store error ({one_line(exc)}); retrying in "
+                          f"{delay:g} s", file=sys.stderr, flush=True)
+                    self.stop_event.wait(delay)
+                    continue
+                errors = 0
                 if job_id is None:
                     if self.config.once:
                         break

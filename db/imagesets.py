@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from spai.limits import DEFAULT_MAX_PIXELS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 HASH_CHUNK = 1 << 20
+REGISTER_BATCH = 64  # images inserted (and committed, by a checkpoint) per batch
+Checkpoint = Callable[[int], None]  # called between batches with the items handled since
 # Subfolder names (lower case) that label their images, as (real, fake) pairs: the common layouts
 # of detector datasets (plain, CNNDetection's 0_real/1_fake, GenImage's nature/ai).
 LABEL_LAYOUTS: tuple[tuple[str, str], ...] = (("real", "fake"), ("0_real", "1_fake"),
@@ -107,10 +110,22 @@ def ensure_imageset(
 def _register_paths(
     session: Session, imageset: ImageSet, root: Path, items: list[tuple[int | None, str]],
     report: RegistrationReport, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    checkpoint: Checkpoint | None = None,
 ) -> None:
+    """Inspect and insert the items; with ``checkpoint``, rows are inserted in batches of
+    ``REGISTER_BATCH`` and ``checkpoint(n)`` is called before the files are read and after
+    each batch (``n`` items handled since the last call)."""
     known = set(session.scalars(select(Image.relpath).where(Image.imageset_id == imageset.id)))
-    rows = []
+    report.imageset_ids[imageset.name] = imageset.id
+    if checkpoint is not None:
+        checkpoint(0)  # e.g. commit: no lock is held while files are read
+    rows, handled = [], 0
     for row, rel in items:
+        if checkpoint is not None and handled >= REGISTER_BATCH:
+            report.added += insert_ignore(session, Image.__table__, rows)
+            checkpoint(handled)
+            rows, handled = [], 0
+        handled += 1
         rel = rel.strip().replace("\\", "/")
         if rel in known:
             report.already_present += 1
@@ -131,15 +146,17 @@ def _register_paths(
                      "width": facts.width, "height": facts.height, "format": facts.format,
                      "has_file": True, "error": facts.error})
     report.added += insert_ignore(session, Image.__table__, rows)
-    report.imageset_ids[imageset.name] = imageset.id
+    if checkpoint is not None:
+        checkpoint(handled)
 
 
 def register_folder(
     session: Session, folder: str | Path, *, name: str, kind: str,
     generator: str | None = None, recursive: bool = True,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS, checkpoint: Checkpoint | None = None,
 ) -> RegistrationReport:
-    """Register every image file under ``folder`` as the set ``name`` with label ``kind``."""
+    """Register every image file under ``folder`` as the set ``name`` with label ``kind``
+    (``checkpoint`` as in ``_register_paths``)."""
     root = Path(folder).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
@@ -148,7 +165,8 @@ def register_folder(
     files = image_files(root, recursive=recursive)
     report = RegistrationReport()
     _register_paths(session, imageset, root,
-                    [(None, p.relative_to(root).as_posix()) for p in files], report, max_pixels)
+                    [(None, p.relative_to(root).as_posix()) for p in files], report, max_pixels,
+                    checkpoint=checkpoint)
     return report
 
 
@@ -173,6 +191,7 @@ def image_files(folder: Path, *, recursive: bool = True) -> list[Path]:
 
 def register_labelled_folder(
     session: Session, folder: str | Path, *, name: str, generator: str | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> RegistrationReport:
     """Register a folder with label subfolders (``label_layout``) as ``<name>-real`` and
     ``<name>-fake``, each rooted at its subfolder. Images outside the two subfolders are
@@ -191,7 +210,7 @@ def register_labelled_folder(
                                    origin="folder", generator=generator)
         _register_paths(session, imageset, sub.resolve(),
                         [(None, p.relative_to(sub).as_posix()) for p in image_files(sub)],
-                        report)
+                        report, checkpoint=checkpoint)
     for path in image_files(root):
         if not any(path.is_relative_to(sub) for sub in layout.values()):
             report.problems.append(RowProblem(None, path.relative_to(root).as_posix(),
@@ -202,7 +221,7 @@ def register_labelled_folder(
 def register_csv(
     session: Session, csv_path: str | Path, root: str | Path, *, name: str,
     generator: str | None = None, split: str | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS, checkpoint: Checkpoint | None = None,
 ) -> RegistrationReport:
     """Register the rows of an official ``image,class,split`` CSV (paths relative to ``root``).
 
@@ -234,5 +253,6 @@ def register_csv(
         set_name = name if len(kinds) == 1 else f"{name}-{kind}"
         imageset = ensure_imageset(session, set_name, kind=kind, root=str(root), origin="csv",
                                    generator=generator)
-        _register_paths(session, imageset, root, by_kind[kind], report, max_pixels)
+        _register_paths(session, imageset, root, by_kind[kind], report, max_pixels,
+                        checkpoint=checkpoint)
     return report

@@ -11,16 +11,21 @@ its worker died, and the new owner resumes it. A worker that finds its job re-ow
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db.clock import seconds_ago, server_now
 from db.models import JOB_STATUSES, Job, Worker, utcnow
 
 STALE_AFTER_S = 60.0  # a running job without a heartbeat for this long is taken over
+MAX_ATTEMPTS = 3  # starts of one job (claims) before it is failed instead of taken over again
+ACTIVE_STATUSES = ("queued", "running")
+ENQUEUE_LOCK = 1414  # PostgreSQL advisory lock class of enqueue (with the kind's hash)
 LOG_TAIL_CHARS = 8_000  # how much of a job's log is kept
 FINAL_STATUSES = ("done", "failed", "cancelled")
 
@@ -59,36 +64,71 @@ def view(job: Job) -> JobView:
 
 
 def enqueue(session: Session, kind: str, params: dict[str, Any] | None = None) -> int:
-    """Queue a job and return its id."""
+    """Queue a job and return its id; the same job (kind and parameters) already queued or
+    running is not queued twice: its id is returned instead."""
     if not kind or not isinstance(kind, str):
         raise ValueError(f"job kind must be a non-empty string, got {kind!r}")
-    job = Job(kind=kind, params=dict(params or {}), status="queued", created_at=utcnow(),
+    params = dict(params or {})
+    if session.get_bind().dialect.name == "postgresql":  # serialise enqueues of one kind
+        session.execute(select(func.pg_advisory_xact_lock(ENQUEUE_LOCK, func.hashtext(kind))))
+    same = _canonical(params)
+    for job_id, other in session.execute(select(Job.id, Job.params).where(
+            Job.kind == kind, Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id)):
+        if _canonical(other or {}) == same:
+            return job_id
+    job = Job(kind=kind, params=params, status="queued", created_at=server_now(),
               progress_done=0, attempts=0, cancel_requested=False, log_tail="")
     session.add(job)
     session.flush()
     return job.id
 
 
-def _claimable(cutoff: datetime):
+def _canonical(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _claimable(stale_after: float):
     queued = and_(Job.status == "queued", Job.cancel_requested.is_(False))
-    stale = and_(Job.status == "running", Job.heartbeat_at < cutoff)
+    stale = and_(Job.status == "running", Job.heartbeat_at < seconds_ago(stale_after))
     return or_(queued, stale)
+
+
+def fail_exhausted(
+    session: Session, kinds: list[str] | None = None, *, stale_after: float = STALE_AFTER_S,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> list[int]:
+    """Claimable jobs already started ``max_attempts`` times (their workers died each time,
+    e.g. on an image that kills the process): mark them failed with the reason."""
+    where = and_(_claimable(stale_after), Job.attempts >= max_attempts)
+    if kinds is not None:
+        where = and_(where, Job.kind.in_(kinds))
+    ids = list(session.scalars(select(Job.id).where(where).with_for_update()))
+    for job_id in ids:
+        job = session.get(Job, job_id)
+        reason = (f"gave up after {job.attempts} attempts: each time, its worker "
+                  f"({job.worker_id or 'unknown'} last) stopped without finishing it (killed, "
+                  f"out of memory, or an input that crashes the process?); Retry starts it "
+                  f"again")
+        append_log(session, job_id, reason)
+        session.execute(update(Job).where(Job.id == job_id).values(
+            status="failed", finished_at=server_now(), traceback=reason))
+    return ids
 
 
 def claim(
     session: Session, worker_id: str, kinds: list[str] | None = None, *,
-    stale_after: float = STALE_AFTER_S,
+    stale_after: float = STALE_AFTER_S, max_attempts: int = MAX_ATTEMPTS,
 ) -> Job | None:
     """Atomically take the oldest claimable job of ``kinds`` for ``worker_id``; ``None`` if none.
 
-    The caller should commit right after, so the claim is visible to other workers.
+    The caller should commit right after, so the claim is visible to other workers. Times
+    are the database server's (``db.clock``), so a host whose clock runs ahead takes over
+    nothing that is alive.
     """
-    now = utcnow()
-    cutoff = now - timedelta(seconds=stale_after)
-    where = _claimable(cutoff)
+    where = and_(_claimable(stale_after), Job.attempts < max_attempts)
     if kinds is not None:
         where = and_(where, Job.kind.in_(kinds))
-    values = {"status": "running", "worker_id": worker_id, "heartbeat_at": now,
+    values = {"status": "running", "worker_id": worker_id, "heartbeat_at": server_now(),
               "attempts": Job.attempts + 1}
     if session.get_bind().dialect.name == "postgresql":
         job_id = session.scalar(
@@ -106,7 +146,8 @@ def claim(
         if job_id is None:
             return None
     session.execute(
-        update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=now)
+        update(Job).where(Job.id == job_id, Job.started_at.is_(None))
+        .values(started_at=server_now())
     )
     job = session.get(Job, job_id, populate_existing=True)
     return job
@@ -121,7 +162,7 @@ def heartbeat(
     Returns ``None`` when the job is no longer running under ``worker_id`` (taken over or
     finished elsewhere): the caller must stop working on it.
     """
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    values: dict[str, Any] = {"heartbeat_at": server_now()}
     if done is not None:
         values["progress_done"] = done
     if total is not None:
@@ -150,7 +191,8 @@ def finish(
     """Mark the job final (done, failed or cancelled) if ``worker_id`` still owns it."""
     if status not in FINAL_STATUSES:
         raise ValueError(f"final status must be one of {FINAL_STATUSES}, got {status!r}")
-    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "heartbeat_at": utcnow()}
+    values: dict[str, Any] = {"status": status, "finished_at": server_now(),
+                              "heartbeat_at": server_now()}
     if result is not None:
         values["result"] = result
     if traceback is not None:
@@ -172,7 +214,7 @@ def request_cancel(session: Session, job_id: int) -> str:
     if job is None:
         raise KeyError(f"no job with id {job_id}")
     if job.status == "queued":
-        job.status, job.finished_at, job.cancel_requested = "cancelled", utcnow(), True
+        job.status, job.finished_at, job.cancel_requested = "cancelled", server_now(), True
     elif job.status == "running":
         job.cancel_requested = True
     return job.status
@@ -180,11 +222,11 @@ def request_cancel(session: Session, job_id: int) -> str:
 
 def reap_stale_cancelled(session: Session, *, stale_after: float = STALE_AFTER_S) -> int:
     """Jobs asked to cancel whose worker died: mark them cancelled (nobody will resume them)."""
-    cutoff = utcnow() - timedelta(seconds=stale_after)
     res = session.execute(
         update(Job)
-        .where(Job.status == "running", Job.cancel_requested.is_(True), Job.heartbeat_at < cutoff)
-        .values(status="cancelled", finished_at=utcnow())
+        .where(Job.status == "running", Job.cancel_requested.is_(True),
+               Job.heartbeat_at < seconds_ago(stale_after))
+        .values(status="cancelled", finished_at=server_now())
     )
     return res.rowcount
 
@@ -199,8 +241,8 @@ def requeue(session: Session, job_id: int, *, allow_done: bool = False) -> None:
     if job.status not in allowed:
         raise ValueError(f"only {' or '.join(allowed)} jobs can be requeued; job {job_id} is "
                          f"{job.status}")
-    job.status, job.cancel_requested, job.finished_at, job.traceback = (
-        "queued", False, None, None)
+    job.status, job.cancel_requested, job.finished_at, job.traceback, job.attempts = (
+        "queued", False, None, None, 0)  # a person's retry gets a fresh attempt budget
 
 
 def get_job(session: Session, job_id: int) -> JobView:
@@ -227,26 +269,24 @@ def list_jobs(
 
 
 def register_worker(session: Session, worker_id: str, hostname: str, pid: int) -> None:
-    now = utcnow()
-    session.merge(Worker(id=worker_id, hostname=hostname, pid=pid, started_at=now,
-                         heartbeat_at=now, stopped_at=None, current_job_id=None))
+    session.merge(Worker(id=worker_id, hostname=hostname, pid=pid, started_at=server_now(),
+                         heartbeat_at=server_now(), stopped_at=None, current_job_id=None))
 
 
 def worker_heartbeat(session: Session, worker_id: str, current_job_id: int | None) -> None:
     session.execute(update(Worker).where(Worker.id == worker_id).values(
-        heartbeat_at=utcnow(), current_job_id=current_job_id))
+        heartbeat_at=server_now(), current_job_id=current_job_id))
 
 
 def worker_stopped(session: Session, worker_id: str) -> None:
     session.execute(update(Worker).where(Worker.id == worker_id).values(
-        stopped_at=utcnow(), current_job_id=None))
+        stopped_at=server_now(), current_job_id=None))
 
 
 def alive_workers(session: Session, *, stale_after: float = STALE_AFTER_S) -> list[Worker]:
     """Workers with a recent heartbeat that have not said they stopped."""
-    cutoff = utcnow() - timedelta(seconds=stale_after)
     return list(session.scalars(select(Worker).where(
-        Worker.stopped_at.is_(None), Worker.heartbeat_at >= cutoff)))
+        Worker.stopped_at.is_(None), Worker.heartbeat_at >= seconds_ago(stale_after))))
 
 
 def release(session: Session, job_id: int, worker_id: str) -> bool:

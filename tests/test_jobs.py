@@ -54,8 +54,8 @@ def test_claim_is_exclusive_under_concurrency(db_url: str) -> None:
 def test_claim_respects_kinds_and_order(db_url: str) -> None:
     with session_scope(db_url) as s:
         a = jobs.enqueue(s, "train", {})
-        b = jobs.enqueue(s, "import", {})
-        c = jobs.enqueue(s, "import", {})
+        b = jobs.enqueue(s, "import", {"n": 1})
+        c = jobs.enqueue(s, "import", {"n": 2})
     with session_scope(db_url) as s:
         assert jobs.claim(s, "w", ["import"]).id == b
     with session_scope(db_url) as s:
@@ -86,10 +86,44 @@ def test_stale_running_job_is_taken_over(db_url: str) -> None:
     assert (view.status, view.progress_done, view.progress_total) == ("done", 3, 10)
 
 
+def test_the_same_job_is_not_queued_twice_while_active(db_url: str) -> None:
+    params = {"model_id": 1, "imageset_id": 2, "condition_id": "meme"}
+    with session_scope(db_url) as s:
+        first = jobs.enqueue(s, "infer", params)
+        assert jobs.enqueue(s, "infer", dict(reversed(params.items()))) == first  # key order
+        other = jobs.enqueue(s, "infer", params | {"condition_id": "original"})
+        assert other != first and jobs.enqueue(s, "make-condition", params) not in (first, other)
+        assert jobs.claim(s, "w", ["infer"]).id == first
+    with session_scope(db_url) as s:
+        assert jobs.enqueue(s, "infer", params) == first  # running: still the same job
+        assert jobs.finish(s, first, "w", "done")
+    with session_scope(db_url) as s:
+        assert jobs.enqueue(s, "infer", params) not in (first, other)  # finished: a new job
+
+
+def test_job_started_too_often_fails_with_the_reason(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        job_id = jobs.enqueue(s, "infer", {"n": 1})
+    for attempt in range(1, 3):
+        with session_scope(db_url) as s:  # its worker dies each time (heartbeat goes stale)
+            assert jobs.claim(s, f"w{attempt}", ["infer"], max_attempts=2).id == job_id
+            s.execute(update(Job).values(heartbeat_at=utcnow() - timedelta(seconds=120)))
+    with session_scope(db_url) as s:
+        assert jobs.claim(s, "w3", ["infer"], stale_after=30, max_attempts=2) is None
+        assert jobs.fail_exhausted(s, ["infer"], stale_after=30, max_attempts=2) == [job_id]
+    with session_scope(db_url) as s:
+        view = jobs.get_job(s, job_id)
+        assert view.status == "failed" and view.attempts == 2
+        assert "gave up after 2 attempts" in view.traceback and "w2" in view.traceback
+        jobs.requeue(s, job_id)  # a person's retry gets a fresh budget
+    with session_scope(db_url) as s:
+        assert jobs.claim(s, "w4", ["infer"], max_attempts=2).id == job_id
+
+
 def test_cancel_queued_and_running(db_url: str) -> None:
     with session_scope(db_url) as s:
-        queued = jobs.enqueue(s, "infer", {})
-        running = jobs.enqueue(s, "infer", {})
+        queued = jobs.enqueue(s, "infer", {"n": 1})
+        running = jobs.enqueue(s, "infer", {"n": 2})
         s.execute(update(Job).where(Job.id == running).values(status="running", worker_id="w",
                                                               heartbeat_at=utcnow()))
     with session_scope(db_url) as s:
