@@ -11,6 +11,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from db import jobs
 from db.imagesets import label_layout, sha256_file
-from db.models import ORIGINAL, ImageSet, Model
+from db.models import ORIGINAL, ImageSet, Job, Model
 from db.queries import get_or_create_model
 
 JobView = jobs.JobView
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a training run's name (a folder)
 # What each job kind counts in its progress (import jobs by source).
 UNITS = {"infer": "images", "make-condition": "images", "train": "steps",
          "register-folder": "files", "register-csv": "rows", "study": "runs", "csv": "runs"}
@@ -99,6 +101,52 @@ def enqueue_score_set(
     model_id = ensure_model(session, weights, cfg=cfg)
     return [enqueue_infer(session, model_id=model_id, imageset_id=i, condition_id=c)
             for i in imageset_ids for c in conditions]
+
+
+def run_names(session: Session, train_dir: str | Path) -> set[str]:
+    """Training run names in use: earlier train jobs' tags and folders under ``train_dir``."""
+    tags = {str((p or {}).get("tag")) for p in session.scalars(
+        select(Job.params).where(Job.kind == "train"))}
+    folder = Path(train_dir)
+    return tags | ({p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set())
+
+
+def free_run_name(session: Session, train_dir: str | Path, base: str = "finetune") -> str:
+    """``base``, or ``base-2``, ``base-3``, ... : the first name no run uses."""
+    used = run_names(session, train_dir)
+    return next(n for n in [base] + [f"{base}-{i}" for i in range(2, len(used) + 3)]
+                if n not in used)
+
+
+def check_run_name(
+    session: Session, tag: str, *, train_dir: str | Path, resume: bool = False,
+) -> Path:
+    """The output folder ``<train_dir>/<tag>`` of a new run (or, with ``resume``, of the run to
+    continue); ``ValueError`` for a malformed name, a name already used (by an earlier job or a
+    folder) unless resuming, or resuming a name never used."""
+    if not RUN_NAME.fullmatch(tag):
+        raise ValueError(f"run name {tag!r}: use letters, digits, '.', '_' or '-' (at most 64, "
+                         f"not starting with '.' or '-')")
+    used = tag in run_names(session, train_dir)
+    if used and not resume:
+        raise ValueError(f"a run named {tag!r} exists: choose another name, or tick "
+                         f"\"Resume\" to continue it")
+    if resume and not used:
+        raise ValueError(f"no run named {tag!r} to resume")
+    return Path(train_dir) / tag
+
+
+def enqueue_train(
+    session: Session, params: dict[str, Any], *, train_dir: str | Path, resume: bool = False,
+) -> int:
+    """Queue a training job writing to ``<train_dir>/<params['tag']>`` (see ``check_run_name``:
+    an existing name is refused unless ``resume``, which continues that run from its last
+    checkpoint)."""
+    out = check_run_name(session, str(params.get("tag") or ""), train_dir=train_dir,
+                         resume=resume)
+    if not params.get("data_path"):
+        raise ValueError("train job: give data_path (a training CSV)")
+    return jobs.enqueue(session, "train", dict(params, output=str(out)))
 
 
 def enqueue_make_condition(session: Session, *, imageset_id: int, condition_id: str) -> int:

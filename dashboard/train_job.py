@@ -1,8 +1,8 @@
 """The ``train`` job kind: run spai.training.train in the worker and register the result.
 
 Params (as queued by the Train page): ``cfg`` (YAML, default configs/demo.yaml), ``data_path``,
-``csv_root_dir``, ``output``, ``tag``, ``pretrained``, ``resume``, ``epochs``, ``batch_size``,
-``learning_rate``, ``device``. Progress is the optimiser step out of the total; cancel stops
+``csv_root_dir``, ``output``, ``tag``, ``pretrained``, ``resume``, ``init_from`` (a model's
+weights to fine-tune), ``epochs``, ``batch_size``, ``learning_rate``, ``device``. Progress is the optimiser step out of the total; cancel stops
 after the current step (a resumable ``ckpt_last.pth`` is written). A job that is restarted after
 a crash resumes from the ``ckpt_last.pth`` in its output folder. The best checkpoint (or the last
 one) is registered as a model with origin "trained". Imported by the worker (PLUGIN_MODULES).
@@ -47,6 +47,7 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
         ctx.log(f"resuming from {resume}")
     options = TrainOptions(data_path=data_path, csv_root_dir=_path(p.get("csv_root_dir")),
                            output=output, pretrained=_path(p.get("pretrained")), resume=resume,
+                           init_from=_path(p.get("init_from")),
                            device=str(p.get("device") or "auto"))
 
     def on_progress(event: dict[str, Any]) -> bool:

@@ -41,7 +41,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 
 from spai.augment import train_views
-from spai.checkpoint import save_training_checkpoint
+from spai.checkpoint import extract_state_dict, load_state, read_checkpoint, save_training_checkpoint
 from spai.config import Config
 from spai.imageio import ImageLoadError, open_rgb, to_model_input
 from spai.model import SPAI, build_model
@@ -85,6 +85,7 @@ class TrainOptions:
     output: Path | None = None  # default: cfg.output / cfg.tag
     pretrained: Path | None = None  # MFM weights (keys under "encoder."): backbone frozen
     resume: Path | None = None  # a checkpoint written by train()
+    init_from: Path | None = None  # a model's weights to fine-tune (same architecture as cfg)
     test_csvs: tuple[tuple[Path, Path | None], ...] = ()  # (csv, root or None)
     device: str = "auto"  # "auto" -> cuda if available else cpu
     amp: bool = True  # torch.amp autocast + GradScaler, CUDA only
@@ -383,6 +384,10 @@ def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = N
              "missing": len(info["missing"]), "unexpected": len(info["unexpected"])})  # fmt: skip
     else:
         model.freeze_backbone(False)
+    if options.init_from is not None and options.resume is None:
+        load_state(model, extract_state_dict(read_checkpoint(options.init_from)),
+                   source=str(options.init_from))
+        log({"type": "info", "init_from": str(options.init_from)})
     model.to(device)
 
     groups = param_groups(model, t_cfg.weight_decay, t_cfg.layer_decay, t_cfg.layer_decay_mode)

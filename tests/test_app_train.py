@@ -15,8 +15,10 @@ from streamlit.testing.v1 import AppTest
 from dashboard import jobqueue
 from dashboard.training_log import read_training_log
 from db import jobs
-from db.models import Model
+from db.imagesets import register_labelled_folder
+from db.models import ImageSet, Model
 from db.session import session_scope
+from db.training_sets import write_training_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "dashboard" / "views" / "train.py")
@@ -52,35 +54,112 @@ def _page() -> AppTest:
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 
+def _sets(url: str, tmp: Path, n: int = 5) -> None:
+    """Registered real (photo crops) and fake (the crops blurred) sets of n images each."""
+    photo = Image.open(TINY / "images" / "07_photo_640x427.jpg").convert("RGB")
+    for kind in ("real", "fake"):
+        (tmp / "mine" / kind).mkdir(parents=True)
+        for i in range(n):
+            crop = photo.crop((40 * i, 30 * i, 40 * i + 120, 30 * i + 100))
+            if kind == "fake":
+                crop = crop.filter(ImageFilter.GaussianBlur(2))
+            crop.save(tmp / "mine" / kind / f"{i}.png")
+    with session_scope(url) as s:
+        register_labelled_folder(s, tmp / "mine", name="mine")
+
+
 def test_empty_and_form_validation(page_store) -> None:
     url, tmp = page_store
     at = _page()
     assert not at.exception and "No training jobs yet." in at.info[0].value
+    at.button(key="train.queue").click().run()
+    assert "choose at least one real and one fake image set" in at.error[0].value
     at.text_input(key="train.data").input(str(tmp / "missing.csv"))
-    at.button[0].click().run()
+    at.button(key="train.queue").click().run()
     assert "training CSV not found" in at.error[0].value
+    at.text_input(key="train.tag").input("../escape").run()
+    at.button(key="train.queue").click().run()
+    assert "run name '../escape'" in at.error[0].value
     with session_scope(url, readonly=True) as s:
         assert jobqueue.recent(s) == []
 
 
-def test_queue_job_with_params(page_store) -> None:
+def test_train_from_registered_sets_demo_preset_fine_tunes_active_model(page_store) -> None:
+    """Regression: the CSV path had to be typed by hand and the default config was the full
+    ViT-B; now the CSV is built from the chosen sets, the CPU-sized demo preset is the default
+    and the run starts from the active model."""
     url, tmp = page_store
-    data = tmp / "d.csv"
-    data.write_text("image,class,split\n")
+    _sets(url, tmp)
     at = _page()
-    at.text_input(key="train.data").input(str(data))
-    at.text_input(key="train.tag").input("mine")
-    at.number_input(key="train.epochs").set_value(3)
-    at.button[0].click().run()
-    assert "Queued training job 1." in at.success[0].value
+    assert at.radio(key="train.preset").value.startswith("Demo model size")
+    assert at.radio(key="train.start").value.startswith("the active model (spai_demo.pth)")
+    at.multiselect(key="train.real").set_value(["mine-real"])
+    at.multiselect(key="train.fake").set_value(["mine-fake"]).run()
+    at.button(key="train.queue").click().run()
+    assert not at.exception
+    assert "Queued training job 1 (finetune)." in at.success[0].value
+    assert "4 train real, 4 train fake, 1 val real, 1 val fake" in at.caption[0].value
     with session_scope(url, readonly=True) as s:
         job = jobqueue.status(s, 1)
-    assert job.kind == "train" and job.params["epochs"] == 3
-    assert job.params["output"] == str(tmp / "data" / "train" / "mine")
-    assert job.params["cfg"].endswith("configs/spai.yaml")
-    at.button(key="train.cancel.1").click().run()  # a queued job is cancelled at once
+    p = job.params
+    assert job.kind == "train" and p["cfg"] == "configs/demo.yaml" and p["epochs"] == 5
+    assert p["output"] == str(tmp / "data" / "train" / "finetune")
+    assert p["init_from"].endswith("weights/demo/spai_demo.pth")
+    rows = list(csv.DictReader(open(p["data_path"])))
+    root = Path(p["csv_root_dir"])
+    assert root == (tmp / "mine").resolve()
+    assert sorted({r["image"].split("/")[0] for r in rows}) == ["fake", "real"]
+    assert all((root / r["image"]).is_file() for r in rows)
+    assert at.text_input(key="train.tag").value == "finetune"  # the user's value is kept ...
+    assert _page().text_input(key="train.tag").value == "finetune-2"  # ... a new visit: free
+
+
+def test_existing_run_name_refused_unless_resume(page_store) -> None:
+    """Regression: the default name silently resumed or re-registered an earlier run."""
+    url, tmp = page_store
+    _sets(url, tmp)
+    at = _page()
+    at.multiselect(key="train.real").set_value(["mine-real"])
+    at.multiselect(key="train.fake").set_value(["mine-fake"]).run()
+    at.text_input(key="train.tag").input("mine").run()
+    at.button(key="train.queue").click().run()
+    assert "Queued training job 1 (mine)." in at.success[0].value
+    at.button(key="train.queue").click().run()
+    assert "a run named 'mine' exists" in at.error[0].value
+    at.checkbox(key="train.resume").check().run()
+    at.button(key="train.queue").click().run()
+    assert "Queued training job 2 (mine)." in at.success[0].value
+    at.text_input(key="train.tag").input("never-run").run()
+    at.button(key="train.queue").click().run()
+    assert "no run named 'never-run' to resume" in at.error[0].value
     with session_scope(url, readonly=True) as s:
-        assert jobqueue.status(s, 1).status == "cancelled"
+        assert [j.id for j in jobqueue.recent(s)] == [2, 1]
+
+
+def test_training_csv_is_seeded_and_stays_in_its_root(page_store) -> None:
+    url, tmp = page_store
+    _sets(url, tmp, n=10)
+    with session_scope(url) as s:
+        ids = {n: i for i, n in s.execute(select(ImageSet.id, ImageSet.name))}
+        a = write_training_csv(s, tmp / "a.csv", real_ids=[ids["mine-real"]],
+                               fake_ids=[ids["mine-fake"]], seed=3)
+        b = write_training_csv(s, tmp / "b.csv", real_ids=[ids["mine-real"]],
+                               fake_ids=[ids["mine-fake"]], seed=3)
+        c = write_training_csv(s, tmp / "c.csv", real_ids=[ids["mine-real"]],
+                               fake_ids=[ids["mine-fake"]], seed=4)
+        with pytest.raises(ValueError, match="is fake, not real"):
+            write_training_csv(s, tmp / "d.csv", real_ids=[ids["mine-fake"]],
+                               fake_ids=[ids["mine-fake"]])
+    assert a.path.read_text() == b.path.read_text() != c.path.read_text()
+    assert a.counts == {"train real": 8, "train fake": 8, "val real": 2, "val fake": 2}
+    # a file that links outside the root is left out, not written
+    (tmp / "mine" / "real" / "0.png").unlink()
+    (tmp / "mine" / "real" / "0.png").symlink_to(TINY / "images" / "07_photo_640x427.jpg")
+    with session_scope(url) as s:
+        d = write_training_csv(s, tmp / "d.csv", real_ids=[ids["mine-real"]],
+                               fake_ids=[ids["mine-fake"]], seed=3)
+    assert len(d.skipped) == 1 and "escapes the root" in d.skipped[0]
+    assert "0.png" not in d.path.read_text().split("real/", 1)[1].split("\n")[0]
 
 
 def test_curves_from_a_real_run_and_register(page_store, trained: Path) -> None:

@@ -49,3 +49,42 @@ def test_train_job_runs_registers_model_and_resumes(
         assert view.status == "done", view.traceback
         assert "resuming from" in (view.log_tail or "")
         assert view.result["steps"] == 6
+
+
+def test_train_job_fine_tunes_from_a_model(
+    sqlite_url: str, tmp_path: Path, tiny_training_csv: Path
+) -> None:
+    """init_from loads a model's weights before training (the Train page's "Start from the
+    active model"); weights of another architecture fail with the reason."""
+    import json
+
+    import torch
+
+    cfg = tmp_path / "tiny_fast.yaml"
+    cfg.write_text(f"BASE: ['{FIXTURE / 'spai_tiny.yaml'}']\nDATA:\n  NUM_WORKERS: 0\n"
+                   "  AUGMENTED_VIEWS: 1\nTRAIN:\n  WARMUP_EPOCHS: 0\n")
+    base = {"cfg": str(cfg), "data_path": str(tiny_training_csv), "epochs": 1, "batch_size": 2,
+            "learning_rate": 0.0, "device": "cpu"}  # lr 0: the weights stay the loaded ones
+    demo = Path(__file__).resolve().parent.parent / "weights" / "demo" / "spai_demo.pth"
+    with session_scope(sqlite_url) as s:
+        good = jobs.enqueue(s, "train", base | {"tag": "ft", "output": str(tmp_path / "ft"),
+                                                "init_from": str(FIXTURE / "spai_tiny_seed0.pth")})
+        bad = jobs.enqueue(s, "train", base | {"tag": "bad", "output": str(tmp_path / "bad"),
+                                               "init_from": str(demo)})
+        jobs.enqueue(s, "train", base | {"tag": "new", "output": str(tmp_path / "new")})
+    assert Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 3
+    with session_scope(sqlite_url) as s:
+        done, failed = jobs.get_job(s, good), jobs.get_job(s, bad)
+    assert done.status == "done", done.traceback
+    lines = [json.loads(x) for x in (tmp_path / "ft" / METRICS_FILE).read_text().splitlines()]
+    assert any(x.get("init_from", "").endswith("spai_tiny_seed0.pth") for x in lines)
+    start = torch.load(FIXTURE / "spai_tiny_seed0.pth", map_location="cpu", weights_only=True)
+    start = start.get("model", start)
+    def last(run: str) -> dict:
+        return torch.load(tmp_path / run / CKPT_LAST, map_location="cpu", weights_only=True)["model"]
+
+    key = next(k for k in start if k.endswith("weight") and start[k].ndim == 2)
+    # (the schedule's minimum learning rate moves the weights a little)
+    assert torch.allclose(start[key], last("ft")[key], atol=1e-3)  # from the fixture's weights
+    assert not torch.allclose(start[key], last("new")[key], atol=1e-3)  # from scratch: not
+    assert failed.status == "failed" and "does not fit this SPAI configuration" in failed.traceback

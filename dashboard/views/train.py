@@ -2,62 +2,115 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from dashboard import charts, jobqueue
-from dashboard.worker import data_dir  # <SPAI_DATA_DIR or data>/train/<tag>: run outputs
 from dashboard.training_log import METRICS_FILE, read_training_log
-from db import jobs as db_jobs
+from dashboard.worker import data_dir  # <SPAI_DATA_DIR or data>/train/<tag>: run outputs
+from db import imageset_stats
 from db.session import REPO_ROOT, database_url, session_scope
+from db.training_sets import write_training_csv
 
 KEY = "train."  # page prefix of this page's widget keys
 TRAIN_KIND = "train"
-DEFAULT_CFG = "configs/spai.yaml"
 
 
-def _path_or_none(text: str) -> str | None:
-    return str(Path(text.strip()).expanduser()) if text.strip() else None
+@dataclass(frozen=True)
+class Preset:
+    cfg: str  # YAML config, relative to the repository
+    epochs: int
+    batch_size: int
+    learning_rate: float
+
+
+PRESETS = {  # the first is the default
+    "Demo model size (CPU, minutes)": Preset("configs/demo.yaml", 5, 8, 1e-4),
+    "Full SPAI, ViT-B/16 (GPU)": Preset("configs/spai.yaml", 5, 16, 5e-4),
+}
+
+
+def _data_ui(url: str) -> tuple[list[int], list[int], str, str]:
+    """Real and fake registered sets (ids), or an official CSV and its root folder."""
+    with session_scope(url, readonly=True) as s:
+        sets = imageset_stats.overview(s)
+    sets = sets[sets["with_file"] > 0]
+    ids = dict(zip(sets["name"], sets["id"]))
+    c1, c2 = st.columns(2)
+    real = c1.multiselect("Real image sets", list(sets.loc[sets["kind"] == "real", "name"]),
+                          key=KEY + "real")
+    fake = c2.multiselect("Fake image sets", list(sets.loc[sets["kind"] == "fake", "name"]),
+                          key=KEY + "fake")
+    with st.expander("Or an official training CSV (image,class,split) instead of the sets"):
+        data = st.text_input("Training CSV", key=KEY + "data")
+        root = st.text_input("CSV root folder (optional)", key=KEY + "root")
+    return [int(ids[n]) for n in real], [int(ids[n]) for n in fake], data.strip(), root.strip()
 
 
 def _launch_form(url: str) -> None:
-    with st.form(KEY + "form"):
-        st.markdown("**New training or fine-tuning run** (runs in the background worker)")
-        c1, c2 = st.columns(2)
-        cfg = c1.text_input("Config (YAML)", DEFAULT_CFG, key=KEY + "cfg")
-        data = c2.text_input("Training CSV (image,class,split)", key=KEY + "data")
-        root = c1.text_input("CSV root folder (optional)", key=KEY + "root")
-        tag = c2.text_input("Run name", "finetune", key=KEY + "tag")
-        pretrained = c1.text_input("MFM-pretrained backbone (optional; freezes it)",
-                                   key=KEY + "pretrained")
-        resume = c2.text_input("Resume from checkpoint (optional)", key=KEY + "resume")
-        epochs = c1.number_input("Epochs", 1, 1000, 5, key=KEY + "epochs")
-        batch = c2.number_input("Batch size", 1, 1024, 8, key=KEY + "batch")
-        lr = c1.number_input("Base learning rate", 0.0, 1.0, 5e-4, format="%.2e", key=KEY + "lr")
-        submitted = st.form_submit_button("Queue training job", type="primary")
-    if not submitted:
+    from dashboard.resources import active_model  # imports torch: only when needed
+
+    st.markdown("**New training or fine-tuning run** (runs in the background worker)")
+    real, fake, data, root = _data_ui(url)
+    c1, c2 = st.columns(2)
+    val = c1.slider("Validation share", 0.1, 0.5, 0.2, 0.05, key=KEY + "val_share")
+    seed = c2.number_input("Split seed", 0, 2**31 - 1, 0, key=KEY + "seed")
+    preset_name = c1.radio("Size", list(PRESETS), key=KEY + "preset")
+    preset = PRESETS[preset_name]
+    choice = active_model()
+    model = Path(choice.weights).name
+    start = c2.radio("Start from", [f"the active model ({model})", "scratch"],
+                     index=0 if choice.exists else 1, key=KEY + "start",
+                     help="Fine-tuning needs the size of the active model (the demo model: "
+                          "demo size; the official weights: full SPAI)")
+    with session_scope(url, readonly=True) as s:
+        free = jobqueue.free_run_name(s, _train_dir())
+    tag = c1.text_input("Run name", free, key=KEY + "tag").strip()
+    resume = c2.checkbox("Resume the run of this name", key=KEY + "resume")
+    with st.expander("Training settings"):
+        k = KEY + "{}." + preset.cfg  # each preset keeps its own values
+        epochs = st.number_input("Epochs", 1, 1000, preset.epochs, key=k.format("epochs"))
+        batch = st.number_input("Batch size", 1, 1024, preset.batch_size, key=k.format("batch"))
+        lr = st.number_input("Base learning rate", 0.0, 1.0, preset.learning_rate,
+                             format="%.2e", key=k.format("lr"))
+    if not st.button("Queue training job", key=KEY + "queue", type="primary"):
         return
-    problems = [f"{what} not found: {p}" for what, p in
-                (("config", cfg), ("training CSV", data), ("pretrained weights", pretrained),
-                 ("checkpoint", resume)) if p.strip() and not _resolve(p).is_file()]
-    if not data.strip():
-        problems.append("give a training CSV")
-    if problems:
-        st.error("; ".join(problems), icon=":material/error:")
+    params = {"cfg": preset.cfg, "tag": tag, "epochs": int(epochs), "batch_size": int(batch),
+              "learning_rate": float(lr), "device": "auto",
+              "init_from": choice.weights if start != "scratch" and choice.exists else None}
+    try:
+        with session_scope(url) as s:
+            jobqueue.check_run_name(s, tag, train_dir=_train_dir(), resume=resume)
+            if data:
+                if not _resolve(data).is_file():
+                    raise ValueError(f"training CSV not found: {data}")
+                params |= {"data_path": str(_resolve(data)),
+                           "csv_root_dir": str(_resolve(root)) if root else None}
+            elif not real or not fake:
+                raise ValueError("choose at least one real and one fake image set (or give "
+                                 "an official training CSV)")
+            else:
+                made = write_training_csv(s, data_dir() / "train-csv" / f"{tag}.csv", real_ids=real, fake_ids=fake,
+                                          val_fraction=float(val), seed=int(seed))
+                params |= {"data_path": str(made.path), "csv_root_dir": str(made.root)}
+                st.caption("Training CSV: " + ", ".join(f"{n} {what}" for what, n
+                                                        in made.counts.items()))
+            job_id = jobqueue.enqueue_train(s, params, train_dir=_train_dir(), resume=resume)
+    except (ValueError, KeyError) as exc:
+        st.error(str(exc).strip("'\""), icon=":material/error:")
         return
-    params = {"cfg": _path_or_none(cfg), "data_path": _path_or_none(data),
-              "csv_root_dir": _path_or_none(root), "output": str(data_dir() / "train" / tag.strip()),
-              "tag": tag.strip(), "pretrained": _path_or_none(pretrained),
-              "resume": _path_or_none(resume), "epochs": int(epochs), "batch_size": int(batch),
-              "learning_rate": float(lr), "device": "auto"}
-    with session_scope(url) as s:
-        job_id = db_jobs.enqueue(s, TRAIN_KIND, params)
     from dashboard.resources import start_worker_once  # imports torch: only when needed
 
     start_worker_once()
     st.session_state[KEY + "job"] = job_id
-    st.success(f"Queued training job {job_id}.")
+    st.success(f"Queued training job {job_id} ({tag}).")
+
+
+def _train_dir() -> Path:
+    """Where training runs write: ``<SPAI_DATA_DIR or data>/train/<run name>``."""
+    return data_dir() / "train"
 
 
 def _resolve(path: str) -> Path:

@@ -105,6 +105,7 @@ def test_e2e_train_page(page: Page, app_url: str, wait_for_app, screenshot) -> N
     page.goto(f"{app_url}/train")
     expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Queue training job").click()
-    expect(page.get_by_text("give a training CSV")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("choose at least one real and one fake image set")).to_be_visible(
+        timeout=TIMEOUT_MS)
     wait_for_app(page)
     screenshot(page, "train")
