@@ -61,9 +61,13 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     result = train(cfg, options, on_progress)
     ctx.check()  # a cancelled run ends as cancelled, its resume point kept
     ckpt = result.best_checkpoint or result.last_checkpoint
+    name = f"trained-{p.get('tag') or ctx.job_id}"
     with session_scope(ctx.url) as s:
-        model_id = register_model(s, ckpt, name=f"trained-{p.get('tag') or ctx.job_id}",
-                                  cfg=cfg_path, origin="trained")
+        try:
+            model_id = register_model(s, ckpt, name=name, cfg=cfg_path, origin="trained")
+        except ValueError:  # a resumed run: the name holds its earlier checkpoint
+            model_id = register_model(s, ckpt, name=f"{name}-step{result.steps}", cfg=cfg_path,
+                                      origin="trained")
     return {"output": str(result.output), "best_checkpoint": str(ckpt), "best_epoch": result.best_epoch,
             "steps": result.steps, "model_id": model_id, "skipped_images": len(result.skipped)}
 
