@@ -197,10 +197,10 @@ def attention_colorbar(scale: OverlayScale) -> go.Figure:
     ticks = [0.0, 0.5, 1.0]
     labels = [f"{scale.lo:.4f}", f"{scale.mid:.4f}", f"{scale.hi:.4f}"]
     if scale.mode == "uniform":
-        labels = [f"{labels[0]} (¼ of uniform)", f"{labels[1]} uniform", f"{labels[2]} (4x)"]
+        labels[1] += " uniform"
     fig = go.Figure(go.Heatmap(z=[pos], x=pos, colorscale=[[p, c] for p, c in zip(pos, colours)],
                                showscale=False, hoverinfo="skip"))
-    fig.update_layout(height=70, margin={"l": 10, "r": 10, "t": 4, "b": 28})
+    fig.update_layout(height=70, margin={"l": 36, "r": 36, "t": 4, "b": 28})
     fig.update_xaxes(tickvals=ticks, ticktext=labels, range=[-0.01, 1.01])
     fig.update_yaxes(visible=False)
     return fig
