@@ -75,9 +75,9 @@ def median_s(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def charts_data(compare, data, table) -> list:
-    return [(compare.roc_curve(data, c, table.real_sets),
-             compare.score_histogram(data, c, table.real_sets)) for c in CONDITIONS]
+def charts_data(score_tables, data, table) -> list:
+    return [(score_tables.roc_curve(data, c, table.real_sets),
+             score_tables.score_histogram(data, c, table.real_sets)) for c in CONDITIONS]
 
 
 def measure(url: str, repeats: int) -> list[tuple[str, str]]:
@@ -85,6 +85,7 @@ def measure(url: str, repeats: int) -> list[tuple[str, str]]:
     from streamlit.testing.v1 import AppTest
 
     from db import compare
+    from robustness import score_tables
 
     with session_scope(url, readonly=True) as s:
         model_id = compare.models_with_predictions(s)[0].id
@@ -99,15 +100,15 @@ def measure(url: str, repeats: int) -> list[tuple[str, str]]:
 
     data = load()
     n = data.n_predictions
-    table = compare.compare_table(data)
+    table = score_tables.compare_table(data)
     rows = [
         ("predictions in the store", f"{n:,}"),
         ("`models_with_predictions` (models and a change marker)", f"{median_s(models, repeats):.2f} s"),
         ("`load_scores` (all 1M scores into numpy, one SELECT per run)", f"{median_s(load, repeats):.2f} s"),
         ("`compare_table` AUC, 16 fake x 4 real sets x 5 conditions",
-         f"{median_s(lambda: compare.compare_table(data), repeats):.2f} s"),
+         f"{median_s(lambda: score_tables.compare_table(data), repeats):.2f} s"),
         ("`roc_curve` + `score_histogram`, 5 conditions",
-         f"{median_s(lambda: charts_data(compare, data, table), repeats):.2f} s"),
+         f"{median_s(lambda: charts_data(score_tables, data, table), repeats):.2f} s"),
     ]
     os.environ["DATABASE_URL"] = url
     os.environ["SPAI_START_WORKER"] = "0"
@@ -122,7 +123,7 @@ def measure(url: str, repeats: int) -> list[tuple[str, str]]:
     rows.append(("Compare page first render (AppTest, cold `st.cache_data`)",
                  f"{median_s(first_render, repeats):.2f} s"))
     t0 = time.perf_counter()
-    compare.bootstrap_cells(data, table)
+    score_tables.bootstrap_cells(data, table)
     rows.append(("bootstrap intervals, 200 replicates x 80 cells (off by default above "
                  "20,000 predictions)", f"{time.perf_counter() - t0:.1f} s"))
     return rows

@@ -14,6 +14,7 @@ from db.models import ORIGINAL, Image, Prediction
 from db.queries import bulk_insert_predictions, get_or_create_condition, get_or_create_model, \
     get_or_create_run, insert_ignore
 from db.session import dispose_all, session_scope
+from robustness import score_tables
 from robustness.evaluate import study_table
 from robustness.metrics import auc, auc_matrix, auc_replicates, resample_counts
 
@@ -73,17 +74,17 @@ def test_table_matches_the_study_protocol(store) -> None:
         bulk_insert_predictions(s, [{"run_id": 1, "image_id": 1, "score": 0.5}])
         assert compare.models_with_predictions(s)[0].version > row.version
     assert data.conditions == [ORIGINAL, "jpeg/q75"]
-    assert compare.default_real_sets([data]) == ["real_a", "real_b"]
+    assert score_tables.default_real_sets([data]) == ["real_a", "real_b"]
     for metric in ("auc", "ap", "acc"):
-        table = compare.compare_table(data, metric=metric)
+        table = score_tables.compare_table(data, metric=metric)
         for cond in data.conditions:
             ref = study_table(_frames(info["scores"], cond), metric=metric)
-            got = table.values[cond].drop(compare.MEAN_ROW)
+            got = table.values[cond].drop(score_tables.MEAN_ROW)
             want = ref.table["mean"].rename(index=lambda n: f"fake_{n}" if n[:5] != "fake_"
                                             else n)
             np.testing.assert_allclose(got.sort_index().to_numpy(),
                                        want.sort_index().to_numpy(), rtol=1e-6)
-            assert table.values.loc[compare.MEAN_ROW, cond] == pytest.approx(ref.mean)
+            assert table.values.loc[score_tables.MEAN_ROW, cond] == pytest.approx(ref.mean)
         np.testing.assert_allclose(table.delta[ORIGINAL], 0.0)
         assert (table.delta["jpeg/q75"] == table.values["jpeg/q75"]
                 - table.values[ORIGINAL]).all()
@@ -93,29 +94,29 @@ def test_real_set_choice_and_missing_sets(store) -> None:
     url, info = store
     with session_scope(url, readonly=True) as s:
         data = compare.load_scores(s, info["model_id"], [ORIGINAL])
-    one = compare.compare_table(data, real_sets=["real_b"])
+    one = score_tables.compare_table(data, real_sets=["real_b"])
     frames = {k: v for k, v in _frames(info["scores"], ORIGINAL).items() if k != "real_real_a"}
-    assert one.values.loc[compare.MEAN_ROW, ORIGINAL] == pytest.approx(
+    assert one.values.loc[score_tables.MEAN_ROW, ORIGINAL] == pytest.approx(
         study_table(frames).mean)
-    other = compare.compare_table(data, real_sets=["real_a", "nope"])  # "nope": not this model's
+    other = score_tables.compare_table(data, real_sets=["real_a", "nope"])  # "nope": not this model's
     assert other.real_sets == ["real_a"] and other.unused_real_sets == ["nope"]
-    assert other.values.loc[compare.MEAN_ROW, ORIGINAL] == pytest.approx(study_table(
+    assert other.values.loc[score_tables.MEAN_ROW, ORIGINAL] == pytest.approx(study_table(
         {k: v for k, v in frames.items() if k != "real_real_b"}
         | {"real_real_a": _frames(info["scores"], ORIGINAL)["real_real_a"]}).mean)
     with session_scope(url, readonly=True) as s:
         both = compare.load_scores(s, info["model_id"])
     groups = {k: v for k, v in both.groups.items() if k != ("jpeg/q75", "real_b")}
-    gap = compare.ScoreData(both.model_id, "m", groups, both.kinds, both.imageset_ids)
-    assert compare.default_real_sets([gap]) == ["real_a"]  # the one real set under both
-    table = compare.compare_table(gap, real_sets=["real_a", "real_b"])
+    gap = score_tables.ScoreData(both.model_id, "m", groups, both.kinds, both.imageset_ids)
+    assert score_tables.default_real_sets([gap]) == ["real_a"]  # the one real set under both
+    table = score_tables.compare_table(gap, real_sets=["real_a", "real_b"])
     assert table.values["jpeg/q75"].isna().all()  # a model's real set missing: column empty
     assert not table.values[ORIGINAL].isna().any()
     assert table.reasons.loc["fake_x", "jpeg/q75"] == "real set real_b not scored under " \
         "jpeg/q75 by m"
-    assert table.reasons.loc[compare.MEAN_ROW, "jpeg/q75"].startswith("no fake set has a value")
+    assert table.reasons.loc[score_tables.MEAN_ROW, "jpeg/q75"].startswith("no fake set has a value")
     assert (table.reasons[ORIGINAL] == "").all()
     with pytest.raises(KeyError, match="Unknown metric 'bogus'. Available"):
-        compare.compare_table(data, metric="bogus")
+        score_tables.compare_table(data, metric="bogus")
 
 
 def test_vectorised_bootstrap_auc_equals_explicit_resampling() -> None:
@@ -137,13 +138,13 @@ def test_bootstrap_intervals_bracket_the_estimate(store, metric: str) -> None:
     url, info = store
     with session_scope(url, readonly=True) as s:
         data = compare.load_scores(s, info["model_id"])
-    table = compare.compare_table(data, metric=metric)
-    low, high = compare.bootstrap_cells(data, table, n=100, seed=3)
-    cells = table.values.drop(compare.MEAN_ROW)
-    assert (low.drop(compare.MEAN_ROW) <= cells + 0.02).all().all()
-    assert (high.drop(compare.MEAN_ROW) >= cells - 0.02).all().all()
-    assert ((high - low).drop(compare.MEAN_ROW) > 0).all().all()
-    low2, _ = compare.bootstrap_cells(data, table, n=100, seed=3)
+    table = score_tables.compare_table(data, metric=metric)
+    low, high = score_tables.bootstrap_cells(data, table, n=100, seed=3)
+    cells = table.values.drop(score_tables.MEAN_ROW)
+    assert (low.drop(score_tables.MEAN_ROW) <= cells + 0.02).all().all()
+    assert (high.drop(score_tables.MEAN_ROW) >= cells - 0.02).all().all()
+    assert ((high - low).drop(score_tables.MEAN_ROW) > 0).all().all()
+    low2, _ = score_tables.bootstrap_cells(data, table, n=100, seed=3)
     pd.testing.assert_frame_equal(low, low2)  # seeded: reproducible
 
 
@@ -151,14 +152,14 @@ def test_roc_histogram_and_long_table(store) -> None:
     url, info = store
     with session_scope(url, readonly=True) as s:
         data = compare.load_scores(s, info["model_id"])
-    fpr, tpr = compare.roc_curve(data, ORIGINAL, ["real_a", "real_b"], max_points=20)
+    fpr, tpr = score_tables.roc_curve(data, ORIGINAL, ["real_a", "real_b"], max_points=20)
     assert fpr[0] == 0 and tpr[-1] == 1 and len(fpr) <= 21 and (np.diff(fpr) >= 0).all()
-    hist = compare.score_histogram(data, ORIGINAL, ["real_a"], bins=10)
+    hist = score_tables.score_histogram(data, ORIGINAL, ["real_a"], bins=10)
     assert set(hist["kind"]) == {"real", "fake"}
     assert hist.groupby("kind")["share"].sum().to_numpy() == pytest.approx([1.0, 1.0])
     with pytest.raises(ValueError, match="no fake or no selected real"):
-        compare.roc_curve(data, ORIGINAL, ["nope"])
-    long = compare.long_table([compare.compare_table(data)])
+        score_tables.roc_curve(data, ORIGINAL, ["nope"])
+    long = score_tables.long_table([score_tables.compare_table(data)])
     assert list(long.columns) == ["model", "fake_set", "condition", "auc", "delta",
                                   "n_fake_images", "real_sets"]
     assert len(long) == 3 * 2  # (2 fake sets + mean) x 2 conditions
@@ -187,10 +188,10 @@ def test_study_table_in_the_store(sqlite_url: str) -> None:
     with session_scope(sqlite_url, readonly=True) as s:
         models = {m.name: m for m in compare.models_with_predictions(s)}
         spai = compare.load_scores(s, models["SPAI (official weights, study)"].id)
-    table = compare.compare_table(spai)
+    table = score_tables.compare_table(spai)
     assert table.real_sets == ["coco", "fodb", "imagenet", "openimages"]
-    assert table.values.loc[compare.MEAN_ROW, ORIGINAL] == pytest.approx(0.919, abs=5e-4)
-    assert table.values.loc[compare.MEAN_ROW, "screenshot"] == pytest.approx(0.623, abs=5e-4)
+    assert table.values.loc[score_tables.MEAN_ROW, ORIGINAL] == pytest.approx(0.919, abs=5e-4)
+    assert table.values.loc[score_tables.MEAN_ROW, "screenshot"] == pytest.approx(0.623, abs=5e-4)
     dispose_all()
 
 

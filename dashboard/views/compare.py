@@ -15,6 +15,7 @@ from db import compare
 from db.browse import cell_images
 from db.models import ORIGINAL
 from db.session import database_url, session_scope
+from robustness import score_tables
 from robustness.metrics import METRICS
 
 KEY = "compare."  # page prefix of this page's widget keys
@@ -24,14 +25,14 @@ REASONS_SHOWN = 6  # distinct empty-cell reasons listed under the table
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Reading scores ...")
-def _scores(url: str, model_id: int, version: int) -> compare.ScoreData:
+def _scores(url: str, model_id: int, version: int) -> score_tables.ScoreData:
     with session_scope(url, readonly=True) as s:
         return compare.load_scores(s, model_id)
 
 
 @st.cache_data(max_entries=32, show_spinner="Bootstrapping intervals ...")
-def _intervals(_data: compare.ScoreData, key: tuple, _table: compare.CompareTable):
-    return compare.bootstrap_cells(_data, _table)
+def _intervals(_data: score_tables.ScoreData, key: tuple, _table: score_tables.CompareTable):
+    return score_tables.bootstrap_cells(_data, _table)
 
 
 def _models(url: str) -> list[compare.ModelRow]:
@@ -104,7 +105,7 @@ def _focus(url: str, names: dict[str, compare.ModelRow]) -> compare.RunFocus | N
     return focus
 
 
-def _drilldown(url: str, data: compare.ScoreData, fake_set: str, condition: str) -> None:
+def _drilldown(url: str, data: score_tables.ScoreData, fake_set: str, condition: str) -> None:
     st.subheader(f"Images behind {data.model_name} · {fake_set} · {condition}")
     with session_scope(url, readonly=True) as s:
         rows = cell_images(s, model_id=data.model_id, imageset_id=data.imageset_ids[fake_set],
@@ -132,7 +133,7 @@ def _drilldown(url: str, data: compare.ScoreData, fake_set: str, condition: str)
         components.image_grid(list(files["file"]), [f"{s:.3f}" for s in files["score"]])
 
 
-def _model_column(col, data: compare.ScoreData, table: compare.CompareTable, metric: str,
+def _model_column(col, data: score_tables.ScoreData, table: score_tables.CompareTable, metric: str,
                   fmt: str, low, high) -> None:
     col.plotly_chart(charts.heatmap_figure(
         table.values, title=f"{data.model_name}: {metric.upper()}", metric=metric, low=low,
@@ -140,25 +141,25 @@ def _model_column(col, data: compare.ScoreData, table: compare.CompareTable, met
         config=charts.plotly_config(fmt, f"{metric}-{data.model_name}"),
         key=KEY + f"heat.{data.model_id}")
     if table.baseline:
-        mean = table.values.loc[compare.MEAN_ROW, table.baseline]
+        mean = table.values.loc[score_tables.MEAN_ROW, table.baseline]
         col.metric(f"{data.model_name}: mean {metric.upper()}, {table.baseline}",
                    components.fmt_value(mean),
-                   help=table.reasons.loc[compare.MEAN_ROW, table.baseline] or None)
+                   help=table.reasons.loc[score_tables.MEAN_ROW, table.baseline] or None)
     over = ", ".join(table.real_sets) or "no real set"
     delta = (f"Δ against `{table.baseline}`." if table.baseline
              else f"no Δ: `{ORIGINAL}` is not among the conditions.")
     unused = (f" Not scored by this model: {', '.join(table.unused_real_sets)}."
               if table.unused_real_sets else "")
     col.caption(f"Mean over {over}; {delta}{unused}")
-    summary = table.values.loc[[compare.MEAN_ROW]].T
-    summary["delta"] = table.delta.loc[compare.MEAN_ROW]
-    components.data_table(summary.rename(columns={compare.MEAN_ROW: f"mean {metric}"}),
+    summary = table.values.loc[[score_tables.MEAN_ROW]].T
+    summary["delta"] = table.delta.loc[score_tables.MEAN_ROW]
+    components.data_table(summary.rename(columns={score_tables.MEAN_ROW: f"mean {metric}"}),
                           key=KEY + f"summary.{data.model_id}", column_config={
                               f"mean {metric}": st.column_config.NumberColumn(format="%.3f"),
                               "delta": st.column_config.NumberColumn(format="%+.3f")})
 
 
-def _empty_cell_note(table: compare.CompareTable) -> None:
+def _empty_cell_note(table: score_tables.CompareTable) -> None:
     reasons = [r for r in dict.fromkeys(table.reasons.to_numpy().ravel()) if r]
     if reasons:
         more = f" (and {len(reasons) - REASONS_SHOWN} more)" if len(reasons) > REASONS_SHOWN else ""
@@ -166,15 +167,15 @@ def _empty_cell_note(table: compare.CompareTable) -> None:
             reasons[:REASONS_SHOWN]) + more + ".")
 
 
-def _charts(datas: list[compare.ScoreData], chosen: list[str], conds: list[str],
-            tables: list[compare.CompareTable], pick: str, fmt: str) -> None:
+def _charts(datas: list[score_tables.ScoreData], chosen: list[str], conds: list[str],
+            tables: list[score_tables.CompareTable], pick: str, fmt: str) -> None:
     st.subheader("ROC curves and score distributions")
     roc_cond = st.selectbox("Condition", conds, key=KEY + "roc_condition")
     curves = {}
     for d, t in zip(datas, tables):
         for c in dict.fromkeys([roc_cond] + ([ORIGINAL] if ORIGINAL in conds else [])):
-            if t.real_sets and compare.has_roc(d, c, t.real_sets):
-                curves[f"{d.model_name} · {c}"] = compare.roc_curve(d, c, t.real_sets)
+            if t.real_sets and score_tables.has_roc(d, c, t.real_sets):
+                curves[f"{d.model_name} · {c}"] = score_tables.roc_curve(d, c, t.real_sets)
     left, right = st.columns(2)
     if curves:
         left.plotly_chart(charts.roc_figure(curves, title="ROC (all fake sets vs the real sets)"),
@@ -183,7 +184,7 @@ def _charts(datas: list[compare.ScoreData], chosen: list[str], conds: list[str],
         left.info(f"No ROC under {roc_cond}: no selected model has both fake and real scores "
                   "there.", icon=":material/info:")
     i = chosen.index(pick)
-    hist = compare.score_histogram(datas[i], roc_cond, tables[i].real_sets)
+    hist = score_tables.score_histogram(datas[i], roc_cond, tables[i].real_sets)
     if hist.empty:
         right.info(f"{pick} has no scores under {roc_cond}.", icon=":material/info:")
     else:
@@ -221,7 +222,7 @@ conds = components.multiselect_with_default("Conditions", all_conds, all_conds,
 all_reals = sorted({r for d in datas for r in d.sets("real")})
 reals = components.multiselect_with_default(
     "Real sets to average over (default: the real sets the chosen models have scores for "
-    "under the chosen conditions)", all_reals, compare.default_real_sets(datas, conds),
+    "under the chosen conditions)", all_reals, score_tables.default_real_sets(datas, conds),
     KEY + "reals")
 n_total = sum(d.n_predictions for d in datas)
 boot = st.toggle("Bootstrap 95% intervals on hover (200 replicates)",
@@ -235,7 +236,7 @@ if not conds or not reals:
     st.warning("Pick at least one condition and one real set.")
     st.stop()
 
-tables = [compare.compare_table(d, metric=metric, real_sets=reals, conditions=conds)
+tables = [score_tables.compare_table(d, metric=metric, real_sets=reals, conditions=conds)
           for d in datas]
 if len({tuple(t.real_sets) for t in tables}) > 1:
     st.info("The models were scored on different real sets; each averages over its own: "
@@ -258,13 +259,13 @@ event = components.data_table(
     table.values, key=KEY + "table", on_select="rerun", selection_mode="single-cell",
     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.values})
 _empty_cell_note(table)
-st.download_button("Download the table as CSV", compare.long_table(tables).to_csv(index=False),
+st.download_button("Download the table as CSV", score_tables.long_table(tables).to_csv(index=False),
                    file_name=f"compare-{metric}.csv", mime="text/csv", key=KEY + "csv")
 cells = event.selection.cells if event else []
 if cells:
     row, cond = cells[0]
     fake = table.values.index[row]
-    if fake != compare.MEAN_ROW:
+    if fake != score_tables.MEAN_ROW:
         _drilldown(url, datas[chosen.index(pick)], fake, cond)
 
 _charts(datas, chosen, conds, tables, pick, fmt)
