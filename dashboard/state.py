@@ -40,6 +40,11 @@ def cached_prediction(model_sha: str, image_sha: str) -> Any | None:
     return st.session_state.setdefault(_PREDICTIONS, {}).get((model_sha, image_sha))
 
 
+def scored_any() -> bool:
+    """Whether this session has scored an image on the Score page."""
+    return bool(st.session_state.get(_PREDICTIONS))
+
+
 def store_prediction(model_sha: str, image_sha: str, pred: Any) -> None:
     st.session_state.setdefault(_PREDICTIONS, {})[(model_sha, image_sha)] = pred
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.guide import first_run_guide
+
 st.title("SPAI Robustness Lab")
 st.markdown("Is an image AI-generated, and does the answer survive re-sharing? Score images "
             "with the SPAI detector, inspect what it looks at, and compare models across "
             "robustness conditions (JPEG, resizing, filters, memes, screenshots).")
+first_run_guide()
 left, right = st.columns(2)
 with left:
     st.page_link("views/score.py", label="Score images", icon=":material/fact_check:")
