@@ -169,7 +169,7 @@ def infer(inputs, roots, model, backend, cfg, batch_size, split, lmdb, output, t
 def test(test_csv, roots, model, update_csv, cfg, batch_size, split, lmdb, output, tag, resize_to, opt,
          device, max_pixels) -> None:
     """Evaluate on labelled CSVs: AUC, AP and accuracy at 0.5 per CSV (printed and JSON)."""
-    from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
+    from robustness.metrics import acc_at, ap, auc
 
     from spai.inference import (
         check_labels,
@@ -202,11 +202,11 @@ def test(test_csv, roots, model, update_csv, cfg, batch_size, split, lmdb, outpu
             y, s = labels_and_scores(summary, table)
             row = {"model": str(ckpt), "csv": str(csv_path), "n": int(len(y)),
                    "scored": summary.scored, "failed": summary.failed,
-                   "acc": float(accuracy_score(y, s >= 0.5)) if len(y) else None,
+                   "acc": acc_at(y, s) if len(y) else None,
                    "ap": None, "auc": None}
             if len(set(y.tolist())) == 2:
-                row["auc"] = float(roc_auc_score(y, s))
-                row["ap"] = float(average_precision_score(y, s))
+                row["auc"] = auc(y, s)
+                row["ap"] = ap(y, s)
             results.append(row)
             fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
             click.echo(f"{Path(csv_path).name}: n={row['n']} ACC={fmt(row['acc'])} AP={fmt(row['ap'])} "

@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 
+from robustness.metrics import acc_at, ap, auc
 from spai.augment import train_views
 from spai.checkpoint import extract_state_dict, load_state, read_checkpoint, save_training_checkpoint
 from spai.config import Config
@@ -315,10 +315,10 @@ def evaluate(model: SPAI, samples: Sequence[Sample], device: torch.device,
         return out | {"loss": math.nan, "auc": math.nan, "ap": math.nan, "acc": math.nan}, skipped
     p = 1.0 / (1.0 + np.exp(-z))
     out["loss"] = float(np.mean(np.logaddexp(0.0, z) - y * z))  # BCE with logits
-    out["acc"] = float(np.mean((p >= 0.5) == (y == 1)))
+    out["acc"] = acc_at(y, p)  # robustness.metrics: the one decision rule (score > 0.5)
     both = 0 < y.sum() < len(y)
-    out["auc"] = float(roc_auc_score(y, p)) if both else math.nan
-    out["ap"] = float(average_precision_score(y, p)) if both else math.nan
+    out["auc"] = auc(y, p) if both else math.nan
+    out["ap"] = ap(y, p) if both else math.nan
     return out, skipped
 
 
