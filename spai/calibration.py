@@ -68,13 +68,19 @@ def write(cal: Calibration, path: Path) -> None:
 
 def read_for(weights: str | Path, sha256: str) -> Calibration | None:
     """The calibration recorded next to ``weights`` if it was measured for these exact weights
-    (same sha256); None when there is none, or it belongs to another file."""
+    (same sha256); None when there is none, or it belongs to another file. A damaged file
+    raises ``ValueError`` naming it."""
     path = Path(weights).parent / CALIBRATION_FILE
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
-    if data.get("sha256") != sha256:
-        return None
-    thresholds = {float(f): (None if t is None else float(t))
-                  for f, t in data["thresholds"].items()}
-    return Calibration(sha256, int(data["n_real"]), thresholds, data["source"], data["command"])
+    try:
+        data = json.loads(path.read_text())
+        if data.get("sha256") != sha256:
+            return None
+        thresholds = {float(f): (None if t is None else float(t))
+                      for f, t in data["thresholds"].items()}
+        return Calibration(sha256, int(data["n_real"]), thresholds, str(data["source"]),
+                           str(data["command"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a readable calibration file "
+                         f"({type(exc).__name__}: {exc})") from None

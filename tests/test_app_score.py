@@ -221,3 +221,24 @@ def test_shipped_demo_model_is_calibrated_on_day_one(
     [verdict] = [m for m in texts(at, "markdown") if m.startswith("###")]
     assert "uncalibrated" not in verdict
     assert shown_missing(at) == []
+
+
+def test_damaged_calibration_file_is_reported_and_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from app_support import CFG, WEIGHTS
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    shutil.copy(WEIGHTS, model_dir / "tiny.pth")
+    (model_dir / "calibration.json").write_text("{not json")
+    use_store(monkeypatch, tmp_path / "spai.db")
+    monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(model_dir / "tiny.pth"))
+    monkeypatch.setenv("SPAI_MODEL_CFG", str(CFG))
+    at = _score_page()
+    assert not at.exception
+    assert any("calibration.json is not a readable calibration file" in w
+               for w in texts(at, "warning"))
+    assert any("not calibrated" in i for i in texts(at, "info"))

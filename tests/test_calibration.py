@@ -30,6 +30,12 @@ def test_measure_write_read_round_trip(tmp_path: Path) -> None:
     assert calibration.read_for(weights, "other weights") is None  # never another model's
     with pytest.raises(ValueError, match="at least one real image"):
         calibration.measure([], sha256="abc", source="s", command="c")
+    (tmp_path / calibration.CALIBRATION_FILE).write_text('{"sha256": "abc", "n_real": 3}')
+    with pytest.raises(ValueError, match="calibration.json is not a readable calibration file"):
+        calibration.read_for(weights, "abc")
+    (tmp_path / calibration.CALIBRATION_FILE).write_text("not json")
+    with pytest.raises(ValueError, match="not a readable calibration file"):
+        calibration.read_for(weights, "abc")
 
 
 def test_demo_calibrate_measures_the_split_reals(tmp_path: Path) -> None:

@@ -157,7 +157,11 @@ try:
     n_stored = _reference_count(database_url(), det.info.sha256, det.info.origin)
 except Exception as exc:  # the store is down: scoring still works, maybe uncalibrated
     components.store_unavailable(exc)
-shipped_cal = calibration.read_for(det.info.path, det.info.sha256)
+try:
+    shipped_cal = calibration.read_for(det.info.path, det.info.sha256)
+except ValueError as exc:  # a damaged file next to the weights: say so, score uncalibrated
+    shipped_cal = None
+    st.warning(f"{exc}; its thresholds are not used.", icon=":material/warning:")
 n_ref = n_stored if n_stored and n_stored >= MIN_REFERENCE_REALS else (
     shipped_cal.n_real if shipped_cal else None)
 fprs = components.fpr_picker(state.SCORE_FPR_STRICT, state.SCORE_FPR_LOOSE, n_ref)
