@@ -17,7 +17,7 @@ from robustness import __main__ as cli
 from robustness import _assets, memes
 from robustness._image import to_rgb
 from robustness.apply import apply_condition, derive_file
-from robustness.filters import FILTER_NAMES
+from robustness.filters import FILTER_NAMES, apply_filter
 from robustness.registry import CONDITIONS, Condition, get, list_conditions, register, seed_for
 
 CHROME_CSS_PX = 20 + 44 + 48 + 44 + 58 + 50  # screenshot UI height around the photo at dpr 1
@@ -428,3 +428,20 @@ def test_cli_apply_refuses_output_name_collisions_and_takes_absolute_paths(image
     )
     errors = json.loads((out2 / "images.params.json").read_text())["errors"]
     assert any("would overwrite" in e["error"] and e["image"] == "real/a.png" for e in errors)
+
+
+PILGRAM_REFERENCE = Path(__file__).parent / "fixtures" / "pilgram2-2.0.6"
+
+
+@pytest.mark.parametrize("name", FILTER_NAMES)
+def test_pilgram2_filters_match_the_study_version(name: str) -> None:
+    """Every filter gives, byte for byte, the pixels pilgram2 2.0.6 (the study's version) gave;
+    2.0.10 changed poprocket."""
+    import importlib.metadata
+
+    assert importlib.metadata.version("pilgram2") == "2.0.6"
+    with Image.open(PILGRAM_REFERENCE / "source.png") as src, \
+            Image.open(PILGRAM_REFERENCE / f"{name}.png") as want:
+        got = apply_filter(src.convert("RGB"), name)
+        assert got.size == want.size and got.mode == want.mode == "RGB"
+        assert got.tobytes() == want.tobytes()
