@@ -34,12 +34,14 @@ class DerivedImage:
 
 
 def render(
-    img: Image.Image, condition_id: str, image_key: str, *, encoded: bool = True
+    img: Image.Image, condition_id: str, image_key: str, *, encoded: bool = True,
+    seed: int | None = None,
 ) -> tuple[bytes | Image.Image, dict]:
     """Encoded bytes of the derived image (in the condition's file format) and its params;
-    with ``encoded=False`` the RGB image before encoding (identical to its PNG decode)."""
+    with ``encoded=False`` the RGB image before encoding (identical to its PNG decode).
+    ``seed`` overrides ``seed_for(image_key, condition_id)`` (training augmentation)."""
     cond = get(condition_id)
-    seed = seed_for(image_key, condition_id)
+    seed = seed_for(image_key, condition_id) if seed is None else seed
     src = to_rgb(img)
     out, params = cond.fn(src, np.random.default_rng(seed))
     out = to_rgb(out)
@@ -48,11 +50,11 @@ def render(
 
 
 def apply_condition(
-    img: Image.Image, condition_id: str, image_key: str
+    img: Image.Image, condition_id: str, image_key: str, *, seed: int | None = None
 ) -> tuple[Image.Image, dict]:
     """The derived RGB image as decoded from its saved form, and the per-image params."""
     lossless = get(condition_id).file_format == "PNG"  # PNG decodes to the very same pixels
-    data, params = render(img, condition_id, image_key, encoded=not lossless)
+    data, params = render(img, condition_id, image_key, encoded=not lossless, seed=seed)
     return (data if lossless else decode(data)), params
 
 

@@ -8,12 +8,20 @@ side by side: a 3 x 224 x (224 * views) tensor in [0, 1].
 
 All randomness comes from the ``np.random.Generator`` passed in, so a seeded caller gets the
 same views every run.
+
+``AUG.CONDITIONS`` adds registered robustness conditions (meme, screenshot, Instagram filter,
+...) before the views, each with its probability, through the very code that makes the test
+variants (``robustness.apply.apply_condition``). Their seeds are kept apart from evaluation's:
+a test variant's seed is ``seed_for(image key, condition id)``, below 2**63; a training
+application's is ``seed_for("train", run seed, epoch, image) | 2**63``, so the two sets of
+seeds never meet.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,6 +32,9 @@ from spai.config import AugConfig, Config
 from spai.imageio import pad_to_min_side
 
 __all__ = [
+    "TRAIN_SEED_BIT",
+    "apply_conditions",
+    "condition_seed",
     "random_resized_crop",
     "rotate_crop_border",
     "gaussian_blur",
@@ -39,6 +50,7 @@ RRC_ATTEMPTS = 10
 BLUR_KERNELS = (3, 5, 7, 9)  # odd kernel sides drawn for GaussianBlur (blur_limit 3..9)
 BLUR_SIGMA = (0.01, 0.5)
 NOISE_VAR = (10.0, 50.0)  # GaussNoise default variance range, in 0..255 pixel units
+TRAIN_SEED_BIT = 1 << 63  # set in every training condition seed; evaluation seeds are < 2**63
 
 Array = np.ndarray  # H x W x 3 uint8
 
@@ -157,6 +169,31 @@ def augment_view(img: Array, rng: np.random.Generator, aug: AugConfig, size: int
         out = jpeg(out, int(rng.integers(aug.jpeg_min_quality, aug.jpeg_max_quality + 1)))
     assert out.shape == (size, size, 3), f"view has shape {out.shape}, expected {(size, size, 3)}"
     return out
+
+
+def condition_seed(run_seed: int, epoch: int, image: str, condition_id: str) -> int:
+    """The seed of a training application of ``condition_id``: 64 bits, top bit set, so it is
+    never a test variant's seed (``robustness.registry.seed_for`` gives 63 bits)."""
+    from robustness.registry import seed_for
+
+    return seed_for(f"train\x00{run_seed}\x00{epoch}\x00{image}", condition_id) | TRAIN_SEED_BIT
+
+
+def apply_conditions(
+    img: Image.Image, rng: np.random.Generator, conditions: tuple[tuple[str, float], ...], *,
+    run_seed: int, epoch: int, image: str,
+) -> tuple[Image.Image, list[dict[str, Any]]]:
+    """Apply each (condition id, p) with probability p, in order; returns the image and what
+    was applied (condition id and seed of each), for the training log."""
+    from robustness.apply import apply_condition
+
+    applied = []
+    for cid, p in conditions:
+        if rng.random() < p:
+            seed = condition_seed(run_seed, epoch, image, cid)
+            img, _ = apply_condition(img, cid, image, seed=seed)
+            applied.append({"condition": cid, "seed": seed})
+    return img, applied
 
 
 def to_tensor(img: Array) -> torch.Tensor:

@@ -114,6 +114,32 @@ class DataConfig:
     csv_root_dir: str = ""
 
 
+def _aug_conditions(raw: Any) -> tuple[tuple[str, float], ...]:
+    """AUG.CONDITIONS as ((id, p), ...) from [{id, p}] mappings (any key case) or pairs."""
+    out = []
+    for i, item in enumerate(raw or ()):
+        if isinstance(item, dict):
+            keys = {str(k).lower(): v for k, v in item.items()}
+            if set(keys) != {"id", "p"}:
+                raise ValueError(f"AUG.CONDITIONS[{i}]: needs exactly the keys id and p, got "
+                                 f"{sorted(item)}")
+            cid, p = keys["id"], keys["p"]
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            cid, p = item
+        else:
+            raise ValueError(f"AUG.CONDITIONS[{i}]: expected {{id: <condition id>, p: <0..1>}}, "
+                             f"got {item!r}")
+        if not isinstance(cid, str) or not cid:
+            raise ValueError(f"AUG.CONDITIONS[{i}].id: must be a condition id, got {cid!r}")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"AUG.CONDITIONS[{i}].p: must be a probability in [0, 1], got {p!r}")
+        out.append((cid, float(p)))
+    ids = [c for c, _ in out]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"AUG.CONDITIONS: a condition is listed twice: {ids}")
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class AugConfig:
     color_jitter: float = 0.0
@@ -128,6 +154,12 @@ class AugConfig:
     jpeg_max_quality: int = 100
     webp_compression_prob: float = 0.0
     sharpen_prob: float = 0.0
+    # Registered robustness conditions applied to a training image before its views, each
+    # with its probability: YAML [{id: meme, p: 0.2}, ...]; stored as ((id, p), ...).
+    conditions: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conditions", _aug_conditions(self.conditions))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from robustness.metrics import acc_at, ap, auc
-from spai.augment import train_views
+from spai.augment import apply_conditions, train_views
 from spai.checkpoint import extract_state_dict, load_state, read_checkpoint, save_training_checkpoint
 from spai.config import Config
 from spai.imageio import ImageLoadError, open_rgb, to_model_input
@@ -62,6 +62,8 @@ ProgressFn = Callable[[dict[str, Any]], "bool | None"]
 LAYER_DECAY_MODES = ("official", "effective")
 CKPT_LAST = "ckpt_last.pth"
 METRICS_FILE = "metrics.jsonl"
+CONDITIONS_FILE = "aug_conditions.jsonl"  # one line per condition applied to a training image
+CONDITION_STREAM = 11  # rng stream id of AUG.CONDITIONS draws (views use the plain key)
 
 
 # ----------------------------------------------------------------------------- data
@@ -145,22 +147,32 @@ class _ViewsDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, float, int] | tuple[None, str, int]:
+    def __getitem__(self, i: int) -> tuple[Any, Any, int, list[dict[str, Any]]]:
+        """(views, label, i, conditions applied) or (None, why unreadable, i, [])."""
         s = self.samples[i]
         try:
             img = open_rgb(s.path)
         except ImageLoadError as exc:
-            return None, f"{s.path}: {exc}", i
+            return None, f"{s.path}: {exc}", i, []
+        applied: list[dict[str, Any]] = []
+        if self.cfg.aug.conditions:  # own stream: adding conditions keeps the views' randomness
+            crng = np.random.default_rng([self.cfg.seed, self.epoch, i, CONDITION_STREAM])
+            img, applied = apply_conditions(img, crng, self.cfg.aug.conditions,
+                                            run_seed=self.cfg.seed, epoch=self.epoch,
+                                            image=str(s.path))
+            applied = [{"epoch": self.epoch, "image": str(s.path), **a} for a in applied]
         rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
-        return train_views(img, rng, self.cfg), float(s.label), i
+        return train_views(img, rng, self.cfg), float(s.label), i, applied
 
 
-def _collate(items: list[tuple[Any, Any, int]]) -> tuple[torch.Tensor | None, torch.Tensor, list[str]]:
-    good = [(x, y) for x, y, _ in items if x is not None]
-    bad = [str(msg) for x, msg, _ in items if x is None]
+def _collate(items: list[tuple[Any, Any, int, list]]
+             ) -> tuple[torch.Tensor | None, torch.Tensor, list[str], list[dict[str, Any]]]:
+    good = [(x, y) for x, y, _, _ in items if x is not None]
+    bad = [str(msg) for x, msg, _, _ in items if x is None]
+    applied = [a for *_, app in items for a in app]
     if not good:
-        return None, torch.empty(0), bad
-    return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good]), bad
+        return None, torch.empty(0), bad, applied
+    return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good]), bad, applied
 
 
 class _EpochSampler(torch.utils.data.Sampler[int]):
@@ -343,6 +355,37 @@ def _optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | N
     opt.zero_grad(set_to_none=True)
 
 
+def _check_conditions(conditions: tuple[tuple[str, float], ...]) -> None:
+    """Every AUG.CONDITIONS id must be registered (the error lists the valid ones)."""
+    from robustness.registry import get
+
+    for i, (cid, _) in enumerate(conditions):
+        try:
+            get(cid)
+        except KeyError as exc:
+            raise ValueError(f"AUG.CONDITIONS[{i}].id: {exc.args[0]}") from None
+
+
+class _ConditionLog:
+    """Appends each applied training condition (epoch, image, condition, seed) to a JSONL
+    file and counts them per condition until ``take_counts``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.counts = path, {}
+
+    def __call__(self, applied: list[dict[str, Any]]) -> None:
+        if not applied:
+            return
+        with open(self.path, "a", encoding="utf-8") as fh:
+            for a in applied:
+                fh.write(json.dumps(a) + "\n")
+                self.counts[a["condition"]] = self.counts.get(a["condition"], 0) + 1
+
+    def take_counts(self) -> dict[str, int]:
+        counts, self.counts = self.counts, {}
+        return counts
+
+
 class _Log:
     """Appends events to metrics.jsonl and forwards them to the progress callback."""
 
@@ -418,6 +461,11 @@ def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = N
             best_path = cand if cand.is_file() else None
         log({"type": "info", "resumed_from": str(options.resume), "step": step})
 
+    if cfg.aug.conditions:
+        _check_conditions(cfg.aug.conditions)
+        log({"type": "info", "aug_conditions": [list(c) for c in cfg.aug.conditions],
+             "conditions_file": CONDITIONS_FILE})
+    record_conditions = _ConditionLog(out / CONDITIONS_FILE)
     dataset = _ViewsDataset(train_s, cfg)
     sampler = _EpochSampler(len(train_s), cfg.seed)
     workers = cfg.data.num_workers if options.num_workers is None else options.num_workers
@@ -441,9 +489,10 @@ def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = N
         model.train()
         opt.zero_grad(set_to_none=True)
         pending = 0
-        for x, y, bad in loader:
+        for x, y, bad, applied in loader:
             for msg in bad:
                 skipped.setdefault(msg.split(": ", 1)[0], msg.split(": ", 1)[-1])
+            record_conditions(applied)
             if x is not None:
                 torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout / drop-path per step
                 x, y = x.to(device, non_blocking=True), y.to(device)
@@ -481,6 +530,8 @@ def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = N
         skipped.update(bad_val)
         ev: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": step,
                               **{f"val_{k}": v for k, v in val.items()}}  # fmt: skip
+        if cfg.aug.conditions:
+            ev["aug_conditions"] = record_conditions.take_counts()
         for name, rows in tests.items():
             res, bad_t = evaluate(model, rows, device, use_amp)
             skipped.update(bad_t)
