@@ -245,3 +245,40 @@ def test_full_disk_leaves_no_partial_file(small_disk, tmp_path: Path) -> None:
     assert "derive refused" in res.stdout and "csv refused" in res.stdout, res.stdout
     assert sorted(p.name for p in folder.iterdir()) == ["old.png"]  # no .tmp, no partial
     assert (folder / "old.png").read_bytes() == b"the previous good file"
+
+
+def test_registering_2000_files_while_two_workers_finish_jobs(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registration commits in batches: the other workers' claims and writes never wait long
+    enough for "database is locked", and no worker exits."""
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
+    big = tmp_path / "big"
+    big.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2000):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(big / f"{i}.png")
+    set_id, _ = image_set(sqlite_url, tmp_path / "small", [PHOTO])
+    conditions = ["jpeg/q50", "jpeg/q75", "jpeg/q90", "meme", "instagram/lark", "instagram/moon"]
+    with session_scope(sqlite_url) as s:
+        register = jobqueue.enqueue_register_folder(s, str(big), name="big", kind="real")
+        others = [jobqueue.enqueue_make_condition(s, imageset_id=set_id, condition_id=c)
+                  for c in conditions]
+    logs = [tmp_path / f"w{i}.log" for i in range(3)]
+    procs = [_worker(log=log) for log in logs]
+    try:
+        for job_id in [register, *others]:
+            view = _wait(sqlite_url, job_id, lambda v: v.status in ("done", "failed"))
+            assert view.status == "done", view.traceback
+        assert all(p.poll() is None for p in procs)  # no worker exited
+    finally:
+        for p in procs:
+            _stop(p)
+    with session_scope(sqlite_url, readonly=True) as s:
+        assert jobs.get_job(s, register).result["added"] == 2000
+    text = "".join(log.read_text(errors="replace") for log in logs)
+    assert "database is locked" not in text and "Traceback" not in text

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig
@@ -63,3 +63,32 @@ def test_retry_redoes_error_rows_of_the_chosen_kind(
     with session_scope(sqlite_url) as s:
         assert jobs.get_job(s, job_id).status == "done"
         assert jobqueue.error_kinds(s, job_id) == {}
+
+
+def test_registration_checks_cancellation_between_batches(sqlite_url: str, tmp_path: Path) -> None:
+    from dashboard.worker import JobCancelled, JobContext, run_import
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(130):  # three batches of REGISTER_BATCH (64)
+        shutil.copy(IMAGES / NAMES[1], folder / f"{i:03d}.png")
+    with session_scope(sqlite_url) as s:
+        job_id = jobqueue.enqueue_register_folder(s, str(folder), name="many", kind="real")
+        job = jobs.claim(s, "w", ["import"])
+    ctx = JobContext(job.id, job.kind, dict(job.params), "w", sqlite_url)
+    calls = []
+    original = ctx.progress
+
+    def progress(done: int, total: int | None = None) -> None:
+        calls.append(done)
+        if done >= 64:  # a person cancels once the first batch is in
+            with session_scope(sqlite_url) as s:
+                jobqueue.cancel(s, job_id)
+        original(done, total)
+
+    ctx.progress = progress
+    with pytest.raises(JobCancelled):
+        run_import(ctx)
+    with session_scope(sqlite_url, readonly=True) as s:
+        registered = s.scalar(select(func.count()).select_from(Image))
+    assert calls == [0, 64] and registered == 64  # the first batch committed, no more read
