@@ -42,7 +42,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboard.paths import data_dir, join_inside, slug
 from db import jobs
+from db.imagesets import resolve_inside
 from db.models import ORIGINAL, DerivedImage, Image, ImageSet, Model, Run, utcnow
 from db.queries import (
     bulk_insert_predictions,
@@ -192,15 +194,28 @@ def get_handler(kind: str) -> Handler:
 # --- paths ------------------------------------------------------------------------------------
 
 
-def data_dir() -> Path:
-    """Where derived files go: ``SPAI_DATA_DIR`` or ``<repo>/data``."""
-    return Path(os.environ.get("SPAI_DATA_DIR") or REPO_ROOT / "data")
+def derived_stem(imageset_id: int, imageset: str, condition_id: str, relpath: str) -> Path:
+    """``data/derived/<id>-<set name as a slug>/<condition id, '/' -> '__'>/<relpath without
+    extension>``; ``PathNotAllowed`` for a relpath with ``..`` or an absolute one."""
+    try:
+        folder = f"{imageset_id}-{slug(imageset)}"
+    except ValueError:  # a name without letters or digits
+        folder = str(imageset_id)
+    base = data_dir() / "derived" / folder / condition_id.replace("/", "__")
+    return join_inside(base, relpath).with_suffix("")
 
 
-def derived_stem(imageset: str, condition_id: str, relpath: str) -> Path:
-    """``data/derived/<imageset>/<condition id, '/' -> '__'>/<relpath without extension>``."""
-    rel = Path(relpath).with_suffix("")
-    return data_dir() / "derived" / imageset / condition_id.replace("/", "__") / rel
+def image_file(iset: ImageSet, im: Image) -> tuple[Path | None, str | None]:
+    """The file of a stored image, checked at read time to lie inside its set's root (a
+    symlink planted after registration is refused), or None and the reason."""
+    if not im.has_file or iset.root is None:
+        return None, NO_FILE_ERROR
+    if im.error:
+        return None, im.error
+    try:
+        return resolve_inside(Path(iset.root), im.relpath), None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def _stored(path: Path) -> str:
@@ -263,15 +278,20 @@ def derive_todo(
     ctx.log(f"deriving {len(todo)} of {len(images)} images of {iset.name!r} under "
             f"{condition_id!r}")
     ctx.progress(len(images) - len(todo), len(images))
-    usable = iset.root is not None
-    return [{
-        "image_id": im.id,
-        "src": str(Path(iset.root) / im.relpath) if usable and im.has_file and not im.error
-        else None,
-        "error": im.error or NO_FILE_ERROR,  # used only when src is None
-        "stem": str(derived_stem(iset.name, condition_id, im.relpath)),
-        "key": f"sha256:{im.sha256}" if im.sha256 else f"{iset.name}/{im.relpath}",
-    } for im in todo], {"derived": 0, "derive_errors": 0, "images": len(images)}
+    items = []
+    for im in todo:
+        src, error = image_file(iset, im)
+        try:
+            stem = str(derived_stem(iset.id, iset.name, condition_id, im.relpath))
+        except ValueError as exc:
+            src, error, stem = None, str(exc), ""
+        items.append({
+            "image_id": im.id, "src": str(src) if src else None,
+            "error": error,  # used only when src is None
+            "stem": stem,
+            "key": f"sha256:{im.sha256}" if im.sha256 else f"{iset.name}/{im.relpath}",
+        })
+    return items, {"derived": 0, "derive_errors": 0, "images": len(images)}
 
 
 def derive_row(item: dict[str, Any], condition_id: str) -> dict[str, Any]:
@@ -453,11 +473,7 @@ def _source_of(
 ) -> tuple[Path | None, str | None]:
     """The file to score for the image under the condition, or the reason there is none."""
     if condition_id == ORIGINAL:
-        if not im.has_file or iset.root is None:
-            return None, NO_FILE_ERROR
-        if im.error:
-            return None, im.error
-        return Path(iset.root) / im.relpath, None
+        return image_file(iset, im)
     d = derived.get(im.id)
     if d is None:
         return None, f"no derived file under {condition_id!r}"

@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from db.imagesets import resolve_inside
 from db.models import ORIGINAL, Image, ImageSet, Model, Prediction, Run
 from robustness.metrics import (
     DECISION_THRESHOLD,
@@ -288,8 +289,8 @@ def images_in_set(
 
 
 def image_by_id(session: Session, image_id: int) -> tuple[Path, str | None]:
-    """The file of a stored image and its sha256; ``KeyError`` / ``FileNotFoundError`` with the
-    reason when it cannot be read."""
+    """The file of a stored image and its sha256; ``KeyError`` / ``FileNotFoundError`` /
+    ``PermissionError`` (a path leading out of the set's root) with the reason otherwise."""
     row = session.execute(
         select(Image.relpath, Image.sha256, Image.has_file, ImageSet.root)
         .join(ImageSet, ImageSet.id == Image.imageset_id).where(Image.id == image_id)
@@ -299,7 +300,10 @@ def image_by_id(session: Session, image_id: int) -> tuple[Path, str | None]:
     relpath, sha, has_file, root = row
     if not has_file or root is None:
         raise FileNotFoundError(f"image {image_id} ({relpath}) was imported without its file")
-    return Path(root) / relpath, sha
+    try:  # checked at read time: a symlink planted after registration may lead out
+        return resolve_inside(Path(root), relpath), sha
+    except ValueError as exc:
+        raise PermissionError(f"image {image_id}: {exc}") from None
 
 
 def image_history(

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from db.imagesets import inspect_image
+from db.imagesets import inspect_image, resolve_inside
 from db.models import ORIGINAL, DerivedImage, Image, ImageSet, Job, Prediction, Run
 
 __all__ = ["error_kind", "error_kinds", "redo_errors"]
@@ -96,7 +96,10 @@ def _reinspect(session: Session, job_id: int, prediction_ids: list[int]) -> None
         .where(Prediction.id.in_(prediction_ids), Image.error.is_not(None),
                Image.has_file.is_(True), ImageSet.root.is_not(None))).all()
     for image_id, relpath, root in rows:
-        path = Path(root) / relpath
+        try:  # read again only inside the set's root (symlinks followed, then checked)
+            path = resolve_inside(Path(root), relpath)
+        except ValueError:
+            continue
         if not path.is_file():
             continue
         facts = inspect_image(path)

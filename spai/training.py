@@ -43,7 +43,7 @@ from robustness.metrics import acc_at, ap, auc
 from spai.augment import apply_conditions, train_views
 from spai.checkpoint import extract_state_dict, load_state, read_checkpoint, save_training_checkpoint
 from spai.config import Config
-from spai.imageio import ImageLoadError, open_rgb, to_model_input
+from spai.imageio import ImageLoadError, open_rgb, resolve_under_root, to_model_input
 from spai.model import SPAI, build_model
 
 __all__ = [
@@ -113,7 +113,8 @@ class TrainResult:
 
 
 def read_csv_samples(csv_path: Path, root: Path | None = None) -> list[Sample]:
-    """Rows of an official CSV (``image``, ``class``, ``split``), paths joined to `root`."""
+    """Rows of an official CSV (``image``, ``class``, ``split``), paths joined to `root`; a
+    path escaping `root` is a ``ValueError`` naming the row."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"CSV not found: {csv_path}")
@@ -132,7 +133,11 @@ def read_csv_samples(csv_path: Path, root: Path | None = None) -> list[Sample]:
                 raise ValueError(f"{csv_path}:{line}: class must be 0 or 1, got {row['class']!r}")
             if label not in (0, 1):
                 raise ValueError(f"{csv_path}:{line}: class must be 0 or 1, got {label}")
-            out.append(Sample(root / row["image"], label, row["split"].strip()))
+            try:  # a row whose path leads out of the root (.., absolute, symlink) is refused
+                path = resolve_under_root(root, (row["image"] or "").strip())
+            except ImageLoadError as exc:
+                raise ValueError(f"{csv_path}:{line}: {exc}") from None
+            out.append(Sample(path, label, row["split"].strip()))
     return out
 
 

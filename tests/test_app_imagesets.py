@@ -25,6 +25,7 @@ def app_env(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("SPAI_START_WORKER", "0")
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SPAI_DATA_ROOTS", str(tmp_path))  # the test's folders may be registered
     folder = tmp_path / "imgs"
     folder.mkdir()
     rng = np.random.default_rng(0)

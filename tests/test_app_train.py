@@ -74,7 +74,10 @@ def test_empty_and_form_validation(page_store) -> None:
     assert not at.exception and "No training jobs yet." in at.info[0].value
     at.button(key="train.queue").click().run()
     assert "choose at least one real and one fake image set" in at.error[0].value
-    at.text_input(key="train.data").input(str(tmp / "missing.csv"))
+    at.text_input(key="train.data").input("/etc/passwd")  # outside SPAI_DATA_ROOTS
+    at.button(key="train.queue").click().run()
+    assert "training CSV '/etc/passwd' is outside the folders" in at.error[0].value
+    at.text_input(key="train.data").input(str(tmp / "data" / "missing.csv"))
     at.button(key="train.queue").click().run()
     assert "training CSV not found" in at.error[0].value
     at.text_input(key="train.tag").input("../escape").run()

@@ -166,7 +166,8 @@ def test_unreadable_image_is_skipped_not_fatal(data: Path, tmp_path: Path) -> No
     lines = [rows[0]] + [f"{root / r.split(',')[0]},{','.join(r.split(',')[1:])}" for r in rows[1:]]
     lines.append(f"{tmp_path / 'broken.png'},1,train")
     bad_csv.write_text("\n".join(lines) + "\n")
-    result = train(_cfg(("TRAIN.EPOCHS", "1")), TrainOptions(data_path=bad_csv, output=tmp_path / "o"))
+    result = train(_cfg(("TRAIN.EPOCHS", "1")),  # absolute paths in two folders: root "/"
+                   TrainOptions(data_path=bad_csv, csv_root_dir=Path("/"), output=tmp_path / "o"))
     assert not result.cancelled and result.steps == 4  # 7 train rows / batch 2
     assert any("broken.png" in k for k in result.skipped)
 

@@ -91,7 +91,7 @@ def test_infer_under_a_condition_derives_files_first(
     for d in derived:
         path = REPO_ROOT / d.path if not Path(d.path).is_absolute() else Path(d.path)
         assert path.is_file() and path.suffix == ".jpg"
-        assert path.parent == tmp_path / "data" / "derived" / "cset" / "jpeg__q75"
+        assert path.parent == tmp_path / "data" / "derived" / f"{set_id}-cset" / "jpeg__q75"
         assert d.seed is not None and d.params["quality"] == 75
     assert all(p.error is None and p.score is not None for p in preds)
 

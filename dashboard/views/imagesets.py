@@ -9,7 +9,8 @@ import streamlit as st
 from dashboard import jobqueue
 from dashboard.components import condition_picker
 from db import imageset_stats
-from db.imagesets import label_layout
+from dashboard.paths import PathNotAllowed, data_roots, require_inside_roots
+from db.imagesets import label_layout, resolve_inside
 from db.models import ORIGINAL
 from db.session import database_url, session_scope
 from spai.imageio import ImageLoadError, thumbnail
@@ -23,8 +24,11 @@ PROBLEMS_SHOWN = 200  # per-file problems listed after a registration
 def _folder_form(url: str) -> int | None:
     """Register a folder: two labelled sets when it has label subfolders, else one set with
     the label the user picks (there is no default label). Returns a queued job id."""
-    folder = st.text_input("Folder (on the server)", key=KEY + "folder").strip()
-    layout = label_layout(folder) if folder else None
+    folder = st.text_input("Folder (on the server)", key=KEY + "folder",
+                           help=f"Only inside the folders this server allows: {_roots_text()}"
+                           ).strip()
+    allowed = _allowed(folder, "folder") if folder else None
+    layout = label_layout(allowed) if allowed else None
     if layout is not None:
         st.info(f"Labels from subfolders: `{layout['real'].name}/` is real, "
                 f"`{layout['fake'].name}/` is fake; registers two sets, <name>-real and "
@@ -43,13 +47,15 @@ def _folder_form(url: str) -> int | None:
     try:
         if not folder:
             raise ValueError("give a folder")
-        if not Path(folder).is_dir():
+        if allowed is None:
+            return None  # the reason is shown under the field
+        if not Path(allowed).is_dir():
             raise ValueError(f"image folder not found: {folder}")
         if layout is None and kind is None:
             raise ValueError("choose the label (real or fake) of the images in this folder")
         with session_scope(url) as s:
             return jobqueue.enqueue_register_folder(
-                s, folder, name=name.strip() or Path(folder).resolve().name, kind=kind,
+                s, allowed, name=name.strip() or Path(allowed).name, kind=kind,
                 generator=gen.strip() or None)
     except ValueError as exc:
         st.error(f"Registration failed: {exc}", icon=":material/error:")
@@ -70,13 +76,15 @@ def _csv_form(url: str) -> int | None:
     try:
         if not csv_path.strip() or not root.strip() or not csv_name.strip():
             raise ValueError("give a CSV file, its root folder and a set name")
-        if not Path(csv_path.strip()).is_file():
+        csv_file = require_inside_roots(csv_path.strip(), "CSV file")
+        root_dir = require_inside_roots(root.strip(), "root folder")
+        if not csv_file.is_file():
             raise ValueError(f"CSV file not found: {csv_path.strip()}")
-        if not Path(root.strip()).is_dir():
+        if not root_dir.is_dir():
             raise ValueError(f"root folder not found: {root.strip()}")
         with session_scope(url) as s:
             return jobqueue.enqueue_register_csv(
-                s, csv_path.strip(), root.strip(), name=csv_name.strip(),
+                s, str(csv_file), str(root_dir), name=csv_name.strip(),
                 generator=csv_gen.strip() or None, split=split.strip() or None)
     except ValueError as exc:
         st.error(f"Registration failed: {exc}", icon=":material/error:")
@@ -112,13 +120,27 @@ def _registration_status(url: str, job_id: int) -> None:
         st.rerun()
 
 
-def _thumbnails(files: list[tuple[str, str]]) -> None:
-    """Small copies decoded through the capped decoder; a file that cannot be shown says why."""
+def _roots_text() -> str:
+    return ", ".join(f"`{r}`" for r in data_roots())
+
+
+def _allowed(path: str, what: str) -> str | None:
+    """``path`` when it is inside the allowed roots, else None with the reason shown."""
+    try:
+        return str(require_inside_roots(path, what))
+    except PathNotAllowed as exc:
+        st.error(str(exc), icon=":material/block:")
+        return None
+
+
+def _thumbnails(root: str, relpaths: list[str]) -> None:
+    """Small copies decoded through the capped decoder, each file checked to lie inside the
+    set's root (symlinks followed); a file that cannot be shown says why."""
     shown = []
-    for path, rel in files:
+    for rel in relpaths:
         try:
-            shown.append((thumbnail(path, THUMB_PX), rel))
-        except ImageLoadError as exc:
+            shown.append((thumbnail(resolve_inside(Path(root), rel), THUMB_PX), rel))
+        except (ImageLoadError, ValueError) as exc:
             st.caption(f"{rel}: {exc}")
     if shown:
         st.image([t for t, _ in shown], caption=[r for _, r in shown], width=120)
@@ -186,7 +208,8 @@ with session_scope(url, readonly=True) as s:
 st.caption(f"{row['images']} image(s), {row['with_file']} with a file here, {row['errors']} "
            f"unreadable; root `{row['root'] or '(none: predictions imported without files)'}`")
 files = imgs[imgs["file"].notna() & imgs["error"].isna()].head(THUMBNAILS)
-_thumbnails(list(zip(files["file"], files["relpath"])))
+if len(files):
+    _thumbnails(str(row["root"]), list(files["relpath"]))
 if len(errors):
     st.subheader("Files that cannot be used")
     st.dataframe(errors[["relpath", "error"]], hide_index=True, key=KEY + "errors")

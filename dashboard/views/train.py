@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts, jobqueue
 from dashboard.training_log import METRICS_FILE, read_training_log
-from dashboard.worker import data_dir  # <SPAI_DATA_DIR or data>/train/<tag>: run outputs
+from dashboard.paths import data_dir, require_inside_roots  # data_dir()/train/<tag>: runs
 from db import imageset_stats
 from db.session import REPO_ROOT, database_url, session_scope
 from db.training_sets import write_training_csv
@@ -84,10 +84,12 @@ def _launch_form(url: str) -> None:
         with session_scope(url) as s:
             jobqueue.check_run_name(s, tag, train_dir=_train_dir(), resume=resume)
             if data:
-                if not _resolve(data).is_file():
+                csv_file = require_inside_roots(_resolve(data), "training CSV")
+                csv_root = require_inside_roots(_resolve(root), "CSV root") if root else None
+                if not csv_file.is_file():
                     raise ValueError(f"training CSV not found: {data}")
-                params |= {"data_path": str(_resolve(data)),
-                           "csv_root_dir": str(_resolve(root)) if root else None}
+                params |= {"data_path": str(csv_file),
+                           "csv_root_dir": str(csv_root) if csv_root else None}
             elif not real or not fake:
                 raise ValueError("choose at least one real and one fake image set (or give "
                                  "an official training CSV)")

@@ -92,7 +92,7 @@ def _stop_workers(database_url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_server() -> Iterator[AppServer]:
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """``streamlit run dashboard/app.py`` on 127.0.0.1 and a free port, with a temp store."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
@@ -104,7 +104,9 @@ def app_server() -> Iterator[AppServer]:
     env = dict(os.environ, DATABASE_URL=database_url, SPAI_DATA_DIR=str(tmp / "data"),
                SPAI_MODEL_WEIGHTS=str(FIXTURE / "spai_tiny_seed0.pth"),
                SPAI_MODEL_CFG=str(FIXTURE / "spai_tiny.yaml"), OMP_NUM_THREADS="1",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1",  # the tests' folders are registered from pytest's temp
+               SPAI_DATA_ROOTS=os.pathsep.join([str(tmp_path_factory.getbasetemp()),
+                                                str(tmp / "data")]))
     env.pop("SPAI_START_WORKER", None)
     log = tmp / "streamlit.log"
     with open(log, "wb") as out:
