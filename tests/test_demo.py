@@ -167,3 +167,21 @@ def test_real_crops_are_the_reals_a_build_writes(tmp_path: Path) -> None:
     for name, img in crops:
         on_disk = np.asarray(Image.open(tmp_path / "demo" / name).convert("RGB"))
         assert np.array_equal(np.asarray(img.convert("RGB")), on_disk), name
+
+
+def test_the_card_photos_ship_with_the_repository_and_their_licences() -> None:
+    """A fresh clone finds every photo the shipped model's card lists, without apt packages."""
+    from spai.demo.sources import PHOTOS_DIR
+
+    card = json.loads((Path(__file__).parents[1] / "weights" / "demo" / "eval.json").read_text())
+    found = discover_sources()
+    assert len(found) == card["data"]["photos"] == 33
+    shipped = sorted(p for p in PHOTOS_DIR.rglob("*.jpg"))
+    assert {s.path for s in found if s.origin.endswith("(Debian)")} == set(shipped)
+    assert all(s.path.is_relative_to(PHOTOS_DIR) for s in found if s.origin.endswith("(Debian)"))
+    listing = (PHOTOS_DIR / "README.md").read_text()
+    for p in shipped:
+        row = next(line for line in listing.splitlines() if f"`{p.relative_to(PHOTOS_DIR).as_posix()}`" in line)
+        assert hashlib.sha256(p.read_bytes()).hexdigest()[:16] in row
+    for licence in ("GPL-2", "GPL-3", "LGPL-3"):
+        assert "GNU" in (PHOTOS_DIR / "LICENSES" / licence).read_text()

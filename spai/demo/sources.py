@@ -5,9 +5,10 @@ Sources (whatever subset is installed is used; `discover_sources()` says which):
 - scikit-learn's bundled sample photos (``sklearn/datasets/images``),
 - scikit-image's bundled RGB photos (``skimage/data``; read from the package folder directly,
   because the ``skimage.data`` loaders for non-bundled files need ``pooch`` and the network),
-- Debian ``mate-backgrounds`` nature photos (``/usr/share/backgrounds/mate/nature``),
-- Debian ``plasma-workspace-wallpapers`` photos (``/usr/share/wallpapers/<Name>/contents/images``),
-  skipping the illustrations Autumn and PastelHills.
+- the Debian ``mate-backgrounds`` nature photos and ``plasma-workspace-wallpapers`` photos
+  (the illustrations Autumn and PastelHills left out), shipped unmodified in ``photos/`` next to
+  this module with their licences (``photos/README.md`` lists each file's origin), so every
+  clone builds the same set whether or not those packages are installed.
 
 Each photo gets a stable id (``"<origin>/<name>"``) used for the split and in file names.
 """
@@ -42,10 +43,9 @@ SKLEARN_PHOTOS: dict[str, str] = {
     "china.jpg": "CC-BY 2.0 (danielbuechele, Flickr)",
     "flower.jpg": "CC-BY 2.0 (Vlasta Juricek, Flickr)",
 }
-MATE_DIR = Path("/usr/share/backgrounds/mate/nature")
-PLASMA_DIR = Path("/usr/share/wallpapers")
-PLASMA_SKIP = frozenset({"Autumn", "PastelHills"})  # illustrations, not photographs
-PLASMA_FILE = "contents/images/2560x1600.jpg"
+PHOTOS_DIR = Path(__file__).parent / "photos"  # shipped copies (see photos/README.md)
+MATE_DIR = PHOTOS_DIR / "mate"  # /usr/share/backgrounds/mate/nature/*.jpg
+PLASMA_DIR = PHOTOS_DIR / "plasma"  # /usr/share/wallpapers/<Name>/contents/images/2560x1600.jpg
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -98,20 +98,17 @@ def _mate(root: Path) -> list[PhotoSource]:
 def _plasma(root: Path) -> list[PhotoSource]:
     if not root.is_dir():
         return []
-    out = []
-    for d in sorted(root.iterdir()):
-        path = d / PLASMA_FILE
-        if d.name not in PLASMA_SKIP and path.is_file():
-            out.append(
-                PhotoSource(f"plasma/{d.name}", path, "plasma-workspace-wallpapers (Debian)", "LGPL-3")
-            )
-    return out
+    return [
+        PhotoSource(f"plasma/{p.stem}", p, "plasma-workspace-wallpapers (Debian)", "LGPL-3")
+        for p in sorted(root.iterdir())
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    ]
 
 
 def discover_sources(
     mate_dir: Path = MATE_DIR, plasma_dir: Path = PLASMA_DIR
 ) -> list[PhotoSource]:
-    """All installed real photos, sorted by id (the order never depends on the file system)."""
+    """All available real photos (bundled with pip packages or shipped here), sorted by id (the order never depends on the file system)."""
     found = (
         _bundled("sklearn.datasets", "images", SKLEARN_PHOTOS, "sklearn")
         + _bundled("skimage", "data", SKIMAGE_PHOTOS, "skimage")
