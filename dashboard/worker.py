@@ -489,13 +489,20 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
     if p.get("source") in ("register-folder", "register-csv"):
         return _run_register(ctx)
     with session_scope(ctx.url) as s:
+
+        def checkpoint(report) -> None:
+            """Commit each imported file (other writers wait at most one file); check cancel."""
+            s.commit()
+            ctx.progress(report.runs)
+            ctx.check()
+
         if p.get("source") == "study":
-            rep = import_study(s, p.get("folder"))
+            rep = import_study(s, p.get("folder"), checkpoint=checkpoint)
         elif p.get("source") == "csv":
             rep = import_csv(s, p["csv_path"], model_name=p["model_name"],
                              condition_id=p.get("condition_id") or ORIGINAL,
                              imageset=p.get("imageset"), root=p.get("root"),
-                             score_column=p.get("score_column"))
+                             score_column=p.get("score_column"), checkpoint=checkpoint)
         else:
             raise ValueError(f"import job: source must be 'study', 'csv', 'register-folder' or "
                              f"'register-csv', got "

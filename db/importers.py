@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import filecmp
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -70,6 +71,7 @@ STUDY_CONDITIONS = (
                    "eval_splitmlp_sr", {"model": "BSRGAN", "downscale": 2, "upscale": 2},
                    "downscale x2 then BSRGAN x2 upscaling (study recipe)"),
 )
+Checkpoint = Callable[["ImportReport"], None]  # called between files (see import_study)
 SET_FILE = re.compile(r"^(fake|real)_([A-Za-z0-9.\-]+)\.csv$")
 ROGER_FILE = re.compile(r"^(fake|real)_([A-Za-z0-9.\-]+)_test_embeddings(?:_SplitMLP-v1)?"
                         r"_prediction_results\.csv$")
@@ -216,8 +218,13 @@ def _study_files(cond_dir: Path, report: ImportReport) -> list[Path]:
     return files
 
 
-def import_study(session: Session, folder: str | Path | None = None) -> ImportReport:
-    """Import a study folder laid out like the robustness study (default: the shipped copy)."""
+def import_study(
+    session: Session, folder: str | Path | None = None, *, checkpoint: Checkpoint | None = None
+) -> ImportReport:
+    """Import a study folder laid out like the robustness study (default: the shipped copy).
+
+    ``checkpoint(report)`` is called after each file's run (a worker commits there and checks
+    for a cancel; an import stopped there resumes, rows already imported are kept)."""
     root = Path(folder) if folder is not None else STUDY_DIR
     if not root.is_dir():
         raise FileNotFoundError(f"study folder not found: {root}")
@@ -252,7 +259,11 @@ def import_study(session: Session, folder: str | Path | None = None) -> ImportRe
                 relpaths=[r["image"] for r in records],
                 scores=[_float_or_none(r[col]) for r in records],
                 source=str(path.relative_to(root)), report=report)
+            if checkpoint is not None:
+                checkpoint(report)
         _import_roger(session, root, cond, roger, image_ids_by_set, report)
+        if checkpoint is not None:
+            checkpoint(report)
     ignored = root / "combi-model" / "eval_results"
     if ignored.is_dir():
         report.skipped.append((str(ignored), "early superseded ROGER run, not imported"))
@@ -299,6 +310,7 @@ def import_csv(
     session: Session, csv_path: str | Path, *, model_name: str, condition_id: str = ORIGINAL,
     imageset: str | None = None, root: str | Path | None = None, score_column: str | None = None,
     model_origin: str = "imported", new_condition: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> ImportReport:
     """Import an official ``infer`` output CSV (``image,class,split,<tag>``) as a run.
 
@@ -333,4 +345,6 @@ def import_csv(
                       relpaths=[r["image"] for r in groups[kind]],
                       scores=[_float_or_none(r[col]) for r in groups[kind]],
                       source=str(path), report=report, root=root_path)
+        if checkpoint is not None:
+            checkpoint(report)
     return report

@@ -92,3 +92,27 @@ def test_registration_checks_cancellation_between_batches(sqlite_url: str, tmp_p
     with session_scope(sqlite_url, readonly=True) as s:
         registered = s.scalar(select(func.count()).select_from(Image))
     assert calls == [0, 64] and registered == 64  # the first batch committed, no more read
+
+
+def test_study_import_commits_per_file_and_checks_cancellation(sqlite_url: str) -> None:
+    from dashboard.worker import JobCancelled, JobContext, run_import
+    from db.models import Run
+
+    with session_scope(sqlite_url) as s:
+        job_id = jobqueue.enqueue_import_study(s)
+        job = jobs.claim(s, "w", ["import"])
+    ctx = JobContext(job.id, job.kind, dict(job.params), "w", sqlite_url)
+    original = ctx.progress
+
+    def progress(done: int, total: int | None = None) -> None:
+        if done >= 2:  # a person cancels once two files are in
+            with session_scope(sqlite_url) as s:
+                jobqueue.cancel(s, job_id)
+        original(done, total)
+
+    ctx.progress = progress
+    with pytest.raises(JobCancelled):
+        run_import(ctx)
+    with session_scope(sqlite_url, readonly=True) as s:
+        assert s.scalar(select(func.count()).select_from(Run)) == 2  # committed, then stopped
+        assert s.scalar(select(func.count()).select_from(Prediction)) > 0
