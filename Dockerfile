@@ -1,10 +1,16 @@
 # SPAI dashboard. CPU by default:
 #   docker build -t spai-dashboard .
-#   docker run -p 8501:8501 -v $PWD/weights:/app/weights -v $PWD/data:/app/data spai-dashboard
+#   docker run -p 127.0.0.1:8501:8501 -e SPAI_ALLOW_UNAUTHENTICATED=1 \
+#              -v $PWD/weights:/app/weights -v $PWD/data:/app/data spai-dashboard
+# The dashboard has no sign-in (README, Security). In a container it must listen on 0.0.0.0, so
+# it serves nothing unless started with SPAI_ALLOW_UNAUTHENTICATED=1, which says "everyone who
+# reaches the published port may do everything"; publish it on 127.0.0.1 as above unless that
+# is what you want. Folders visitors may register from: SPAI_DATA_ROOTS (default: /app/data,
+# /app/examples, /app/tests/fixtures).
 # CUDA (needs the NVIDIA container toolkit on the host; torch wheels bundle the CUDA runtime):
 #   docker build --build-arg BASE_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04 \
 #                --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu130 -t spai-dashboard:cuda .
-#   docker run --gpus all -p 8501:8501 spai-dashboard:cuda
+#   docker run --gpus all -p 127.0.0.1:8501:8501 -e SPAI_ALLOW_UNAUTHENTICATED=1 spai-dashboard:cuda
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
@@ -28,5 +34,6 @@ RUN useradd --create-home spai && mkdir -p /app/data && chown -R spai /app/data
 USER spai
 EXPOSE 8501
 # Inside a container the server must listen on all interfaces to be reachable through -p;
-# outside Docker, .streamlit/config.toml binds 127.0.0.1.
+# outside Docker, .streamlit/config.toml binds 127.0.0.1. Without SPAI_ALLOW_UNAUTHENTICATED=1
+# every page refuses to serve (dashboard/access.py): no sign-in means no exposure by default.
 CMD ["streamlit", "run", "dashboard/app.py", "--server.address", "0.0.0.0", "--server.port", "8501"]

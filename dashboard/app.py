@@ -1,8 +1,10 @@
 """Dashboard entrypoint: ``streamlit run dashboard/app.py`` (from the repository root).
 
-Only the frame lives here: page config, navigation with sections, the shared sidebar (which model
-is active, DEMO badge) and the background worker start. Each page is a file in ``views/``; a
-page whose file does not exist yet is simply not listed.
+Only the frame lives here: page config, the bind rule (no sign-in: a non-loopback server serves
+nothing unless SPAI_ALLOW_UNAUTHENTICATED=1, and then a banner on every page; dashboard.access),
+navigation with sections, the shared sidebar (which model is active, DEMO badge) and the
+background worker start. Each page is a file in ``views/``; a page whose file does not exist yet
+is simply not listed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if str(REPO_ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the r
 import streamlit as st  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
-from dashboard import components, resources  # noqa: E402
+from dashboard import access, components, resources  # noqa: E402
 from spai.detector import origin_of  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
@@ -81,6 +83,13 @@ def worker_panel(problem: str | None) -> None:
 
 st.set_page_config(page_title="SPAI dashboard", page_icon=":material/image_search:",
                    layout="wide")
+address = st.get_option("server.address")
+refusal = access.bind_problem(address)  # no sign-in: other machines only when allowed
+if refusal:
+    st.error(refusal, icon=":material/block:")
+    st.stop()
+if notice := access.banner(address):
+    st.warning(notice, icon=":material/lock_open:")
 worker_problem = resources.start_worker_once()
 page = navigation()
 sidebar(worker_problem)

@@ -2,7 +2,9 @@
 
 Streamlit reads ``.streamlit/config.toml`` from the working directory, so the server is started
 from the repository root: the loopback bind, XSRF protection, upload cap and usage-statistics
-setting there apply however the command was launched.
+setting there apply however the command was launched. A bind other than loopback is refused
+before anything starts unless ``SPAI_ALLOW_UNAUTHENTICATED=1`` (see ``dashboard.access``; the app
+checks again, whatever started it).
 """
 
 from __future__ import annotations
@@ -20,9 +22,34 @@ def streamlit_argv(extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP), *extra]
 
 
+def requested_address(extra: list[str], env: dict[str, str] | None = None) -> str | None:
+    """The ``--server.address`` on the command line, else ``STREAMLIT_SERVER_ADDRESS``, else
+    the repository's config.toml value (None when neither sets one: every interface)."""
+    for i, arg in enumerate(extra):
+        if arg.startswith("--server.address="):
+            return arg.split("=", 1)[1]
+        if arg == "--server.address" and i + 1 < len(extra):
+            return extra[i + 1]
+    env = os.environ if env is None else env
+    if env.get("STREAMLIT_SERVER_ADDRESS"):
+        return env["STREAMLIT_SERVER_ADDRESS"]
+    import tomllib
+
+    config = REPO_ROOT / ".streamlit" / "config.toml"
+    if config.is_file():
+        return tomllib.loads(config.read_text()).get("server", {}).get("address")
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Replace this process by ``streamlit run dashboard/app.py`` in the repository root."""
-    args = streamlit_argv(sys.argv[1:] if argv is None else argv)
+    from dashboard.access import bind_problem
+
+    extra = sys.argv[1:] if argv is None else argv
+    problem = bind_problem(requested_address(extra))
+    if problem:
+        sys.exit(f"spai-dashboard: {problem}")
+    args = streamlit_argv(extra)
     os.chdir(REPO_ROOT)
     os.execv(args[0], args)
 

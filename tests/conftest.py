@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+# The app serves only loopback without sign-in (dashboard/access.py); AppTest pages run as the
+# local server .streamlit/config.toml describes, whatever folder pytest was started from.
+os.environ.setdefault("STREAMLIT_SERVER_ADDRESS", "127.0.0.1")
+
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 _db_counter = itertools.count()
 
