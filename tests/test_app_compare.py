@@ -196,3 +196,29 @@ def test_run_link_opens_compare_on_its_run(mixed_store) -> None:
     at.query_params["run"] = "999999"
     at.run()
     assert not at.exception and "Run 999999 is not in the store" in at.warning[0].value
+
+
+# --- paired deltas between two models (issue 17.4; robustness.study.deltas) -------------------
+
+
+def test_paired_deltas_between_two_models(study_url) -> None:
+    url, _ = study_url
+    at = _page(url)
+    assert "Pick two models above" in " ".join(c.value for c in at.caption)
+    at.multiselect(key="compare.models").set_value(
+        ["ROGER (study fused model)", STUDY_SPAI]).run()
+    at.toggle(key="compare.delta_on").set_value(True).run()
+    assert not at.exception
+    frame = at.dataframe[-1].value.set_index("condition")  # the page's last table
+    shot = frame.loc["screenshot"]
+    assert shot["delta"] == pytest.approx(0.912 - 0.623, abs=1e-3)
+    assert shot["low"] < shot["delta"] < shot["high"] and shot["low"] > 0
+    assert shot["images"] == 16638  # 13 fake + 4 real sets, every image paired
+
+
+def test_paired_deltas_say_why_models_cannot_be_paired(mixed_store) -> None:
+    at = _page(mixed_store[0])
+    at.multiselect(key="compare.models").set_value([STUDY_SPAI, "tiny"]).run()
+    at.toggle(key="compare.delta_on").set_value(True).run()
+    assert not at.exception
+    assert any(i.value.startswith("No condition can be compared") for i in at.info)

@@ -193,6 +193,53 @@ def _charts(datas: list[score_tables.ScoreData], chosen: list[str], conds: list[
             config=charts.plotly_config(fmt, "scores"), key=KEY + "hist")
 
 
+# --- paired deltas between two models (robustness.study.deltas) -----------------------------
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Reading per-image scores ...")
+def _image_scores(url: str, name: str, version: int, conds: tuple[str, ...]):
+    from robustness.study.results import ModelScores
+    from robustness.study.store import load_scores
+
+    with session_scope(url, readonly=True) as s:
+        return ModelScores(name, load_scores(s, name, list(conds)))
+
+
+@st.cache_data(max_entries=16, show_spinner="Bootstrapping paired deltas ...")
+def _delta_frame(_a, _b, key: tuple, conds: tuple[str, ...], reals: tuple[str, ...], metric: str):
+    from robustness.study.deltas import delta_frame
+
+    return delta_frame(_a, _b, conditions=list(conds), real_sets=list(reals), metric=metric)
+
+
+def _paired_deltas_section(url: str, chosen: list[str], names: dict, conds: list[str],
+                           reals: list[str], metric: str) -> None:
+    st.divider()
+    st.subheader("Paired deltas between two models")
+    if len(chosen) < 2:
+        st.caption("Pick two models above (e.g. before and after fine-tuning) to put them side "
+                   "by side per condition, with a paired bootstrap interval for each delta.")
+        return
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("Model A", chosen, key=KEY + "delta_a")
+    b = c2.selectbox("minus model B", [m for m in chosen if m != a], key=KEY + "delta_b")
+    if not st.toggle("Compute (200 paired replicates: the same images resampled for both)",
+                     key=KEY + "delta_on"):
+        return
+    key = (url, names[a].version, names[b].version)
+    sa, sb = (_image_scores(url, m, names[m].version, tuple(conds)) for m in (a, b))
+    frame, skipped = _delta_frame(sa, sb, key + (a, b), tuple(conds), tuple(reals), metric)
+    if frame.empty:
+        st.info("No condition can be compared: " + "; ".join(skipped), icon=":material/info:")
+        return
+    fmt = {c: st.column_config.NumberColumn(format="%.3f") for c in (a, b)}
+    fmt |= {c: st.column_config.NumberColumn(format="%+.3f") for c in ("delta", "low", "high")}
+    components.data_table(frame, hide_index=True, key=KEY + "delta_table", column_config=fmt)
+    st.caption(f"{metric.upper()} of {a} minus {b}, each fake set against the selected real "
+               f"sets, on the images both models scored; low/high: 95% interval."
+               + (" Not compared: " + "; ".join(skipped) + "." if skipped else ""))
+
+
 url = database_url()
 st.title("Compare")
 models = _models(url)
@@ -269,3 +316,4 @@ if cells:
         _drilldown(url, datas[chosen.index(pick)], fake, cond)
 
 _charts(datas, chosen, conds, tables, pick, fmt)
+_paired_deltas_section(url, chosen, names, conds, reals, metric)

@@ -20,11 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from robustness.metrics import get_metric
 from robustness.study.results import ModelScores, StudyResults
 
-__all__ = ["Delta", "condition_deltas", "model_deltas", "paired_delta", "weighted_auc"]
+__all__ = ["Delta", "condition_deltas", "delta_frame", "model_deltas", "paired_delta",
+           "weighted_auc"]
 
 
 @dataclass(frozen=True)
@@ -150,3 +152,33 @@ def condition_deltas(results: StudyResults, model: str, *, metric: str | None = 
                          fake_sets=results.fake_sets, metric=metric, n=n, seed=seed,
                          level=level, label=c)
             for c in results.study.condition_ids if c != base]
+
+
+def delta_frame(
+    a: ModelScores, b: ModelScores, *, conditions: list[str], real_sets: list[str],
+    metric: str = "auc", n: int = 200, seed: int = 0, level: float = 0.95,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Model a minus model b under each condition, on the fake sets both scored there and the
+    given real sets both scored (images paired by id), for a page or a notebook.
+
+    Returns a frame (condition, a, b, delta, low, high, images) and, for conditions that
+    cannot be compared, why.
+    """
+    rows, skipped = [], []
+    for c in conditions:
+        fakes = sorted(set(a.sets("fake", c)) & set(b.sets("fake", c)))
+        reals = [r for r in real_sets if (c, r) in a.groups and (c, r) in b.groups]
+        if not fakes or not reals:
+            what = "fake" if not fakes else "selected real"
+            skipped.append(f"{c}: {a.model} and {b.model} have no {what} set scored in common")
+            continue
+        try:
+            d = paired_delta(a, c, b, c, real_sets=reals, fake_sets=fakes, metric=metric, n=n,
+                             seed=seed, level=level, label=c)
+        except ValueError as exc:
+            skipped.append(f"{c}: {exc}")
+            continue
+        rows.append({"condition": c, a.model: d.a, b.model: d.b, "delta": d.delta,
+                     "low": d.low, "high": d.high, "images": d.images})
+    cols = ["condition", a.model, b.model, "delta", "low", "high", "images"]
+    return pd.DataFrame(rows, columns=cols), skipped
