@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -26,7 +27,7 @@ def _sources() -> list[PhotoSource]:
 
 def _mini(out: Path, seed: int = 0) -> BuildConfig:
     return BuildConfig(output=out, seed=seed, crop_sizes=((64, 64), (96, 64), (64, 80)),
-                       pixels_per_crop=10**9, min_crops=2, max_crops=2,
+                       pixels_per_crop=10**9, min_crops=2, max_crops=2, min_photos=3,
                        autoencoder=MINI_AE)  # fmt: skip
 
 
@@ -86,6 +87,35 @@ def test_too_few_scenes_is_a_clear_error(tmp_path: Path) -> None:
         build_demo_set(_mini(tmp_path / "demo"), _sources()[:2], log=lambda _: None)
 
 
+def test_fewer_photos_than_the_card_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / "kept.png").write_bytes(b"a previous build")
+    cfg = dataclasses.replace(_mini(out), min_photos=5)
+    with pytest.raises(ValueError, match=r"found 4 usable photos, the demo set needs 5 .*spai/demo/photos"):
+        build_demo_set(cfg, _sources(), log=lambda _: None)
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["kept.png"]
+
+
+def test_build_cli_on_a_machine_with_only_the_pip_photos_refuses_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's fresh machine: only the 10 scikit-learn/scikit-image photos were found."""
+    from click.testing import CliRunner
+
+    import spai.demo.build
+    from spai.demo.__main__ import cli
+
+    pip_only = [s for s in discover_sources() if s.origin in ("sklearn", "skimage")]
+    monkeypatch.setattr(spai.demo.build, "discover_sources", lambda: pip_only)
+    res = CliRunner().invoke(cli, ["build", "--seed", "1", "--output", str(tmp_path / "demo")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "found 10 usable photos, the demo set needs 33" in res.output
+    assert not (tmp_path / "demo").exists()
+    card = json.loads((Path(__file__).parents[1] / "weights" / "demo" / "eval.json").read_text())
+    assert BuildConfig().min_photos == card["data"]["photos"]
+
+
 def test_assign_splits_is_exclusive_balanced_and_seeded() -> None:
     crops = {f"p{i}": 10 for i in range(10)}
     s = assign_splits(crops, seed=0)
@@ -106,7 +136,8 @@ def test_reproduce_trains_evaluates_and_writes_the_card(tmp_path: Path) -> None:
     from spai.detector import Detector
 
     cfg = BuildConfig(output=tmp_path / "demo", seed=0, crop_sizes=((224, 224), (256, 224)),
-                      pixels_per_crop=10**9, min_crops=1, max_crops=1, autoencoder=MINI_AE)
+                      pixels_per_crop=10**9, min_crops=1, max_crops=1, min_photos=4,
+                      autoencoder=MINI_AE)
     build_demo_set(cfg, _sources(), log=lambda _: None)
     demo_yaml = Path(__file__).parents[1] / "configs" / "demo.yaml"
     fast = tmp_path / "fast.yaml"  # the shipped demo config, cut to one short epoch

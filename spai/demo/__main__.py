@@ -26,8 +26,11 @@ def cli() -> None:
 def build_cmd(output: Path, seed: int, ae_steps: int) -> None:
     """Build the demo data set from the real photos installed on this machine."""
     ae = dataclasses.replace(AutoencoderConfig(), seed=seed, steps=ae_steps)
-    build_demo_set(BuildConfig(output=output, seed=seed, autoencoder=ae),
-                   log=lambda msg: click.echo(msg))
+    try:
+        build_demo_set(BuildConfig(output=output, seed=seed, autoencoder=ae),
+                       log=lambda msg: click.echo(msg))
+    except ValueError as exc:  # too few photos: say why, without a traceback
+        raise click.ClickException(str(exc)) from exc
 
 
 @cli.command("reproduce")

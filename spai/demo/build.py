@@ -33,6 +33,7 @@ __all__ = ["BuildConfig", "BuildResult", "assign_splits", "build_demo_set", "rea
 
 SPLITS = ("train", "val", "test")
 CSV_NAME = "demo.csv"
+CARD_PHOTOS = 33  # photos of the set the shipped demo model was trained and measured on (its card)
 MANIFEST_NAME = "manifest.json"
 
 DEFAULT_CROP_SIZES: tuple[tuple[int, int], ...] = (
@@ -53,6 +54,7 @@ class BuildConfig:
     min_crops: int = 2  # ... but at least this many per photo
     max_crops: int = 10  # ... and at most this many
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, val, test (by crops)
+    min_photos: int = CARD_PHOTOS  # refuse to build from fewer usable photos than this
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
 
 
@@ -168,8 +170,14 @@ def _plan(cfg: BuildConfig, sources: Sequence[PhotoSource] | None) -> _Plan:
     if len({by_id[sid].split_key for sid in photos}) < len(SPLITS):
         raise ValueError(
             f"need photos of at least {len(SPLITS)} scenes for train/val/test, found {len(photos)}"
-            f" (skipped: {skipped or 'none'}); install mate-backgrounds or"
-            " plasma-workspace-wallpapers for more"
+            f" (skipped: {skipped or 'none'})"
+        )
+    if len(photos) < cfg.min_photos:
+        raise ValueError(
+            f"found {len(photos)} usable photos, the demo set needs {cfg.min_photos} (the shipped"
+            f" model card's set; skipped: {skipped or 'none'}): nothing was written. The photos"
+            " come with the repository (spai/demo/photos, scikit-learn and scikit-image sample"
+            " photos): use a complete clone and `pip install -r requirements.txt -e .`"
         )
     n_crops = {sid: _n_crops(img.size, cfg) for sid, img in photos.items()}
     per_group: dict[str, int] = {}
