@@ -222,3 +222,40 @@ def test_paired_deltas_say_why_models_cannot_be_paired(mixed_store) -> None:
     at.toggle(key="compare.delta_on").set_value(True).run()
     assert not at.exception
     assert any(i.value.startswith("No condition can be compared") for i in at.info)
+
+
+# --- a study file uploaded on the page (issue 17.1; robustness.study) ------------------------
+
+ROGER_YAML = Path(__file__).resolve().parent.parent / "robustness" / "study" / "roger.yaml"
+
+
+def test_study_file_upload_shows_its_tables_and_report(study_url) -> None:
+    url, _ = study_url
+    at = _page(url)
+    at.text_input(key="compare.study_base").set_value(str(ROGER_YAML.parent))
+    at.file_uploader(key="compare.study_file").set_value(
+        ("roger.yaml", ROGER_YAML.read_bytes(), "application/x-yaml")).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "| **Mean** | 0.919 | 0.743 | 0.812 | 0.623 | 0.806 |" in text
+    at.toggle(key="compare.study_report").set_value(True).run()
+    assert not at.exception
+    assert at.get("download_button")[-1].proto.label == "Download the report"
+
+
+def test_study_file_upload_errors(study_url) -> None:
+    url, _ = study_url
+    at = _page(url)
+    bad = ROGER_YAML.read_text().replace("metrics: [auc]", "metrics: [auroc]")
+    at.text_input(key="compare.study_base").set_value(str(ROGER_YAML.parent))
+    at.file_uploader(key="compare.study_file").set_value(
+        ("bad.yaml", bad.encode(), "application/x-yaml")).run()
+    assert not at.exception
+    assert "metrics[0]: unknown metric 'auroc'" in at.error[0].value
+    missing = bad.replace("metrics: [auroc]", "metrics: [auc]").replace(
+        "real_sets: [coco, fodb, imagenet, openimages]", "real_sets: [coco, raise-2]")
+    at.file_uploader(key="compare.study_file").set_value(
+        ("partial.yaml", missing.encode(), "application/x-yaml")).run()
+    assert not at.exception
+    assert any("is not all in the store yet" in i.value and "raise-2" in i.value
+               for i in at.info)

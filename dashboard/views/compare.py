@@ -8,6 +8,8 @@ selects a model.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import charts, components, jobqueue, links
@@ -240,6 +242,50 @@ def _paired_deltas_section(url: str, chosen: list[str], names: dict, conds: list
                + (" Not compared: " + "; ".join(skipped) + "." if skipped else ""))
 
 
+# --- a study file (robustness.study) ---------------------------------------------------------
+
+
+def _study_file_section(url: str) -> None:
+    from db.session import REPO_ROOT
+    from robustness.study.report import html_report, load_results
+    from robustness.study.schema import MAX_STUDY_BYTES, StudyFileError, study_from_text
+    from robustness.study.store import StoreConflict
+    from robustness.study.tables import markdown_tables
+
+    st.divider()
+    st.subheader("Study file")
+    st.caption("A study file (python -m robustness.study) names image sets, conditions, models, "
+               "metrics and real sets; here its tables and report come from what is stored. "
+               "`python -m robustness.study run FILE` queues what is missing.")
+    up = st.file_uploader("Study file (YAML)", type=["yaml", "yml"], key=KEY + "study_file",
+                          max_upload_size=1)
+    base = st.text_input("Folder its relative paths start from", value=str(REPO_ROOT),
+                         key=KEY + "study_base")
+    if up is None:
+        return
+    try:
+        raw = up.getvalue()[:MAX_STUDY_BYTES + 1].decode("utf-8")
+        study = study_from_text(raw, Path(base).expanduser().resolve() / Path(up.name).name)
+    except UnicodeDecodeError:
+        st.error(f"{up.name} is not UTF-8 text.")
+        return
+    except StudyFileError as exc:
+        st.error(f"{up.name}: {exc}")
+        return
+    try:
+        results = load_results(study, url=url)
+    except (ValueError, KeyError, StoreConflict) as exc:
+        st.info(f"Study {study.name!r} is not all in the store yet ({exc}). Queue its jobs "
+                f"with `python -m robustness.study run {up.name}`.", icon=":material/info:")
+        return
+    st.markdown(markdown_tables(results, study.metrics[0]))
+    if st.toggle("Build the HTML report (tables, figures, model hashes, versions, seeds)",
+                 key=KEY + "study_report"):
+        st.download_button("Download the report", html_report(study, url=url),
+                           file_name=f"{study.name}-report.html", mime="text/html",
+                           key=KEY + "study_download")
+
+
 url = database_url()
 st.title("Compare")
 models = _models(url)
@@ -317,3 +363,4 @@ if cells:
 
 _charts(datas, chosen, conds, tables, pick, fmt)
 _paired_deltas_section(url, chosen, names, conds, reals, metric)
+_study_file_section(url)

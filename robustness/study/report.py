@@ -26,7 +26,7 @@ from robustness.study.tables import (
     markdown_tables,
 )
 
-__all__ = ["FORMATS", "ReportOptions", "Written", "load_results", "write_outputs"]
+__all__ = ["FORMATS", "ReportOptions", "Written", "html_report", "load_results", "write_outputs"]
 
 FORMATS = ("md", "csv", "json", "tex", "figures", "html")
 
@@ -213,3 +213,12 @@ def _model_infos(session, study: Study) -> list:
             infos.append(ModelInfo(m.name, ", ".join(map(str, paths)), _files_sha256(paths),
                                    "imported scores"))
     return infos
+
+
+def html_report(study: Study, *, url: str | None = None) -> bytes:
+    """The study's self-contained HTML report (figures inline) from the store, as bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="study-report-") as tmp:
+        write_outputs(study, Path(tmp), ReportOptions(formats=("html",)), url=url)
+        return (Path(tmp) / "report.html").read_bytes()

@@ -39,6 +39,7 @@ __all__ = [
     "StudyFileError",
     "load_study",
     "parse_study",
+    "study_from_text",
 ]
 
 MAX_STUDY_BYTES = 1 << 20  # a study file is a few hundred bytes; refuse anything past 1 MiB
@@ -436,6 +437,21 @@ def parse_study(raw: Any, path: Path, text: str = "") -> Study:
     )
 
 
+def study_from_text(text: str, path: Path) -> Study:
+    """Validate a study file's text; ``path`` names it and anchors its relative paths."""
+    if len(text.encode("utf-8")) > MAX_STUDY_BYTES:
+        raise StudyFileError("", f"{path.name} is larger than {MAX_STUDY_BYTES} bytes; not a "
+                                 f"study file")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise StudyFileError("", f"{path.name} is not valid YAML{where}: "
+                                 f"{getattr(exc, 'problem', None) or exc}") from None
+    return parse_study(raw, path, text)
+
+
 def load_study(path: str | Path) -> Study:
     """Read and validate a study file."""
     p = Path(path).resolve()
@@ -443,12 +459,4 @@ def load_study(path: str | Path) -> Study:
         raise StudyFileError("", f"study file not found: {p}")
     if p.stat().st_size > MAX_STUDY_BYTES:
         raise StudyFileError("", f"{p} is larger than {MAX_STUDY_BYTES} bytes; not a study file")
-    text = p.read_text(encoding="utf-8", errors="strict")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise StudyFileError("", f"{p.name} is not valid YAML{where}: "
-                                 f"{getattr(exc, 'problem', None) or exc}") from None
-    return parse_study(raw, p, text)
+    return study_from_text(p.read_text(encoding="utf-8", errors="strict"), p)
