@@ -1,5 +1,7 @@
-""""Retry" redoes a job's error rows: a file that was still being copied is scored once it is
-whole; only the chosen kind of error is redone."""
+"""Job control: "Retry" redoes a job's error rows (a file that was still being copied is scored
+once it is whole; only the chosen kind of error is redone); registration and imports stop at the
+batch after a cancel; a run refuses a weights file that changed since its model was
+registered."""
 
 from __future__ import annotations
 
@@ -116,3 +118,24 @@ def test_study_import_commits_per_file_and_checks_cancellation(sqlite_url: str) 
     with session_scope(sqlite_url, readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(Run)) == 2  # committed, then stopped
         assert s.scalar(select(func.count()).select_from(Prediction)) > 0
+
+
+def test_infer_job_refuses_weights_changed_since_registration(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker_support import CFG, WEIGHTS
+
+    monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
+    weights = tmp_path / "model.pth"
+    shutil.copy(WEIGHTS, weights)
+    set_id, _ = image_set(sqlite_url, tmp_path / "set", NAMES)
+    with session_scope(sqlite_url) as s:
+        model_id = jobqueue.register_model(s, weights, name="mine", cfg=CFG, origin="trained")
+        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, device="cpu")
+    weights.write_bytes(WEIGHTS.read_bytes() + b"\0")  # replaced after registration
+    _run_queue(sqlite_url)
+    with session_scope(sqlite_url) as s:
+        view = jobs.get_job(s, job_id)
+        assert view.status == "failed" and "changed since the model was registered" in (
+            view.traceback or "")
+        assert s.scalar(select(func.count()).select_from(Prediction)) == 0
