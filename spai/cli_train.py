@@ -52,7 +52,7 @@ def train_cmd(cfg, batch_size, learning_rate, data_path, csv_root_dir, lmdb, pre
               opt, device, epochs) -> None:  # fmt: skip
     """Train or fine-tune SPAI on a CSV data set."""
     from spai.config import load_config
-    from spai.training import TrainOptions, train
+    from spai.training import TrainOptions, read_csv_samples, train
 
     if lmdb:
         raise click.UsageError("--lmdb data sets are not supported; give a CSV with --data-path")
@@ -70,6 +70,11 @@ def train_cmd(cfg, batch_size, learning_rate, data_path, csv_root_dir, lmdb, pre
     opts += [("OUTPUT", output), ("TAG", tag), ("DATA.DATA_PATH", data_path)]
     config = load_config(cfg, opts)
     roots = list(test_csv_root_dir) + [None] * (len(test_csv) - len(test_csv_root_dir))
+    try:  # a bad CSV (a row escaping its root, a bad class) is the user's to fix: one line
+        for csv_file, root in [(data_path, csv_root_dir), *zip(test_csv, roots)]:
+            read_csv_samples(Path(csv_file), Path(root) if root else None)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     options = TrainOptions(
         data_path=Path(data_path),
         csv_root_dir=Path(csv_root_dir) if csv_root_dir else None,

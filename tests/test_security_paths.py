@@ -203,17 +203,34 @@ def test_robustness_apply_refuses_escaping_rows(hostile: tuple[Path, Path], tmp_
     assert [p.name for p in out.rglob("*.jpg")] == ["good.jpg"]
 
 
-def test_registration_import_and_training_refuse_escaping_rows(
-    sqlite_url: str, hostile: tuple[Path, Path]
+def test_db_register_csv_and_import_csv_refuse_escaping_rows(
+    sqlite_url: str, hostile: tuple[Path, Path], capsys
 ) -> None:
+    from db.__main__ import main as db_main
+
+    root, listing = hostile
+    assert db_main(["--database-url", sqlite_url, "register-csv", str(listing), "--root",
+                    str(root), "--name", "reg"]) == 0
+    out = capsys.readouterr().out
+    assert "added: 1" in out and _escaped(out.splitlines()) == 4
+    assert db_main(["--database-url", sqlite_url, "import-csv", str(listing), "--model", "m",
+                    "--imageset", "imp", "--root", str(root)]) == 0
+    assert _escaped(capsys.readouterr().out.splitlines()) == 4
+    with session_scope(sqlite_url, readonly=True) as s:
+        files = set(s.scalars(select(Image.relpath).where(Image.has_file.is_(True))))
+    assert files == {"good.png"}  # no escaping row points at a file
+
+
+def test_spai_train_refuses_an_escaping_row(hostile: tuple[Path, Path], tmp_path: Path,
+                                            capsys) -> None:
+    from spai.__main__ import main as spai_main
     from spai.training import read_csv_samples
 
     root, listing = hostile
-    with session_scope(sqlite_url) as s:
-        rep = register_csv(s, listing, root, name="reg")
-        imp = import_csv(s, listing, model_name="m", imageset="imp", root=root)
-        files = set(s.scalars(select(Image.relpath).where(Image.has_file.is_(True))))
-    assert rep.added == 1 and _escaped([p.reason for p in rep.problems]) == 4
-    assert _escaped(imp.problems) == 4 and files == {"good.png"}
     with pytest.raises(ValueError, match=r"list\.csv:3: path escapes"):
         read_csv_samples(listing, root)
+    rc = spai_main(["train", "--cfg", str(CFG), "--data-path", str(listing), "--csv-root-dir",
+                    str(root), "--output", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "list.csv:3: path escapes" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.pth"))

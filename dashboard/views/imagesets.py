@@ -25,8 +25,7 @@ def _folder_form(url: str) -> int | None:
     """Register a folder: two labelled sets when it has label subfolders, else one set with
     the label the user picks (there is no default label). Returns a queued job id."""
     folder = st.text_input("Folder (on the server)", key=KEY + "folder",
-                           help=f"Only inside the folders this server allows: {_roots_text()}"
-                           ).strip()
+                           placeholder=f"a folder inside {_roots_text()}").strip()
     allowed = _allowed(folder, "folder") if folder else None
     layout = label_layout(allowed) if allowed else None
     if layout is not None:
@@ -121,7 +120,8 @@ def _registration_status(url: str, job_id: int) -> None:
 
 
 def _roots_text() -> str:
-    return ", ".join(f"`{r}`" for r in data_roots())
+    """The allowed roots (SPAI_DATA_ROOTS), for the folder field's placeholder."""
+    return ", ".join(str(r) for r in data_roots())
 
 
 def _allowed(path: str, what: str) -> str | None:
