@@ -183,6 +183,50 @@ def test_evaluate_remeasures_the_shipped_model_and_keeps_its_training_facts(
     assert res.exit_code != 0 and "sha256 differs" in str(res.exception)
 
 
+def test_evaluate_build_measures_another_seed_and_adds_it_to_the_card(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from spai.demo.__main__ import cli
+
+    test_reproduce_trains_evaluates_and_writes_the_card(tmp_path)
+    out = tmp_path / "weights"
+    before = json.loads((out / "eval.json").read_text())
+    trained = set(before["data"]["train_photos"])
+    assert trained and trained < {s.id for s in _sources()}
+    other = tmp_path / "seed1"
+    cfg = BuildConfig(output=other, seed=1, crop_sizes=((224, 224), (256, 224)),
+                      pixels_per_crop=10**9, min_crops=1, max_crops=1, min_photos=4,
+                      autoencoder=dataclasses.replace(MINI_AE, seed=1))  # fmt: skip
+    build_demo_set(cfg, _sources(), log=lambda _: None)
+    res = CliRunner().invoke(cli, ["evaluate-build", "--data", str(other), "--output", str(out),
+                                   "--condition", "original", "--condition", "meme"])
+    assert res.exit_code == 0, res.output
+    after = json.loads((out / "eval.json").read_text())
+    assert {k: v for k, v in after.items() if k != "other_builds"} == before  # the card's own rows kept
+    b = after["other_builds"]["1"]
+    test_rows = [r for r in _rows(other / "demo.csv") if r["split"] == "test"]
+    assert b["test_photos"] == sorted({r["source"] for r in test_rows})
+    assert b["test_photos_not_trained_on"] == [s for s in b["test_photos"] if s not in trained]
+    assert list(b["test"]) == ["original", "meme"] and b["test"]["original"]["n"] == len(test_rows)
+    n_unseen = sum(r["source"] in b["test_photos_not_trained_on"] for r in test_rows)
+    assert b["test"]["original"]["subset"]["n"] == n_unseen
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "### `python -m spai.demo build --seed 1`" in card
+    assert f"| `original` | {b['test']['original']['auc']:.4f} |" in card and "nan" not in card
+    res = CliRunner().invoke(cli, ["evaluate-build", "--data", str(tmp_path / "demo"), "--output", str(out)])
+    assert res.exit_code != 0 and "built with seed 0, the model's own set" in res.output
+
+
+def test_the_card_split_is_the_one_the_default_build_cuts() -> None:
+    """evaluate-build reads the shipped model's training photos from its seed; the split must be
+    the one its card counts."""
+    from spai.demo.build import real_crops
+
+    card = json.loads((Path(__file__).parents[1] / "weights" / "demo" / "eval.json").read_text())
+    for split in ("train", "test"):
+        assert len(real_crops(BuildConfig(seed=card["seed"]), split)) == card["data"]["counts"][split]["real"]
+
+
 def test_real_crops_are_the_reals_a_build_writes(tmp_path: Path) -> None:
     """The demo model's calibration scores these in memory; they must be the build's reals."""
     import numpy as np

@@ -1,5 +1,6 @@
 """CLI: ``python -m spai.demo build`` (the demo data set), ``reproduce`` (set + model + card),
-``evaluate`` (re-measure the shipped model) and ``calibrate`` (its verdict thresholds)."""
+``evaluate`` (re-measure the shipped model), ``evaluate-build`` (measure it on a build with
+another seed) and ``calibrate`` (its verdict thresholds)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,23 @@ def evaluate_cmd(data_dir: Path, output: Path, conditions: tuple[str, ...]) -> N
     from spai.demo.reproduce import reevaluate
 
     reevaluate(data_dir, output, conditions or None, log=click.echo)
+
+
+@cli.command("evaluate-build")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
+              help="A demo set built with another seed (python -m spai.demo build --seed N).")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("weights/demo"),
+              show_default=True, help="Folder of the shipped model, its eval.json and card.")
+@click.option("--condition", "conditions", multiple=True,
+              help="Condition id (repeatable); default: the card's main conditions.")
+def evaluate_build_cmd(data_dir: Path, output: Path, conditions: tuple[str, ...]) -> None:
+    """Measure the shipped demo model on another build's test split and add it to its card."""
+    from spai.demo.reproduce import MAIN_CONDITIONS, evaluate_other_build
+
+    try:
+        evaluate_other_build(data_dir, output, conditions or MAIN_CONDITIONS, log=click.echo)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @cli.command("calibrate")

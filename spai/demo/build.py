@@ -29,7 +29,8 @@ from PIL import Image
 from spai.demo.generator import AutoencoderConfig, reconstruct, train_autoencoder
 from spai.demo.sources import PhotoSource, discover_sources, load_photo
 
-__all__ = ["BuildConfig", "BuildResult", "assign_splits", "build_demo_set", "real_crops"]
+__all__ = ["BuildConfig", "BuildResult", "assign_splits", "build_demo_set", "real_crops",
+           "source_splits"]
 
 SPLITS = ("train", "val", "test")
 CSV_NAME = "demo.csv"
@@ -196,6 +197,11 @@ def _crops(plan: _Plan, cfg: BuildConfig, sid: str):
     for k, (left, top, w, h) in enumerate(boxes):
         yield f"{stem}_{k:02d}_{w}x{h}.png", f"{stem}_{k:02d}", img.crop(
             (left, top, left + w, top + h))
+
+
+def source_splits(cfg: BuildConfig, sources: Sequence[PhotoSource] | None = None) -> dict[str, str]:
+    """Source photo id -> split, as ``build_demo_set`` assigns them (no autoencoder needed)."""
+    return dict(_plan(cfg, sources).splits)
 
 
 def real_crops(

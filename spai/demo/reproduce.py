@@ -16,7 +16,7 @@ import platform
 import shlex
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ import torch
 
 from robustness.metrics import acc_at, ap, auc
 
-__all__ = ["MAIN_CONDITIONS", "all_conditions", "calibrate", "evaluate_split", "reevaluate",
-           "reproduce", "ship_checkpoint"]
+__all__ = ["MAIN_CONDITIONS", "all_conditions", "calibrate", "evaluate_other_build",
+           "evaluate_split", "reevaluate", "reproduce", "ship_checkpoint"]
 
 DEMO_CONFIG = Path("configs/demo.yaml")
 TARGET_AUC = 0.95  # issue 6: test AUC the shipped demo model must reach (reported, not asserted)
@@ -68,12 +68,15 @@ def _metrics(y: Sequence[int], p: Sequence[float]) -> dict[str, float]:
 
 def evaluate_split(weights: Path, csv_path: Path, split: str = "test",
                    conditions: Sequence[str] = ("original",),
-                   log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:  # fmt: skip
+                   log: Callable[[str], None] = print,
+                   subset: Collection[str] | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
     """AUC/AP/ACC of `weights` on the `split` rows of `csv_path`, per robustness condition.
 
     Condition "original" is the image as stored; others go through
     ``robustness.apply.apply_condition(img, condition_id, image_key=<csv image path>)``.
-    Unknown or unavailable conditions are reported with their error, never fatal.
+    Unknown or unavailable conditions are reported with their error, never fatal. With
+    `subset` (source photo ids), each condition also gets ``"subset"``: the metrics on the rows
+    of those photos only (same scores).
     """
     from spai.detector import Detector
     from spai.imageio import open_rgb
@@ -84,7 +87,7 @@ def evaluate_split(weights: Path, csv_path: Path, split: str = "test",
     out: dict[str, dict[str, Any]] = {}
     for cid in conditions:
         t0 = time.perf_counter()
-        y, p, errors = [], [], 0
+        y, p, src, errors = [], [], [], 0
         for r in rows:
             img = open_rgb(csv_path.parent / r["image"])
             try:
@@ -101,8 +104,12 @@ def evaluate_split(weights: Path, csv_path: Path, split: str = "test",
                 continue
             y.append(int(r["class"]))
             p.append(float(pred.score))
+            src.append(r.get("source", ""))
         else:
             out[cid] = _metrics(y, p) | {"errors": errors}
+            if subset is not None:
+                keep = [i for i, s in enumerate(src) if s in subset]
+                out[cid]["subset"] = _metrics([y[i] for i in keep], [p[i] for i in keep])
         log(f"  {cid}: {out[cid]} ({time.perf_counter() - t0:.0f}s)")
     return out
 
@@ -150,6 +157,49 @@ def calibrate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
     log(f"calibration from {cal.n_real} reals: " + ", ".join(
         f"{f:g}: {'n/a' if t is None else f'{t:.4f}'}" for f, t in cal.thresholds.items()))
     return cal
+
+
+def _fmt(m: dict[str, Any], key: str) -> str:
+    v = m.get(key)
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+
+def _other_builds(info: dict[str, Any]) -> str:
+    """The card's section on builds with other seeds ("" when none was measured)."""
+    builds = info.get("other_builds") or {}
+    if not builds:
+        return ""
+    out = [f"""
+## Other builds of the demo set (another seed: another autoencoder, another split)
+
+The results above are on the test split of the set the model was trained with (seed
+{info['seed']}): its fakes come from the autoencoder it learned to detect. A build with another seed
+trains another autoencoder (same architecture, other initialisation and crops), so its fakes are
+new to the model, and splits the photos differently. Measured by `python -m spai.demo
+evaluate-build --data <that build>`, which adds the section below.
+"""]
+    head = ("| condition | AUC | AP | ACC@0.5 | images | AUC, photos not trained on | images |\n"
+            "|---|---|---|---|---|---|---|\n")
+    for seed, b in sorted(builds.items(), key=lambda kv: int(kv[0])):
+        c, unseen = b["counts"]["test"], b["test_photos_not_trained_on"]
+        rows = "\n".join(
+            f"| `{cid}` | {_fmt(m, 'auc')} | {_fmt(m, 'ap')} | {_fmt(m, 'acc@0.5')} | {m['n']} "
+            f"| {_fmt(m['subset'], 'auc')} | {m['subset']['n']} |"
+            if "auc" in m else f"| `{cid}` | n/a ({m['error']}) | | | | | |"
+            for cid, m in b["test"].items()
+        )
+        out.append(f"""
+### `{b['command']}`
+
+{b['photos']} photos; autoencoder final L1 {b['autoencoder_final_l1']}. Test split: {c['real']} real +
+{c['fake']} fake images from {len(b['test_photos'])} photos. {len(b['test_photos']) - len(unseen)} of
+them were in the model's own training split (it trained on other crops of them, never on these
+fakes); {len(unseen)} were not ({', '.join(f'`{u}`' for u in unseen) or 'none'}): the last two
+columns are measured on those photos only.
+
+{head}{rows}
+""")
+    return "".join(out)
 
 
 def _card(info: dict[str, Any]) -> str:
@@ -215,7 +265,7 @@ trained by the build (the fakes), split by source photo (no photo in two splits)
 {rows}
 
 Conditions are the ids of `robustness` (applied per image, seeded by the image path).
-
+{_other_builds(info)}
 ## Files
 
 - `spai_demo.pth`: `{{"model": state_dict, "epoch", "step", "config"}}` (loads with
@@ -283,7 +333,8 @@ def reproduce(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
     info = {
         "seed": seed,
         "command": "python -m spai " + shlex.join(args),
-        "data": {"photos": len(manifest["sources"]), "counts": manifest["counts"]},
+        "data": {"photos": len(manifest["sources"]), "counts": manifest["counts"],
+                 "train_photos": manifest["autoencoder"]["train_photos"]},
         "params_m": sum(p.numel() for p in build_model(cfg).parameters()) / 1e6,
         "best_epoch": best["epoch"],
         "epochs": len(epoch_events),
@@ -308,6 +359,25 @@ def _write_card(out_dir: Path, info: dict[str, Any]) -> None:
     (out_dir / "eval.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
 
 
+def _shipped_info(out_dir: Path) -> dict[str, Any]:
+    """The shipped model's ``eval.json``, checked to describe the weights next to it."""
+    from spai.checkpoint import file_sha256
+
+    info = json.loads((out_dir / "eval.json").read_text())
+    weights = out_dir / "spai_demo.pth"
+    if file_sha256(weights) != info["sha256"]:
+        raise ValueError(f"{weights} is not the model {out_dir / 'eval.json'} describes "
+                         "(sha256 differs); run `python -m spai.demo reproduce` instead")
+    return info
+
+
+def _demo_csv(data_dir: Path, what: str = "python -m spai.demo build") -> Path:
+    csv_path = data_dir / "demo.csv"
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"no demo set at {data_dir}: run `{what}` first")
+    return csv_path
+
+
 def reevaluate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/demo"),
                conditions: Sequence[str] | None = None,
                log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
@@ -316,16 +386,53 @@ def reevaluate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights
     The training facts come from the existing ``eval.json``; only the test results change.
     The weights must be the ones that file describes (same sha256).
     """
-    from spai.checkpoint import file_sha256
+    info = _shipped_info(out_dir)
+    csv_path = _demo_csv(data_dir)
+    info["test"] = evaluate_split(out_dir / "spai_demo.pth", csv_path, "test",
+                                  conditions or all_conditions(), log=log)  # fmt: skip
+    _write_card(out_dir, info)
+    return info
 
-    info = json.loads((out_dir / "eval.json").read_text())
-    weights = out_dir / "spai_demo.pth"
-    if file_sha256(weights) != info["sha256"]:
-        raise ValueError(f"{weights} is not the model {out_dir / 'eval.json'} describes "
-                         "(sha256 differs); run `python -m spai.demo reproduce` instead")
-    csv_path = data_dir / "demo.csv"
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"no demo set at {data_dir}: run `python -m spai.demo build` first")
-    info["test"] = evaluate_split(weights, csv_path, "test", conditions or all_conditions(), log=log)
+
+def evaluate_other_build(data_dir: Path, out_dir: Path = Path("weights/demo"),
+                         conditions: Sequence[str] = MAIN_CONDITIONS,
+                         log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+    """Measure the shipped model on the test split of a demo set built with another seed (another
+    autoencoder, another split) in `data_dir`; add it to the card as ``other_builds[<seed>]``.
+
+    Another seed splits the photos differently, so some of that test split's photos were in the
+    model's own training split (other crops of them); the metrics are also given on the photos
+    it never trained on (``subset``).
+    """
+    from spai.demo.build import BuildConfig, source_splits
+
+    info = _shipped_info(out_dir)
+    csv_path = _demo_csv(data_dir, "python -m spai.demo build --seed <another seed> --output <dir>")
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    seed = int(manifest["seed"])
+    if seed == info["seed"]:
+        raise ValueError(f"{data_dir} was built with seed {seed}, the model's own set; "
+                         "build another seed for this measurement")
+    test_photos = sorted(s["id"] for s in manifest["sources"] if s["split"] == "test")
+    if "train_photos" not in info["data"]:  # cards written before it was recorded
+        info["data"]["train_photos"] = sorted(
+            sid for sid, split in source_splits(BuildConfig(seed=info["seed"])).items()
+            if split == "train")  # fmt: skip
+    trained = set(info["data"]["train_photos"])
+    unseen = [sid for sid in test_photos if sid not in trained]
+    log(f"test split of the seed-{seed} build: {len(test_photos)} photos, {len(unseen)} of them"
+        f" not in the model's training split")
+    test = evaluate_split(out_dir / "spai_demo.pth", csv_path, "test", conditions, log=log,
+                          subset=set(unseen))
+    info.setdefault("other_builds", {})[str(seed)] = {
+        "seed": seed,
+        "command": f"python -m spai.demo build --seed {seed}",
+        "photos": len(manifest["sources"]),
+        "counts": manifest["counts"],
+        "autoencoder_final_l1": manifest["autoencoder"]["final_l1"],
+        "test_photos": test_photos,
+        "test_photos_not_trained_on": unseen,
+        "test": test,
+    }
     _write_card(out_dir, info)
     return info
