@@ -14,6 +14,7 @@ from pathlib import Path
 
 from robustness.study.schema import StudyFileError, load_study
 from robustness.study.store import StoreConflict
+from spai.cli_errors import UserError, one_line, run_main
 
 DEFAULT_OUTPUT = Path("output") / "studies"  # + /<study name>
 
@@ -47,13 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         study = load_study(args.study)
     except StudyFileError as exc:
-        print(f"error: {Path(args.study).name}: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(f"{Path(args.study).name}: {one_line(exc)}") from exc
     from robustness.study.report import ReportOptions, write_outputs
     from robustness.study.runner import JobFailed, RunOptions, run_study
 
@@ -64,9 +64,6 @@ def main(argv: list[str] | None = None) -> int:
             run_study(study, RunOptions(url=args.database_url, worker=args.worker,
                                         progress=not args.no_progress, threads=args.threads))
         written = write_outputs(study, out, opts, url=args.database_url)
-    except (StudyFileError, StoreConflict, ValueError, KeyError, FileNotFoundError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
     except JobFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -79,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the study CLI; user errors print one line and return 2 (spai.cli_errors)."""
+    return run_main(lambda: _main(argv), user_errors=(
+        StudyFileError, StoreConflict, ValueError, KeyError, FileNotFoundError))
 
 if __name__ == "__main__":
     sys.exit(main())
