@@ -1,5 +1,6 @@
 """The app's cached singletons: the detector (one per weights file and process), file hashes,
-and the background worker start. Nothing else in the dashboard caches resources.
+the decoded uploads of a session (one per upload and page) and the background worker start.
+Nothing else in the dashboard caches resources.
 
 Which model is active: the one chosen on the Models page (saved in the store, so it holds for
 every user and survives restarts) while its file exists, else ``SPAI_MODEL_WEIGHTS`` (with
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard import state
 from spai.checkpoint import file_sha256
-from spai.detector import Detector, default_weights
+from spai.detector import Detector, PreparedImage, default_weights
 
 ENV_WEIGHTS = "SPAI_MODEL_WEIGHTS"  # a weights file to use instead of the default
 ENV_CFG = "SPAI_MODEL_CFG"  # its config (else the sidecar <name>.yaml or the stored config)
@@ -94,6 +96,21 @@ def load_active_detector() -> tuple[Detector | None, str | None]:
         return get_detector(choice.weights, choice.cfg), None
     except Exception as exc:  # wrong config, corrupt file: say so on the page
         return None, f"Cannot load the model {choice.weights}: {type(exc).__name__}: {exc}"
+
+
+def prepared_uploads(det: Detector, page: str, uploads: dict[str, bytes]
+                     ) -> dict[str, PreparedImage | str]:
+    """Each upload (image sha256 -> bytes) decoded once per session and page: its decoded image
+    and model input, or why it cannot be scored. Reruns reuse them; uploads no longer on the
+    page are dropped, so the session holds only what the page shows."""
+    held = state.prepared_inputs(page)
+    key = (det.max_pixels, det.model.img_size, det.resize_to)  # what the model input depends on
+    kept = {}
+    for sha, data in uploads.items():
+        got = held.get((key, sha))
+        kept[(key, sha)] = got if got is not None else det.try_prepare(data)
+    state.keep_prepared_inputs(page, kept)
+    return {sha: kept[(key, sha)] for sha in uploads}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

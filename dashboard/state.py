@@ -28,6 +28,7 @@ MODELS_CLEAR_DEFAULT = "models.clear_default"
 # --- non-widget state -------------------------------------------------------------------------
 _PREDICTIONS = "app.predictions"  # (model sha, image sha) -> Prediction
 _WHATIF = "score.whatif_results"  # (model sha, image sha) -> list of (condition, score, error)
+_PREPARED = "app.prepared"  # page -> {(model input key, image sha): PreparedImage or error}
 
 
 def item_key(prefix: str, name: str, item: str) -> str:
@@ -56,3 +57,13 @@ def whatif_results(model_sha: str, image_sha: str) -> list[tuple[str, Any]] | No
 
 def store_whatif_results(model_sha: str, image_sha: str, rows: list[tuple[str, Any]]) -> None:
     st.session_state.setdefault(_WHATIF, {})[(model_sha, image_sha)] = rows
+
+
+def prepared_inputs(page: str) -> dict[tuple, Any]:
+    """The decoded uploads a page holds (see ``resources.prepared_uploads``)."""
+    return st.session_state.setdefault(_PREPARED, {}).get(page, {})
+
+
+def keep_prepared_inputs(page: str, entries: dict[tuple, Any]) -> None:
+    """Replace a page's decoded uploads (entries of uploads no longer shown are dropped)."""
+    st.session_state.setdefault(_PREPARED, {})[page] = entries

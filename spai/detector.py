@@ -5,6 +5,8 @@
                         cfg="tests/fixtures/spai-tiny/spai_tiny.yaml")
     preds = det.score(["a.png", pil_image], on_progress=lambda done, total: ...)
     preds[0].score, preds[0].attention_mean, preds[0].boxes
+    prepared = det.prepare_image(upload_bytes)       # decode once, show and score many times
+    preds = det.score_batch([prepared, variant_a, variant_b])  # crops of all images batched
 
 Scoring never raises for a bad image: its Prediction carries an ``error`` and no score.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+from PIL import Image
 
 from spai.checkpoint import extract_state_dict, file_sha256, load_state, read_checkpoint
 from spai.config import Config, config_from_dict, load_config
@@ -31,6 +34,7 @@ __all__ = [
     "DEMO_WEIGHTS",
     "ModelInfo",
     "Prediction",
+    "PreparedImage",
     "Detector",
     "default_weights",
     "origin_of",
@@ -95,6 +99,25 @@ class Prediction:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    """One decoded image and its model input: decode once, then score and show it many times.
+
+    Treat both as read-only (a cache may hand the same object to several callers).
+    """
+
+    image: Image.Image  # decoded RGB, as the file holds it (before padding)
+    tensor: torch.Tensor  # 3 x H x W in [0,1], padded (and resized) as the model takes it
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as decoded."""
+        return self.image.size
+
+
+Scorable = ImageSource | PreparedImage
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is an error."""
     if device == "auto":
@@ -152,6 +175,7 @@ class Detector:
         self.chunk = chunk or self._auto_chunk()
         self.backend = "torch"
         self._forward = self.model.forward_image  # (3 x H x W, chunk) -> PatchOutput
+        self._forward_many = self.model.forward_images  # ([3 x H x W], chunk) -> [PatchOutput]
         self._lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------
@@ -232,6 +256,7 @@ class Detector:
                                torch.zeros(n, 6, 0), torch.empty(0))
 
         self._forward = forward
+        self._forward_many = lambda images, chunk=None: [forward(x, chunk) for x in images]
         self.backend = "onnx"
 
     # -- scoring --------------------------------------------------------------------
@@ -242,35 +267,62 @@ class Detector:
 
     def prepare(self, source: ImageSource) -> tuple[torch.Tensor, tuple[int, int]]:
         """Decode and pad one image: (3 x H x W tensor in [0,1], (width, height) decoded)."""
+        prepared = self.prepare_image(source)
+        return prepared.tensor, prepared.size
+
+    def prepare_image(self, source: ImageSource) -> PreparedImage:
+        """Decode one image (under the pixel cap) and build its model input; raises
+        ``ImageLoadError`` for input that cannot be scored."""
         img = open_rgb(source, self.max_pixels)
-        return to_model_input(img, self.model.img_size, self.resize_to), img.size
+        return PreparedImage(img, to_model_input(img, self.model.img_size, self.resize_to))
+
+    def try_prepare(self, source: Scorable) -> PreparedImage | str:
+        """``prepare_image``, or why the input cannot be scored (never raises for bad input)."""
+        if isinstance(source, PreparedImage):
+            return source
+        try:
+            return self.prepare_image(source)
+        except ImageLoadError as exc:
+            return str(exc)
+        except Exception as exc:  # any decoder failure is this image's problem only
+            return f"cannot decode image: {type(exc).__name__}: {exc}"
+
+    def score_one(self, source: Scorable, name: str | None = None) -> Prediction:
+        """Score one image; errors are returned in the Prediction, never raised."""
+        return self.score_batch([source], names=None if name is None else [name])[0]
 
     @torch.inference_mode()
-    def score_one(self, source: ImageSource, name: str | None = None) -> Prediction:
-        """Score one image; errors are returned in the Prediction, never raised."""
+    def score_batch(self, items: Sequence[Scorable], *, names: Sequence[str] | None = None
+                    ) -> list[Prediction]:
+        """Score several images in one pass: the crops of all of them go through the backbone
+        together, ``self.chunk`` at a time (scores equal those of one-by-one scoring).
+
+        Errors are returned in each image's Prediction, never raised. ``seconds`` is the
+        image's own decoding time plus its share (by crops) of the batch's forward time.
+        """
+        preds, ready = [], []  # ready: (prediction, prepared input) of the decodable ones
+        for i, item in enumerate(items):
+            t0 = time.perf_counter()
+            pred = Prediction(source=names[i] if names is not None else _name_of(item))
+            got = self.try_prepare(item)
+            if isinstance(got, str):
+                pred.error = got
+            else:
+                ready.append((pred, got))
+            pred.seconds = time.perf_counter() - t0
+            preds.append(pred)
+        if not ready:
+            return preds
         t0 = time.perf_counter()
-        pred = Prediction(source=name or _name_of(source))
-        try:
-            x, (w, h) = self.prepare(source)
-        except ImageLoadError as exc:
-            pred.error = str(exc)
-        except Exception as exc:  # any decoder failure is this image's problem only
-            pred.error = f"cannot decode image: {type(exc).__name__}: {exc}"
-        else:
-            pred.width, pred.height = w, h
-            pred.input_height, pred.input_width = int(x.shape[1]), int(x.shape[2])
-            with self._lock:
-                out = self._forward(x.to(self.device), chunk=self.chunk)
-            layout = self.model.layout(pred.input_height, pred.input_width)
-            pred.logit = float(out.logit)
-            pred.score = float(torch.sigmoid(out.logit.float()))
-            pred.grid_rows, pred.grid_cols, pred.five_crop = layout.rows, layout.cols, layout.five_crop
-            pred.boxes = [tuple(b) for b in layout.boxes]
-            pred.attention = out.attention.float().cpu().tolist()
-            pred.attention_mean = out.attention.float().mean(0).cpu().tolist()
-            pred.similarity = out.similarity.float().reshape(out.similarity.shape[0], -1).cpu().tolist()
-        pred.seconds = time.perf_counter() - t0
-        return pred
+        with self._lock:
+            outs = self._forward_many([p.tensor.to(self.device) for _, p in ready],
+                                      chunk=self.chunk)
+        layouts = [self.model.layout(p.tensor.shape[1], p.tensor.shape[2]) for _, p in ready]
+        per_crop = (time.perf_counter() - t0) / sum(len(lay.boxes) for lay in layouts)
+        for (pred, prepared), out, layout in zip(ready, outs, layouts):
+            _fill(pred, prepared, out, layout)
+            pred.seconds += per_crop * len(layout.boxes)
+        return preds
 
     def score(
         self,
@@ -292,7 +344,20 @@ class Detector:
         return out
 
 
-def _name_of(source: ImageSource) -> str:
+def _fill(pred: Prediction, prepared: PreparedImage, out: Any, layout: Any) -> None:
+    """Copy one image's model output (a PatchOutput) and crop layout into its Prediction."""
+    pred.width, pred.height = prepared.size
+    pred.input_height, pred.input_width = int(prepared.tensor.shape[1]), int(prepared.tensor.shape[2])
+    pred.logit = float(out.logit)
+    pred.score = float(torch.sigmoid(out.logit.float()))
+    pred.grid_rows, pred.grid_cols, pred.five_crop = layout.rows, layout.cols, layout.five_crop
+    pred.boxes = [tuple(b) for b in layout.boxes]
+    pred.attention = out.attention.float().cpu().tolist()
+    pred.attention_mean = out.attention.float().mean(0).cpu().tolist()
+    pred.similarity = out.similarity.float().reshape(out.similarity.shape[0], -1).cpu().tolist()
+
+
+def _name_of(source: Scorable) -> str:
     if isinstance(source, (str, Path)):
         return str(source)
     if isinstance(source, bytes):

@@ -13,6 +13,7 @@ Parameter names equal those of the official checkpoint, so it loads without a re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -362,6 +363,33 @@ class SPAI(nn.Module):
         features = torch.cat(feats)  # L x P
         logits, attn, pooled = self.aggregate(features.unsqueeze(0))
         return PatchOutput(logits[0], attn[0], features, torch.cat(sims), pooled[0])
+
+    def forward_images(self, images: Sequence[torch.Tensor], chunk: int | None = None
+                       ) -> list[PatchOutput]:
+        """Several images of any sizes >= 224 -> one PatchOutput each, as ``forward_image``.
+
+        The crops of all images go through the backbone together, ``chunk`` at a time (a
+        chunk may hold crops of several images); the attention over each image's crops is
+        then taken image by image. Per-crop features do not depend on their batch-mates.
+        """
+        layouts = [self.layout(img.shape[1], img.shape[2]) for img in images]
+        crops = torch.cat([extract_crops(img, lay) for img, lay in zip(images, layouts)])
+        chunk = chunk or self.cfg.model.feature_extraction_batch
+        feats, sims = [], []
+        for start in range(0, crops.shape[0], chunk):
+            f, s = self.mfvit.forward_with_stats(crops[start : start + chunk])
+            feats.append(f)
+            sims.append(s)
+        features, similarity = torch.cat(feats), torch.cat(sims)  # (sum L) x P, (sum L) x 6 x N
+        out, start = [], 0
+        for lay in layouts:
+            n = len(lay.boxes)
+            f = features[start : start + n]
+            logits, attn, pooled = self.aggregate(f.unsqueeze(0))
+            out.append(PatchOutput(logits[0], attn[0], f, similarity[start : start + n],
+                                   pooled[0]))
+            start += n
+        return out
 
     def forward_batch(self, x: torch.Tensor) -> torch.Tensor:
         """Tensor path (training): B x 3 x H x W, H and W multiples of 224 -> B logits.

@@ -128,3 +128,40 @@ def shown_missing(at: AppTest) -> list[str]:
         if word.search(str(w.label)) or any(word.search(str(o)) for o in w.options):
             bad.append(f"selector {w.label}")
     return bad
+
+
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the sha256 of every file or byte string decoded through ``spai.imageio`` (the one
+    capped decoder) from now on; the real decoder still does the work."""
+    import hashlib
+
+    import spai.imageio as imageio
+
+    decoded: list[str] = []
+    real = imageio.open_image
+
+    def counting(source, *args, **kwargs):
+        if isinstance(source, bytes):
+            decoded.append(hashlib.sha256(source).hexdigest())
+        elif not hasattr(source, "mode"):  # a path (a PIL image is not decoded again)
+            decoded.append(hashlib.sha256(Path(source).read_bytes()).hexdigest())
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(imageio, "open_image", counting)
+    return decoded
+
+
+def record_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the number of images in every ``Detector.score_batch`` call from now on (the real
+    method still scores them)."""
+    from spai.detector import Detector
+
+    sizes: list[int] = []
+    real = Detector.score_batch
+
+    def recording(self, items, *args, **kwargs):
+        sizes.append(len(items))
+        return real(self, items, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "score_batch", recording)
+    return sizes

@@ -45,6 +45,22 @@ def test_inspect_upload_shows_spectrum_patches_and_views(
     assert shown_missing(at) == []
 
 
+def test_inspect_decodes_the_upload_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from app_support import count_decodes
+
+    use_store(monkeypatch, tmp_path / "spai.db")
+    at = _open_inspect(new_app())
+    decoded = count_decodes(monkeypatch)
+    at.file_uploader(key="inspect.upload").set_value(
+        ("photo.jpg", PHOTO.read_bytes(), "image/jpeg")).run()
+    at.slider(key="inspect.radius").set_value(48).run()
+    at.multiselect(key="inspect.conditions").set_value(["meme", "screenshot"]).run()
+    assert not at.exception and not at.error
+    assert decoded == [hashlib.sha256(PHOTO.read_bytes()).hexdigest()]
+
+
 def _image_captions(at) -> list[str]:
     return [img.caption for node in at.main.get("image") for img in node.proto.imgs]
 

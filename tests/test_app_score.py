@@ -104,6 +104,45 @@ def test_score_what_if_scores_each_condition(
     assert table["change"].iloc[0] == 0.0
 
 
+def test_score_decodes_each_upload_once_and_scores_variants_in_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scoring, the overlay controls, reruns and the what-if variants all use one decode per
+    upload; the variants go through the detector as one batch, with one-by-one scores."""
+    from app_support import CFG, WEIGHTS, count_decodes, record_batches
+    from robustness.apply import apply_condition
+    from spai.detector import Detector
+    from spai.imageio import open_rgb
+
+    use_store(monkeypatch, tmp_path / "spai.db")
+    at = _score_page()
+    decoded, batches = count_decodes(monkeypatch), record_batches(monkeypatch)
+    other = (IMAGES / "07_photo_640x427.jpg").read_bytes()
+    _upload(at, [("photo.png", PHOTO, "image/png"), ("other.jpg", other, "image/jpeg")])
+    assert not at.exception and len(at.metric) == 2
+    full = hashlib.sha256(PHOTO).hexdigest()
+    sha = full[:12]
+    at.radio(key=f"score.scale.{sha}").set_value("stretch").run()
+    at.toggle(key=f"score.overlay.{sha}").set_value(False).run()
+    conditions = ["jpeg/q75", "meme", "resize/x0.5"]
+    at.multiselect(key=f"score.whatif.{sha}").set_value(conditions).run()
+    at.button(key=f"score.run.{sha}").click().run()
+    at.run()
+    assert not at.exception
+    assert sorted(decoded) == sorted([full, hashlib.sha256(other).hexdigest()])  # once each
+    assert batches == [1, 1, 3]  # the two uploads, then the three variants together
+    table = at.dataframe[0].value
+    assert list(table["condition"]) == ["original", *conditions]
+    _upload(at, [("other.jpg", other, "image/jpeg")])  # the first upload removed ...
+    _upload(at, [("photo.png", PHOTO, "image/png"), ("other.jpg", other, "image/jpeg")])
+    assert decoded.count(full) == 2  # ... and added again: decoded afresh (nothing kept)
+    det = Detector.load(WEIGHTS, cfg=CFG, device="cpu")
+    original = open_rgb(PHOTO)
+    for cid, score in zip(conditions, table["score"][1:]):
+        variant, _ = apply_condition(original, cid, full)
+        assert abs(score - det.score_one(variant).score) < 1e-6  # equal to one-by-one scoring
+
+
 def test_score_verdict_is_calibrated_by_a_reference_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

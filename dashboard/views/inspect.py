@@ -1,4 +1,8 @@
-"""Inspect page: one image in depth (spectrum, low/high views, patches, history, conditions)."""
+"""Inspect page: one image in depth (spectrum, low/high views, patches, history, conditions).
+
+The image is decoded once per session (``resources.prepared_uploads``, keyed by its sha256);
+scoring, the views and the conditions all start from that decoded image.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,7 @@ from dashboard import components, resources, state
 from db.dashboard_models import image_by_id, image_history, images_in_set, imagesets_overview
 from db.session import session_scope
 from robustness.apply import apply_condition
-from spai.detector import Detector, Prediction
-from spai.imageio import ImageLoadError, open_rgb
+from spai.detector import Detector, Prediction, PreparedImage
 from spai.visualize import (
     center_crop,
     log_spectrum,
@@ -64,8 +67,9 @@ def _pick_from_store() -> tuple[bytes | None, str, str | None, int | None]:
                     "history is shown below.")
             return None, rel, None, image_id
         try:
-            path, sha = image_by_id(s, image_id)
-            return path.read_bytes(), rel, sha, image_id
+            path, _ = image_by_id(s, image_id)
+            data = path.read_bytes()  # hashed here: the caches are keyed by the bytes shown
+            return data, rel, hashlib.sha256(data).hexdigest(), image_id
         except (KeyError, OSError) as exc:
             st.error(f"{rel}: {exc}")
             return None, rel, None, image_id
@@ -88,8 +92,8 @@ def _history(sha: str | None, image_id: int | None) -> None:
     components.scores_table(frame)
 
 
-def _spectral(det: Detector, data: bytes, pred: Prediction) -> None:
-    model_input = tensor_to_image(det.prepare(data)[0])
+def _spectral(det: Detector, prepared: PreparedImage, pred: Prediction) -> None:
+    model_input = tensor_to_image(prepared.tensor)
     st.subheader("Spectrum")
     left, right = st.columns(2)
     left.image(model_input, caption=f"model input, {model_input.width}x{model_input.height}")
@@ -115,14 +119,13 @@ def _spectral(det: Detector, data: bytes, pred: Prediction) -> None:
     cols[2].image(high, caption=f"high-pass, r >= {radius}")
 
 
-def _conditions(data: bytes, sha: str, max_pixels: int | None) -> None:
+def _conditions(original: PreparedImage, sha: str) -> None:
     st.subheader("Under each condition")
     picked = components.condition_picker("Conditions", state.INSPECT_CONDITIONS,
                                          CONDITIONS_DEFAULT)
-    original = open_rgb(data, max_pixels)
     for cid in picked:
         try:
-            variant, _ = apply_condition(original, cid, sha)
+            variant, _ = apply_condition(original.image, cid, sha)
         except Exception as exc:  # one failing condition must not hide the others
             st.error(f"{cid}: {type(exc).__name__}: {exc}")
             continue
@@ -138,20 +141,23 @@ if det is None:
     st.error(problem, icon=":material/error:")
     st.stop()
 data, name, sha, image_id = _pick_image()
+prepared = pred = None
 if data is not None:
+    prepared = resources.prepared_uploads(det, "inspect", {sha: data})[sha]
+    if isinstance(prepared, str):  # cannot be decoded: say why
+        st.error(f"{name}: {prepared}", icon=":material/broken_image:")
+        prepared = None
+if prepared is not None:
     pred = state.cached_prediction(det.info.sha256, sha)
     if pred is None:
         with st.spinner(f"Scoring {name} ..."):
-            pred = det.score_one(data, name)
+            pred = det.score_one(prepared, name)
         state.store_prediction(det.info.sha256, sha, pred)
     if not pred.ok:
         st.error(f"{name}: {pred.error}", icon=":material/broken_image:")
     else:
         st.metric(f"Score by {det.info.name}", f"{pred.score:.4f}")
-        _spectral(det, data, pred)
+        _spectral(det, prepared, pred)
 _history(sha, image_id)
-if data is not None and pred.ok:
-    try:
-        _conditions(data, sha, det.max_pixels)
-    except ImageLoadError as exc:
-        st.error(str(exc))
+if pred is not None and pred.ok:
+    _conditions(prepared, sha)

@@ -1,5 +1,9 @@
 """Score page: upload images -> score, verdict band, attention overlay, patch grid, "what if".
 
+Each upload is decoded once per session (``resources.prepared_uploads``, keyed by its sha256):
+scoring, the overlay and the what-if variants all start from that one decoded image, and the
+variants are scored as one batch (``Detector.score_batch``).
+
 Verdict bands come from the model's reference reals: its runs on real image sets in the store
 (at least ``MIN_REFERENCE_REALS``), else the calibration shipped with the weights
 (``spai.calibration``, e.g. the demo model's); without either the page says what is missing.
@@ -25,8 +29,7 @@ from db.dashboard_models import (
 from db.session import database_url, session_scope
 from robustness.apply import apply_condition
 from spai import calibration
-from spai.detector import Detector, Prediction
-from spai.imageio import open_rgb
+from spai.detector import Detector, Prediction, PreparedImage
 from spai.overlay import overlay_image, overlay_scale
 from spai.visualize import tensor_to_image
 
@@ -62,43 +65,50 @@ def _shipped(cal: calibration.Calibration | None, fprs: tuple[float, float]
     return ReferenceThresholds(by_fpr, cal.n_real, (f"shipped with the model: {cal.source}",))
 
 
-def _score(det: Detector, data: bytes, sha: str, name: str) -> Prediction:
+def _score(det: Detector, prepared: PreparedImage, sha: str, name: str) -> Prediction:
     pred = state.cached_prediction(det.info.sha256, sha)
     if pred is None:
         with st.spinner(f"Scoring {name} ..."):
-            pred = det.score_one(data, name)  # the uploaded bytes, never re-encoded
+            pred = det.score_one(prepared, name)  # decoded from the uploaded bytes as they are
         state.store_prediction(det.info.sha256, sha, pred)
     return pred
 
 
-def _what_if(det: Detector, data: bytes, sha: str, conditions: list[str]) -> list[tuple]:
-    """Score the image under each condition (seeded by the image's sha256), with progress."""
-    original = open_rgb(data, det.max_pixels)
-    bar = st.progress(0.0, text="Scoring the variants ...")
-    rows = []
+def _what_if(det: Detector, prepared: PreparedImage, sha: str, conditions: list[str]
+             ) -> list[tuple]:
+    """The image under each condition (seeded by the image's sha256), all variants scored as
+    one batch: rows of (condition, score, error, thumbnail)."""
+    bar = st.progress(0.0, text="Making the variants ...")
+    variants, failed = {}, {}
     for i, cid in enumerate(conditions):
         try:
-            variant, _ = apply_condition(original, cid, sha)
+            variants[cid], _ = apply_condition(prepared.image, cid, sha)
         except Exception as exc:  # one condition failing must not stop the others
-            rows.append((cid, None, f"{type(exc).__name__}: {exc}", None))
-        else:
-            pred = det.score_one(variant, cid)
-            thumb = variant.copy()
-            thumb.thumbnail((THUMB_PX, THUMB_PX))
-            rows.append((cid, pred.score, pred.error, thumb))
+            failed[cid] = f"{type(exc).__name__}: {exc}"
         bar.progress((i + 1) / len(conditions), text=f"{i + 1}/{len(conditions)}: {cid}")
     bar.empty()
+    with st.spinner(f"Scoring {len(variants)} variants in one batch ..."):
+        preds = dict(zip(variants, det.score_batch(list(variants.values()),
+                                                   names=list(variants))))
+    rows = []
+    for cid in conditions:
+        if cid in failed:
+            rows.append((cid, None, failed[cid], None))
+            continue
+        thumb = variants[cid].copy()
+        thumb.thumbnail((THUMB_PX, THUMB_PX))
+        rows.append((cid, preds[cid].score, preds[cid].error, thumb))
     return rows
 
 
-def _show_what_if(det: Detector, data: bytes, sha: str, score: float) -> None:
+def _show_what_if(det: Detector, prepared: PreparedImage, sha: str, score: float) -> None:
     st.markdown("**What if** the image were re-shared? The same image under robustness "
                 "conditions, scored by the same model.")
     picked = components.condition_picker("Conditions", state.item_key("score", "whatif", sha[:12]),
                                          WHATIF_DEFAULT)
     if st.button("Score under these conditions", key=state.item_key("score", "run", sha[:12]),
                  disabled=not picked):
-        state.store_whatif_results(det.info.sha256, sha, _what_if(det, data, sha, picked))
+        state.store_whatif_results(det.info.sha256, sha, _what_if(det, prepared, sha, picked))
     rows = state.whatif_results(det.info.sha256, sha)
     if not rows:
         return
@@ -111,16 +121,13 @@ def _show_what_if(det: Detector, data: bytes, sha: str, score: float) -> None:
         cols[i % 4].image(thumb, caption=f"{cid}: {s:.3f}" if s is not None else f"{cid}: {err}")
 
 
-def _show_one(det: Detector, upload, ref) -> None:
-    data = upload.getvalue()
-    sha = hashlib.sha256(data).hexdigest()
-    st.subheader(upload.name)
-    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-        st.error(f"{upload.name}: file too large ({len(data) / 2**20:.1f} MB > {MAX_UPLOAD_MB} MB)")
+def _show_one(det: Detector, name: str, sha: str, prepared: PreparedImage | str, ref) -> None:
+    if isinstance(prepared, str):  # cannot be decoded: say why
+        st.error(f"{name}: {prepared}", icon=":material/broken_image:")
         return
-    pred = _score(det, data, sha, upload.name)
+    pred = _score(det, prepared, sha, name)
     if not pred.ok:
-        st.error(f"{upload.name}: {pred.error}", icon=":material/broken_image:")
+        st.error(f"{name}: {pred.error}", icon=":material/broken_image:")
         return
     st.caption(f"sha256 {sha[:16]}... | {pred.width}x{pred.height} px | "
                f"{pred.num_patches} patches | {pred.seconds:.2f} s")
@@ -128,7 +135,7 @@ def _show_one(det: Detector, upload, ref) -> None:
     show, opacity, mode = components.overlay_controls(
         state.item_key("score", "overlay", sha[:12]), state.item_key("score", "opacity", sha[:12]),
         state.item_key("score", "scale", sha[:12]))
-    model_input = tensor_to_image(det.prepare(data)[0])
+    model_input = tensor_to_image(prepared.tensor)
     left, right = st.columns(2)
     if show:
         scale = overlay_scale(pred.attention_mean, mode)
@@ -144,7 +151,7 @@ def _show_one(det: Detector, upload, ref) -> None:
         model_input, pred.boxes, pred.attention_mean,
         overlay_scale(pred.attention_mean, mode)),
                        key=state.item_key("score", "grid", sha[:12]))
-    _show_what_if(det, data, sha, pred.score)
+    _show_what_if(det, prepared, sha, pred.score)
 
 
 st.title("Score images")
@@ -175,6 +182,15 @@ uploads = st.file_uploader("Images (drag and drop; one or many)", accept_multipl
                            key=state.SCORE_UPLOADS, max_upload_size=MAX_UPLOAD_MB)
 if not uploads:
     st.caption("Nothing uploaded yet. Scores are P(AI-generated) from the active model.")
-for upload in uploads or []:
+files = [(u.name, u.getvalue()) for u in uploads or []]
+shas = [hashlib.sha256(data).hexdigest() for _, data in files]
+fits = [len(data) <= MAX_UPLOAD_MB * 1024 * 1024 for _, data in files]
+prepared = resources.prepared_uploads(  # decoded once per upload and session
+    det, "score", {sha: data for (_, data), sha, ok in zip(files, shas, fits) if ok})
+for (name, data), sha, ok in zip(files, shas, fits):
     with st.container(border=True):
-        _show_one(det, upload, ref)
+        st.subheader(name)
+        if not ok:
+            st.error(f"{name}: file too large ({len(data) / 2**20:.1f} MB > {MAX_UPLOAD_MB} MB)")
+        else:
+            _show_one(det, name, sha, prepared[sha], ref)
