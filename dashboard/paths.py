@@ -4,8 +4,9 @@
 - ``slug(name)``: a name made safe to be one path component (training run folders).
 - ``data_roots()``: the folders a visitor may register images or read CSVs, configs and
   checkpoints from: ``SPAI_DATA_ROOTS`` (folders separated by ``os.pathsep``), set by whoever
-  runs the server; by default the data directory and the repository's ``examples/`` and
-  ``tests/fixtures/`` (small sample images).
+  runs the server; by default the data directory and the repository's ``examples/``,
+  ``robustness/study/`` (the shipped study and its study file) and ``tests/fixtures/`` (small
+  sample images).
 - ``require_inside_roots(path)``: the resolved path (symlinks followed) when it lies in one of
   them, else ``PathNotAllowed``.
 - ``join_inside(base, relpath)``: ``base / relpath`` for a stored relative path, refusing
@@ -51,7 +52,8 @@ def data_roots() -> tuple[Path, ...]:
     if configured is not None and configured.strip():
         roots = [Path(p).expanduser() for p in configured.split(os.pathsep) if p.strip()]
     else:
-        roots = [data_dir(), REPO_ROOT / "examples", REPO_ROOT / "tests" / "fixtures"]
+        roots = [data_dir(), REPO_ROOT / "examples", REPO_ROOT / "robustness" / "study",
+                 REPO_ROOT / "tests" / "fixtures"]
     return tuple(dict.fromkeys(r.resolve() for r in roots))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import components
+from dashboard.paths import PathNotAllowed, require_inside_roots
 from db.session import REPO_ROOT, session_scope
 
 
@@ -72,13 +73,19 @@ def study_file(url: str, key: str) -> None:
                "`python -m robustness.study run FILE` queues what is missing.")
     up = st.file_uploader("Study file (YAML)", type=["yaml", "yml"], key=key + "study_file",
                           max_upload_size=1)
-    base = st.text_input("Folder its relative paths start from", value=str(REPO_ROOT),
+    base = st.text_input("Folder its relative paths start from", value=str(REPO_ROOT / "examples"),
                          key=key + "study_base")
     if up is None:
         return
     try:
+        anchor = require_inside_roots(base, "the study's folder")
         raw = up.getvalue()[:MAX_STUDY_BYTES + 1].decode("utf-8")
-        study = study_from_text(raw, Path(base).expanduser().resolve() / Path(up.name).name)
+        study = study_from_text(raw, anchor / Path(up.name).name)
+        for path in study.paths():  # a study may name absolute paths or ../ ones
+            require_inside_roots(path, "a path in the study")
+    except PathNotAllowed as exc:
+        st.error(str(exc))
+        return
     except UnicodeDecodeError:
         st.error(f"{up.name} is not UTF-8 text.")
         return

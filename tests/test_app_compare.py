@@ -259,3 +259,22 @@ def test_study_file_upload_errors(study_url) -> None:
     assert not at.exception
     assert any("is not all in the store yet" in i.value and "raise-2" in i.value
                for i in at.info)
+
+
+def test_study_file_upload_stays_inside_the_data_roots(study_url, tmp_path) -> None:
+    """A visitor cannot anchor a study outside the allowed folders, nor name a path that
+    leaves them (an absolute path or ../) from inside one (issue 15.3)."""
+    url, _ = study_url
+    at = _page(url)
+    at.text_input(key="compare.study_base").set_value("/etc").run()
+    at.file_uploader(key="compare.study_file").set_value(
+        ("roger.yaml", ROGER_YAML.read_bytes(), "application/x-yaml")).run()
+    assert not at.exception
+    assert "outside the folders this server allows" in at.error[0].value
+    escaping = ROGER_YAML.read_text().replace("study: roger-study", f"study: {tmp_path}")
+    assert escaping != ROGER_YAML.read_text()
+    at.text_input(key="compare.study_base").set_value(str(ROGER_YAML.parent))
+    at.file_uploader(key="compare.study_file").set_value(
+        ("escape.yaml", escaping.encode(), "application/x-yaml")).run()
+    assert not at.exception
+    assert "a path in the study" in at.error[0].value and str(tmp_path) in at.error[0].value

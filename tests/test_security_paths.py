@@ -91,7 +91,7 @@ def test_data_roots_default_and_from_the_environment(tmp_path: Path,
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("SPAI_DATA_ROOTS", raising=False)
     assert data_roots() == ((tmp_path / "data").resolve(), REPO_ROOT / "examples",
-                            REPO_ROOT / "tests" / "fixtures")
+                            REPO_ROOT / "robustness" / "study", REPO_ROOT / "tests" / "fixtures")
     monkeypatch.setenv("SPAI_DATA_ROOTS", os.pathsep.join([str(tmp_path / "a"), "/srv/img"]))
     assert data_roots() == ((tmp_path / "a").resolve(), Path("/srv/img"))
     for outside in ("/", "/etc", str(tmp_path / "a" / ".." / "b")):

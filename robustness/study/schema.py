@@ -147,6 +147,13 @@ class Study:
     def label(self, condition_id: str) -> str:
         return next((c.label for c in self.conditions if c.id == condition_id), condition_id)
 
+    def paths(self) -> list[Path]:
+        """Every file or folder the study names (sets, weights, configs, score files)."""
+        found = [p for s in self.image_sets for p in (s.folder, s.csv, s.root)]
+        for m in self.models:
+            found += [m.weights, m.config, m.study, *(f.csv for f in m.score_files)]
+        return [p for p in found if p is not None]
+
 
 # --- helpers --------------------------------------------------------------------------------
 
