@@ -17,12 +17,15 @@ if str(REPO_ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the r
     sys.path.insert(0, str(REPO_ROOT))
 
 import streamlit as st  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
-from dashboard import access, components, resources  # noqa: E402
+from dashboard import access, components, resources, state  # noqa: E402
+from db.session import store_busy  # noqa: E402
 from spai.detector import origin_of  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
+STORE_BUSY_RETRY_S = 3  # while the store's write lock is held elsewhere, the page retries this often
 # (section, file in views/, title, icon); the first existing page is the default, served at
 # "/" (Streamlit ignores a default page's url_path), every other page at /<file stem>.
 PAGES = (
@@ -81,6 +84,13 @@ def worker_panel(problem: str | None) -> None:
         st.warning(problem, icon=":material/warning:")
 
 
+@st.fragment(run_every=f"{STORE_BUSY_RETRY_S}s")
+def retry_when_store_frees() -> None:
+    """Rerun the whole page on each tick after the first (the first is the failed run)."""
+    if state.store_busy_tick() > 1:
+        st.rerun()
+
+
 st.set_page_config(page_title="SPAI dashboard", page_icon=":material/image_search:",
                    layout="wide")
 address = st.get_option("server.address")
@@ -93,4 +103,12 @@ if notice := access.banner(address):
 worker_problem = resources.start_worker_once()
 page = navigation()
 sidebar(worker_problem)
-page.run()
+try:
+    page.run()
+    state.clear_store_busy()
+except OperationalError as exc:
+    if not store_busy(exc):
+        raise
+    st.warning(f"The store is busy: another process is writing to it. This page retries every "
+               f"{STORE_BUSY_RETRY_S} s.", icon=":material/hourglass_top:")
+    retry_when_store_frees()

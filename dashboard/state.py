@@ -29,6 +29,7 @@ MODELS_CLEAR_DEFAULT = "models.clear_default"
 _PREDICTIONS = "app.predictions"  # (model sha, image sha) -> Prediction
 _WHATIF = "score.whatif_results"  # (model sha, image sha) -> list of (condition, score, error)
 _PREPARED = "app.prepared"  # page -> {(model input key, image sha): PreparedImage or error}
+_STORE_BUSY_TICKS = "app.store_busy_ticks"  # runs of the retry timer since the store was busy
 
 
 def item_key(prefix: str, name: str, item: str) -> str:
@@ -67,3 +68,14 @@ def prepared_inputs(page: str) -> dict[tuple, Any]:
 def keep_prepared_inputs(page: str, entries: dict[tuple, Any]) -> None:
     """Replace a page's decoded uploads (entries of uploads no longer shown are dropped)."""
     st.session_state.setdefault(_PREPARED, {})[page] = entries
+
+
+def store_busy_tick() -> int:
+    """Count one more run of the "store busy" retry timer; returns the count."""
+    st.session_state[_STORE_BUSY_TICKS] = st.session_state.get(_STORE_BUSY_TICKS, 0) + 1
+    return st.session_state[_STORE_BUSY_TICKS]
+
+
+def clear_store_busy() -> None:
+    """The page ran: forget an earlier "store busy" retry."""
+    st.session_state.pop(_STORE_BUSY_TICKS, None)

@@ -28,6 +28,24 @@ from sqlalchemy.orm import Session, sessionmaker
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "sqlite:///data/spai.db"  # relative to REPO_ROOT
 SQLITE_BUSY_TIMEOUT_MS = 60_000  # writers wait this long for the lock before erroring
+BUSY_TIMEOUT_ENV = "SPAI_SQLITE_BUSY_MS"  # overrides SQLITE_BUSY_TIMEOUT_MS (e.g. a snappy page)
+
+
+def sqlite_busy_timeout_ms() -> int:
+    """How long a SQLite writer waits for the lock: ``SPAI_SQLITE_BUSY_MS`` or the default."""
+    raw = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return SQLITE_BUSY_TIMEOUT_MS
+    if not raw.isdigit():
+        raise ValueError(f"{BUSY_TIMEOUT_ENV} must be a number of milliseconds, not {raw!r}")
+    return int(raw)
+
+
+def store_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` means another process holds the store's write lock (retry later)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return isinstance(exc, OperationalError) and ("database is locked" in text
+                                                   or "database table is locked" in text)
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -78,7 +96,7 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:
     dbapi_conn.isolation_level = None  # let the begin hook below emit BEGIN itself
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout={sqlite_busy_timeout_ms()}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
@@ -97,7 +115,7 @@ def get_engine(url: str | None = None) -> Engine:
         if engine is None:
             if make_url(resolved).get_backend_name() == "sqlite":
                 engine = create_engine(
-                    resolved, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+                    resolved, connect_args={"timeout": sqlite_busy_timeout_ms() / 1000}
                 )
                 event.listen(engine, "connect", _sqlite_on_connect)
                 event.listen(engine, "begin", _sqlite_on_begin)

@@ -84,3 +84,32 @@ def test_frame_reports_a_worker_that_cannot_start(
     assert any("store is unavailable" in w for w in texts(at, "warning"))
     at.switch_page("views/inspect.py").run()
     assert not at.exception
+
+
+def test_busy_store_says_so_and_the_page_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding SQLite's write lock: the page says the store is busy and that it
+    retries, instead of a traceback; once the lock is released the next run renders (14.2)."""
+    import sqlite3
+
+    from db.session import dispose_all
+
+    use_store(monkeypatch, tmp_path / "spai.db")
+    assert not new_app().run().exception  # creates and migrates the store
+    dispose_all()
+    monkeypatch.setenv("SPAI_SQLITE_BUSY_MS", "200")
+    holder = sqlite3.connect(tmp_path / "spai.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        at = new_app()
+        at.switch_page("views/jobs.py").run()
+        assert not at.exception
+        assert any("The store is busy" in w for w in texts(at, "warning"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    at.run()
+    assert not at.exception
+    assert not any("The store is busy" in w for w in texts(at, "warning"))
+    dispose_all()
