@@ -72,10 +72,10 @@ def worker_panel(problem: str | None) -> None:
         if problem:
             st.warning(problem, icon=":material/warning:")
         return
-    if not status.alive and status.enabled and status.queued:
+    if not status.alive and not status.starting and status.enabled and status.queued:
         problem = resources.start_worker_once() or problem
     components.worker_badge(status)
-    if not problem and not status.alive and status.enabled and st.button(
+    if not (problem or status.alive or status.starting) and status.enabled and st.button(
             "Start the worker", key="app.start_worker"):
         problem = resources.start_worker_once()
         if not problem:

@@ -106,6 +106,8 @@ def worker_badge(status: WorkerStatus) -> None:
         what = f"running {'; '.join(busy)}" if busy else "idle"
         n = f"{len(status.alive)} workers" if len(status.alive) > 1 else "Worker"
         st.caption(f":green[:material/circle:] {n} alive, {what}.")
+    elif status.starting:
+        st.caption(":orange[:material/circle:] Worker starting ...")
     elif not status.enabled:
         st.caption(":grey[:material/circle:] No worker running (SPAI_START_WORKER=0): start "
                    "one with `python -m dashboard.worker`.")

@@ -140,6 +140,7 @@ class WorkerStatus:
     alive: tuple[tuple[str, str | None], ...]  # (worker id, "job #N: what it does" or None)
     queued: int  # jobs waiting for a worker
     exit_code: int | None = None  # of the worker this server started, when it has exited
+    starting: bool = False  # this server's worker runs but has not registered yet
 
 
 @st.cache_resource
@@ -186,5 +187,7 @@ def worker_status() -> WorkerStatus:
     alive = tuple((w.id, f"job #{w.current_job_id}: {names[w.current_job_id]}"
                    if w.current_job_id in names else None) for w in rows)
     proc = _worker_slot().proc
-    return WorkerStatus(os.environ.get(ENV_START_WORKER, "1") != "0", alive, queued,
-                        proc.poll() if proc is not None else None)
+    code = proc.poll() if proc is not None else None
+    starting = proc is not None and code is None and proc.pid not in {w.pid for w in rows}
+    return WorkerStatus(os.environ.get(ENV_START_WORKER, "1") != "0", alive, queued, code,
+                        starting)

@@ -114,7 +114,9 @@ def test_a_dead_worker_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     st.cache_resource.clear()  # a fresh worker slot for this "server"
     procs = []
     try:
-        new_app().run()
+        at = new_app().run()
+        side = " ".join(texts(at.sidebar, "caption"))
+        assert "Worker starting" in side or "Worker alive" in side, side  # not "No worker"
         first = resources._worker_slot().proc
         procs.append(first)
         assert first is not None and first.poll() is None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import jobqueue
-from dashboard.components import condition_picker
+from dashboard.components import condition_picker, data_table
 from db import imageset_stats
 from dashboard.paths import PathNotAllowed, data_roots, require_inside_roots
 from db.imagesets import label_layout, resolve_inside
@@ -152,7 +153,7 @@ def _report(result: dict) -> None:
     st.success(f"Registered {names}: {result.get('added', 0)} image(s) added, "
                f"{result.get('already_present', 0)} already present, {len(problems)} problem(s).")
     if problems:
-        st.dataframe(problems[:PROBLEMS_SHOWN], key=KEY + "problems")
+        data_table(pd.DataFrame(problems[:PROBLEMS_SHOWN]), key=KEY + "problems")
 
 
 def _score_form(url: str, imageset_id: int, name: str, with_file: int) -> None:
@@ -197,7 +198,7 @@ if sets.empty:
     st.info("No image sets yet: register a folder or a CSV above, or import the robustness "
             "study on the Compare page.", icon=":material/photo_library:")
     st.stop()
-st.dataframe(sets.drop(columns=["id"]), hide_index=True, key=KEY + "overview")
+data_table(sets.drop(columns=["id"]), hide_index=True, key=KEY + "overview")
 
 names = list(sets["name"])
 chosen = st.selectbox("Set", names, key=KEY + "set")
@@ -212,7 +213,7 @@ if len(files):
     _thumbnails(str(row["root"]), list(files["relpath"]))
 if len(errors):
     st.subheader("Files that cannot be used")
-    st.dataframe(errors[["relpath", "error"]], hide_index=True, key=KEY + "errors")
+    data_table(errors[["relpath", "error"]], hide_index=True, key=KEY + "errors")
 
 _score_form(url, int(row["id"]), str(row["name"]), int(row["with_file"]))
 

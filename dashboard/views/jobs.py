@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import jobqueue
-from dashboard.components import condition_picker
+from dashboard import jobqueue, links
+from dashboard.components import condition_picker, data_table
 from db import imageset_stats
 from db.models import ORIGINAL
 from db.session import database_url, session_scope
@@ -109,7 +109,7 @@ def _live(url: str) -> None:
                            "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                            "finished": j.finished_at.strftime("%H:%M:%S") if j.finished_at
                            else "", "attempts": j.attempts} for j in jobs])
-    st.dataframe(table, hide_index=True, key=KEY + "history")
+    data_table(table, hide_index=True, key=KEY + "history")
     _details(url, jobs, names)
 
 
@@ -119,7 +119,7 @@ def _details(url: str, jobs: list[jobqueue.JobView], names: dict[int, str]) -> N
                              format_func=lambda i: f"#{i} {names[i]}: {by_id[i].status}")]
     run_id = (job.result or {}).get("run_id")
     if job.kind == "infer" and job.status == "done" and run_id is not None:
-        st.markdown(f"[Open run {run_id} in Compare](compare?run={int(run_id)})")
+        st.markdown(f"[Open run {run_id} in Compare]({links.compare_url_for_run(int(run_id))})")
     st.json({"params": job.params, "result": job.result or {}, "worker": job.worker_id or ""},
             expanded=False)
     if job.status == "failed":

@@ -94,7 +94,8 @@ def _launch_form(url: str) -> None:
                 raise ValueError("choose at least one real and one fake image set (or give "
                                  "an official training CSV)")
             else:
-                made = write_training_csv(s, data_dir() / "train-csv" / f"{tag}.csv", real_ids=real, fake_ids=fake,
+                made = write_training_csv(s, data_dir() / "train-csv" / f"{tag}.csv",
+                                          real_ids=real, fake_ids=fake,
                                           val_fraction=float(val), seed=int(seed))
                 params |= {"data_path": str(made.path), "csv_root_dir": str(made.root)}
                 st.caption("Training CSV: " + ", ".join(f"{n} {what}" for what, n

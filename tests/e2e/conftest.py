@@ -3,6 +3,7 @@ chromium driven by pytest-playwright, and a screenshot helper.
 
 Fixtures:
     app_server  -- the running server (session): ``.url``, ``.database_url``, ``.data_dir``
+    fresh_app_server -- a server of its own on an empty store (one test)
     app_url     -- its base URL, e.g. ``http://127.0.0.1:51234``
     page        -- pytest-playwright's page (chromium from /usr/bin, offline flags)
     screenshot  -- ``screenshot(page, "score")`` writes ``docs/screenshots/score.png``
@@ -25,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,9 +93,10 @@ def _stop_workers(database_url: str) -> None:
             pass
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    """``streamlit run dashboard/app.py`` on 127.0.0.1 and a free port, with a temp store."""
+@contextmanager
+def _serve(tmp_base: Path) -> Iterator[AppServer]:
+    """``streamlit run dashboard/app.py`` on 127.0.0.1 and a free port, with a new temp store;
+    folders under ``tmp_base`` (pytest's temp) may be registered."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} not found but CI is set: apt-get install -y chromium")
@@ -105,7 +108,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
                SPAI_MODEL_WEIGHTS=str(FIXTURE / "spai_tiny_seed0.pth"),
                SPAI_MODEL_CFG=str(FIXTURE / "spai_tiny.yaml"), OMP_NUM_THREADS="1",
                PYTHONUNBUFFERED="1",  # the tests' folders are registered from pytest's temp
-               SPAI_DATA_ROOTS=os.pathsep.join([str(tmp_path_factory.getbasetemp()),
+               SPAI_DATA_ROOTS=os.pathsep.join([str(tmp_base),
                                                 str(tmp / "data")]))
     env.pop("SPAI_START_WORKER", None)
     log = tmp / "streamlit.log"
@@ -127,6 +130,20 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
             proc.kill()
         _stop_workers(database_url)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The server the page tests share (one store for the session)."""
+    with _serve(tmp_path_factory.getbasetemp()) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """A server of its own on a fresh, empty store (a new user's first visit)."""
+    with _serve(tmp_path_factory.getbasetemp()) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A new user in a real browser: import the study and read the AUC table; register a small image
-set and run an inference job on it to the end; the Train page. Screenshots of each page."""
+set and run an inference job on it to the end; the Train page (screenshot; the Start, Image
+sets, Jobs and Compare screenshots come from test_e2e_journey.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ TIMEOUT_MS = 180_000
 JOB_DONE_TIMEOUT_S = 240  # the worker imports torch and loads the model on a shared 2-core box
 
 
-def test_e2e_import_study_and_read_auc(page: Page, app_url: str, wait_for_app,
-                                       screenshot) -> None:
+def test_e2e_import_study_and_read_auc(page: Page, app_url: str, wait_for_app) -> None:
     page.goto(f"{app_url}/compare")
     expect(page.get_by_role("heading", name="Compare", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
@@ -32,7 +32,6 @@ def test_e2e_import_study_and_read_auc(page: Page, app_url: str, wait_for_app,
     assert float(value) == pytest.approx(0.919, abs=5e-4)
     expect(page.get_by_text("Mean over coco, fodb, imagenet, openimages")).to_be_visible()
     wait_for_app(page)
-    screenshot(page, "compare")
 
 
 def _tiny_images(folder: Path) -> None:
@@ -52,7 +51,7 @@ def _pick(page: Page, label: str, option: str) -> None:
     page.keyboard.press("Escape")
 
 
-def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_app, screenshot,
+def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_app,
                                             tmp_path: Path) -> None:
     _tiny_images(tmp_path / "tiny")
     page.goto(f"{app_url}/imagesets")
@@ -65,7 +64,6 @@ def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_a
     expect(page.get_by_text(re.compile(r"Registered e2e-tiny: 4 image\(s\) added"))) \
         .to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
-    screenshot(page, "imagesets")
 
     page.goto(f"{app_url}/jobs")
     expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
@@ -98,7 +96,6 @@ def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_a
     expect(page.get_by_text(re.compile(r"run \d+: 4 images to score"))).to_be_visible(
         timeout=TIMEOUT_MS)
     wait_for_app(page)
-    screenshot(page, "jobs")
 
 
 def test_e2e_train_page(page: Page, app_url: str, wait_for_app, screenshot) -> None:

@@ -26,7 +26,7 @@ def expected_score() -> float:
 def test_e2e_score_an_upload(
     page: Page, app_url: str, wait_for_app, screenshot, expected_score: float
 ) -> None:
-    page.goto(app_url)
+    page.goto(f"{app_url}/score")  # "/" is the Start page
     expect(page.get_by_role("heading", name="Score images")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("spai_tiny_seed0.pth")).to_be_visible()
     page.set_input_files(UPLOAD_INPUT, [str(PHOTO)])
@@ -46,7 +46,7 @@ def test_e2e_score_an_upload(
 def test_e2e_broken_upload_shows_a_message(page: Page, app_url: str, tmp_path: Path) -> None:
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
-    page.goto(app_url)
+    page.goto(f"{app_url}/score")  # "/" is the Start page
     expect(page.get_by_role("heading", name="Score images")).to_be_visible(timeout=TIMEOUT_MS)
     page.set_input_files(UPLOAD_INPUT, [str(bad), str(PHOTO)])
     expect(page.get_by_text("notes.png: not an image")).to_be_visible(timeout=TIMEOUT_MS)
@@ -65,7 +65,7 @@ def test_e2e_inspect_an_image(page: Page, app_url: str, wait_for_app, screenshot
 
 
 def test_e2e_models_page(page: Page, app_url: str, wait_for_app, screenshot) -> None:
-    page.goto(app_url)
+    page.goto(f"{app_url}/score")  # "/" is the Start page
     expect(page.get_by_role("heading", name="Score images")).to_be_visible(timeout=TIMEOUT_MS)
     page.get_by_role("link", name="Models").first.click()
     expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible(
