@@ -129,6 +129,8 @@ def test_existing_run_name_refused_unless_resume(page_store) -> None:
     assert "Queued training job 1 (mine)." in at.success[0].value
     at.button(key="train.queue").click().run()
     assert "a run named 'mine' exists" in at.error[0].value
+    with session_scope(url) as s:
+        jobqueue.cancel(s, 1)  # (a resume of a run still queued is that same job)
     at.checkbox(key="train.resume").check().run()
     at.button(key="train.queue").click().run()
     assert "Queued training job 2 (mine)." in at.success[0].value
