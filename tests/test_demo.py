@@ -213,6 +213,7 @@ def test_evaluate_build_measures_another_seed_and_adds_it_to_the_card(tmp_path: 
     card = (out / "MODEL_CARD.md").read_text()
     assert "### `python -m spai.demo build --seed 1`" in card
     assert f"| `original` | {b['test']['original']['auc']:.4f} |" in card and "nan" not in card
+    assert f"On the unmodified images: AUC **{b['test']['original']['auc']:.3f}**" in card
     res = CliRunner().invoke(cli, ["evaluate-build", "--data", str(tmp_path / "demo"), "--output", str(out)])
     assert res.exit_code != 0 and "built with seed 0, the model's own set" in res.output
 

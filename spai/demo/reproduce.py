@@ -159,9 +159,18 @@ def calibrate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
     return cal
 
 
-def _fmt(m: dict[str, Any], key: str) -> str:
+def _fmt(m: dict[str, Any], key: str, digits: int = 4) -> str:
     v = m.get(key)
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _headline(other: dict[str, Any], own: dict[str, Any]) -> str:
+    """One sentence: the unmodified images' AUC on another build against the model's own set."""
+    m, o = other.get("original", {}), own.get("original", {})
+    if "auc" not in m or "auc" not in o:
+        return ""
+    return (f"\nOn the unmodified images: AUC **{_fmt(m, 'auc', 3)}** ({_fmt(m['subset'], 'auc', 3)} on"
+            f" the photos not trained on), against {_fmt(o, 'auc', 3)} on its own set's test split.")
 
 
 def _other_builds(info: dict[str, Any]) -> str:
@@ -183,7 +192,7 @@ evaluate-build --data <that build>`, which adds the section below.
     for seed, b in sorted(builds.items(), key=lambda kv: int(kv[0])):
         c, unseen = b["counts"]["test"], b["test_photos_not_trained_on"]
         rows = "\n".join(
-            f"| `{cid}` | {_fmt(m, 'auc')} | {_fmt(m, 'ap')} | {_fmt(m, 'acc@0.5')} | {m['n']} "
+            f"| `{cid}` | {_fmt(m, 'auc')} | {_fmt(m, 'ap')} | {_fmt(m, 'acc@0.5', 3)} | {m['n']} "
             f"| {_fmt(m['subset'], 'auc')} | {m['subset']['n']} |"
             if "auc" in m else f"| `{cid}` | n/a ({m['error']}) | | | | | |"
             for cid, m in b["test"].items()
@@ -191,11 +200,12 @@ evaluate-build --data <that build>`, which adds the section below.
         out.append(f"""
 ### `{b['command']}`
 
-{b['photos']} photos; autoencoder final L1 {b['autoencoder_final_l1']}. Test split: {c['real']} real +
-{c['fake']} fake images from {len(b['test_photos'])} photos. {len(b['test_photos']) - len(unseen)} of
-them were in the model's own training split (it trained on other crops of them, never on these
-fakes); {len(unseen)} were not ({', '.join(f'`{u}`' for u in unseen) or 'none'}): the last two
-columns are measured on those photos only.
+{b['photos']} photos; autoencoder final L1 {b['autoencoder_final_l1']}. Test split: {c['real']} real + {c['fake']} fake
+images from {len(b['test_photos'])} photos. {len(b['test_photos']) - len(unseen)} of them were in the model's own training split (it
+trained on other crops of them, never on these fakes); {len(unseen)} were not
+({', '.join(f'`{u}`' for u in unseen) or 'none'}): the last two columns are measured on those
+photos only.
+{_headline(b['test'], info['test'])}
 
 {head}{rows}
 """)
@@ -230,9 +240,10 @@ model's output: do not use its scores to judge real images.
 ## Data
 
 `python -m spai.demo build --seed {info['seed']}`: crops of {info['data']['photos']} real photographs
-that install offline (scikit-learn and scikit-image sample photos, Debian `mate-backgrounds` and
-`plasma-workspace-wallpapers`), and their reconstructions by a small convolutional autoencoder
-trained by the build (the fakes), split by source photo (no photo in two splits).
+that come with the clone (scikit-learn and scikit-image sample photos; Debian `mate-backgrounds`
+and `plasma-workspace-wallpapers` photos shipped in `spai/demo/photos` with their licences), and their reconstructions by a
+small convolutional autoencoder trained by the build (the fakes), split by source photo (no photo
+in two splits).
 
 | split | real | fake |
 |---|---|---|
