@@ -4,7 +4,8 @@ Only the frame lives here: page config, the bind rule (no sign-in: a non-loopbac
 nothing unless SPAI_ALLOW_UNAUTHENTICATED=1, and then a banner on every page; dashboard.access),
 navigation with sections, the shared sidebar (which model is active, DEMO badge) and the
 background worker start. Each page is a file in ``views/``; a page whose file does not exist yet
-is simply not listed.
+is simply not listed. Nothing here imports torch: the frame and a page paint first, torch and
+the model load after (``resources.preload_in_background``, the pages' model spinner).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
 from dashboard import access, components, resources, state  # noqa: E402
 from db.session import store_busy  # noqa: E402
-from spai.detector import origin_of  # noqa: E402
+from spai.model_files import origin_of  # noqa: E402  (no torch before the first paint)
 
 VIEWS = Path(__file__).resolve().parent / "views"
 STORE_BUSY_RETRY_S = 3  # while the store's write lock is held elsewhere, the page retries this often
@@ -112,3 +113,4 @@ except OperationalError as exc:
     st.warning(f"The store is busy: another process is writing to it. This page retries every "
                f"{STORE_BUSY_RETRY_S} s.", icon=":material/hourglass_top:")
     retry_when_store_frees()
+resources.preload_in_background()  # torch after the first paint, before the first upload

@@ -4,23 +4,27 @@ Nothing else in the dashboard caches resources.
 
 Which model is active: the one chosen on the Models page (saved in the store, so it holds for
 every user and survives restarts) while its file exists, else ``SPAI_MODEL_WEIGHTS`` (with
-optional ``SPAI_MODEL_CFG``) from the environment, else ``spai.detector.default_weights()``
+optional ``SPAI_MODEL_CFG``) from the environment, else ``spai.model_files.default_weights()``
 (official weights if present, else the demo model).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from dashboard import state
-from spai.checkpoint import file_sha256
-from spai.detector import Detector, PreparedImage, default_weights
+from spai.model_files import default_weights
+
+if TYPE_CHECKING:  # torch is imported when the model is loaded, after the page's first paint
+    from spai.detector import Detector, PreparedImage
 
 ENV_WEIGHTS = "SPAI_MODEL_WEIGHTS"  # a weights file to use instead of the default
 ENV_CFG = "SPAI_MODEL_CFG"  # its config (else the sidecar <name>.yaml or the stored config)
@@ -82,9 +86,27 @@ def active_model() -> ModelChoice:
 def get_detector(weights: str, cfg: str | None = None, device: str = "auto") -> Detector:
     """Load a detector once per (weights, cfg, device) and share it across sessions.
 
-    The Detector serialises its own forward passes with a lock, so sharing is safe.
+    The Detector serialises its own forward passes with a lock, so sharing is safe. torch is
+    imported here, under the "Loading the model" spinner, not when the page starts.
     """
+    from spai.detector import Detector
+
     return Detector.load(weights, cfg=cfg, device=device)
+
+
+@st.cache_resource(show_spinner=False)
+def _preload() -> threading.Thread:
+    thread = threading.Thread(target=importlib.import_module, args=("spai.detector",),
+                              name="spai-preload", daemon=True)
+    thread.start()
+    return thread
+
+
+def preload_in_background() -> None:
+    """Import torch and the model code in a background thread, once per server, after the
+    first page is drawn: the first paint never waits for them, and the Score page's first
+    model load usually finds them imported."""
+    _preload()
 
 
 def load_active_detector() -> tuple[Detector | None, str | None]:
@@ -116,6 +138,8 @@ def prepared_uploads(det: Detector, page: str, uploads: dict[str, bytes]
 @st.cache_data(max_entries=64, show_spinner=False)
 def weights_sha256(path: str, mtime_ns: int, size: int) -> str:
     """sha256 of a weights file, cached by (path, mtime, size) so it is hashed once."""
+    from spai.checkpoint import file_sha256  # imports torch
+
     return file_sha256(Path(path))
 
 

@@ -27,6 +27,14 @@ from spai.checkpoint import extract_state_dict, file_sha256, load_state, read_ch
 from spai.config import Config, config_from_dict, load_config
 from spai.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, ImageSource, open_rgb, to_model_input
 from spai.model import SPAI, build_model
+from spai.model_files import (  # re-exported: the torch-free home of these names
+    DEMO_WEIGHTS,
+    OFFICIAL_CONFIG,
+    OFFICIAL_WEIGHTS,
+    REPO_ROOT,
+    default_weights,
+    origin_of,
+)
 
 __all__ = [
     "REPO_ROOT",
@@ -43,10 +51,6 @@ __all__ = [
     "spai_demo",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-OFFICIAL_WEIGHTS = REPO_ROOT / "weights" / "spai.pth"
-OFFICIAL_CONFIG = REPO_ROOT / "configs" / "spai.yaml"
-DEMO_WEIGHTS = REPO_ROOT / "weights" / "demo" / "spai_demo.pth"
 BYTES_PER_CROP_PER_DIM = 40_000  # rough peak activation bytes per crop per embed dim (3 views)
 
 ProgressFn = Callable[[int, int], None]
@@ -127,11 +131,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def default_weights() -> Path:
-    """The official weights if a user placed them in weights/, else the shipped demo model."""
-    return OFFICIAL_WEIGHTS if OFFICIAL_WEIGHTS.is_file() else DEMO_WEIGHTS
-
-
 def _config_for(weights: Path, cfg: str | Path | None, state_obj: dict[str, Any]) -> Config:
     if cfg is not None:
         return load_config(cfg)
@@ -142,16 +141,6 @@ def _config_for(weights: Path, cfg: str | Path | None, state_obj: dict[str, Any]
     if isinstance(stored, dict) and "MODEL" in stored:
         return config_from_dict(stored)
     return load_config(OFFICIAL_CONFIG)
-
-
-def origin_of(weights: str | Path) -> str:
-    """'official' for weights/spai.pth, 'demo' for a file in weights/demo/, else 'custom'."""
-    resolved = Path(weights).resolve()
-    if resolved == OFFICIAL_WEIGHTS.resolve():
-        return "official"
-    if resolved.parent == DEMO_WEIGHTS.parent.resolve():
-        return "demo"
-    return "custom"
 
 
 class Detector:

@@ -113,3 +113,30 @@ def test_busy_store_says_so_and_the_page_recovers(
     assert not at.exception
     assert not any("The store is busy" in w for w in texts(at, "warning"))
     dispose_all()
+
+
+def test_frame_and_page_modules_do_not_import_torch() -> None:
+    """Cold start: the frame (dashboard/app.py) and the modules the Score and Inspect pages
+    import at their top leave torch to the model load, after the first paint (a regression
+    here puts seconds of torch import before anything shows)."""
+    import subprocess
+    import sys
+
+    from app_support import REPO
+
+    modules = ["dashboard.access", "dashboard.components", "dashboard.resources",
+               "dashboard.state", "dashboard.guide", "spai.model_files", "db.dashboard_models",
+               "db.session", "robustness.apply", "spai.calibration", "spai.overlay"]
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    for file in ("app.py", "views/score.py", "views/inspect.py"):
+        source = (REPO / "dashboard" / file).read_text()
+        top = [ln.split("#")[0] for ln in source.splitlines()
+               if ln.startswith(("import ", "from "))]
+        assert not any("spai.detector" in ln or "spai.visualize" in ln or "torch" in ln
+                       for ln in top), file

@@ -59,12 +59,12 @@ def test_models_page_demo_model_card_badge_and_default_choice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import db.dashboard_models as dm
-    import spai.detector
+    import spai.model_files
 
     weights = _demo_weights(tmp_path)
     demo = weights / "demo" / "spai_demo.pth"
     monkeypatch.setattr(dm, "WEIGHTS_DIR", weights)
-    monkeypatch.setattr(spai.detector, "DEMO_WEIGHTS", demo)
+    monkeypatch.setattr(spai.model_files, "DEMO_WEIGHTS", demo)
     use_store(monkeypatch, tmp_path / "spai.db")
     monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(demo))
     at = new_app().run()

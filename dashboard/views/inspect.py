@@ -7,6 +7,7 @@ scoring, the views and the conditions all start from that decoded image.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -15,15 +16,9 @@ from dashboard import components, resources, state
 from db.dashboard_models import image_by_id, image_history, images_in_set, imagesets_overview
 from db.session import session_scope
 from robustness.apply import apply_condition
-from spai.detector import Detector, Prediction, PreparedImage
-from spai.visualize import (
-    center_crop,
-    log_spectrum,
-    low_high_views,
-    patch_table,
-    tensor_to_image,
-    to_grey_image,
-)
+
+if TYPE_CHECKING:  # torch loads with the model, after the page's first paint
+    from spai.detector import Detector, Prediction, PreparedImage
 
 SOURCES = ("Upload an image", "From an image set")
 CONDITIONS_DEFAULT = ("jpeg/q75", "instagram-filter", "screenshot")
@@ -93,6 +88,9 @@ def _history(sha: str | None, image_id: int | None) -> None:
 
 
 def _spectral(det: Detector, prepared: PreparedImage, pred: Prediction) -> None:
+    from spai.visualize import (center_crop, log_spectrum, low_high_views, patch_table,
+                                tensor_to_image, to_grey_image)
+
     model_input = tensor_to_image(prepared.tensor)
     st.subheader("Spectrum")
     left, right = st.columns(2)
@@ -120,6 +118,7 @@ def _spectral(det: Detector, prepared: PreparedImage, pred: Prediction) -> None:
 
 
 def _conditions(original: PreparedImage, sha: str) -> None:
+    from spai.visualize import center_crop, log_spectrum, to_grey_image
     st.subheader("Under each condition")
     picked = components.condition_picker("Conditions", state.INSPECT_CONDITIONS,
                                          CONDITIONS_DEFAULT)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -29,9 +30,10 @@ from db.dashboard_models import (
 from db.session import database_url, session_scope
 from robustness.apply import apply_condition
 from spai import calibration
-from spai.detector import Detector, Prediction, PreparedImage
 from spai.overlay import overlay_image, overlay_scale
-from spai.visualize import tensor_to_image
+
+if TYPE_CHECKING:  # torch loads with the model, after the page's first paint
+    from spai.detector import Detector, Prediction, PreparedImage
 
 MAX_UPLOAD_MB = 50  # per file; the server's maxUploadSize says the same
 WHATIF_DEFAULT = ("jpeg/q75", "webp/q75", "social/1080-q80", "resize/x0.5",
@@ -135,6 +137,8 @@ def _show_one(det: Detector, name: str, sha: str, prepared: PreparedImage | str,
     show, opacity, mode = components.overlay_controls(
         state.item_key("score", "overlay", sha[:12]), state.item_key("score", "opacity", sha[:12]),
         state.item_key("score", "scale", sha[:12]))
+    from spai.visualize import tensor_to_image
+
     model_input = tensor_to_image(prepared.tensor)
     left, right = st.columns(2)
     if show:
@@ -155,6 +159,10 @@ def _show_one(det: Detector, name: str, sha: str, prepared: PreparedImage | str,
 
 
 st.title("Score images")
+# The uploader comes before the model: on a cold server a file can be dropped while torch and
+# the model load (under the "Loading the model" spinner).
+uploads = st.file_uploader("Images (drag and drop; one or many)", accept_multiple_files=True,
+                           key=state.SCORE_UPLOADS, max_upload_size=MAX_UPLOAD_MB)
 det, problem = resources.load_active_detector()
 if det is None:
     st.error(problem, icon=":material/error:")
@@ -178,8 +186,6 @@ if n_stored is not None and n_stored >= MIN_REFERENCE_REALS:
 if ref is None:
     ref = _shipped(shipped_cal, fprs)
 components.reference_note(ref, n_stored)
-uploads = st.file_uploader("Images (drag and drop; one or many)", accept_multiple_files=True,
-                           key=state.SCORE_UPLOADS, max_upload_size=MAX_UPLOAD_MB)
 if not uploads:
     st.caption("Nothing uploaded yet. Scores are P(AI-generated) from the active model.")
 files = [(u.name, u.getvalue()) for u in uploads or []]

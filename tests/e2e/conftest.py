@@ -3,7 +3,8 @@ chromium driven by pytest-playwright, and a screenshot helper.
 
 Fixtures:
     app_server  -- the running server (session): ``.url``, ``.database_url``, ``.data_dir``
-    fresh_app_server -- a server of its own on an empty store (one test)
+    fresh_app_server -- a server of its own on an empty store (one test); ``start_app_server``
+                        starts one with other settings (e.g. another model)
     app_url     -- its base URL, e.g. ``http://127.0.0.1:51234``
     page        -- pytest-playwright's page (chromium from /usr/bin, offline flags)
     screenshot  -- ``screenshot(page, "score")`` writes ``docs/screenshots/score.png``
@@ -94,9 +95,10 @@ def _stop_workers(database_url: str) -> None:
 
 
 @contextmanager
-def _serve(tmp_base: Path) -> Iterator[AppServer]:
+def start_app_server(tmp_base: Path, **env_overrides: str) -> Iterator[AppServer]:
     """``streamlit run dashboard/app.py`` on 127.0.0.1 and a free port, with a new temp store;
-    folders under ``tmp_base`` (pytest's temp) may be registered."""
+    folders under ``tmp_base`` (pytest's temp) may be registered; ``env_overrides`` replace
+    environment variables (e.g. the model). Healthy when yielded, no page run yet (cold)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} not found but CI is set: apt-get install -y chromium")
@@ -111,6 +113,7 @@ def _serve(tmp_base: Path) -> Iterator[AppServer]:
                SPAI_DATA_ROOTS=os.pathsep.join([str(tmp_base),
                                                 str(tmp / "data")]))
     env.pop("SPAI_START_WORKER", None)
+    env.update(env_overrides)
     log = tmp / "streamlit.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -135,14 +138,14 @@ def _serve(tmp_base: Path) -> Iterator[AppServer]:
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The server the page tests share (one store for the session)."""
-    with _serve(tmp_path_factory.getbasetemp()) as server:
+    with start_app_server(tmp_path_factory.getbasetemp()) as server:
         yield server
 
 
 @pytest.fixture
 def fresh_app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """A server of its own on a fresh, empty store (a new user's first visit)."""
-    with _serve(tmp_path_factory.getbasetemp()) as server:
+    with start_app_server(tmp_path_factory.getbasetemp()) as server:
         yield server
 
 
