@@ -123,17 +123,24 @@ def _show_what_if(det: Detector, prepared: PreparedImage, sha: str, score: float
         cols[i % 4].image(thumb, caption=f"{cid}: {s:.3f}" if s is not None else f"{cid}: {err}")
 
 
-def _show_one(det: Detector, name: str, sha: str, prepared: PreparedImage | str, ref) -> None:
+def _show_score(det: Detector, name: str, sha: str, prepared: PreparedImage | str, ref
+                ) -> Prediction | None:
+    """Score and verdict of one upload (or why it has none); its prediction when scored."""
     if isinstance(prepared, str):  # cannot be decoded: say why
         st.error(f"{name}: {prepared}", icon=":material/broken_image:")
-        return
+        return None
     pred = _score(det, prepared, sha, name)
     if not pred.ok:
         st.error(f"{name}: {pred.error}", icon=":material/broken_image:")
-        return
+        return None
     st.caption(f"sha256 {sha[:16]}... | {pred.width}x{pred.height} px | "
                f"{pred.num_patches} patches | {pred.seconds:.2f} s")
     components.verdict_card(pred.score, verdict(pred.score, ref), det.info.name)
+    return pred
+
+
+def _show_details(det: Detector, sha: str, prepared: PreparedImage, pred: Prediction) -> None:
+    """Overlay, patch grid and what-if of a scored upload."""
     show, opacity, mode = components.overlay_controls(
         state.item_key("score", "overlay", sha[:12]), state.item_key("score", "opacity", sha[:12]),
         state.item_key("score", "scale", sha[:12]))
@@ -193,10 +200,15 @@ shas = [hashlib.sha256(data).hexdigest() for _, data in files]
 fits = [len(data) <= MAX_UPLOAD_MB * 1024 * 1024 for _, data in files]
 prepared = resources.prepared_uploads(  # decoded once per upload and session
     det, "score", {sha: data for (_, data), sha, ok in zip(files, shas, fits) if ok})
+scored = []  # every score is shown before any upload's overlay and grid are drawn
 for (name, data), sha, ok in zip(files, shas, fits):
-    with st.container(border=True):
+    box = st.container(border=True)
+    with box:
         st.subheader(name)
         if not ok:
             st.error(f"{name}: file too large ({len(data) / 2**20:.1f} MB > {MAX_UPLOAD_MB} MB)")
-        else:
-            _show_one(det, name, sha, prepared[sha], ref)
+        elif (pred := _show_score(det, name, sha, prepared[sha], ref)) is not None:
+            scored.append((box, sha, pred))
+for box, sha, pred in scored:
+    with box:
+        _show_details(det, sha, prepared[sha], pred)
