@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script from anywhere
 from db.imagesets import ensure_imageset  # noqa: E402
 from db.models import ORIGINAL, Image  # noqa: E402
 from db.queries import (  # noqa: E402

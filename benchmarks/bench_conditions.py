@@ -12,14 +12,12 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from robustness.apply import apply_condition, render  # noqa: E402
 from robustness.registry import list_conditions  # noqa: E402
 

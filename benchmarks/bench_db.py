@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from db.importers import import_study  # noqa: E402
 from db.models import Image, ImageSet  # noqa: E402
 from db.queries import (  # noqa: E402

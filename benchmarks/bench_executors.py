@@ -26,14 +26,12 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 SECTION = "## Executors (local vs Ray)"
 DEMO = ROOT / "weights" / "demo" / "spai_demo.pth"
 TINY = ROOT / "tests" / "fixtures" / "spai-tiny"

@@ -15,7 +15,6 @@ import argparse
 import io
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -65,7 +64,6 @@ def main() -> None:
     os.environ.update(DATABASE_URL=f"sqlite:///{tmp / 'spai.db'}", SPAI_START_WORKER="0",
                       SPAI_DATA_DIR=str(tmp / "data"), SPAI_MODEL_WEIGHTS=args.weights,
                       SPAI_MODEL_CFG=args.cfg or "")
-    sys.path.insert(0, str(REPO))
     from streamlit.testing.v1 import AppTest
 
     from spai.detector import Detector

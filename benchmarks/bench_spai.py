@@ -35,7 +35,6 @@ def _child(size: str, backend: str) -> None:
     import torch
     from PIL import Image
 
-    sys.path.insert(0, str(ROOT))
     from spai.config import load_config
     from spai.detector import Detector, ModelInfo
     from spai.model import build_model

@@ -28,7 +28,6 @@ import csv
 import json
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -250,5 +249,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

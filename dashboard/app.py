@@ -10,20 +10,22 @@ the model load after (``resources.preload_in_background``, the pages' model spin
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the repo, on the path
-    sys.path.insert(0, str(REPO_ROOT))
+import streamlit as st
+from sqlalchemy.exc import OperationalError
+from streamlit.navigation.page import StreamlitPage
 
-import streamlit as st  # noqa: E402
-from sqlalchemy.exc import OperationalError  # noqa: E402
-from streamlit.navigation.page import StreamlitPage  # noqa: E402
+try:  # `streamlit run` puts dashboard/, not the repository, on the path: the project is installed
+    import dashboard  # noqa: F401
+except ModuleNotFoundError:
+    st.error("The project is not installed in this environment: run `pip install -e .` in the "
+             "repository (the README's set-up command does), then `spai-dashboard`.")
+    st.stop()
 
-from dashboard import access, components, resources, state  # noqa: E402
-from db.session import store_busy  # noqa: E402
-from spai.model_files import origin_of  # noqa: E402  (no torch before the first paint)
+from dashboard import access, components, resources, state
+from db.session import store_busy
+from spai.model_files import origin_of  # no torch before the first paint
 
 VIEWS = Path(__file__).resolve().parent / "views"
 STORE_BUSY_RETRY_S = 3  # while the store's write lock is held elsewhere, the page retries this often

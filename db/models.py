@@ -7,7 +7,7 @@ jobs plus the worker registry drive the background worker.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from sqlalchemy import (
@@ -35,7 +35,7 @@ ORIGINAL = "original"  # the condition id of unmodified images
 
 def utcnow() -> datetime:
     """Naive UTC timestamp (stored the same way on SQLite and PostgreSQL)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):

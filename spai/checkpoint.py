@@ -20,7 +20,8 @@ import pickle
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 import torch

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -40,7 +40,7 @@ __all__ = [
     "resolve_under_root",
 ]
 
-ImageSource = Union[str, os.PathLike, bytes, Image.Image]
+ImageSource = str | os.PathLike | bytes | Image.Image
 
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS  # Pillow warns above, refuses above twice this
 

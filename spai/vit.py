@@ -8,7 +8,7 @@ created here too so the official checkpoint loads strictly.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from streamlit import config

@@ -18,7 +18,6 @@ from streamlit.testing.v1 import AppTest
 from dashboard import jobqueue
 from dashboard.paths import (
     PathNotAllowed,
-    data_dir,
     data_roots,
     join_inside,
     require_inside_roots,
@@ -27,8 +26,7 @@ from dashboard.paths import (
 from dashboard.worker import Worker, WorkerConfig, derived_stem
 from db import jobs
 from db.dashboard_models import image_by_id
-from db.imagesets import register_csv, register_folder
-from db.importers import import_csv
+from db.imagesets import register_folder
 from db.models import Image, Prediction
 from db.session import REPO_ROOT, session_scope
 

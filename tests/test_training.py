@@ -251,6 +251,6 @@ def test_equal_crop_areas_give_native_resolution_crops() -> None:
     pixels = (views * 255).round().byte().permute(1, 2, 0).numpy()
     for v in range(cfg.data.augmented_views):
         crop = pixels[:, 224 * v: 224 * (v + 1)]
-        hits = [(t, l) for t in range(photo.shape[0] - 223) for l in range(photo.shape[1] - 223)
-                if (photo[t, l] == crop[0, 0]).all() and (photo[t: t + 224, l: l + 224] == crop).all()]
+        hits = [(t, x) for t in range(photo.shape[0] - 223) for x in range(photo.shape[1] - 223)
+                if (photo[t, x] == crop[0, 0]).all() and (photo[t: t + 224, x: x + 224] == crop).all()]
         assert hits, f"view {v} is not a native-resolution crop of the photo"

@@ -12,7 +12,7 @@ import html
 import platform
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from importlib import metadata
 from pathlib import Path
 
@@ -174,7 +174,7 @@ def render_html(results: StudyResults, figures: list[Figure], models: list[Model
     parts.append(_kv_table(list(versions.items()), ("package", "version")))
     parts.append(f"<h2>Study file</h2><p>{_esc(study.path.name)}</p>"
                  f"<pre>{_esc(study.text)}</pre>")
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(f"<p><small>Written {stamp} by python -m robustness.study.</small></p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Study {_esc(study.name)}</title><style>{CSS}</style></head><body>"
