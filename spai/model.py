@@ -352,17 +352,7 @@ class SPAI(nn.Module):
 
         Crops go through the backbone `chunk` at a time (memory bound; results identical).
         """
-        layout = self.layout(image.shape[1], image.shape[2])
-        crops = extract_crops(image, layout)  # L x 3 x S x S
-        chunk = chunk or self.cfg.model.feature_extraction_batch
-        feats, sims = [], []
-        for start in range(0, crops.shape[0], chunk):
-            f, s = self.mfvit.forward_with_stats(crops[start : start + chunk])
-            feats.append(f)
-            sims.append(s)
-        features = torch.cat(feats)  # L x P
-        logits, attn, pooled = self.aggregate(features.unsqueeze(0))
-        return PatchOutput(logits[0], attn[0], features, torch.cat(sims), pooled[0])
+        return self.forward_images([image], chunk)[0]
 
     def forward_images(self, images: Sequence[torch.Tensor], chunk: int | None = None
                        ) -> list[PatchOutput]:
