@@ -2,7 +2,8 @@
 
 Params (as queued by the Train page): ``cfg`` (YAML, default configs/demo.yaml), ``data_path``,
 ``csv_root_dir``, ``output``, ``tag``, ``pretrained``, ``resume``, ``init_from`` (a model's
-weights to fine-tune), ``epochs``, ``batch_size``, ``learning_rate``, ``device``. Progress is the optimiser step out of the total; cancel stops
+weights to fine-tune), ``epochs``, ``batch_size``, ``learning_rate``, ``aug_conditions``
+(``[{id, p}, ...]``, AUG.CONDITIONS), ``device``. Progress is the optimiser step out of the total; cancel stops
 after the current step (a resumable ``ckpt_last.pth`` is written). A job that is restarted after
 a crash resumes from the ``ckpt_last.pth`` in its output folder. The best checkpoint (or the last
 one) is registered as a model with origin "trained". Imported by the worker (PLUGIN_MODULES).
@@ -11,14 +12,18 @@ one) is registered as a model with origin "trained". Imported by the worker (PLU
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dashboard.worker import JobContext, register_handler
 from db.session import REPO_ROOT, session_scope
 
+if TYPE_CHECKING:
+    from spai.config import Config
+
 DEFAULT_CFG = REPO_ROOT / "configs" / "demo.yaml"
 PARAM_TO_KEY = {"epochs": "TRAIN.EPOCHS", "batch_size": "DATA.BATCH_SIZE",
-                "learning_rate": "TRAIN.BASE_LR"}
+                "learning_rate": "TRAIN.BASE_LR",
+                "aug_conditions": "AUG.CONDITIONS"}  # [{id, p}, ...] from the Train page
 
 
 def _path(value: Any) -> Path | None:
@@ -28,15 +33,23 @@ def _path(value: Any) -> Path | None:
     return p if p.is_absolute() else REPO_ROOT / p
 
 
+def job_config(params: dict[str, Any]) -> Config:
+    """The training config of a job: its YAML (default configs/demo.yaml) with the job's
+    overrides (epochs, batch size, learning rate, AUG.CONDITIONS) applied."""
+    from spai.config import load_config
+
+    opts = [(key, params[name]) for name, key in PARAM_TO_KEY.items()
+            if params.get(name) is not None]
+    return load_config(_path(params.get("cfg")) or DEFAULT_CFG, opts)
+
+
 def run_train(ctx: JobContext) -> dict[str, Any]:
     from dashboard.jobqueue import register_model
-    from spai.config import load_config
     from spai.training import CKPT_LAST, TrainOptions, train
 
     p = ctx.params
     cfg_path = _path(p.get("cfg")) or DEFAULT_CFG
-    opts = [(key, p[name]) for name, key in PARAM_TO_KEY.items() if p.get(name) is not None]
-    cfg = load_config(cfg_path, opts)
+    cfg = job_config(p)
     data_path = _path(p.get("data_path"))
     if data_path is None:
         raise ValueError("train job: 'data_path' (a training CSV) is required")

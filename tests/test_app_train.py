@@ -117,6 +117,29 @@ def test_train_from_registered_sets_demo_preset_fine_tunes_active_model(page_sto
     assert _page().text_input(key="train.tag").value == "finetune-2"  # ... a new visit: free
 
 
+def test_conditions_picked_as_training_augmentation_reach_the_job_config(page_store) -> None:
+    """Issue 17.3: the Train page's AUG.CONDITIONS picker; the queued job's config carries the
+    chosen conditions with their probability (and an unchosen picker adds nothing)."""
+    from dashboard.train_job import job_config
+
+    url, tmp = page_store
+    _sets(url, tmp)
+    at = _page()
+    assert at.multiselect(key="train.aug").value == []
+    at.multiselect(key="train.real").set_value(["mine-real"])
+    at.multiselect(key="train.fake").set_value(["mine-fake"])
+    assert at.slider(key="train.aug_p").disabled  # no condition chosen: nothing to weigh
+    at.multiselect(key="train.aug").set_value(["meme", "screenshot"]).run()
+    at.slider(key="train.aug_p").set_value(0.3).run()
+    at.button(key="train.queue").click().run()
+    assert not at.exception and at.success
+    with session_scope(url, readonly=True) as s:
+        p = jobqueue.status(s, 1).params
+    assert p["aug_conditions"] == [{"id": "meme", "p": 0.3}, {"id": "screenshot", "p": 0.3}]
+    assert job_config(p).aug.conditions == (("meme", 0.3), ("screenshot", 0.3))
+    assert job_config(dict(p, aug_conditions=None)).aug.conditions == ()
+
+
 def test_existing_run_name_refused_unless_resume(page_store) -> None:
     """Regression: the default name silently resumed or re-registered an earlier run."""
     url, tmp = page_store

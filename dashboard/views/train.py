@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import charts, jobqueue
+from dashboard import charts, components, jobqueue
 from dashboard.training_log import METRICS_FILE, read_training_log
 from dashboard.paths import data_dir, require_inside_roots  # data_dir()/train/<tag>: runs
 from db import imageset_stats
@@ -75,11 +75,20 @@ def _launch_form(url: str) -> None:
         batch = st.number_input("Batch size", 1, 1024, preset.batch_size, key=k.format("batch"))
         lr = st.number_input("Base learning rate", 0.0, 1.0, preset.learning_rate,
                              format="%.2e", key=k.format("lr"))
+        aug = components.condition_picker(
+            "Robustness conditions as training augmentation (AUG.CONDITIONS)", KEY + "aug", ())
+        aug_p = st.slider("Probability per condition", 0.05, 1.0, 0.2, 0.05, key=KEY + "aug_p",
+                          disabled=not aug,
+                          help="Each training image goes through each chosen condition with this "
+                               "probability, by the same seeded code that makes the test "
+                               "variants (with seeds that never equal a test variant's), before "
+                               "the usual augmentations.")
     if not st.button("Queue training job", key=KEY + "queue", type="primary"):
         return
     params = {"cfg": preset.cfg, "tag": tag, "epochs": int(epochs), "batch_size": int(batch),
               "learning_rate": float(lr), "device": "auto",
-              "init_from": choice.weights if start != "scratch" and choice.exists else None}
+              "init_from": choice.weights if start != "scratch" and choice.exists else None,
+              "aug_conditions": [{"id": c, "p": float(aug_p)} for c in aug] or None}
     try:
         with session_scope(url) as s:
             jobqueue.check_run_name(s, tag, train_dir=_train_dir(), resume=resume)
