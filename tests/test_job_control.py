@@ -67,6 +67,23 @@ def test_retry_redoes_error_rows_of_the_chosen_kind(
         assert jobqueue.error_kinds(s, job_id) == {}
 
 
+def _cancel_once_done(ctx, url: str, at: int) -> list[int]:
+    """Make a person cancel ``ctx``'s job once its progress reaches ``at``; returns the list of
+    progress values the job reports (filled as it runs)."""
+    calls: list[int] = []
+    original = ctx.progress
+
+    def progress(done: int, total: int | None = None) -> None:
+        calls.append(done)
+        if done >= at:
+            with session_scope(url) as s:
+                jobqueue.cancel(s, ctx.job_id)
+        original(done, total)
+
+    ctx.progress = progress
+    return calls
+
+
 def test_registration_checks_cancellation_between_batches(sqlite_url: str, tmp_path: Path) -> None:
     from dashboard.worker import JobCancelled, JobContext, run_import
 
@@ -75,20 +92,10 @@ def test_registration_checks_cancellation_between_batches(sqlite_url: str, tmp_p
     for i in range(130):  # three batches of REGISTER_BATCH (64)
         shutil.copy(IMAGES / NAMES[1], folder / f"{i:03d}.png")
     with session_scope(sqlite_url) as s:
-        job_id = jobqueue.enqueue_register_folder(s, str(folder), name="many", kind="real")
+        jobqueue.enqueue_register_folder(s, str(folder), name="many", kind="real")
         job = jobs.claim(s, "w", ["import"])
     ctx = JobContext(job.id, job.kind, dict(job.params), "w", sqlite_url)
-    calls = []
-    original = ctx.progress
-
-    def progress(done: int, total: int | None = None) -> None:
-        calls.append(done)
-        if done >= 64:  # a person cancels once the first batch is in
-            with session_scope(sqlite_url) as s:
-                jobqueue.cancel(s, job_id)
-        original(done, total)
-
-    ctx.progress = progress
+    calls = _cancel_once_done(ctx, sqlite_url, 64)  # once the first batch is in
     with pytest.raises(JobCancelled):
         run_import(ctx)
     with session_scope(sqlite_url, readonly=True) as s:
@@ -101,18 +108,10 @@ def test_study_import_commits_per_file_and_checks_cancellation(sqlite_url: str) 
     from db.models import Run
 
     with session_scope(sqlite_url) as s:
-        job_id = jobqueue.enqueue_import_study(s)
+        jobqueue.enqueue_import_study(s)
         job = jobs.claim(s, "w", ["import"])
     ctx = JobContext(job.id, job.kind, dict(job.params), "w", sqlite_url)
-    original = ctx.progress
-
-    def progress(done: int, total: int | None = None) -> None:
-        if done >= 2:  # a person cancels once two files are in
-            with session_scope(sqlite_url) as s:
-                jobqueue.cancel(s, job_id)
-        original(done, total)
-
-    ctx.progress = progress
+    _cancel_once_done(ctx, sqlite_url, 2)  # once two files are in
     with pytest.raises(JobCancelled):
         run_import(ctx)
     with session_scope(sqlite_url, readonly=True) as s:
