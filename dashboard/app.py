@@ -114,5 +114,6 @@ except OperationalError as exc:
         raise
     st.warning(f"The store is busy: another process is writing to it. This page retries every "
                f"{STORE_BUSY_RETRY_S} s.", icon=":material/hourglass_top:")
+    state.clear_store_busy()  # count this failed run afresh: the next retry waits a full tick
     retry_when_store_frees()
 resources.preload_in_background()  # torch after the first paint, before the first upload
