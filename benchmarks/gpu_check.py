@@ -78,8 +78,9 @@ def build_detector(device: str, dry_run: bool):
     import torch
 
     from spai.config import load_config
-    from spai.detector import OFFICIAL_WEIGHTS, Detector, ModelInfo
+    from spai.detector import Detector, ModelInfo
     from spai.model import build_model
+    from spai.weights import OFFICIAL_WEIGHTS
 
     if dry_run:
         return Detector.load(FIXTURE / "spai_tiny_seed0.pth", FIXTURE / "spai_tiny.yaml", device)

@@ -25,7 +25,6 @@ except ModuleNotFoundError:
 
 from dashboard import access, components, resources, state
 from db.session import store_busy
-from spai.model_files import origin_of  # no torch before the first paint
 
 VIEWS = Path(__file__).resolve().parent / "views"
 STORE_BUSY_RETRY_S = 3  # while the store's write lock is held elsewhere, the page retries this often
@@ -56,8 +55,7 @@ def navigation() -> StreamlitPage:
 
 def sidebar(worker_problem: str | None) -> None:
     choice = resources.active_model()
-    weights = Path(choice.weights)
-    components.model_badge(weights.name, origin_of(weights), exists=choice.exists)
+    components.model_badge(Path(choice.weights).name, choice.origin, exists=choice.exists)
     if not choice.exists:
         st.sidebar.caption(resources.NO_MODEL_MESSAGE)
     with st.sidebar:

@@ -22,6 +22,7 @@ from db import jobs
 from db.imagesets import label_layout, sha256_file
 from db.models import ORIGINAL, ImageSet, Job, Model
 from db.queries import get_or_create_model
+from spai.weights import OFFICIAL, origin_of
 
 JobView = jobs.JobView
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a training run's name (a folder)
@@ -37,7 +38,7 @@ def _require(session: Session, entity: type, key: Any, what: str) -> None:
 
 def register_model(
     session: Session, weights: str | Path, *, name: str | None = None,
-    cfg: str | Path | None = None, origin: str = "official",
+    cfg: str | Path | None = None, origin: str = OFFICIAL,
 ) -> int:
     """Record a weights file as a model (hashing it) and return the model id. An existing model
     of that name whose recorded file or sha256 differs is refused (``ValueError``)."""
@@ -59,8 +60,6 @@ def register_model(
 def ensure_model(session: Session, weights: str | Path, *, cfg: str | Path | None = None) -> int:
     """The id of the model whose weights file is ``weights``, registering it first if no model
     has that file (named after the file; ``<stem>-<sha8>`` when the name is taken)."""
-    from spai.detector import origin_of  # imports torch: only when a model is registered
-
     path = Path(weights).resolve()
     found = session.scalar(select(Model.id).where(Model.path == str(path)).order_by(Model.id))
     if found is not None:
@@ -70,8 +69,7 @@ def ensure_model(session: Session, weights: str | Path, *, cfg: str | Path | Non
     name = path.stem
     if session.scalar(select(Model.id).where(Model.name == name)) is not None:
         name = f"{path.stem}-{sha256_file(path)[:8]}"
-    origin = {"official": "official", "demo": "demo"}.get(origin_of(path), "trained")
-    return register_model(session, path, name=name, cfg=cfg, origin=origin)
+    return register_model(session, path, name=name, cfg=cfg, origin=origin_of(path))
 
 
 def enqueue_infer(

@@ -2,10 +2,10 @@
 the decoded uploads of a session (one per upload and page) and the background worker start.
 Nothing else in the dashboard caches resources.
 
-Which model is active: the one chosen on the Models page (saved in the store, so it holds for
-every user and survives restarts) while its file exists, else ``SPAI_MODEL_WEIGHTS`` (with
-optional ``SPAI_MODEL_CFG``) from the environment, else ``spai.model_files.default_weights()``
-(official weights if present, else the demo model).
+Which model is active is decided by ``spai.weights.active_model``: the one chosen on the Models
+page (saved in the store, so it holds for every user and survives restarts) while its file
+exists, else ``SPAI_MODEL_WEIGHTS`` (with optional ``SPAI_MODEL_CFG``) from the environment,
+else the official weights if present, else the demo model.
 """
 
 from __future__ import annotations
@@ -15,33 +15,23 @@ import os
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from dashboard import state
-from spai.model_files import default_weights
+from spai.weights import ActiveModel
+from spai.weights import active_model as choose_model
 
 if TYPE_CHECKING:  # torch is imported when the model is loaded, after the page's first paint
     from spai.detector import Detector, PreparedImage
 
-ENV_WEIGHTS = "SPAI_MODEL_WEIGHTS"  # a weights file to use instead of the default
-ENV_CFG = "SPAI_MODEL_CFG"  # its config (else the sidecar <name>.yaml or the stored config)
 ENV_START_WORKER = "SPAI_START_WORKER"  # "0": the app does not start a background worker
 WORKER_IDLE_EXIT_S = 1800.0  # the app's worker exits after this long without a job
 NO_MODEL_MESSAGE = (
     "No model file found. Put the official weights at weights/spai.pth (see weights/README.md) "
     "or build the demo model with `python -m spai.demo reproduce`."
 )
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    weights: str
-    cfg: str | None
-    exists: bool
-    saved: str | None = None  # the default saved on the Models page, as read (file may be gone)
 
 
 def saved_default_model() -> str | None:
@@ -69,17 +59,9 @@ def save_default_model(path: str | None) -> None:
         set_setting(s, DEFAULT_MODEL, path)
 
 
-def active_model() -> ModelChoice:
+def active_model() -> ActiveModel:
     """The weights the pages score with (see the module docstring for the order)."""
-    chosen = saved_default_model()
-    env = os.environ.get(ENV_WEIGHTS)
-    if (chosen and Path(chosen).is_file()
-            and not (env and Path(chosen).resolve() == Path(env).resolve())):
-        return ModelChoice(chosen, None, True, chosen)
-    if env:
-        return ModelChoice(env, os.environ.get(ENV_CFG) or None, Path(env).is_file(), chosen)
-    path = default_weights()
-    return ModelChoice(str(path), None, path.is_file(), chosen)
+    return choose_model(saved=saved_default_model(), environ=os.environ)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model ...")
@@ -133,19 +115,6 @@ def prepared_uploads(det: Detector, page: str, uploads: dict[str, bytes]
         kept[(key, sha)] = got if got is not None else det.try_prepare(data)
     state.keep_prepared_inputs(page, kept)
     return {sha: kept[(key, sha)] for sha in uploads}
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def weights_sha256(path: str, mtime_ns: int, size: int) -> str:
-    """sha256 of a weights file, cached by (path, mtime, size) so it is hashed once."""
-    from spai.checkpoint import file_sha256  # imports torch
-
-    return file_sha256(Path(path))
-
-
-def sha256_of(path: Path) -> str:
-    st_ = path.stat()
-    return weights_sha256(str(path), st_.st_mtime_ns, st_.st_size)
 
 
 @dataclass

@@ -30,10 +30,10 @@ from robustness.metrics import (
     predict_fake,
     threshold_at_fpr,
 )
+from spai.weights import OFFICIAL
 
 __all__ = [
     "REFERENCE_FPRS",
-    "Checkpoint",
     "ReferenceThresholds",
     "StoredModel",
     "Verdict",
@@ -42,7 +42,6 @@ __all__ = [
     "image_history",
     "images_in_set",
     "imagesets_overview",
-    "local_checkpoints",
     "reference_real_count",
     "reference_thresholds",
     "store_model_ids",
@@ -50,24 +49,10 @@ __all__ = [
     "verdict",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS_DIR = REPO_ROOT / "weights"
 REFERENCE_FPRS = (0.01, 0.05)  # strict and loose false-positive rates behind the verdict bands
 DEFAULT_THRESHOLD = DECISION_THRESHOLD  # used without a reference run (robustness.metrics)
 MIN_REFERENCE_REALS = 20  # fewer real scores than this give no verdict bands at all
 STUDY_SPAI_MODEL = "SPAI (official weights, study)"  # scores made with the official weights
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A weights file the dashboard can load."""
-
-    name: str
-    path: Path
-    origin: str  # official | demo | trained | custom
-    size_bytes: int
-    config_path: Path | None  # sidecar <name>.yaml, if any
-    model_card: Path | None  # MODEL_CARD.md next to it, if any
 
 
 @dataclass(frozen=True)
@@ -99,33 +84,6 @@ class Verdict:
     calibrated: bool  # False when no reference run backed the thresholds
 
 
-# --- files ------------------------------------------------------------------------------------
-
-
-def _checkpoint(path: Path, origin: str) -> Checkpoint:
-    sidecar = path.with_suffix(".yaml")
-    card = path.parent / "MODEL_CARD.md"
-    return Checkpoint(
-        name=path.stem, path=path, origin=origin, size_bytes=path.stat().st_size,
-        config_path=sidecar if sidecar.is_file() else None,
-        model_card=card if card.is_file() else None,
-    )
-
-
-def local_checkpoints(weights_dir: Path | None = None) -> list[Checkpoint]:
-    """Weights files under ``weights/``: official ``spai.pth``, ``demo/*.pth``, others as
-    custom. Test fixtures live elsewhere and are never listed."""
-    weights_dir = WEIGHTS_DIR if weights_dir is None else weights_dir
-    found: list[Checkpoint] = []
-    official = weights_dir / "spai.pth"
-    if official.is_file():
-        found.append(_checkpoint(official, "official"))
-    found += [_checkpoint(p, "demo") for p in sorted((weights_dir / "demo").glob("*.pth"))]
-    found += [_checkpoint(p, "custom") for p in sorted(weights_dir.glob("*.pth"))
-              if p != official]
-    return found
-
-
 # --- store: models ----------------------------------------------------------------------------
 
 
@@ -147,7 +105,7 @@ def store_model_ids(session: Session, *, sha256: str, origin: str) -> list[int]:
     """Store models whose scores came from these weights: same sha256, plus the study's SPAI
     scores when the weights are the official ones."""
     cond = Model.sha256 == sha256
-    if origin == "official":
+    if origin == OFFICIAL:
         cond = or_(cond, Model.name == STUDY_SPAI_MODEL)
     return list(session.scalars(select(Model.id).where(cond).order_by(Model.id)))
 

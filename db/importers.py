@@ -35,6 +35,7 @@ from db.queries import (
     insert_ignore,
 )
 from spai.cli_errors import closest
+from spai.weights import IMPORTED
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STUDY_DIR = REPO_ROOT / "robustness" / "study" / "roger-study"
@@ -232,9 +233,9 @@ def import_study(
         raise ValueError(f"{root} is not a study folder: it has none of the condition folders "
                          f"{', '.join(c.spai_dir + '/' for c in STUDY_CONDITIONS)}")
     report = ImportReport()
-    spai = get_or_create_model(session, SPAI_STUDY_MODEL, origin="imported",
+    spai = get_or_create_model(session, SPAI_STUDY_MODEL, origin=IMPORTED,
                                config={"weights": "official SPAI weights", "source": str(root.name)})
-    roger = get_or_create_model(session, ROGER_STUDY_MODEL, origin="imported",
+    roger = get_or_create_model(session, ROGER_STUDY_MODEL, origin=IMPORTED,
                                 config={"fused": "SPAI + SplitMLP-v1", "source": str(root.name)})
     for cond in STUDY_CONDITIONS:
         cond_dir = root / cond.spai_dir
@@ -309,7 +310,7 @@ def _import_roger(
 def import_csv(
     session: Session, csv_path: str | Path, *, model_name: str, condition_id: str = ORIGINAL,
     imageset: str | None = None, root: str | Path | None = None, score_column: str | None = None,
-    model_origin: str = "imported", new_condition: bool = False,
+    model_origin: str = IMPORTED, new_condition: bool = False,
     checkpoint: Checkpoint | None = None,
 ) -> ImportReport:
     """Import an official ``infer`` output CSV (``image,class,split,<tag>``) as a run.

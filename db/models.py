@@ -26,7 +26,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 IMAGESET_KINDS = ("real", "fake")
-MODEL_ORIGINS = ("official", "trained", "demo", "imported")
 RUN_STATUSES = ("pending", "running", "done", "failed", "cancelled", "imported")
 JOB_KINDS = ("infer", "make-condition", "import", "train")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -107,7 +106,7 @@ class Model(Base):
     path: Mapped[str | None] = mapped_column(Text)  # weights file; None for imported scores
     sha256: Mapped[str | None] = mapped_column(String(64))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    origin: Mapped[str] = mapped_column(String(20))  # official | trained | demo | imported
+    origin: Mapped[str] = mapped_column(String(20))  # one of spai.weights.ORIGINS
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -28,20 +28,18 @@ def _opts(values: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
 
 
 def _model_or_default(model: str | None) -> str:
-    """``--model`` as given, else the dashboard's choice: the official weights if present, else
-    the shipped demo model (announced on stderr); neither is a user error."""
-    from spai.detector import DEMO_WEIGHTS, OFFICIAL_WEIGHTS
+    """``--model`` as given, else the catalogue's choice (``spai.weights.active_model``): the
+    official weights if present, else the shipped demo model (announced on stderr)."""
+    from spai.weights import DEMO, DEMO_WEIGHTS, OFFICIAL_WEIGHTS, active_model
 
-    if model is not None:
-        return model
-    if OFFICIAL_WEIGHTS.is_file():
-        return str(OFFICIAL_WEIGHTS)
-    if DEMO_WEIGHTS.is_file():
-        click.echo(f"DEMO model: {DEMO_WEIGHTS} (a small model trained on offline data, not the "
+    active = active_model(model)
+    if active.source == DEMO:
+        if not active.exists:
+            raise UserError(f"no model: neither {OFFICIAL_WEIGHTS} nor the demo model "
+                            f"{DEMO_WEIGHTS} exists; {NO_MODEL_HINT}")
+        click.echo(f"DEMO model: {active.weights} (a small model trained on offline data, not the "
                    f"official SPAI weights; {NO_MODEL_HINT})", err=True)
-        return str(DEMO_WEIGHTS)
-    raise UserError(f"no model: neither {OFFICIAL_WEIGHTS} nor the demo model {DEMO_WEIGHTS} "
-                    f"exists; {NO_MODEL_HINT}")
+    return active.weights
 
 
 def _load_detector(model: str, cfg: str | None, device: str, opts, max_pixels: int, resize_to):

@@ -28,28 +28,14 @@ from spai.checkpoint import extract_state_dict, file_sha256, load_state, read_ch
 from spai.config import Config, config_from_dict, load_config
 from spai.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, ImageSource, open_rgb, to_model_input
 from spai.model import SPAI, build_model
-from spai.model_files import (  # re-exported: the torch-free home of these names
-    DEMO_WEIGHTS,
-    OFFICIAL_CONFIG,
-    OFFICIAL_WEIGHTS,
-    REPO_ROOT,
-    default_weights,
-    origin_of,
-)
+from spai.weights import OFFICIAL_CONFIG, default_weights, origin_of
 
 __all__ = [
-    "REPO_ROOT",
-    "OFFICIAL_WEIGHTS",
-    "DEMO_WEIGHTS",
     "ModelInfo",
     "Prediction",
     "PreparedImage",
     "Detector",
-    "default_weights",
-    "origin_of",
     "resolve_device",
-    "spai_official",
-    "spai_demo",
 ]
 
 BYTES_PER_CROP_PER_DIM = 40_000  # rough peak activation bytes per crop per embed dim (3 views)
@@ -62,7 +48,7 @@ class ModelInfo:
     name: str
     path: str
     sha256: str
-    origin: str  # official | demo | trained | fixture | custom
+    origin: str  # one of spai.weights.ORIGINS
     config: dict[str, Any]
     extra_keys: tuple[str, ...] = ()
 
@@ -364,16 +350,3 @@ def _available_memory() -> float:
     except OSError:
         pass
     return 4e9
-
-
-# -- factories (one per checkpoint family, timm style) ------------------------------------
-
-
-def spai_official(weights: str | Path = OFFICIAL_WEIGHTS, device: str = "auto") -> Detector:
-    """The official ViT-B/16 SPAI (configs/spai.yaml)."""
-    return Detector.load(weights, OFFICIAL_CONFIG, device, origin="official")
-
-
-def spai_demo(device: str = "auto") -> Detector:
-    """The small demo model trained by this project on offline data (a demo, not a benchmark)."""
-    return Detector.load(DEMO_WEIGHTS, None, device, origin="demo")

@@ -17,7 +17,7 @@ def test_frame_lists_existing_pages_and_names_the_model(
     assert not at.exception
     assert texts(at, "title") == ["SPAI Robustness Lab"]  # the start page, served at "/"
     side = " ".join(texts(at.sidebar, "markdown"))
-    assert "spai_tiny_seed0.pth" in side and "(custom)" in side
+    assert "spai_tiny_seed0.pth" in side and "(trained)" in side
     assert "DEMO" not in side
     for page in ("views/inspect.py", "views/models.py", "views/score.py"):
         at.switch_page(page).run()
@@ -125,7 +125,7 @@ def test_frame_and_page_modules_do_not_import_torch() -> None:
     from app_support import REPO
 
     modules = ["dashboard.access", "dashboard.components", "dashboard.resources",
-               "dashboard.state", "dashboard.guide", "spai.model_files", "db.dashboard_models",
+               "dashboard.state", "dashboard.guide", "spai.weights", "db.dashboard_models",
                "db.session", "robustness.apply", "spai.calibration", "spai.overlay"]
     code = ("import importlib, sys\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"

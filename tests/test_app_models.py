@@ -1,4 +1,4 @@
-"""Models page (AppTest) and the checkpoint listing behind it."""
+"""Models page (AppTest); the listing behind it is tested in test_weights.py."""
 
 from __future__ import annotations
 
@@ -21,28 +21,13 @@ def _demo_weights(tmp_path: Path) -> Path:
     return weights
 
 
-def test_local_checkpoints_lists_official_demo_and_custom_not_fixtures(tmp_path: Path) -> None:
-    from db.dashboard_models import local_checkpoints
-
-    weights = _demo_weights(tmp_path)
-    shutil.copy(WEIGHTS, weights / "spai.pth")
-    found = {c.name: c for c in local_checkpoints(weights)}
-    assert [c.origin for c in local_checkpoints(weights)] == ["official", "demo", "custom"]
-    assert found["spai_demo"].model_card == weights / "demo" / "MODEL_CARD.md"
-    assert found["spai_demo"].config_path == weights / "demo" / "spai_demo.yaml"
-    assert found["spai"].config_path is None
-    assert found["other"].size_bytes == WEIGHTS.stat().st_size
-    assert local_checkpoints(tmp_path / "nowhere") == []
-    assert all("fixtures" not in str(c.path) for c in local_checkpoints())
-
-
 def test_models_page_empty_store_lists_the_active_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import db.dashboard_models as dm
+    import spai.weights
     from spai.checkpoint import file_sha256
 
-    monkeypatch.setattr(dm, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(spai.weights, "WEIGHTS_DIR", tmp_path / "no-weights")
     use_store(monkeypatch, tmp_path / "spai.db")
     at = new_app().run()
     at.switch_page("views/models.py").run()
@@ -58,13 +43,12 @@ def test_models_page_empty_store_lists_the_active_checkpoint(
 def test_models_page_demo_model_card_badge_and_default_choice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import db.dashboard_models as dm
-    import spai.model_files
+    import spai.weights
 
     weights = _demo_weights(tmp_path)
     demo = weights / "demo" / "spai_demo.pth"
-    monkeypatch.setattr(dm, "WEIGHTS_DIR", weights)
-    monkeypatch.setattr(spai.model_files, "DEMO_WEIGHTS", demo)
+    monkeypatch.setattr(spai.weights, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(spai.weights, "DEMO_WEIGHTS", demo)
     use_store(monkeypatch, tmp_path / "spai.db")
     monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(demo))
     at = new_app().run()
@@ -119,12 +103,12 @@ def test_models_page_with_the_study_shows_stored_models_and_their_evaluation(
 def test_an_unloadable_default_model_gives_a_clear_error_on_score(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import db.dashboard_models as dm
+    import spai.weights
 
     weights = tmp_path / "weights"
     weights.mkdir()
     (weights / "broken.pth").write_bytes(b"not a checkpoint")
-    monkeypatch.setattr(dm, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(spai.weights, "WEIGHTS_DIR", weights)
     use_store(monkeypatch, tmp_path / "spai.db")
     at = new_app().run()
     at.switch_page("views/models.py").run()
@@ -140,10 +124,10 @@ def test_models_page_with_imported_and_own_models_shows_no_none(
 ) -> None:
     """Regression: `None` showed in the path and sha256 columns of imported models, and `nan`
     in evaluation summaries of a model scored on one class only."""
-    import db.dashboard_models as dm
+    import spai.weights
     from app_support import score_own_sets, shown_missing, study_store
 
-    monkeypatch.setattr(dm, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(spai.weights, "WEIGHTS_DIR", tmp_path / "no-weights")
     db = study_store(tmp_path)
     use_store(monkeypatch, db)
     score_own_sets(f"sqlite:///{db}", tmp_path / "own",

@@ -274,16 +274,16 @@ def _two_images(tmp_path: Path) -> Path:
 
 def test_spai_infer_default_model_is_the_demo_model(tmp_path: Path, capsys,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import spai.detector
+    import spai.weights
 
-    monkeypatch.setattr(spai.detector, "OFFICIAL_WEIGHTS", tmp_path / "absent" / "spai.pth")
-    assert spai.detector.DEMO_WEIGHTS.is_file()  # shipped in weights/demo
+    monkeypatch.setattr(spai.weights, "OFFICIAL_WEIGHTS", tmp_path / "absent" / "spai.pth")
+    assert spai.weights.DEMO_WEIGHTS.is_file()  # shipped in weights/demo
     out = tmp_path / "out"
     rc = spai_main(["infer", "--input", str(_two_images(tmp_path)), "--output", str(out),
                     "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 0, err
-    assert f"DEMO model: {spai.detector.DEMO_WEIGHTS}" in err
+    assert f"DEMO model: {spai.weights.DEMO_WEIGHTS}" in err
     rows = (out / "imgs.csv").read_text().splitlines()
     assert len(rows) == 3 and all(r.split(",")[3] for r in rows[1:]), rows  # both scored
 
@@ -291,12 +291,12 @@ def test_spai_infer_default_model_is_the_demo_model(tmp_path: Path, capsys,
 def test_spai_infer_default_model_prefers_official_weights(
     tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import spai.detector
+    import spai.weights
 
     official = tmp_path / "weights" / "spai.pth"
     official.parent.mkdir()
     official.write_bytes((FIX / "spai_tiny_seed0.pth").read_bytes())
-    monkeypatch.setattr(spai.detector, "OFFICIAL_WEIGHTS", official)
+    monkeypatch.setattr(spai.weights, "OFFICIAL_WEIGHTS", official)
     rc = spai_main(["infer", "--input", str(_two_images(tmp_path)), "--output",
                     str(tmp_path / "out"), "--cfg", str(FIX / "spai_tiny.yaml")])
     err = capsys.readouterr().err
@@ -307,9 +307,9 @@ def test_spai_infer_default_model_prefers_official_weights(
 def test_spai_infer_without_any_model_says_what_to_pass(
     tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import spai.detector
+    import spai.weights
 
-    monkeypatch.setattr(spai.detector, "OFFICIAL_WEIGHTS", tmp_path / "absent" / "spai.pth")
-    monkeypatch.setattr(spai.detector, "DEMO_WEIGHTS", tmp_path / "absent" / "spai_demo.pth")
+    monkeypatch.setattr(spai.weights, "OFFICIAL_WEIGHTS", tmp_path / "absent" / "spai.pth")
+    monkeypatch.setattr(spai.weights, "DEMO_WEIGHTS", tmp_path / "absent" / "spai_demo.pth")
     rc = spai_main(["infer", "--input", str(IMAGES), "--output", str(tmp_path / "out")])
     _one_error_line(capsys, rc, "no model", "pass --model PATH", "weights/spai.pth")

@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import components, resources, state
-from db.dashboard_models import (
-    Checkpoint,
-    evaluation_summary,
-    local_checkpoints,
-    store_model_ids,
-    stored_models,
-)
+from db.dashboard_models import evaluation_summary, store_model_ids, stored_models
 from db.session import session_scope
 from spai.config import load_config
+from spai.weights import DEMO, OFFICIAL, ModelFile, catalogue, environment_model
 
 CONFIG_FIELDS = ("embed_dim", "depth", "num_heads")
 
 
-def _config_summary(ckpt: Checkpoint) -> str:
-    if ckpt.config_path is None:
-        return "official configs/spai.yaml" if ckpt.origin == "official" else "stored in checkpoint"
+def _config_summary(ckpt: ModelFile) -> str:
+    if ckpt.config is None:
+        return "official configs/spai.yaml" if ckpt.origin == OFFICIAL else "stored in checkpoint"
     try:
-        cfg = load_config(ckpt.config_path).model
+        cfg = load_config(ckpt.config).model
     except Exception as exc:  # a broken sidecar must not break the page
         return f"unreadable config: {exc}"
     vit = ", ".join(f"{f}={getattr(cfg.vit, f)}" for f in CONFIG_FIELDS)
     return f"ViT {vit}; masking radius {cfg.fre.masking_radius}"
-
-
-def _checkpoints() -> list[Checkpoint]:
-    found = local_checkpoints()
-    env = os.environ.get(resources.ENV_WEIGHTS)
-    if env and Path(env).is_file() and all(Path(env).resolve() != c.path.resolve() for c in found):
-        path = Path(env)
-        cfg = os.environ.get(resources.ENV_CFG)
-        found.append(Checkpoint(path.stem, path, f"custom ({resources.ENV_WEIGHTS})",
-                                path.stat().st_size, Path(cfg) if cfg else None, None))
-    return found
 
 
 def _evaluation(sha: str, origin: str) -> None:
@@ -56,19 +39,22 @@ def _evaluation(sha: str, origin: str) -> None:
 
 
 st.title("Models")
-checkpoints = _checkpoints()
+env = environment_model()
+checkpoints = catalogue(also=[env] if env is not None else [])
 active = resources.active_model()
 if not checkpoints:
     st.warning(resources.NO_MODEL_MESSAGE, icon=":material/error:")
 for ckpt in checkpoints:
-    sha = resources.sha256_of(ckpt.path)
+    sha = ckpt.sha256
     is_active = Path(active.weights).resolve() == ckpt.path.resolve()
     with st.container(border=True):
+        from_env = env is not None and ckpt.path == env.path
         st.subheader(f"{ckpt.name}{' (active)' if is_active else ''}")
-        if ckpt.origin == "demo":
+        if ckpt.origin == DEMO:
             st.markdown(":orange-badge[DEMO] trained on the offline demo set; not a benchmark")
         st.table(pd.DataFrame({"": ["origin", "file", "size", "sha256", "config"],
-                               "value": [ckpt.origin, str(ckpt.path),
+                               "value": [ckpt.origin + (" (SPAI_MODEL_WEIGHTS)" if from_env
+                                                        else ""), str(ckpt.path),
                                          f"{ckpt.size_bytes / 2**20:.1f} MB", sha,
                                          _config_summary(ckpt)]}).set_index(""))
         if ckpt.model_card is not None:

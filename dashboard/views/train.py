@@ -13,6 +13,7 @@ from dashboard.paths import data_dir, require_inside_roots  # data_dir()/train/<
 from db import imageset_stats
 from db.session import REPO_ROOT, database_url, session_scope
 from db.training_sets import write_training_csv
+from spai.weights import TRAINED
 
 KEY = "train."  # page prefix of this page's widget keys
 TRAIN_KIND = "train"
@@ -172,7 +173,7 @@ def _register(url: str, job: jobqueue.JobView, out: Path) -> None:
         try:
             with session_scope(url) as s:
                 model_id = jobqueue.register_model(s, ckpt, name=name, cfg=job.params.get("cfg"),
-                                                   origin="trained")
+                                                   origin=TRAINED)
             st.success(f"Registered model {model_id} ({name}); use it on the Jobs page.")
         except (OSError, ValueError) as exc:
             st.error(f"Cannot register: {exc}")

@@ -102,7 +102,7 @@ def model_ids(session: Session, study: Study) -> dict[str, int]:
     """Store ids of the study's weights models, recording (and hashing) new ones."""
     from dashboard.jobqueue import register_model
     from db.imagesets import sha256_file
-    from spai.detector import origin_of
+    from spai.weights import origin_of
 
     out = {}
     for m in study.models:
@@ -117,9 +117,8 @@ def model_ids(session: Session, study: Study) -> dict[str, int]:
                                     f"give this one another name in the study file")
             out[m.name] = row.id
             continue
-        origin = origin_of(m.weights)
         out[m.name] = register_model(session, m.weights, name=m.name, cfg=m.config,
-                                     origin=origin if origin != "custom" else "trained")
+                                     origin=origin_of(m.weights))
     return out
 
 
