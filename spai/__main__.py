@@ -72,8 +72,10 @@ _common = [
     click.option("--cfg", type=click.Path(dir_okay=False), default=None,
                  help="Config YAML in the official layout. Default: the checkpoint's sidecar "
                       "<name>.yaml if present, else ./configs/spai.yaml."),
-    click.option("--batch-size", type=int, default=1, show_default=True,
-                 help="Images per step (accepted for compatibility; crops are batched internally)."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                 help="Images scored together, their crops sharing backbone passes. Default: as "
+                      "many as fill one crop chunk (MODEL.FEATURE_EXTRACTION_BATCH, or fewer "
+                      "when memory is short); 1 scores one image at a time."),
     click.option("--split", default="test", show_default=True,
                  help="Only CSV rows with this split are scored; other rows get an empty score."),
     click.option("--lmdb", type=click.Path(), default=None, help="Not supported (official LMDB input)."),
@@ -142,7 +144,7 @@ def infer(inputs, roots, model, backend, cfg, batch_size, split, lmdb, output, t
     for inp, table in zip(inputs, tables):
         bar, update = _progress(Path(inp).name)
         summary = score_table(det, table, output, tag=tag, split=split, export_patches=export,
-                              on_progress=update)
+                              on_progress=update, batch_size=batch_size)
         bar.close()
         total_ok += summary.scored
         total_bad += summary.failed
@@ -195,7 +197,8 @@ def test(test_csv, roots, model, update_csv, cfg, batch_size, split, lmdb, outpu
         for table, csv_path in zip(tables, test_csv):
             bar, update = _progress(Path(csv_path).name)
             target = out_dir if update_csv else out_dir / ".test-scratch"
-            summary = score_table(det, table, target, tag=tag, split=split, on_progress=update)
+            summary = score_table(det, table, target, tag=tag, split=split, on_progress=update,
+                                  batch_size=batch_size)
             bar.close()
             y, s = labels_and_scores(summary, table)
             row = {"model": str(ckpt), "csv": str(csv_path), "n": int(len(y)),

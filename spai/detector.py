@@ -3,7 +3,7 @@
     det = Detector.load("weights/spai.pth")                 # official weights, configs/spai.yaml
     det = Detector.load("tests/fixtures/spai-tiny/spai_tiny_seed0.pth",
                         cfg="tests/fixtures/spai-tiny/spai_tiny.yaml")
-    preds = det.score(["a.png", pil_image], on_progress=lambda done, total: ...)
+    preds = det.score(["a.png", pil_image], on_progress=lambda done, total: ...)  # batched
     preds[0].score, preds[0].attention_mean, preds[0].boxes
     prepared = det.prepare_image(upload_bytes)       # decode once, show and score many times
     preds = det.score_batch([prepared, variant_a, variant_b])  # crops of all images batched
@@ -307,17 +307,14 @@ class Detector:
         names: Sequence[str] | None = None,
         on_progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
+        max_images: int | None = None,
     ) -> list[Prediction]:
-        """Score many images in order; progress after each; stops early if should_stop()."""
-        out: list[Prediction] = []
-        total = len(items)
-        for i, item in enumerate(items):
-            if should_stop is not None and should_stop():
-                break
-            out.append(self.score_one(item, names[i] if names is not None else None))
-            if on_progress is not None:
-                on_progress(i + 1, total)
-        return out
+        """Score many images in order, their crops batched across images (see
+        ``spai.batching``); progress after each; stops early if should_stop()."""
+        from spai.batching import score_many  # it builds on this class
+
+        return score_many(self, items, names=names, max_images=max_images,
+                          on_progress=on_progress, should_stop=should_stop)
 
 
 def _fill(pred: Prediction, prepared: PreparedImage, out: Any, layout: Any) -> None:

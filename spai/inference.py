@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from spai.atomic import atomic_open
+from spai.batching import score_stream
 from spai.detector import Detector, Prediction
 from spai.imageio import ImageLoadError, open_rgb, resolve_under_root, to_model_input
 from spai.overlay import overlay_image
@@ -160,12 +161,16 @@ def score_table(
     split: str | None = "test",
     export_patches: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int | None = None,
 ) -> RunSummary:
     """Score the rows of `split` (None: all rows) into ``<output>/<name>.csv``.
 
-    Rows are appended as they are scored (``<name>.csv.partial``, renamed when complete); run
-    again with the same arguments after a crash, the rows already written are kept, not
-    recomputed (see ``spai.partial_csv``).
+    Images are scored in groups (``spai.batching.score_stream``): at most ``batch_size``
+    images (None: as many as fill one crop chunk) whose crops share backbone passes; a row
+    that cannot be decoded gets its error in its own row. Rows are appended as they are
+    scored (``<name>.csv.partial``, renamed when complete); run again with the same
+    arguments after a crash, the rows already written are kept, not recomputed (see
+    ``spai.partial_csv``).
     """
     output_dir = Path(output_dir)
     wanted = {i for i, r in enumerate(table.rows) if split is None or r.get("split", split) == split}
@@ -180,6 +185,9 @@ def score_table(
     scores += [None] * (len(table.rows) - len(kept))
     failed = sum(1 for i, r in enumerate(kept) if i in wanted and r.get("error"))
     done = sum(1 for i in range(len(kept)) if i in wanted)
+    todo = [i for i in range(len(kept), len(table.rows)) if i in wanted and not table.errors[i]]
+    stream = score_stream(detector, [table.paths[i] for i in todo],
+                          names=[table.rows[i]["image"] for i in todo], max_images=batch_size)
     try:
         for i in range(len(kept), len(table.rows)):
             row = dict(table.rows[i])
@@ -187,16 +195,15 @@ def score_table(
             if export_patches:
                 row[f"{tag}_mask"] = ""
             if i in wanted:
-                path, err = table.paths[i], table.errors[i]
-                pred = (Prediction(source=table.rows[i]["image"], error=err) if err
-                        else detector.score_one(path, table.rows[i]["image"]))
+                err = table.errors[i]
+                pred = Prediction(source=table.rows[i]["image"], error=err) if err else next(stream)
                 preds[i] = pred
                 if pred.ok:
                     scores[i] = float(np.float32(pred.score))
                     row[tag] = format_score(pred.score)
                     if export_patches:
                         row[f"{tag}_mask"] = str(write_overlay(
-                            pred, path, output_dir / tag / "images" / str(i), detector))
+                            pred, table.paths[i], output_dir / tag / "images" / str(i), detector))
                 else:
                     failed += 1
                     row["error"] = pred.error or ""
@@ -206,6 +213,7 @@ def score_table(
             out.append(row)
         out.finish()
     finally:
+        stream.close()
         out.close()
     scored = sum(1 for i in wanted if scores[i] is not None)
     return RunSummary(out.target, scored, failed, len(table.rows) - len(wanted), preds, scores,
