@@ -25,7 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from robustness.metrics import BootstrapCI, get_metric
+from robustness.metrics import (
+    BootstrapCI,
+    get_metric,
+    percentile_interval,
+    protocol_replicates,
+    resample_counts,
+)
 from spai.atomic import atomic_path, write_text
 from spai.cli_errors import UserError, one_line, run_main
 
@@ -213,22 +219,19 @@ def study_mean_ci(
 ) -> BootstrapCI:
     """Percentile bootstrap interval of a condition's mean figure: each replicate resamples
     every fake and real set (with replacement, once per replicate, shared by all pairs) and
-    recomputes the whole table's mean."""
-    fn = get_metric(metric).fn
+    recomputes the whole table's mean (``robustness.metrics.protocol_replicates``; each row
+    keeps its label)."""
     est = study_table(frames, metric=metric, real_sets=real_sets, fake_sets=fake_sets)
     fakes, reals = _split(frames)
     fs = [_scores_labels(fakes[f], f"fake_{f}", 1) for f in est.table.index]
     rs = [_scores_labels(reals[r], f"real_{r}", 0) for r in est.real_sets]
     rng = np.random.default_rng(seed)
-    values = np.empty(n)
-    for i in range(n):  # scores and labels resampled together
-        fb = [(a[j], y[j]) for a, y in fs for j in [rng.integers(0, a.size, a.size)]]
-        rb = [(a[j], y[j]) for a, y in rs for j in [rng.integers(0, a.size, a.size)]]
-        cells = [[fn(np.r_[fy, ry], np.r_[f, r]) for r, ry in rb] for f, fy in fb]
-        values[i] = np.mean(np.mean(cells, axis=1))
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    return BootstrapCI(est.mean, float(low), float(high), level, n)
+    wf = [resample_counts(rng, a.size, n) for a, _ in fs]
+    wr = [resample_counts(rng, a.size, n) for a, _ in rs]
+    values = protocol_replicates([a for a, _ in fs], [a for a, _ in rs], wf, wr, metric=metric,
+                                 fake_labels=[y for _, y in fs], real_labels=[y for _, y in rs])
+    low, high = percentile_interval(values, level=level)
+    return BootstrapCI(est.mean, low, high, level, n)
 
 
 def compare_conditions(

@@ -16,6 +16,14 @@ Many AUCs at once (``auc_matrix``: every fake set against every real set with on
 bootstrap replicates of an AUC from resampling counts (``resample_counts``,
 ``auc_replicates``) are the vectorised forms the Compare page uses for a million scores.
 
+The one bootstrap: a replicate is a resample of every set with replacement, written as counts
+(``resample_counts``: how often each item is drawn); ``protocol_replicates`` evaluates the
+study's protocol (every fake set against every real set, averaged) under those counts, and
+``percentile_interval`` turns replicates into an interval. ``bootstrap_ci`` (one labelled
+array), ``robustness.evaluate.study_mean_ci``, ``robustness.score_tables.bootstrap_cells`` and
+the paired deltas of ``robustness.study.deltas`` (one set of counts shared by both sides) are
+all this.
+
 Example::
 
     >>> auc([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9])
@@ -48,7 +56,9 @@ __all__ = [
     "eer",
     "get_metric",
     "min_reals_for_fpr",
+    "percentile_interval",
     "predict_fake",
+    "protocol_replicates",
     "resample_counts",
     "roc_curve_points",
     "threshold_at_fpr",
@@ -175,25 +185,86 @@ def auc_matrix(fakes: Sequence[ArrayLike], reals: Sequence[ArrayLike]) -> np.nda
 
 
 def resample_counts(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
-    """(n, size) counts of each item in n resamples with replacement (a bootstrap as weights)."""
+    """(n, size) counts of each item in n resamples with replacement (a bootstrap as weights).
+    The draws are ``rng.integers(0, size, (n, size))``: one call per set, all replicates."""
     idx = rng.integers(0, size, (n, size)) + np.arange(n)[:, None] * size
     return np.bincount(idx.ravel(), minlength=n * size).reshape(n, size).astype(np.float64)
 
 
 def auc_replicates(fake: ArrayLike, real: ArrayLike, wf: np.ndarray, wr: np.ndarray
                    ) -> np.ndarray:
-    """AUC of each bootstrap replicate given resampling counts ``wf`` (n, F) and ``wr`` (n, R)
-    (``resample_counts``): the weighted Mann-Whitney statistic, equal to ``auc`` on the
-    resampled scores."""
+    """AUC (ties one half) of each replicate where item i counts ``w[k, i]`` times.
+
+    Args:
+        fake: (F,) scores; real: (R,) scores; wf: (n, F) and wr: (n, R) non-negative counts
+            (``resample_counts``; all ones give ``auc``).
+    Returns:
+        (n,) weighted Mann-Whitney statistics, equal to ``auc`` on the resampled scores.
+    """
     fake, real = np.asarray(fake, np.float64), np.asarray(real, np.float64)
     order = np.argsort(real, kind="mergesort")
     rs = real[order]
-    cum = np.concatenate([np.zeros((wr.shape[0], 1)), np.cumsum(wr[:, order], axis=1)], axis=1)
-    lo = np.searchsorted(rs, fake, side="left")
-    hi = np.searchsorted(rs, fake, side="right")
-    below, upto = cum[:, lo], cum[:, hi]  # (n, F): real weight strictly below / up to each fake
+    cum = np.concatenate([np.zeros((wr.shape[0], 1)), np.cumsum(wr[:, order], axis=1)],
+                         axis=1)  # (n, R + 1): real weight up to each sorted position
+    lo = np.searchsorted(rs, fake, side="left")  # (F,) reals strictly below each fake
+    hi = np.searchsorted(rs, fake, side="right")  # (F,) reals below or tied
+    below, upto = cum[:, lo], cum[:, hi]  # (n, F)
     wins = below + 0.5 * (upto - below)
-    return (wf * wins).sum(axis=1) / (fake.size * real.size)
+    return (wf * wins).sum(axis=1) / (wf.sum(axis=1) * wr.sum(axis=1))
+
+
+def _cell_replicates(fn: Callable[[np.ndarray, np.ndarray], float], fs: np.ndarray,
+                     fy: np.ndarray | None, w1: np.ndarray, rs: np.ndarray,
+                     ry: np.ndarray | None, w2: np.ndarray) -> np.ndarray:
+    """(n,) values of ``fn`` on one fake set and one real set under counts (labels None: the
+    set's kind)."""
+    if fn is auc and fy is None and ry is None:
+        return auc_replicates(fs, rs, w1, w2)
+    scores = np.r_[fs, rs]
+    labels = np.r_[np.ones(fs.size, np.int8) if fy is None else fy,
+                   np.zeros(rs.size, np.int8) if ry is None else ry]
+    weights = np.hstack([w1, w2])  # (n, F + R)
+    if fn is auc:  # labels given: the positives and negatives of the two sets together
+        pos = labels == 1
+        return auc_replicates(scores[pos], scores[~pos], weights[:, pos], weights[:, ~pos])
+    out = np.empty(weights.shape[0])
+    for k, w in enumerate(weights.astype(np.int64)):  # expand counts into the resampled rows
+        out[k] = fn(np.repeat(labels, w), np.repeat(scores, w))
+    return out
+
+
+def _plain(labels: Sequence[ArrayLike] | None, count: int, kind: int) -> list[np.ndarray | None]:
+    if labels is None:
+        return [None] * count
+    out = [np.asarray(y).ravel() for y in labels]
+    return [None if (y == kind).all() else y for y in out]
+
+
+def protocol_replicates(
+    fakes: Sequence[ArrayLike], reals: Sequence[ArrayLike], wf: Sequence[np.ndarray],
+    wr: Sequence[np.ndarray], *, metric: str | Callable[[np.ndarray, np.ndarray], float] = "auc",
+    fake_labels: Sequence[ArrayLike] | None = None, real_labels: Sequence[ArrayLike] | None = None,
+) -> np.ndarray:
+    """(n,) protocol means under resampling counts: the metric of every fake set against every
+    real set, averaged over the cells, where item i of a set counts ``w[k, i]`` times in
+    replicate k (``wf[j]``: (n, size of fake set j), from ``resample_counts``; rows of ones give
+    the estimate). Items are labelled 1 in fake sets and 0 in real sets unless labels are given
+    per item (a study file's class column decides). AUC is vectorised (``auc_replicates``);
+    other metrics are computed on each replicate's resampled rows."""
+    fn = get_metric(metric).fn if isinstance(metric, str) else metric
+    fy, ry = _plain(fake_labels, len(fakes), 1), _plain(real_labels, len(reals), 0)
+    fakes = [np.asarray(f, np.float64).ravel() for f in fakes]
+    reals = [np.asarray(r, np.float64).ravel() for r in reals]
+    cells = [_cell_replicates(fn, f, y1, w1, r, y2, w2)
+             for f, y1, w1 in zip(fakes, fy, wf) for r, y2, w2 in zip(reals, ry, wr)]
+    return np.mean(cells, axis=0)
+
+
+def percentile_interval(replicates: ArrayLike, *, level: float = 0.95) -> tuple[float, float]:
+    """(low, high): the percentile bootstrap interval of ``replicates`` at ``level``."""
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(np.asarray(replicates, np.float64), [alpha, 1.0 - alpha])
+    return float(low), float(high)
 
 
 def threshold_at_fpr(y_real_scores: ArrayLike, *, fpr: float) -> float:
@@ -257,22 +328,17 @@ def bootstrap_ci(
     level: float = 0.95,
 ) -> BootstrapCI:
     """Percentile bootstrap interval, resampling reals and fakes separately (stratified), so
-    every replicate keeps both classes and the class balance."""
+    every replicate keeps both classes and the class balance (``protocol_replicates`` with one
+    fake and one real set)."""
     fn = get_metric(metric).fn if isinstance(metric, str) else metric
     yt, ys = _check(y_true, y_score)
     rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(yt == 1), np.flatnonzero(yt == 0)
-    idx = np.concatenate(
-        [
-            pos[rng.integers(0, pos.size, (n, pos.size))],
-            neg[rng.integers(0, neg.size, (n, neg.size))],
-        ],
-        axis=1,
-    )  # (n, N)
-    values = np.array([fn(yt[row], ys[row]) for row in idx])
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    return BootstrapCI(float(fn(yt, ys)), float(low), float(high), level, n)
+    fake, real = ys[yt == 1], ys[yt == 0]
+    wf = resample_counts(rng, fake.size, n)
+    wr = resample_counts(rng, real.size, n)
+    low, high = percentile_interval(protocol_replicates([fake], [real], [wf], [wr], metric=fn),
+                                    level=level)
+    return BootstrapCI(float(fn(yt, ys)), low, high, level, n)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ selected real sets it has scores for (``CompareTable.real_sets``; the others are
 them stays empty. Every empty cell carries its reason (``CompareTable.reasons``).
 
 The statistics are ``robustness.metrics``' (``auc_matrix`` for every fake x real pair at once,
-``auc_replicates`` for the bootstrap); ``db.compare.load_scores`` fills a ``ScoreData`` from the
+``protocol_replicates`` for the bootstrap); ``db.compare.load_scores`` fills a ``ScoreData`` from the
 store in one query per run. Usage::
 
     table = compare_table(data, metric="auc", real_sets=default_real_sets([data]))
@@ -28,8 +28,9 @@ import pandas as pd
 from robustness.metrics import (
     auc,
     auc_matrix,
-    auc_replicates,
     get_metric,
+    percentile_interval,
+    protocol_replicates,
     resample_counts,
     roc_curve_points,
 )
@@ -169,14 +170,13 @@ def bootstrap_cells(
     """Percentile bootstrap intervals (low, high) for every fake-set cell of ``table``.
 
     Each replicate resamples the fake set and every real set (stratified, with replacement)
-    and recomputes the cell's mean over the real sets. AUC uses a vectorised weighted
-    Mann-Whitney form; other metrics resample indices and call the metric per replicate.
+    and recomputes the cell's mean over the real sets (``robustness.metrics``' one bootstrap:
+    ``resample_counts`` + ``protocol_replicates``).
     """
-    fn = get_metric(table.metric).fn
+    get_metric(table.metric)
     rng = np.random.default_rng(seed)
     low = pd.DataFrame(np.nan, index=table.values.index, columns=table.values.columns)
     high = low.copy()
-    alpha = (1.0 - level) / 2.0
     for c in table.values.columns:
         if not table.real_sets or any((c, r) not in data.groups for r in table.real_sets):
             continue
@@ -185,19 +185,10 @@ def bootstrap_cells(
             fake = data.groups.get((c, f))
             if fake is None or fake.size == 0 or np.isnan(table.values.loc[f, c]):
                 continue
-            reps = np.zeros(n)
-            if table.metric == "auc":
-                wf = resample_counts(rng, fake.size, n)
-                for r in reals:
-                    reps += auc_replicates(fake, r, wf, resample_counts(rng, r.size, n))
-            else:
-                fi = rng.integers(0, fake.size, (n, fake.size))
-                for r in reals:
-                    ri = rng.integers(0, r.size, (n, r.size))
-                    labels = np.r_[np.ones(fake.size, np.int8), np.zeros(r.size, np.int8)]
-                    reps += [fn(labels, np.concatenate([fake[a], r[b]])) for a, b in zip(fi, ri)]
-            reps /= len(reals)
-            low.loc[f, c], high.loc[f, c] = np.quantile(reps, [alpha, 1.0 - alpha])
+            wf = resample_counts(rng, fake.size, n)
+            wr = [resample_counts(rng, r.size, n) for r in reals]
+            reps = protocol_replicates([fake], reals, [wf], wr, metric=table.metric)
+            low.loc[f, c], high.loc[f, c] = percentile_interval(reps, level=level)
     return low, high
 
 

@@ -124,6 +124,69 @@ def test_bootstrap_ci_deterministic_and_sane():
     assert M.bootstrap_ci("auc", y, s, n=200, seed=2) != a
 
 
+def test_auc_replicates_is_the_auc_of_the_resampled_data_for_any_counts():
+    rng = np.random.default_rng(3)
+    fake, real = rng.random(30).round(2), rng.random(25).round(2)  # rounding makes ties
+    wf, wr = rng.integers(0, 3, (4, 30)).astype(float), rng.integers(0, 3, (4, 25)).astype(float)
+    wf[:, 0] += 1
+    wr[:, 0] += 1  # every replicate keeps both classes
+    got = M.auc_replicates(fake, real, wf, wr)
+    for k in range(4):
+        f, r = np.repeat(fake, wf[k].astype(int)), np.repeat(real, wr[k].astype(int))
+        assert got[k] == pytest.approx(M.auc([1] * f.size + [0] * r.size, np.r_[f, r]), abs=1e-12)
+    assert M.auc_replicates(fake, real, np.ones((1, 30)), np.ones((1, 25)))[0] == pytest.approx(
+        M.auc([1] * 30 + [0] * 25, np.r_[fake, real]), abs=1e-12)
+
+
+def _sets(seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    fakes = [rng.random(n).round(2) + 0.2 for n in (20, 14)]  # rounding makes ties
+    reals = [rng.random(n).round(2) for n in (18, 25, 9)]
+    return fakes, reals
+
+
+def test_protocol_replicates_with_unit_counts_is_the_mean_of_every_cell():
+    fakes, reals = _sets(0)
+    ones = [np.ones((1, x.size)) for x in fakes], [np.ones((1, x.size)) for x in reals]
+    got = M.protocol_replicates(fakes, reals, *ones, metric="auc")
+    assert got.shape == (1,) and got[0] == pytest.approx(M.auc_matrix(fakes, reals).mean())
+    ap = M.protocol_replicates(fakes, reals, *ones, metric="ap")[0]
+    want = np.mean([skm.average_precision_score(np.r_[np.ones(f.size), np.zeros(r.size)],
+                                                np.r_[f, r]) for f in fakes for r in reals])
+    assert ap == pytest.approx(want)
+
+
+def test_protocol_replicates_vectorised_auc_equals_the_metric_on_each_resample():
+    """The AUC fast path, with and without per-item labels (two fake-set items labelled real,
+    one real-set item labelled fake), equals calling the metric on each replicate's rows."""
+    fakes, reals = _sets(1)
+    rng = np.random.default_rng(2)
+    wf = [M.resample_counts(rng, x.size, 7) for x in fakes]
+    wr = [M.resample_counts(rng, x.size, 7) for x in reals]
+    plain = M.protocol_replicates(fakes, reals, wf, wr, metric="auc")
+    slow = M.protocol_replicates(fakes, reals, wf, wr, metric=lambda y, s: M.auc(y, s))
+    np.testing.assert_allclose(plain, slow, atol=1e-12)
+    fy = [np.ones(x.size, int) for x in fakes]
+    ry = [np.zeros(x.size, int) for x in reals]
+    fy[0][:2], ry[1][0] = 0, 1
+    kw = {"fake_labels": fy, "real_labels": ry}
+    labelled = M.protocol_replicates(fakes, reals, wf, wr, metric="auc", **kw)
+    slow = M.protocol_replicates(fakes, reals, wf, wr, metric=lambda y, s: M.auc(y, s), **kw)
+    np.testing.assert_allclose(labelled, slow, atol=1e-12)
+    assert not np.allclose(labelled, plain)  # the labels changed the cells
+
+
+def test_bootstrap_ci_is_the_protocol_bootstrap_of_one_fake_and_one_real_set():
+    y, s = _tie_heavy(5)
+    ci = M.bootstrap_ci("ap", y, s, n=50, seed=4)
+    rng = np.random.default_rng(4)
+    fake, real = s[y == 1], s[y == 0]
+    wf, wr = M.resample_counts(rng, fake.size, 50), M.resample_counts(rng, real.size, 50)
+    reps = M.protocol_replicates([fake], [real], [wf], [wr], metric="ap")
+    assert (ci.low, ci.high) == M.percentile_interval(reps, level=0.95)
+    assert M.percentile_interval(np.arange(101.0), level=0.9) == pytest.approx((5.0, 95.0))
+
+
 def test_metric_registry():
     assert {"auc", "ap", "acc", "tpr@fpr1%", "tpr@fpr5%", "eer"} <= set(M.METRICS)
     assert M.get_metric("eer").higher_is_better is False

@@ -22,7 +22,7 @@ from db.models import ImageSet, Job, Prediction, Run
 from db.queries import run_predictions
 from db.session import REPO_ROOT, dispose_all, session_scope
 from robustness.metrics import auc
-from robustness.study.deltas import paired_delta, weighted_auc
+from robustness.study.deltas import paired_delta
 from robustness.study.results import ModelScores
 from robustness.study.store import SetScores
 from robustness.study.__main__ import main
@@ -298,20 +298,6 @@ def test_report_deltas_put_models_side_by_side_with_paired_intervals(roger_repor
 def _side(model: str, cond: str, sets: dict[str, tuple[str, np.ndarray, np.ndarray]]):
     return {(cond, name): SetScores(kind, ids, sc.astype(np.float32))
             for name, (kind, ids, sc) in sets.items()}
-
-
-def test_weighted_auc_is_the_auc_of_the_resampled_data() -> None:
-    rng = np.random.default_rng(3)
-    fake, real = rng.random(30).round(2), rng.random(25).round(2)  # rounding makes ties
-    wf, wr = rng.integers(0, 3, (4, 30)).astype(float), rng.integers(0, 3, (4, 25)).astype(float)
-    wf[:, 0] += 1
-    wr[:, 0] += 1  # every replicate keeps both classes
-    got = weighted_auc(fake, real, wf, wr)
-    for k in range(4):
-        f, r = np.repeat(fake, wf[k].astype(int)), np.repeat(real, wr[k].astype(int))
-        assert got[k] == pytest.approx(auc([1] * f.size + [0] * r.size, np.r_[f, r]), abs=1e-12)
-    assert weighted_auc(fake, real, np.ones((1, 30)), np.ones((1, 25)))[0] == pytest.approx(
-        auc([1] * 30 + [0] * 25, np.r_[fake, real]), abs=1e-12)
 
 
 def test_paired_delta_pairs_images_by_id() -> None:

@@ -5,9 +5,9 @@ images both scored (matched by image id within each set): the delta is side a's 
 (each fake set against each real set, averaged) minus side b's. Each bootstrap replicate
 resamples the images of every set once, with replacement, and applies the *same* resample to
 both sides, so what the two sides share (which images happen to be hard) cancels out of the
-interval. Typical uses: a fine-tuned model against its starting point under every condition
-(``model_deltas``), or each condition against the baseline for one model
-(``condition_deltas``).
+interval (``robustness.metrics.protocol_replicates``, the project's one bootstrap). Typical
+uses: a fine-tuned model against its starting point under every condition (``model_deltas``),
+or each condition against the baseline for one model (``condition_deltas``).
 
 Example::
 
@@ -22,11 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from robustness.metrics import get_metric
+from robustness.metrics import (
+    get_metric,
+    percentile_interval,
+    protocol_replicates,
+    resample_counts,
+)
 from robustness.study.results import ModelScores, StudyResults
 
-__all__ = ["Delta", "condition_deltas", "delta_frame", "model_deltas", "paired_delta",
-           "weighted_auc"]
+__all__ = ["Delta", "condition_deltas", "delta_frame", "model_deltas", "paired_delta"]
 
 
 @dataclass(frozen=True)
@@ -44,31 +48,6 @@ class Delta:
     images: int  # images paired across both sides (all sets)
 
 
-def weighted_auc(fake: np.ndarray, real: np.ndarray, wf: np.ndarray, wr: np.ndarray
-                 ) -> np.ndarray:
-    """AUC (ties one half) of each replicate where image i counts ``w[k, i]`` times.
-
-    Args:
-        fake: (F,) scores; real: (R,) scores; wf: (n, F) and wr: (n, R) non-negative counts.
-    Returns:
-        (n,) AUCs; with all weights 1 this is ``robustness.metrics.auc``.
-    """
-    order = np.argsort(real, kind="mergesort")
-    rs = real[order]
-    cum = np.concatenate([np.zeros((wr.shape[0], 1)), np.cumsum(wr[:, order], axis=1)],
-                         axis=1)  # (n, R + 1): real weight up to each sorted position
-    lo = np.searchsorted(rs, fake, side="left")  # (F,) reals strictly below each fake
-    hi = np.searchsorted(rs, fake, side="right")  # (F,) reals below or tied
-    wins = cum[:, lo] + 0.5 * (cum[:, hi] - cum[:, lo])  # (n, F)
-    return (wf * wins).sum(axis=1) / (wf.sum(axis=1) * wr.sum(axis=1))
-
-
-def _counts(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
-    """(n, size): how often each item is drawn in n resamples of ``size`` with replacement."""
-    flat = rng.integers(0, size, (n, size)) + np.arange(n)[:, None] * size
-    return np.bincount(flat.ravel(), minlength=n * size).reshape(n, size).astype(np.float64)
-
-
 def _paired(a: ModelScores, ca: str, b: ModelScores, cb: str, name: str
             ) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the images both sides scored in set ``name``, in the same order."""
@@ -82,28 +61,6 @@ def _paired(a: ModelScores, ca: str, b: ModelScores, cb: str, name: str
         raise ValueError(f"set {name!r}: {a.model} under {ca} and {b.model} under {cb} share "
                          f"no scored image, so they cannot be paired")
     return ga.scores[ia].astype(np.float64), gb.scores[ib].astype(np.float64)
-
-
-def _protocol(fakes: list[np.ndarray], reals: list[np.ndarray], wf: list[np.ndarray],
-              wr: list[np.ndarray], metric: str) -> np.ndarray:
-    """(n,) protocol means (fake x real cells, averaged) under resample counts."""
-    if metric == "auc":
-        cells = [weighted_auc(f, r, w1, w2) for f, w1 in zip(fakes, wf)
-                 for r, w2 in zip(reals, wr)]
-        return np.mean(cells, axis=0)
-    fn = get_metric(metric).fn  # other metrics: expand the counts into index resamples
-    n = wf[0].shape[0]
-    out = np.zeros(n)
-    for k in range(n):
-        vals = []
-        for f, w1 in zip(fakes, wf):
-            fi = np.repeat(np.arange(f.size), w1[k].astype(int))
-            for r, w2 in zip(reals, wr):
-                ri = np.repeat(np.arange(r.size), w2[k].astype(int))
-                y = np.r_[np.ones(fi.size, np.int8), np.zeros(ri.size, np.int8)]
-                vals.append(fn(y, np.r_[f[fi], r[ri]]))
-        out[k] = np.mean(vals)
-    return out
 
 
 def paired_delta(
@@ -120,17 +77,16 @@ def paired_delta(
     rb = [pairs[s][1] for s in real_sets]
     ones_f = [np.ones((1, x.size)) for x in fa]
     ones_r = [np.ones((1, x.size)) for x in ra]
-    est_a = float(_protocol(fa, ra, ones_f, ones_r, metric)[0])
-    est_b = float(_protocol(fb, rb, ones_f, ones_r, metric)[0])
+    est_a = float(protocol_replicates(fa, ra, ones_f, ones_r, metric=metric)[0])
+    est_b = float(protocol_replicates(fb, rb, ones_f, ones_r, metric=metric)[0])
     rng = np.random.default_rng(seed)
-    wf = [_counts(rng, x.size, n) for x in fa]  # one resample per set, shared by both sides
-    wr = [_counts(rng, x.size, n) for x in ra]
-    reps = _protocol(fa, ra, wf, wr, metric) - _protocol(fb, rb, wf, wr, metric)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
+    wf = [resample_counts(rng, x.size, n) for x in fa]  # one resample per set, for both sides
+    wr = [resample_counts(rng, x.size, n) for x in ra]
+    reps = (protocol_replicates(fa, ra, wf, wr, metric=metric)
+            - protocol_replicates(fb, rb, wf, wr, metric=metric))
+    low, high = percentile_interval(reps, level=level)
     images = int(sum(x.size for x in fa + ra))
-    return Delta(label or condition_a, est_a, est_b, est_a - est_b, float(low), float(high),
-                 level, n, images)
+    return Delta(label or condition_a, est_a, est_b, est_a - est_b, low, high, level, n, images)
 
 
 def model_deltas(results: StudyResults, model_a: str, model_b: str, *, metric: str | None = None,
