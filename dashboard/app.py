@@ -77,7 +77,7 @@ def worker_panel(problem: str | None) -> None:
         problem = resources.start_worker_once() or problem
     components.worker_badge(status)
     if not (problem or status.alive or status.starting) and status.enabled and st.button(
-            "Start the worker", key="app.start_worker"):
+            "Start the worker", key=state.APP_START_WORKER):
         problem = resources.start_worker_once()
         if not problem:
             st.rerun(scope="fragment")

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from dashboard import state
 from db.dashboard_models import (
     MIN_REFERENCE_REALS,
     REFERENCE_FPRS,
@@ -62,11 +63,8 @@ def multiselect_with_default(label: str, options: Sequence, default: Sequence, k
     default change (a keyed Streamlit multiselect otherwise keeps its old, now invalid, values
     and shows nothing selected)."""
     options, default = list(options), [d for d in default if d in options]
-    marker = key + ".context"
     context = (tuple(map(str, options)), tuple(map(str, default)))
-    if st.session_state.get(marker) != context or key not in st.session_state:
-        st.session_state[key] = default
-        st.session_state[marker] = context
+    state.reset_widget_on_change(key, default, context)
     return st.multiselect(label, options, key=key, **kwargs)
 
 

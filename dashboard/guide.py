@@ -11,7 +11,7 @@ from dashboard import jobqueue, state
 from db.onboarding import FirstRun, first_run
 from db.session import database_url, session_scope
 
-KEY = "guide."
+KEY = state.GUIDE  # prefix of the guide's widget keys
 PAGE_OF = {"scored": "views/score.py", "sets": "views/imagesets.py", "job": "views/jobs.py"}
 # (step, FirstRun field, button label, what it does)
 STEPS = (

@@ -24,7 +24,7 @@ from spai.weights import ActiveModel
 from spai.weights import active_model as choose_model
 
 if TYPE_CHECKING:  # torch is imported when the model is loaded, after the page's first paint
-    from spai.detector import Detector, PreparedImage
+    from spai.detector import Detector, Prediction, PreparedImage
 
 ENV_START_WORKER = "SPAI_START_WORKER"  # "0": the app does not start a background worker
 WORKER_IDLE_EXIT_S = 1800.0  # the app's worker exits after this long without a job
@@ -100,6 +100,17 @@ def load_active_detector() -> tuple[Detector | None, str | None]:
         return get_detector(choice.weights, choice.cfg), None
     except Exception as exc:  # wrong config, corrupt file: say so on the page
         return None, f"Cannot load the model {choice.weights}: {type(exc).__name__}: {exc}"
+
+
+def score_prepared(det: Detector, prepared: PreparedImage, sha: str, name: str) -> Prediction:
+    """The model's prediction for a decoded upload, made once per session, model and image
+    (the Score and Inspect pages share it)."""
+    pred = state.cached_prediction(det.info.sha256, sha)
+    if pred is None:
+        with st.spinner(f"Scoring {name} ..."):
+            pred = det.score_one(prepared, name)  # decoded from the uploaded bytes as they are
+        state.store_prediction(det.info.sha256, sha, pred)
+    return pred
 
 
 def prepared_uploads(det: Detector, page: str, uploads: dict[str, bytes]

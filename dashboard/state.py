@@ -1,6 +1,9 @@
 """The only module that names ``st.session_state`` keys: typed getters/setters and widget keys.
 
 Widget keys are page-prefixed (``"score.uploads"``); per-item widgets get ``item_key(...)``.
+Pages with many widgets build their keys from their prefix here (``state.COMPARE + "metric"``);
+every key a page also reads or writes outside its widget is a named constant, and only the
+functions below touch ``st.session_state``.
 """
 
 from __future__ import annotations
@@ -9,7 +12,18 @@ from typing import Any
 
 import streamlit as st
 
+# --- page prefixes of widget keys -------------------------------------------------------------
+COMPARE = "compare."
+IMAGESETS = "imagesets."
+JOBS = "jobs."
+TRAIN = "train."
+GUIDE = "guide."
+
 # --- widget keys (page.widget) ----------------------------------------------------------------
+APP_START_WORKER = "app.start_worker"
+COMPARE_MODELS = COMPARE + "models"
+COMPARE_TABLE_MODEL = COMPARE + "table_model"
+COMPARE_ROC_CONDITION = COMPARE + "roc_condition"
 SCORE_UPLOADS = "score.uploads"
 SCORE_FPR_STRICT = "score.fpr_strict"
 SCORE_FPR_LOOSE = "score.fpr_loose"
@@ -20,6 +34,7 @@ INSPECT_IMAGE = "inspect.image"
 INSPECT_RADIUS = "inspect.radius"
 INSPECT_PATCH = "inspect.patch"
 INSPECT_CONDITIONS = "inspect.conditions"
+INSPECT_GRID = "inspect.grid"
 MODELS_CHOICE = "models.choice"
 MODELS_STORED = "models.stored"
 MODELS_SET_DEFAULT = "models.set_default"
@@ -30,6 +45,11 @@ _PREDICTIONS = "app.predictions"  # (model sha, image sha) -> Prediction
 _WHATIF = "score.whatif_results"  # (model sha, image sha) -> list of (condition, score, error)
 _PREPARED = "app.prepared"  # page -> {(model input key, image sha): PreparedImage or error}
 _STORE_BUSY_TICKS = "app.store_busy_ticks"  # runs of the retry timer since the store was busy
+COMPARE_IMPORT_JOB = COMPARE + "import_job"  # the study import job the Compare page watches
+COMPARE_LINK = COMPARE + "link"  # the (?run, ?model) link last applied to the widgets
+IMAGESETS_JOB = IMAGESETS + "job"  # the registration job the Image sets page watches
+IMAGESETS_SHOWN = IMAGESETS + "shown"  # the finished job whose sets the overview was refreshed for
+TRAIN_JOB = TRAIN + "job"  # the training run the Train page shows first
 
 
 def item_key(prefix: str, name: str, item: str) -> str:
@@ -79,3 +99,50 @@ def store_busy_tick() -> int:
 def clear_store_busy() -> None:
     """The page ran: forget an earlier "store busy" retry."""
     st.session_state.pop(_STORE_BUSY_TICKS, None)
+
+
+def watched_job(key: str) -> int | None:
+    """The job id a page remembers under ``key`` (one of the ``*_JOB`` constants), or None."""
+    return st.session_state.get(key)
+
+
+def watch_job(key: str, job_id: int | None) -> None:
+    """Remember ``job_id`` under ``key``; None forgets it."""
+    if job_id is None:
+        st.session_state.pop(key, None)
+    else:
+        st.session_state[key] = job_id
+
+
+def first_time(key: str, token: Any) -> bool:
+    """True once per new ``token`` under ``key`` (e.g. a link's first render), then False until
+    the token changes."""
+    if st.session_state.get(key) == token:
+        return False
+    st.session_state[key] = token
+    return True
+
+
+def set_widget(key: str, value: Any) -> None:
+    """Set a keyed widget's value before it is drawn (e.g. from a link)."""
+    st.session_state[key] = value
+
+
+def default_widget(key: str, value: Any) -> None:
+    """Give a keyed widget ``value`` unless it has one already."""
+    st.session_state.setdefault(key, value)
+
+
+def drop_widget_value_unless(key: str, allowed: Any) -> None:
+    """Forget a widget's value that is no longer among ``allowed`` (it starts afresh)."""
+    if key in st.session_state and st.session_state[key] not in allowed:
+        del st.session_state[key]
+
+
+def reset_widget_on_change(key: str, default: Any, context: Any) -> None:
+    """Set a widget to ``default`` when it has no value or ``context`` (what its options and
+    default depend on) changed since the last run."""
+    marker = key + ".context"
+    if st.session_state.get(marker) != context or key not in st.session_state:
+        st.session_state[key] = default
+        st.session_state[marker] = context

@@ -1,14 +1,18 @@
 """Apply a registered condition to one image, seeded from (image key, condition id).
 
 ``apply_condition`` returns the image exactly as it decodes from the saved file (lossy
-encodings included); ``derive_file`` writes those same bytes to disk.
+encodings included); ``derive_file`` writes those same bytes to disk;
+``score_under_conditions`` scores the image under several conditions in one batch (the Score
+page's "what if" and the Inspect page's variants).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -19,7 +23,11 @@ from spai.atomic import write_bytes
 from spai.imageio import open_image
 from spai.limits import DEFAULT_MAX_PIXELS
 
-__all__ = ["DerivedImage", "apply_condition", "derive_file", "render"]
+if TYPE_CHECKING:  # the caller passes its loaded detector; torch is not imported here
+    from spai.detector import Detector
+
+__all__ = ["ConditionScore", "DerivedImage", "apply_condition", "derive_file", "render",
+           "score_under_conditions"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,16 @@ class DerivedImage:
     seed: int
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class ConditionScore:
+    """One condition's variant of an image and the model's score of it."""
+
+    condition_id: str
+    image: Image.Image | None  # the variant as decoded from its saved form; None: it failed
+    score: float | None
+    error: str | None  # why the condition or the scoring failed
 
 
 def render(
@@ -70,3 +88,26 @@ def derive_file(
     with Image.open(io.BytesIO(data)) as saved:  # header only: the size
         width, height = saved.size
     return DerivedImage(path=path, params=params, seed=params["seed"], width=width, height=height)
+
+
+def score_under_conditions(
+    detector: Detector, img: Image.Image, image_key: str, conditions: Sequence[str], *,
+    on_variant: Callable[[int, str], None] | None = None,
+) -> list[ConditionScore]:
+    """The image under each condition (seeded by ``image_key``, e.g. its sha256), all variants
+    scored in one ``detector.score_batch``. A condition that fails gets its error; the others
+    still score. ``on_variant(i, condition_id)`` is told after each variant is made."""
+    variants: dict[str, Image.Image] = {}
+    failed: dict[str, str] = {}
+    for i, cid in enumerate(conditions):
+        try:
+            variants[cid], _ = apply_condition(img, cid, image_key)
+        except Exception as exc:  # one condition failing must not stop the others
+            failed[cid] = f"{type(exc).__name__}: {exc}"
+        if on_variant is not None:
+            on_variant(i, cid)
+    preds = dict(zip(variants, detector.score_batch(list(variants.values()),
+                                                    names=list(variants)))) if variants else {}
+    return [ConditionScore(cid, None, None, failed[cid]) if cid in failed else
+            ConditionScore(cid, variants[cid], preds[cid].score, preds[cid].error)
+            for cid in conditions]

@@ -39,6 +39,9 @@ def test_inspect_upload_shows_spectrum_patches_and_views(
     at.slider(key="inspect.radius").set_value(48).run()
     assert any("low-pass, r < 48" in c for c in _image_captions(at))
     assert any("jpeg/q75: spectrum" in c for c in _image_captions(at))
+    # each variant carries its score (robustness.apply.score_under_conditions, as on Score)
+    scored = [c for c in _image_captions(at) if c.startswith("jpeg/q75, ") and ", score " in c]
+    assert len(scored) == 1 and 0.0 <= float(scored[0].rsplit(" ", 1)[1]) <= 1.0
     assert any("No stored predictions" in c for c in texts(at, "caption"))
     from app_support import shown_missing
 

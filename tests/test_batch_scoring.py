@@ -60,3 +60,22 @@ def test_batch_keeps_order_and_reports_bad_inputs_in_place(det: Detector) -> Non
 def test_batch_of_only_bad_inputs(det: Detector) -> None:
     preds = det.score_batch([b"x", b"y"])
     assert [p.ok for p in preds] == [False, False]
+
+
+def test_score_under_conditions_scores_each_variant_as_one_by_one(det: Detector) -> None:
+    """The Score and Inspect pages' one function: variants seeded by the key, scored in one
+    batch with the scores of one-by-one scoring; an unknown condition gets its error in place."""
+    from robustness.apply import apply_condition, score_under_conditions
+
+    img = det.prepare_image(IMAGES[-1]).image
+    seen = []
+    got = score_under_conditions(det, img, "key", ["jpeg/q75", "no/such", "original"],
+                                 on_variant=lambda i, cid: seen.append((i, cid)))
+    assert seen == [(0, "jpeg/q75"), (1, "no/such"), (2, "original")]
+    assert [r.condition_id for r in got] == ["jpeg/q75", "no/such", "original"]
+    bad = got[1]
+    assert bad.image is None and bad.score is None and "no/such" in bad.error
+    for r in (got[0], got[2]):
+        variant, _ = apply_condition(img, r.condition_id, "key")
+        assert r.error is None and r.image.tobytes() == variant.tobytes()
+        assert abs(r.score - det.score_one(variant).score) < 1e-6

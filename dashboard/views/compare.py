@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, components, jobqueue, links, study_sections
+from dashboard import charts, components, jobqueue, links, state, study_sections
 from db import compare
 from db.browse import cell_images
 from db.models import ORIGINAL
@@ -18,7 +18,7 @@ from db.session import database_url, session_scope
 from robustness import score_tables
 from robustness.metrics import METRICS
 
-KEY = "compare."  # page prefix of this page's widget keys
+KEY = state.COMPARE  # page prefix of this page's widget keys
 BOOTSTRAP_AUTO_MAX = 20_000  # intervals are computed by default up to this many predictions
 DRILL_THUMBS = 8  # thumbnails shown under a cell's image list
 REASONS_SHOWN = 6  # distinct empty-cell reasons listed under the table
@@ -50,8 +50,8 @@ def _import_panel(url: str) -> None:
         from dashboard.resources import start_worker_once  # imports torch: only when needed
 
         start_worker_once()
-        st.session_state[KEY + "import_job"] = job_id
-    job_id = st.session_state.get(KEY + "import_job")
+        state.watch_job(state.COMPARE_IMPORT_JOB, job_id)
+    job_id = state.watched_job(state.COMPARE_IMPORT_JOB)
     if job_id is not None:
         _watch_import(url, job_id)
 
@@ -61,7 +61,7 @@ def _watch_import(url: str, job_id: int) -> None:
     with session_scope(url, readonly=True) as s:
         job = jobqueue.status(s, job_id)
     if job.status == "done":
-        st.session_state.pop(KEY + "import_job", None)
+        state.watch_job(state.COMPARE_IMPORT_JOB, None)
         st.rerun()
     elif job.status in ("failed", "cancelled"):
         st.error(f"Import job {job_id} {job.status}: {job.log_tail[-500:]}")
@@ -96,12 +96,11 @@ def _focus(url: str, names: dict[str, compare.ModelRow]) -> compare.RunFocus | N
         st.warning(f"Model {model_param!r} has no scores in the store.")
         return None
     link = (run_param, model_param)
-    if st.session_state.get(KEY + "link") != link:  # first render of this link only
-        st.session_state[KEY + "link"] = link
-        st.session_state[KEY + "models"] = [model_param]
-        st.session_state[KEY + "table_model"] = model_param
+    if state.first_time(state.COMPARE_LINK, link):  # first render of this link only
+        state.set_widget(state.COMPARE_MODELS, [model_param])
+        state.set_widget(state.COMPARE_TABLE_MODEL, model_param)
         if focus is not None:
-            st.session_state[KEY + "roc_condition"] = focus.condition
+            state.set_widget(state.COMPARE_ROC_CONDITION, focus.condition)
     return focus
 
 
@@ -170,7 +169,7 @@ def _empty_cell_note(table: score_tables.CompareTable) -> None:
 def _charts(datas: list[score_tables.ScoreData], chosen: list[str], conds: list[str],
             tables: list[score_tables.CompareTable], pick: str, fmt: str) -> None:
     st.subheader("ROC curves and score distributions")
-    roc_cond = st.selectbox("Condition", conds, key=KEY + "roc_condition")
+    roc_cond = st.selectbox("Condition", conds, key=state.COMPARE_ROC_CONDITION)
     curves = {}
     for d, t in zip(datas, tables):
         for c in dict.fromkeys([roc_cond] + ([ORIGINAL] if ORIGINAL in conds else [])):
@@ -206,9 +205,8 @@ if focus is not None:
     st.info(f"Run {focus.run_id}: **{focus.model_name}** on the {focus.kind} set "
             f"**{focus.imageset}** under **{focus.condition}**.", icon=":material/link:")
 c1, c2, c3 = st.columns([3, 2, 1])
-if KEY + "models" not in st.session_state:
-    st.session_state[KEY + "models"] = [models[0].name]
-chosen = c1.multiselect("Models", list(names), key=KEY + "models")
+state.default_widget(state.COMPARE_MODELS, [models[0].name])
+chosen = c1.multiselect("Models", list(names), key=state.COMPARE_MODELS)
 metric = c2.selectbox("Metric", list(METRICS), key=KEY + "metric",
                       format_func=lambda m: f"{m} ({METRICS[m].description})")
 fmt = c3.selectbox("Chart export", charts.EXPORT_FORMATS, key=KEY + "export_format")
@@ -251,9 +249,8 @@ for col, data, table in zip(st.columns(len(tables)), datas, tables):
     _model_column(col, data, table, metric, fmt, low, high)
 
 st.subheader("Table (click a cell to see its images)")
-if KEY + "table_model" in st.session_state and st.session_state[KEY + "table_model"] not in chosen:
-    del st.session_state[KEY + "table_model"]
-pick = st.selectbox("Model for the table", chosen, key=KEY + "table_model")
+state.drop_widget_value_unless(state.COMPARE_TABLE_MODEL, chosen)
+pick = st.selectbox("Model for the table", chosen, key=state.COMPARE_TABLE_MODEL)
 table = tables[chosen.index(pick)]
 event = components.data_table(
     table.values, key=KEY + "table", on_select="rerun", selection_mode="single-cell",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import jobqueue
+from dashboard import jobqueue, state
 from dashboard.components import condition_picker, data_table
 from db import imageset_stats
 from dashboard.paths import PathNotAllowed, data_roots, require_inside_roots
@@ -16,7 +16,7 @@ from db.models import ORIGINAL
 from db.session import database_url, session_scope
 from spai.imageio import ImageLoadError, thumbnail
 
-KEY = "imagesets."  # page prefix of this page's widget keys
+KEY = state.IMAGESETS  # page prefix of this page's widget keys
 THUMBNAILS = 12  # thumbnails shown per set
 THUMB_PX = 240  # side of the decoded thumbnails (shown at 120 px)
 PROBLEMS_SHOWN = 200  # per-file problems listed after a registration
@@ -115,8 +115,7 @@ def _registration_status(url: str, job_id: int) -> None:
                  icon=":material/error:")
         return
     _report(job.result or {})
-    if st.session_state.get(KEY + "shown") != job_id:  # refresh the overview below once
-        st.session_state[KEY + "shown"] = job_id
+    if state.first_time(state.IMAGESETS_SHOWN, job_id):  # refresh the overview below once
         st.rerun()
 
 
@@ -185,12 +184,12 @@ url = database_url()
 st.title("Image sets")
 queued = _register_form(url)
 if queued is not None:
-    st.session_state[KEY + "job"] = queued
+    state.watch_job(state.IMAGESETS_JOB, queued)
     from dashboard.resources import start_worker_once  # imports torch: only when needed
 
     start_worker_once()
-if st.session_state.get(KEY + "job") is not None:
-    _registration_status(url, st.session_state[KEY + "job"])
+if state.watched_job(state.IMAGESETS_JOB) is not None:
+    _registration_status(url, state.watched_job(state.IMAGESETS_JOB))
 
 with session_scope(url, readonly=True) as s:
     sets = imageset_stats.overview(s)

@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import components, resources, state
 from db.dashboard_models import image_by_id, image_history, images_in_set, imagesets_overview
 from db.session import session_scope
-from robustness.apply import apply_condition
+from robustness.apply import score_under_conditions
 
 if TYPE_CHECKING:  # torch loads with the model, after the page's first paint
     from spai.detector import Detector, Prediction, PreparedImage
@@ -101,7 +101,7 @@ def _spectral(det: Detector, prepared: PreparedImage, pred: Prediction) -> None:
     table = patch_table(pred.boxes, pred.attention, pred.similarity, grid_cols=pred.grid_cols)
     st.subheader("Patches")
     st.plotly_chart(components.patch_grid_figure(model_input, pred.boxes, pred.attention_mean),
-                    key="inspect.grid")
+                    key=state.INSPECT_GRID)
     components.data_table(table, hide_index=True)
     radius_default = det.config.model.fre.masking_radius
     patch = st.selectbox("Patch for the low/high-pass views", list(table["patch"]),
@@ -117,21 +117,23 @@ def _spectral(det: Detector, prepared: PreparedImage, pred: Prediction) -> None:
     cols[2].image(high, caption=f"high-pass, r >= {radius}")
 
 
-def _conditions(original: PreparedImage, sha: str) -> None:
+def _conditions(det: Detector, original: PreparedImage, sha: str) -> None:
     from spai.visualize import center_crop, log_spectrum, to_grey_image
     st.subheader("Under each condition")
     picked = components.condition_picker("Conditions", state.INSPECT_CONDITIONS,
                                          CONDITIONS_DEFAULT)
-    for cid in picked:
-        try:
-            variant, _ = apply_condition(original.image, cid, sha)
-        except Exception as exc:  # one failing condition must not hide the others
-            st.error(f"{cid}: {type(exc).__name__}: {exc}")
+    with st.spinner(f"Scoring {len(picked)} variants in one batch ..."):
+        results = score_under_conditions(det, original.image, sha, picked)
+    for r in results:
+        if r.image is None:  # one failing condition must not hide the others
+            st.error(f"{r.condition_id}: {r.error}")
             continue
+        score = components.fmt_value(r.score, ".4f") if r.error is None else f"not scored ({r.error})"
         left, right = st.columns(2)
-        left.image(variant, caption=f"{cid}, {variant.width}x{variant.height}")
-        right.image(to_grey_image(log_spectrum(center_crop(variant, SPECTRUM_PX))),
-                    caption=f"{cid}: spectrum")
+        left.image(r.image, caption=f"{r.condition_id}, {r.image.width}x{r.image.height}, "
+                                    f"score {score}")
+        right.image(to_grey_image(log_spectrum(center_crop(r.image, SPECTRUM_PX))),
+                    caption=f"{r.condition_id}: spectrum")
 
 
 st.title("Inspect an image")
@@ -147,11 +149,7 @@ if data is not None:
         st.error(f"{name}: {prepared}", icon=":material/broken_image:")
         prepared = None
 if prepared is not None:
-    pred = state.cached_prediction(det.info.sha256, sha)
-    if pred is None:
-        with st.spinner(f"Scoring {name} ..."):
-            pred = det.score_one(prepared, name)
-        state.store_prediction(det.info.sha256, sha, pred)
+    pred = resources.score_prepared(det, prepared, sha, name)
     if not pred.ok:
         st.error(f"{name}: {pred.error}", icon=":material/broken_image:")
     else:
@@ -159,4 +157,4 @@ if prepared is not None:
         _spectral(det, prepared, pred)
 _history(sha, image_id)
 if pred is not None and pred.ok:
-    _conditions(prepared, sha)
+    _conditions(det, prepared, sha)

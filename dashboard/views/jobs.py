@@ -7,13 +7,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import jobqueue, links
+from dashboard import jobqueue, links, state
 from dashboard.components import condition_picker, data_table
 from db import imageset_stats
 from db.models import ORIGINAL
 from db.session import database_url, session_scope
 
-KEY = "jobs."  # page prefix of this page's widget keys
+KEY = state.JOBS  # page prefix of this page's widget keys
 ACTIVE = ["queued", "running"]
 RECENT = 100  # jobs listed in the history table
 ACTIVE_LABEL = "{name} (active model)"  # the active model, registered when a job needs it

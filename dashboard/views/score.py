@@ -28,11 +28,13 @@ from db.dashboard_models import (
     verdict,
 )
 from db.session import database_url, session_scope
-from robustness.apply import apply_condition
+from robustness.apply import score_under_conditions
 from spai import calibration
 from spai.overlay import overlay_image, overlay_scale
 
 if TYPE_CHECKING:  # torch loads with the model, after the page's first paint
+    from PIL import Image
+
     from spai.detector import Detector, Prediction, PreparedImage
 
 MAX_UPLOAD_MB = 50  # per file; the server's maxUploadSize says the same
@@ -67,40 +69,27 @@ def _shipped(cal: calibration.Calibration | None, fprs: tuple[float, float]
     return ReferenceThresholds(by_fpr, cal.n_real, (f"shipped with the model: {cal.source}",))
 
 
-def _score(det: Detector, prepared: PreparedImage, sha: str, name: str) -> Prediction:
-    pred = state.cached_prediction(det.info.sha256, sha)
-    if pred is None:
-        with st.spinner(f"Scoring {name} ..."):
-            pred = det.score_one(prepared, name)  # decoded from the uploaded bytes as they are
-        state.store_prediction(det.info.sha256, sha, pred)
-    return pred
-
-
 def _what_if(det: Detector, prepared: PreparedImage, sha: str, conditions: list[str]
              ) -> list[tuple]:
     """The image under each condition (seeded by the image's sha256), all variants scored as
     one batch: rows of (condition, score, error, thumbnail)."""
     bar = st.progress(0.0, text="Making the variants ...")
-    variants, failed = {}, {}
-    for i, cid in enumerate(conditions):
-        try:
-            variants[cid], _ = apply_condition(prepared.image, cid, sha)
-        except Exception as exc:  # one condition failing must not stop the others
-            failed[cid] = f"{type(exc).__name__}: {exc}"
+
+    def made(i: int, cid: str) -> None:
         bar.progress((i + 1) / len(conditions), text=f"{i + 1}/{len(conditions)}: {cid}")
+
+    with st.spinner(f"Scoring {len(conditions)} variants in one batch ..."):
+        results = score_under_conditions(det, prepared.image, sha, conditions, on_variant=made)
     bar.empty()
-    with st.spinner(f"Scoring {len(variants)} variants in one batch ..."):
-        preds = dict(zip(variants, det.score_batch(list(variants.values()),
-                                                   names=list(variants))))
-    rows = []
-    for cid in conditions:
-        if cid in failed:
-            rows.append((cid, None, failed[cid], None))
-            continue
-        thumb = variants[cid].copy()
-        thumb.thumbnail((THUMB_PX, THUMB_PX))
-        rows.append((cid, preds[cid].score, preds[cid].error, thumb))
-    return rows
+    return [(r.condition_id, r.score, r.error, _thumbnail(r.image)) for r in results]
+
+
+def _thumbnail(img: Image.Image | None) -> Image.Image | None:
+    if img is None:
+        return None
+    thumb = img.copy()
+    thumb.thumbnail((THUMB_PX, THUMB_PX))
+    return thumb
 
 
 def _show_what_if(det: Detector, prepared: PreparedImage, sha: str, score: float) -> None:
@@ -129,7 +118,7 @@ def _show_score(det: Detector, name: str, sha: str, prepared: PreparedImage | st
     if isinstance(prepared, str):  # cannot be decoded: say why
         st.error(f"{name}: {prepared}", icon=":material/broken_image:")
         return None
-    pred = _score(det, prepared, sha, name)
+    pred = resources.score_prepared(det, prepared, sha, name)
     if not pred.ok:
         st.error(f"{name}: {pred.error}", icon=":material/broken_image:")
         return None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import charts, components, jobqueue
+from dashboard import charts, components, jobqueue, state
 from dashboard.training_log import METRICS_FILE, read_training_log
 from dashboard.paths import data_dir, require_inside_roots  # data_dir()/train/<tag>: runs
 from db import imageset_stats
@@ -15,7 +15,7 @@ from db.session import REPO_ROOT, database_url, session_scope
 from db.training_sets import write_training_csv
 from spai.weights import TRAINED
 
-KEY = "train."  # page prefix of this page's widget keys
+KEY = state.TRAIN  # page prefix of this page's widget keys
 TRAIN_KIND = "train"
 
 
@@ -117,7 +117,7 @@ def _launch_form(url: str) -> None:
     from dashboard.resources import start_worker_once  # imports torch: only when needed
 
     start_worker_once()
-    st.session_state[KEY + "job"] = job_id
+    state.watch_job(state.TRAIN_JOB, job_id)
     st.success(f"Queued training job {job_id} ({tag}).")
 
 
@@ -189,7 +189,7 @@ if not runs:
     st.stop()
 tags = {j.id: f"#{j.id} {j.params.get('tag', '')} ({j.status})" for j in runs}
 ids = list(tags)
-default = st.session_state.get(KEY + "job")
+default = state.watched_job(state.TRAIN_JOB)
 job_id = st.selectbox("Training job", ids, index=ids.index(default) if default in ids else 0,
                       key=KEY + "pick", format_func=tags.get)
 _live(url, job_id)
