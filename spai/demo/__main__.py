@@ -1,6 +1,7 @@
 """CLI: ``python -m spai.demo build`` (the demo data set), ``reproduce`` (set + model + card),
 ``evaluate`` (re-measure the shipped model), ``evaluate-build`` (measure it on a build with
-another seed) and ``calibrate`` (its verdict thresholds)."""
+another seed), ``calibrate`` (its verdict thresholds) and ``finetune`` (the robustness-aware
+fine-tune of the shipped model, weights/demo-robust)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,38 @@ def calibrate_cmd(data_dir: Path, output: Path, seed: int) -> None:
     from spai.demo.reproduce import calibrate
 
     calibrate(data_dir, output, seed=seed, log=click.echo)
+
+
+@cli.command("finetune")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("data/demo"),
+              show_default=True, help="The demo set (built with --build-seed when absent).")
+@click.option("--base", type=click.Path(path_type=Path), default=Path("weights/demo/spai_demo.pth"),
+              show_default=True, help="The model to fine-tune.")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("weights/demo-robust"),
+              show_default=True, help="Where the fine-tuned model, its eval.json and card go.")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=Path("output/demo-robust"),
+              show_default=True, help="Training run folder (replaced if present).")
+@click.option("--config", type=click.Path(path_type=Path), default=Path("configs/demo-robust.yaml"),
+              show_default=True, help="Fine-tuning config; must set AUG.CONDITIONS.")
+@click.option("--epochs", type=int, help="Override TRAIN.EPOCHS of the config.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fine-tuning seed.")
+@click.option("--build-seed", type=int, default=0, show_default=True,
+              help="Seed of the demo set the base model was trained on.")
+@click.option("--condition", "conditions", multiple=True,
+              help="Condition id to evaluate (repeatable); default: the card's main conditions.")
+def finetune_cmd(data_dir: Path, base: Path, output: Path, run_dir: Path, config: Path,
+                 epochs: int | None, seed: int, build_seed: int,
+                 conditions: tuple[str, ...]) -> None:  # fmt: skip
+    """Fine-tune the demo model with robustness conditions as training augmentation, measure it
+    before and after per condition on the test split, write the model and its card."""
+    from spai.demo.finetune import finetune
+    from spai.demo.reproduce import MAIN_CONDITIONS
+
+    try:
+        finetune(data_dir, base, output, run_dir, config, epochs, seed, build_seed,
+                 conditions or MAIN_CONDITIONS, log=click.echo)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 if __name__ == "__main__":

@@ -69,19 +69,20 @@ def _metrics(y: Sequence[int], p: Sequence[float]) -> dict[str, float]:
 def evaluate_split(weights: Path, csv_path: Path, split: str = "test",
                    conditions: Sequence[str] = ("original",),
                    log: Callable[[str], None] = print,
-                   subset: Collection[str] | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+                   subset: Collection[str] | None = None,
+                   cfg: Path | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
     """AUC/AP/ACC of `weights` on the `split` rows of `csv_path`, per robustness condition.
 
     Condition "original" is the image as stored; others go through
     ``robustness.apply.apply_condition(img, condition_id, image_key=<csv image path>)``.
     Unknown or unavailable conditions are reported with their error, never fatal. With
     `subset` (source photo ids), each condition also gets ``"subset"``: the metrics on the rows
-    of those photos only (same scores).
+    of those photos only (same scores). `cfg`: the model's config when it has no sidecar.
     """
     from spai.detector import Detector
     from spai.imageio import open_rgb
 
-    det = Detector.load(weights, device="cpu")
+    det = Detector.load(weights, cfg, device="cpu")
     with csv_path.open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == split]
     out: dict[str, dict[str, Any]] = {}
