@@ -1,8 +1,8 @@
 """Dashboard entrypoint: ``streamlit run dashboard/app.py`` (from the repository root).
 
-Only the frame lives here: page config, the bind rule (no sign-in: a non-loopback server serves
-nothing unless SPAI_ALLOW_UNAUTHENTICATED=1, and then a banner on every page; dashboard.access),
-navigation with sections, the shared sidebar (which model is active, DEMO badge) and the
+Only the frame lives here: page config, sign-in when ``[auth]`` is configured (every page
+requires it; dashboard.signin), else the bind rule (a non-loopback server serves nothing unless
+SPAI_ALLOW_UNAUTHENTICATED=1, and then a banner on every page; dashboard.access), navigation with sections, the shared sidebar (which model is active, DEMO badge) and the
 background worker start. Each page is a file in ``views/``; a page whose file does not exist yet
 is simply not listed. Nothing here imports torch: the frame and a page paint first, torch and
 the model load after (``resources.preload_in_background``, the pages' model spinner).
@@ -23,7 +23,7 @@ except ModuleNotFoundError:
              "repository (the README's set-up command does), then `spai-dashboard`.")
     st.stop()
 
-from dashboard import access, components, resources, state
+from dashboard import access, components, resources, signin, state
 from db.session import store_busy
 
 VIEWS = Path(__file__).resolve().parent / "views"
@@ -95,15 +95,18 @@ def retry_when_store_frees() -> None:
 st.set_page_config(page_title="SPAI dashboard", page_icon=":material/image_search:",
                    layout="wide")
 address = st.get_option("server.address")
-refusal = access.bind_problem(address)  # no sign-in: other machines only when allowed
-if refusal:
+actor = signin.gate() if signin.enabled() else None  # sign-in: every page, any bind
+refusal = access.bind_problem(address, signed_in=actor is not None)
+if refusal:  # no sign-in: other machines only when allowed
     st.error(refusal, icon=":material/block:")
     st.stop()
-if notice := access.banner(address):
+if notice := access.banner(address, signed_in=actor is not None):
     st.warning(notice, icon=":material/lock_open:")
 worker_problem = resources.start_worker_once()
 page = navigation()
 sidebar(worker_problem)
+if actor is not None:
+    signin.account_panel(actor)
 try:
     page.run()
     state.clear_store_busy()

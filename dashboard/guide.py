@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import jobqueue, state
+from dashboard import jobqueue, signin, state
 from db.onboarding import FirstRun, first_run
 from db.session import database_url, session_scope
 
@@ -59,7 +59,7 @@ def _step(col, url: str, progress: FirstRun, title: str, field: str, label: str,
         return
     if field == "study":
         with session_scope(url) as s:
-            job = jobqueue.enqueue_import_study(s)
+            job = jobqueue.enqueue_import_study(s, actor=signin.current_actor())
         from dashboard.resources import start_worker_once  # imports torch: only when needed
 
         start_worker_once()

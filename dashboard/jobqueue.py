@@ -6,7 +6,12 @@ Usage::
     from db.session import session_scope
     from dashboard import jobqueue
     with session_scope() as s:
-        job_id = jobqueue.enqueue_infer(s, model_id=1, imageset_id=3, condition_id="jpeg/q75")
+        job_id = jobqueue.enqueue_infer(s, model_id=1, imageset_id=3, condition_id="jpeg/q75",
+                                        actor=actor)
+
+Every function takes the ``actor`` a page acts for (``db.owners``): new jobs are theirs; only a
+job's owner or an administrator cancels, retries or deletes it, and only an administrator
+registers server folders or CSVs (``NotAllowed`` otherwise, with a message for the page).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from sqlalchemy.orm import Session
 from db import jobs
 from db.imagesets import label_layout, sha256_file
 from db.models import ORIGINAL, ImageSet, Job, Model
+from db.owners import LOCAL, Actor, require_admin, require_owner
 from db.queries import get_or_create_model
 from spai.weights import OFFICIAL, origin_of
 
@@ -38,17 +44,18 @@ def _require(session: Session, entity: type, key: Any, what: str) -> None:
 
 def register_model(
     session: Session, weights: str | Path, *, name: str | None = None,
-    cfg: str | Path | None = None, origin: str = OFFICIAL,
+    cfg: str | Path | None = None, origin: str = OFFICIAL, owner: str | None = None,
 ) -> int:
-    """Record a weights file as a model (hashing it) and return the model id. An existing model
-    of that name whose recorded file or sha256 differs is refused (``ValueError``)."""
+    """Record a weights file as a model (``owner``'s, hashing it) and return the model id. An
+    existing model of that name whose recorded file or sha256 differs is refused
+    (``ValueError``)."""
     path = Path(weights).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     config = {"cfg_path": str(Path(cfg).resolve())} if cfg is not None else {}
     digest = sha256_file(path)
     model = get_or_create_model(session, name or path.stem, origin=origin, path=str(path),
-                                sha256=digest, config=config)
+                                sha256=digest, config=config, owner=owner)
     if model.sha256 != digest or model.path != str(path):
         raise ValueError(
             f"model {model.name!r} is already registered with {model.path} (sha256 "
@@ -57,7 +64,10 @@ def register_model(
     return model.id
 
 
-def ensure_model(session: Session, weights: str | Path, *, cfg: str | Path | None = None) -> int:
+def ensure_model(
+    session: Session, weights: str | Path, *, cfg: str | Path | None = None,
+    owner: str | None = None,
+) -> int:
     """The id of the model whose weights file is ``weights``, registering it first if no model
     has that file (named after the file; ``<stem>-<sha8>`` when the name is taken)."""
     path = Path(weights).resolve()
@@ -69,12 +79,12 @@ def ensure_model(session: Session, weights: str | Path, *, cfg: str | Path | Non
     name = path.stem
     if session.scalar(select(Model.id).where(Model.name == name)) is not None:
         name = f"{path.stem}-{sha256_file(path)[:8]}"
-    return register_model(session, path, name=name, cfg=cfg, origin=origin_of(path))
+    return register_model(session, path, name=name, cfg=cfg, origin=origin_of(path), owner=owner)
 
 
 def enqueue_infer(
     session: Session, *, model_id: int, imageset_id: int, condition_id: str = ORIGINAL,
-    batch_size: int = 16, device: str = "auto",
+    batch_size: int = 16, device: str = "auto", actor: Actor = LOCAL,
 ) -> int:
     """Queue scoring of an image set under a condition (derived files are made first)."""
     _require(session, Model, model_id, "model")
@@ -85,19 +95,19 @@ def enqueue_infer(
     return jobs.enqueue(session, "infer", {
         "model_id": model_id, "imageset_id": imageset_id, "condition_id": condition_id,
         "batch_size": batch_size, "device": device,
-    })
+    }, owner=actor.owner)
 
 
 def enqueue_score_set(
     session: Session, *, weights: str | Path, cfg: str | Path | None = None,
-    imageset_ids: list[int], conditions: list[str],
+    imageset_ids: list[int], conditions: list[str], actor: Actor = LOCAL,
 ) -> list[int]:
     """Queue scoring of image sets under conditions with the model in ``weights`` (registered
     when needed); each job derives its condition's files first. Returns the job ids."""
     if not imageset_ids or not conditions:
         raise ValueError("choose at least one image set and one condition")
-    model_id = ensure_model(session, weights, cfg=cfg)
-    return [enqueue_infer(session, model_id=model_id, imageset_id=i, condition_id=c)
+    model_id = ensure_model(session, weights, cfg=cfg, owner=actor.owner)
+    return [enqueue_infer(session, model_id=model_id, imageset_id=i, condition_id=c, actor=actor)
             for i in imageset_ids for c in conditions]
 
 
@@ -136,6 +146,7 @@ def check_run_name(
 
 def enqueue_train(
     session: Session, params: dict[str, Any], *, train_dir: str | Path, resume: bool = False,
+    actor: Actor = LOCAL,
 ) -> int:
     """Queue a training job writing to ``<train_dir>/<params['tag']>`` (see ``check_run_name``:
     an existing name is refused unless ``resume``, which continues that run from its last
@@ -144,54 +155,70 @@ def enqueue_train(
                          resume=resume)
     if not params.get("data_path"):
         raise ValueError("train job: give data_path (a training CSV)")
-    return jobs.enqueue(session, "train", dict(params, output=str(out)))
+    return jobs.enqueue(session, "train", dict(params, output=str(out)), owner=actor.owner)
 
 
-def enqueue_make_condition(session: Session, *, imageset_id: int, condition_id: str) -> int:
+def enqueue_make_condition(
+    session: Session, *, imageset_id: int, condition_id: str, actor: Actor = LOCAL,
+) -> int:
     """Queue derivation of an image set's files under a condition."""
     _require(session, ImageSet, imageset_id, "image set")
     return jobs.enqueue(session, "make-condition",
-                        {"imageset_id": imageset_id, "condition_id": condition_id})
+                        {"imageset_id": imageset_id, "condition_id": condition_id},
+                        owner=actor.owner)
 
 
 def enqueue_register_folder(
     session: Session, folder: str, *, name: str, kind: str | None,
-    generator: str | None = None,
+    generator: str | None = None, actor: Actor,
 ) -> int:
     """Queue registration of a folder of images as an image set of label ``kind`` (real or
     fake), or, with ``kind=None``, as ``<name>-real`` and ``<name>-fake`` from its label
-    subfolders (``db.imagesets.label_layout``)."""
+    subfolders (``db.imagesets.label_layout``). Administrators only."""
+    require_admin(actor, "register server folders")
     if kind is None and label_layout(folder) is None:
         raise ValueError(f"{folder} has no real/ and fake/ subfolders: choose its label")
     return jobs.enqueue(session, "import", {"source": "register-folder", "folder": folder,
-                                             "name": name, "kind": kind, "generator": generator})
+                                             "name": name, "kind": kind, "generator": generator},
+                        owner=actor.owner)
 
 
 def enqueue_register_csv(
     session: Session, csv_path: str, root: str, *, name: str, generator: str | None = None,
-    split: str | None = None,
+    split: str | None = None, actor: Actor,
 ) -> int:
-    """Queue registration of an official-format CSV (image,class[,split]) under a root folder."""
+    """Queue registration of an official-format CSV (image,class[,split]) under a root folder.
+    Administrators only (it reads server folders)."""
+    require_admin(actor, "register server folders")
     return jobs.enqueue(session, "import", {"source": "register-csv", "csv_path": csv_path,
                                              "root": root, "name": name, "generator": generator,
-                                             "split": split})
+                                             "split": split}, owner=actor.owner)
 
 
-def enqueue_import_study(session: Session, folder: str | None = None) -> int:
-    """Queue an import of a study folder (default: the shipped robustness study)."""
-    return jobs.enqueue(session, "import", {"source": "study", "folder": folder})
+def enqueue_import_study(
+    session: Session, folder: str | None = None, *, actor: Actor = LOCAL,
+) -> int:
+    """Queue an import of a study folder (default: the shipped robustness study; another
+    folder is a server folder: administrators only)."""
+    if folder is not None:
+        require_admin(actor, "import a study from a server folder")
+    return jobs.enqueue(session, "import", {"source": "study", "folder": folder},
+                        owner=actor.owner)
 
 
 def enqueue_import_csv(
     session: Session, csv_path: str, *, model_name: str, condition_id: str = ORIGINAL,
     imageset: str | None = None, root: str | None = None, score_column: str | None = None,
+    actor: Actor,
 ) -> int:
-    """Queue an import of an official ``infer`` output CSV as one run."""
+    """Queue an import of an official ``infer`` output CSV as one run. Administrators only
+    (it reads server files)."""
+    require_admin(actor, "import CSV files from the server")
     return jobs.enqueue(session, "import", {
         "source": "csv", "csv_path": csv_path, "model_name": model_name,
         "condition_id": condition_id, "imageset": imageset, "root": root,
         "score_column": score_column,
-    })
+    }, owner=actor.owner)
 
 
 def describe(session: Session, views: list[JobView]) -> dict[int, str]:
@@ -254,18 +281,28 @@ def _sentence(v: JobView, models: dict[int, str], sets: dict[int, str]) -> str:
     return f"{v.kind} job"
 
 
-def cancel(session: Session, job_id: int) -> str:
-    """Request cancellation; returns the job's status after the request."""
+def _require_job_owner(session: Session, job_id: int, actor: Actor, action: str) -> None:
+    owner = session.scalar(select(Job.owner).where(Job.id == job_id))
+    if owner is None and session.get(Job, job_id) is None:
+        raise KeyError(f"no job with id {job_id}")
+    require_owner(actor, owner, f"{action} job {job_id}")
+
+
+def cancel(session: Session, job_id: int, *, actor: Actor) -> str:
+    """Request cancellation (the job's owner or an administrator); returns the job's status
+    after the request."""
+    _require_job_owner(session, job_id, actor, "cancel")
     return jobs.request_cancel(session, job_id)
 
 
-def retry(session: Session, job_id: int, *, redo_errors: bool = False,
+def retry(session: Session, job_id: int, *, actor: Actor, redo_errors: bool = False,
           error_kind: str | None = None) -> int:
-    """Requeue a job; it resumes where it stopped. With ``redo_errors`` its error rows (only
-    those of ``error_kind`` when given) are computed again, and a done job may be requeued.
-    Returns how many error rows will be redone."""
+    """Requeue a job (the job's owner or an administrator); it resumes where it stopped. With
+    ``redo_errors`` its error rows (only those of ``error_kind`` when given) are computed
+    again, and a done job may be requeued. Returns how many error rows will be redone."""
     from db.retry import redo_errors as forget_errors
 
+    _require_job_owner(session, job_id, actor, "retry")
     redone = forget_errors(session, job_id, kind=error_kind) if redo_errors else 0
     jobs.requeue(session, job_id, allow_done=redo_errors)
     return redone

@@ -3,8 +3,9 @@
 Streamlit reads ``.streamlit/config.toml`` from the working directory, so the server is started
 from the repository root: the loopback bind, XSRF protection, upload cap and usage-statistics
 setting there apply however the command was launched. A bind other than loopback is refused
-before anything starts unless ``SPAI_ALLOW_UNAUTHENTICATED=1`` (see ``dashboard.access``; the app
-checks again, whatever started it).
+before anything starts unless sign-in is configured (an ``[auth]`` section in the secrets file)
+or ``SPAI_ALLOW_UNAUTHENTICATED=1`` (see ``dashboard.access``; the app checks again, whatever
+started it).
 """
 
 from __future__ import annotations
@@ -41,12 +42,32 @@ def requested_address(extra: list[str], env: dict[str, str] | None = None) -> st
     return None
 
 
+def secrets_files(extra: list[str]) -> list[Path]:
+    """The secrets files Streamlit will read: ``--secrets.files`` on the command line, else
+    ``~/.streamlit/secrets.toml`` and the repository's ``.streamlit/secrets.toml``."""
+    given = [a.split("=", 1)[1] for a in extra if a.startswith("--secrets.files=")]
+    given += [extra[i + 1] for i, a in enumerate(extra[:-1]) if a == "--secrets.files"]
+    if given:
+        return [Path(p).expanduser() for p in given]
+    return [Path.home() / ".streamlit" / "secrets.toml", REPO_ROOT / ".streamlit" / "secrets.toml"]
+
+
+def auth_configured(extra: list[str]) -> bool:
+    """Whether a secrets file Streamlit will read has an ``[auth]`` section."""
+    import tomllib
+
+    for path in secrets_files(extra):
+        if path.is_file() and "auth" in tomllib.loads(path.read_text()):
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Replace this process by ``streamlit run dashboard/app.py`` in the repository root."""
     from dashboard.access import bind_problem
 
     extra = sys.argv[1:] if argv is None else argv
-    problem = bind_problem(requested_address(extra))
+    problem = bind_problem(requested_address(extra), signed_in=auth_configured(extra))
     if problem:
         sys.exit(f"spai-dashboard: {problem}")
     args = streamlit_argv(extra)

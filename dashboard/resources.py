@@ -24,6 +24,7 @@ from spai.weights import ActiveModel
 from spai.weights import active_model as choose_model
 
 if TYPE_CHECKING:  # torch is imported when the model is loaded, after the page's first paint
+    from db.owners import Actor
     from spai.detector import Detector, Prediction, PreparedImage
 
 ENV_START_WORKER = "SPAI_START_WORKER"  # "0": the app does not start a background worker
@@ -49,12 +50,14 @@ def saved_default_model() -> str | None:
         return None
 
 
-def save_default_model(path: str | None) -> None:
+def save_default_model(path: str | None, *, actor: Actor) -> None:
     """Save `path` as the default model for every user of the store (None: back to the
-    environment's or the built-in choice)."""
+    environment's or the built-in choice). Administrators only (``db.owners.NotAllowed``)."""
+    from db.owners import require_admin
     from db.session import session_scope
     from db.settings import DEFAULT_MODEL, set_setting
 
+    require_admin(actor, "change the default model")
     with session_scope() as s:
         set_setting(s, DEFAULT_MODEL, path)
 

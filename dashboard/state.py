@@ -39,6 +39,7 @@ MODELS_CHOICE = "models.choice"
 MODELS_STORED = "models.stored"
 MODELS_SET_DEFAULT = "models.set_default"
 MODELS_CLEAR_DEFAULT = "models.clear_default"
+MODELS_DELETE = "models.delete"  # delete the picked stored model (owner or administrator)
 
 # --- non-widget state -------------------------------------------------------------------------
 _PREDICTIONS = "app.predictions"  # (model sha, image sha) -> Prediction
@@ -50,6 +51,7 @@ COMPARE_LINK = COMPARE + "link"  # the (?run, ?model) link last applied to the w
 IMAGESETS_JOB = IMAGESETS + "job"  # the registration job the Image sets page watches
 IMAGESETS_SHOWN = IMAGESETS + "shown"  # the finished job whose sets the overview was refreshed for
 TRAIN_JOB = TRAIN + "job"  # the training run the Train page shows first
+JOBS_REFUSED = JOBS + "refused"  # why the last cancel, retry or delete was refused
 
 
 def item_key(prefix: str, name: str, item: str) -> str:
@@ -112,6 +114,19 @@ def watch_job(key: str, job_id: int | None) -> None:
         st.session_state.pop(key, None)
     else:
         st.session_state[key] = job_id
+
+
+def note(key: str, message: str | None) -> None:
+    """Keep ``message`` under ``key`` to show on later runs (None forgets it)."""
+    if message is None:
+        st.session_state.pop(key, None)
+    else:
+        st.session_state[key] = message
+
+
+def noted(key: str) -> str | None:
+    """The message kept under ``key``, or None."""
+    return st.session_state.get(key)
 
 
 def first_time(key: str, token: Any) -> bool:

@@ -77,10 +77,11 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     name = f"trained-{p.get('tag') or ctx.job_id}"
     with session_scope(ctx.url) as s:
         try:
-            model_id = register_model(s, ckpt, name=name, cfg=cfg_path, origin="trained")
+            model_id = register_model(s, ckpt, name=name, cfg=cfg_path, origin="trained",
+                                      owner=ctx.owner)
         except ValueError:  # a resumed run: the name holds its earlier checkpoint
             model_id = register_model(s, ckpt, name=f"{name}-step{result.steps}", cfg=cfg_path,
-                                      origin="trained")
+                                      origin="trained", owner=ctx.owner)
     return {"output": str(result.output), "best_checkpoint": str(ckpt), "best_epoch": result.best_epoch,
             "steps": result.steps, "model_id": model_id, "skipped_images": len(result.skipped)}
 

@@ -115,6 +115,7 @@ class JobContext:
     total: int | None = None
     lost_after: float = WorkerConfig.stale_after - WorkerConfig.heartbeat_seconds
     beat_ok_at: float = field(default_factory=time.monotonic)  # last heartbeat that landed
+    owner: str | None = None  # who queued the job: rows it creates are theirs (db.owners)
 
     def should_stop(self) -> bool:
         return (self.cancel_event.is_set() or self._lost() or self.stop_event.is_set())
@@ -400,7 +401,7 @@ def open_infer_run(ctx: JobContext) -> InferRun:
             get_or_create_condition(s, ORIGINAL, family="identity")
         else:
             _ensure_condition_row(s, condition_id)
-        run = get_or_create_run(s, model.id, iset.id, condition_id,
+        run = get_or_create_run(s, model.id, iset.id, condition_id, owner=ctx.owner,
                                 settings={"batch_size": batch, "job_id": ctx.job_id})
         s.execute(update(Run).where(Run.id == run.id).values(
             status="running", started_at=func.coalesce(Run.started_at, utcnow())))
@@ -497,12 +498,13 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
             ctx.check()
 
         if p.get("source") == "study":
-            rep = import_study(s, p.get("folder"), checkpoint=checkpoint)
+            rep = import_study(s, p.get("folder"), checkpoint=checkpoint, owner=ctx.owner)
         elif p.get("source") == "csv":
             rep = import_csv(s, p["csv_path"], model_name=p["model_name"],
                              condition_id=p.get("condition_id") or ORIGINAL,
                              imageset=p.get("imageset"), root=p.get("root"),
-                             score_column=p.get("score_column"), checkpoint=checkpoint)
+                             score_column=p.get("score_column"), checkpoint=checkpoint,
+                             owner=ctx.owner)
         else:
             raise ValueError(f"import job: source must be 'study', 'csv', 'register-folder' or "
                              f"'register-csv', got "
@@ -533,15 +535,16 @@ def _run_register(ctx: JobContext) -> dict[str, Any]:
             ctx.check()
 
         if p["source"] == "register-folder" and p.get("kind") is None:
-            rep = register_labelled_folder(s, p["folder"], name=p["name"],
+            rep = register_labelled_folder(s, p["folder"], name=p["name"], owner=ctx.owner,
                                            generator=p.get("generator"), checkpoint=checkpoint)
         elif p["source"] == "register-folder":
             rep = register_folder(s, p["folder"], name=p["name"], kind=p["kind"],
-                                  generator=p.get("generator"), checkpoint=checkpoint)
+                                  generator=p.get("generator"), checkpoint=checkpoint,
+                                  owner=ctx.owner)
         else:
             rep = register_csv(s, p["csv_path"], p["root"], name=p["name"],
                                generator=p.get("generator"), split=p.get("split"),
-                               checkpoint=checkpoint)
+                               checkpoint=checkpoint, owner=ctx.owner)
     for problem in rep.problems[:PROBLEMS_LOGGED]:
         ctx.log(f"{problem.path}: {problem.reason}")
     seen = rep.added + rep.already_present
@@ -611,7 +614,7 @@ class Worker:
             if job is None:
                 return None
             ctx = JobContext(job.id, job.kind, dict(job.params or {}), self.id, self.url,
-                             stop_event=self.stop_event,
+                             stop_event=self.stop_event, owner=job.owner,
                              lost_after=cfg.stale_after - cfg.heartbeat_seconds)
             resumed = job.attempts > 1
         self.ctx = ctx

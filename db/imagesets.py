@@ -92,14 +92,15 @@ def resolve_inside(root: Path, relpath: str) -> Path:
 
 def ensure_imageset(
     session: Session, name: str, *, kind: str, root: str | None, origin: str,
-    generator: str | None = None,
+    generator: str | None = None, owner: str | None = None,
 ) -> ImageSet:
-    """Return the image set ``name``, creating it; an existing one must have the same kind."""
+    """Return the image set ``name``, creating it (for ``owner``); an existing one must have
+    the same kind."""
     if kind not in IMAGESET_KINDS:
         raise ValueError(f"image set kind must be one of {IMAGESET_KINDS}, got {kind!r}")
     insert_ignore(session, ImageSet.__table__, [{
         "name": name, "kind": kind, "root": root, "origin": origin, "generator": generator,
-        "created_at": utcnow(),
+        "created_at": utcnow(), "owner": owner,
     }])
     found = session.scalars(select(ImageSet).where(ImageSet.name == name)).one()
     if found.kind != kind:
@@ -154,14 +155,15 @@ def register_folder(
     session: Session, folder: str | Path, *, name: str, kind: str,
     generator: str | None = None, recursive: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS, checkpoint: Checkpoint | None = None,
+    owner: str | None = None,
 ) -> RegistrationReport:
     """Register every image file under ``folder`` as the set ``name`` with label ``kind``
-    (``checkpoint`` as in ``_register_paths``)."""
+    (``checkpoint`` as in ``_register_paths``; a new set is ``owner``'s)."""
     root = Path(folder).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
     imageset = ensure_imageset(session, name, kind=kind, root=str(root), origin="folder",
-                               generator=generator)
+                               generator=generator, owner=owner)
     files = image_files(root, recursive=recursive)
     report = RegistrationReport()
     _register_paths(session, imageset, root,
@@ -191,7 +193,7 @@ def image_files(folder: Path, *, recursive: bool = True) -> list[Path]:
 
 def register_labelled_folder(
     session: Session, folder: str | Path, *, name: str, generator: str | None = None,
-    checkpoint: Checkpoint | None = None,
+    checkpoint: Checkpoint | None = None, owner: str | None = None,
 ) -> RegistrationReport:
     """Register a folder with label subfolders (``label_layout``) as ``<name>-real`` and
     ``<name>-fake``, each rooted at its subfolder. Images outside the two subfolders are
@@ -207,7 +209,7 @@ def register_labelled_folder(
     report = RegistrationReport()
     for kind, sub in layout.items():
         imageset = ensure_imageset(session, f"{name}-{kind}", kind=kind, root=str(sub.resolve()),
-                                   origin="folder", generator=generator)
+                                   origin="folder", generator=generator, owner=owner)
         _register_paths(session, imageset, sub.resolve(),
                         [(None, p.relative_to(sub).as_posix()) for p in image_files(sub)],
                         report, checkpoint=checkpoint)
@@ -222,6 +224,7 @@ def register_csv(
     session: Session, csv_path: str | Path, root: str | Path, *, name: str,
     generator: str | None = None, split: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS, checkpoint: Checkpoint | None = None,
+    owner: str | None = None,
 ) -> RegistrationReport:
     """Register the rows of an official ``image,class,split`` CSV (paths relative to ``root``).
 
@@ -252,7 +255,7 @@ def register_csv(
     for kind in kinds:
         set_name = name if len(kinds) == 1 else f"{name}-{kind}"
         imageset = ensure_imageset(session, set_name, kind=kind, root=str(root), origin="csv",
-                                   generator=generator)
+                                   generator=generator, owner=owner)
         _register_paths(session, imageset, root, by_kind[kind], report, max_pixels,
                         checkpoint=checkpoint)
     return report

@@ -117,9 +117,10 @@ def _read_scores(path: Path, score_column: str | None) -> tuple[list[dict], str]
 def attach_scores(
     session: Session, *, imageset: ImageSet, condition_id: str, model: Model,
     relpaths: list[str], scores: list[float | None], source: str, report: ImportReport,
-    root: Path | None = None,
+    root: Path | None = None, owner: str | None = None,
 ) -> list[int]:
-    """Store one file's scores as the run (model, set, condition); return image ids by row.
+    """Store one file's scores as the run (model, set, condition; a new run is ``owner``'s);
+    return image ids by row.
 
     Images are matched by exact path, then by path without extension; unmatched rows become
     new images (with a derived-image row when the condition is not the original).
@@ -158,7 +159,7 @@ def attach_scores(
                    for iid, rel in zip(image_ids, relpaths)]
         report.derived_added += insert_ignore(session, DerivedImage.__table__, derived)
     run = get_or_create_run(session, model.id, imageset.id, condition_id, status="imported",
-                            settings={"source": source})
+                            settings={"source": source}, owner=owner)
     seen: set[int] = set()
     preds = []
     for row, (iid, score) in enumerate(zip(image_ids, scores), start=1):
@@ -220,9 +221,11 @@ def _study_files(cond_dir: Path, report: ImportReport) -> list[Path]:
 
 
 def import_study(
-    session: Session, folder: str | Path | None = None, *, checkpoint: Checkpoint | None = None
+    session: Session, folder: str | Path | None = None, *, checkpoint: Checkpoint | None = None,
+    owner: str | None = None,
 ) -> ImportReport:
-    """Import a study folder laid out like the robustness study (default: the shipped copy).
+    """Import a study folder laid out like the robustness study (default: the shipped copy);
+    the sets, models and runs it creates are ``owner``'s.
 
     ``checkpoint(report)`` is called after each file's run (a worker commits there and checks
     for a cancel; an import stopped there resumes, rows already imported are kept)."""
@@ -233,9 +236,9 @@ def import_study(
         raise ValueError(f"{root} is not a study folder: it has none of the condition folders "
                          f"{', '.join(c.spai_dir + '/' for c in STUDY_CONDITIONS)}")
     report = ImportReport()
-    spai = get_or_create_model(session, SPAI_STUDY_MODEL, origin=IMPORTED,
+    spai = get_or_create_model(session, SPAI_STUDY_MODEL, origin=IMPORTED, owner=owner,
                                config={"weights": "official SPAI weights", "source": str(root.name)})
-    roger = get_or_create_model(session, ROGER_STUDY_MODEL, origin=IMPORTED,
+    roger = get_or_create_model(session, ROGER_STUDY_MODEL, origin=IMPORTED, owner=owner,
                                 config={"fused": "SPAI + SplitMLP-v1", "source": str(root.name)})
     for cond in STUDY_CONDITIONS:
         cond_dir = root / cond.spai_dir
@@ -254,15 +257,15 @@ def import_study(
                                        f"the {kind}_ prefix; file skipped")
                 continue
             imageset = ensure_imageset(session, name, kind=kind, root=None, origin=STUDY_ORIGIN,
-                                       generator=name)
+                                       generator=name, owner=owner)
             image_ids_by_set[name] = attach_scores(
                 session, imageset=imageset, condition_id=cond.id, model=spai,
                 relpaths=[r["image"] for r in records],
                 scores=[_float_or_none(r[col]) for r in records],
-                source=str(path.relative_to(root)), report=report)
+                source=str(path.relative_to(root)), report=report, owner=owner)
             if checkpoint is not None:
                 checkpoint(report)
-        _import_roger(session, root, cond, roger, image_ids_by_set, report)
+        _import_roger(session, root, cond, roger, image_ids_by_set, report, owner)
         if checkpoint is not None:
             checkpoint(report)
     ignored = root / "combi-model" / "eval_results"
@@ -273,7 +276,7 @@ def import_study(
 
 def _import_roger(
     session: Session, root: Path, cond: StudyCondition, roger: Model,
-    image_ids_by_set: dict[str, list[int]], report: ImportReport,
+    image_ids_by_set: dict[str, list[int]], report: ImportReport, owner: str | None,
 ) -> None:
     folder = root / "combi-model" / cond.roger_dir
     if not folder.is_dir():
@@ -297,7 +300,8 @@ def _import_roger(
         imageset = session.scalars(select(ImageSet).where(ImageSet.name == name)).one()
         run = get_or_create_run(session, roger.id, imageset.id, cond.id, status="imported",
                                 settings={"source": str(path.relative_to(root)),
-                                          "paired_by": "row order with the SPAI file"})
+                                          "paired_by": "row order with the SPAI file"},
+                                owner=owner)
         preds = [{"run_id": run.id, "image_id": iid, "score": _float_or_none(r["spai"]),
                   "error": None if _float_or_none(r["spai"]) is not None else "no score"}
                  for iid, r in zip(ids, records)]
@@ -311,9 +315,10 @@ def import_csv(
     session: Session, csv_path: str | Path, *, model_name: str, condition_id: str = ORIGINAL,
     imageset: str | None = None, root: str | Path | None = None, score_column: str | None = None,
     model_origin: str = IMPORTED, new_condition: bool = False,
-    checkpoint: Checkpoint | None = None,
+    checkpoint: Checkpoint | None = None, owner: str | None = None,
 ) -> ImportReport:
-    """Import an official ``infer`` output CSV (``image,class,split,<tag>``) as a run.
+    """Import an official ``infer`` output CSV (``image,class,split,<tag>``) as a run (new
+    rows are ``owner``'s).
 
     The image set is ``imageset`` (default: the file's stem); a file mixing both classes is
     split into ``<name>-real`` and ``<name>-fake``. With ``root``, images whose file exists
@@ -325,7 +330,7 @@ def import_csv(
     if not new_condition:
         check_condition_id(session, condition_id)
     report = ImportReport()
-    model = get_or_create_model(session, model_name, origin=model_origin)
+    model = get_or_create_model(session, model_name, origin=model_origin, owner=owner)
     get_or_create_condition(session, condition_id)
     root_path = Path(root).resolve() if root is not None else None
     base = imageset or path.stem
@@ -341,11 +346,11 @@ def import_csv(
         name = base if len(kinds) == 1 else f"{base}-{kind}"
         iset = ensure_imageset(session, name, kind=kind,
                                root=str(root_path) if root_path else None,
-                               origin=f"csv:{path.name}", generator=name)
+                               origin=f"csv:{path.name}", generator=name, owner=owner)
         attach_scores(session, imageset=iset, condition_id=condition_id, model=model,
                       relpaths=[r["image"] for r in groups[kind]],
                       scores=[_float_or_none(r[col]) for r in groups[kind]],
-                      source=str(path), report=report, root=root_path)
+                      source=str(path), report=report, root=root_path, owner=owner)
         if checkpoint is not None:
             checkpoint(report)
     return report

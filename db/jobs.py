@@ -50,6 +50,7 @@ class JobView:
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
+    owner: str | None = None  # who queued it (db.owners); None without sign-in
 
 
 def view(job: Job) -> JobView:
@@ -59,13 +60,16 @@ def view(job: Job) -> JobView:
         worker_id=job.worker_id, attempts=job.attempts, cancel_requested=job.cancel_requested,
         log_tail=job.log_tail or "", traceback=job.traceback, result=job.result,
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-        heartbeat_at=job.heartbeat_at,
+        heartbeat_at=job.heartbeat_at, owner=job.owner,
     )
 
 
-def enqueue(session: Session, kind: str, params: dict[str, Any] | None = None) -> int:
-    """Queue a job and return its id; the same job (kind and parameters) already queued or
-    running is not queued twice: its id is returned instead."""
+def enqueue(
+    session: Session, kind: str, params: dict[str, Any] | None = None, *,
+    owner: str | None = None,
+) -> int:
+    """Queue a job for ``owner`` and return its id; the same job (kind and parameters) already
+    queued or running is not queued twice: its id is returned instead (whoever queued it)."""
     if not kind or not isinstance(kind, str):
         raise ValueError(f"job kind must be a non-empty string, got {kind!r}")
     params = dict(params or {})
@@ -77,7 +81,7 @@ def enqueue(session: Session, kind: str, params: dict[str, Any] | None = None) -
         if _canonical(other or {}) == same:
             return job_id
     job = Job(kind=kind, params=params, status="queued", created_at=server_now(),
-              progress_done=0, attempts=0, cancel_requested=False, log_tail="")
+              progress_done=0, attempts=0, cancel_requested=False, log_tail="", owner=owner)
     session.add(job)
     session.flush()
     return job.id

@@ -30,6 +30,7 @@ RUN_STATUSES = ("pending", "running", "done", "failed", "cancelled", "imported")
 JOB_KINDS = ("infer", "make-condition", "import", "train")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ORIGINAL = "original"  # the condition id of unmodified images
+OWNER_LEN = 320  # an owner is a signed-in e-mail address (at most 320 characters) or subject
 
 
 def utcnow() -> datetime:
@@ -51,6 +52,7 @@ class ImageSet(Base):
     root: Mapped[str | None] = mapped_column(Text)  # folder image paths are relative to
     origin: Mapped[str] = mapped_column(String(200))  # folder | csv | study:<name> | ...
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LEN))  # see db.owners
 
     images: Mapped[list[Image]] = relationship(back_populates="imageset")
 
@@ -108,6 +110,7 @@ class Model(Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     origin: Mapped[str] = mapped_column(String(20))  # one of spai.weights.ORIGINS
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LEN))
 
 
 class Run(Base):
@@ -123,6 +126,7 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LEN))
 
 
 class Prediction(Base):
@@ -162,6 +166,7 @@ class Job(Base):
     log_tail: Mapped[str] = mapped_column(Text, default="")
     traceback: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column()
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LEN))
 
 
 class Worker(Base):

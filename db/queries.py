@@ -151,24 +151,26 @@ def get_or_create_condition(
 
 def get_or_create_model(
     session: Session, name: str, *, origin: str, path: str | None = None,
-    sha256: str | None = None, config: dict | None = None,
+    sha256: str | None = None, config: dict | None = None, owner: str | None = None,
 ) -> Model:
-    """Return the model named ``name``, creating it with the given fields if absent."""
+    """Return the model named ``name``, creating it with the given fields (and ``owner``, see
+    ``db.owners``) if absent."""
     insert_ignore(session, Model.__table__, [{
         "name": name, "origin": origin, "path": path, "sha256": sha256,
-        "config": config or {}, "created_at": utcnow(),
+        "config": config or {}, "created_at": utcnow(), "owner": owner,
     }])
     return session.scalars(select(Model).where(Model.name == name)).one()
 
 
 def get_or_create_run(
     session: Session, model_id: int, imageset_id: int, condition_id: str, *,
-    status: str = "pending", settings: dict | None = None,
+    status: str = "pending", settings: dict | None = None, owner: str | None = None,
 ) -> Run:
-    """Return the run for (model, image set, condition), creating it if absent."""
+    """Return the run for (model, image set, condition), creating it (for ``owner``) if
+    absent."""
     insert_ignore(session, Run.__table__, [{
         "model_id": model_id, "imageset_id": imageset_id, "condition_id": condition_id,
-        "status": status, "settings": settings or {}, "created_at": utcnow(),
+        "status": status, "settings": settings or {}, "created_at": utcnow(), "owner": owner,
     }])
     return session.scalars(select(Run).where(
         Run.model_id == model_id, Run.imageset_id == imageset_id,

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig
+from db.owners import LOCAL
 from db.session import dispose_all, session_scope
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +126,7 @@ def test_register_folder_without_layout_needs_a_label(app_env, tmp_path: Path) -
     with session_scope(url, readonly=True) as s:
         assert jobqueue.recent(s) == []
     with session_scope(url) as s, pytest.raises(ValueError, match="choose its label"):
-        jobqueue.enqueue_register_folder(s, str(folder), name="x", kind=None)
+        jobqueue.enqueue_register_folder(s, str(folder), name="x", kind=None, actor=LOCAL)
 
 
 def test_register_bad_inputs_show_messages(app_env, tmp_path: Path) -> None:

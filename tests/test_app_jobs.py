@@ -13,6 +13,7 @@ from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig
 from db import jobs
 from db.imagesets import register_folder
+from db.owners import LOCAL
 from db.queries import count_predictions, run_summaries
 from db.session import session_scope
 
@@ -90,7 +91,7 @@ def test_import_jobs_count_and_read_like_sentences(page_store) -> None:
         for i in range(2):
             Image.new("RGB", (24, 24), (40 * i, 90, 10)).save(folder / label / f"{i}.png")
     with session_scope(url) as s:
-        jobqueue.enqueue_register_folder(s, str(folder), name="mine", kind=None)
+        jobqueue.enqueue_register_folder(s, str(folder), name="mine", kind=None, actor=LOCAL)
         jobs.enqueue(s, "make-condition", {"imageset_id": 99, "condition_id": "jpeg/q75"})
     assert Worker(WorkerConfig(once=True, max_jobs=1), url=url).serve() == 1
     at = _page()

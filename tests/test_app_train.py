@@ -17,6 +17,7 @@ from dashboard.training_log import read_training_log
 from db import jobs
 from db.imagesets import register_labelled_folder
 from db.models import ImageSet, Model
+from db.owners import LOCAL
 from db.session import session_scope
 from db.training_sets import write_training_csv
 
@@ -153,7 +154,7 @@ def test_existing_run_name_refused_unless_resume(page_store) -> None:
     at.button(key="train.queue").click().run()
     assert "a run named 'mine' exists" in at.error[0].value
     with session_scope(url) as s:
-        jobqueue.cancel(s, 1)  # (a resume of a run still queued is that same job)
+        jobqueue.cancel(s, 1, actor=LOCAL)  # (a resume of a run still queued is that same job)
     at.checkbox(key="train.resume").check().run()
     at.button(key="train.queue").click().run()
     assert "Queued training job 2 (mine)." in at.success[0].value

@@ -39,7 +39,7 @@ def _png(path: Path, size=(32, 24), color=(200, 10, 10)) -> None:
 def test_migrations_from_empty(db_url: str) -> None:
     engine = init_db(db_url)
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     init_db(db_url)  # idempotent
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:

@@ -29,6 +29,7 @@ from dashboard import jobqueue
 from db import jobs
 from db.models import Prediction, Run
 from db.models import Worker as WorkerRow
+from db.owners import LOCAL
 from db.session import REPO_ROOT, session_scope
 from worker_support import IMAGES, image_set, wait_for
 
@@ -265,7 +266,7 @@ def test_registering_2000_files_while_two_workers_finish_jobs(
     set_id, _ = image_set(sqlite_url, tmp_path / "small", [PHOTO])
     conditions = ["jpeg/q50", "jpeg/q75", "jpeg/q90", "meme", "instagram/lark", "instagram/moon"]
     with session_scope(sqlite_url) as s:
-        register = jobqueue.enqueue_register_folder(s, str(big), name="big", kind="real")
+        register = jobqueue.enqueue_register_folder(s, str(big), name="big", kind="real", actor=LOCAL)
         others = [jobqueue.enqueue_make_condition(s, imageset_id=set_id, condition_id=c)
                   for c in conditions]
     logs = [tmp_path / f"w{i}.log" for i in range(3)]

@@ -15,6 +15,7 @@ from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig
 from db import jobs
 from db.models import Image, Prediction
+from db.owners import LOCAL
 from db.session import session_scope
 from worker_support import IMAGES, image_set
 
@@ -46,16 +47,16 @@ def test_retry_redoes_error_rows_of_the_chosen_kind(
         assert jobs.get_job(s, job_id).status == "done"
         assert jobqueue.error_kinds(s, job_id) == {"unreadable image": 1}
         # Another kind redoes nothing; a done job without redo cannot be requeued.
-        assert jobqueue.retry(s, job_id, redo_errors=True, error_kind="disk full") == 0
+        assert jobqueue.retry(s, job_id, actor=LOCAL, redo_errors=True, error_kind="disk full") == 0
     _run_queue(sqlite_url)
     assert _by_name(sqlite_url)["zz_broken.png"][0] is None
     with session_scope(sqlite_url) as s:
         with pytest.raises(ValueError, match="only failed or cancelled jobs"):
-            jobqueue.retry(s, job_id)
+            jobqueue.retry(s, job_id, actor=LOCAL)
     shutil.copy(IMAGES / NAMES[0], folder / "zz_broken.png")  # the copy has completed now
     before = _by_name(sqlite_url)
     with session_scope(sqlite_url) as s:
-        assert jobqueue.retry(s, job_id, redo_errors=True, error_kind="unreadable image") == 1
+        assert jobqueue.retry(s, job_id, actor=LOCAL, redo_errors=True, error_kind="unreadable image") == 1
     _run_queue(sqlite_url)
     after = _by_name(sqlite_url)
     assert after["zz_broken.png"][1] is None
@@ -77,7 +78,7 @@ def _cancel_once_done(ctx, url: str, at: int) -> list[int]:
         calls.append(done)
         if done >= at:
             with session_scope(url) as s:
-                jobqueue.cancel(s, ctx.job_id)
+                jobqueue.cancel(s, ctx.job_id, actor=LOCAL)
         original(done, total)
 
     ctx.progress = progress
@@ -92,7 +93,7 @@ def test_registration_checks_cancellation_between_batches(sqlite_url: str, tmp_p
     for i in range(130):  # three batches of REGISTER_BATCH (64)
         shutil.copy(IMAGES / NAMES[1], folder / f"{i:03d}.png")
     with session_scope(sqlite_url) as s:
-        jobqueue.enqueue_register_folder(s, str(folder), name="many", kind="real")
+        jobqueue.enqueue_register_folder(s, str(folder), name="many", kind="real", actor=LOCAL)
         job = jobs.claim(s, "w", ["import"])
     ctx = JobContext(job.id, job.kind, dict(job.params), "w", sqlite_url)
     calls = _cancel_once_done(ctx, sqlite_url, 64)  # once the first batch is in

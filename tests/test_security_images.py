@@ -21,6 +21,7 @@ from dashboard.worker import Worker, WorkerConfig
 from db import jobs
 from db.imagesets import inspect_image
 from db.models import DerivedImage, Image as ImageRow, Prediction
+from db.owners import LOCAL
 from db.session import session_scope
 from spai.__main__ import main as spai_main
 from spai.imageio import ImageLoadError, open_image, open_rgb, thumbnail
@@ -78,7 +79,7 @@ def test_a_bomb_is_one_error_row_in_registration_derivation_and_inference(
     shutil.copy(IMAGES / "02_rgb_500x300.png", folder / "good.png")
     shutil.copy(IMAGES / "04_rgb_97x130.png", folder / "late.png")
     with session_scope(sqlite_url) as s:
-        jobqueue.enqueue_register_folder(s, str(folder), name="bombs", kind="fake")
+        jobqueue.enqueue_register_folder(s, str(folder), name="bombs", kind="fake", actor=LOCAL)
     reg = _run_next_job(sqlite_url)
     assert reg.status == "done", reg.traceback
     assert [p["path"] for p in reg.result["problems"]] == ["bomb.png"]

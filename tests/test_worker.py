@@ -18,6 +18,7 @@ from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig, ensure_worker_running
 from db import jobs
 from db.models import DerivedImage, Image, Prediction, Run, Worker as WorkerRow
+from db.owners import LOCAL
 from db.session import REPO_ROOT, session_scope
 from worker_support import cancel_when_started, image_set as _image_set, wait_for
 
@@ -183,7 +184,7 @@ def test_import_job_runs_in_the_worker(sqlite_url: str, tmp_path: Path) -> None:
     out = tmp_path / "fake_mine.csv"
     out.write_text("image,class,split,spai\nx/1.png,1,test,0.75\nx/2.png,1,test,0.25\n")
     with session_scope(sqlite_url) as s:
-        job_id = jobqueue.enqueue_import_csv(s, str(out), model_name="imported model")
+        job_id = jobqueue.enqueue_import_csv(s, str(out), model_name="imported model", actor=LOCAL)
         bad = jobs.enqueue(s, "import", {"source": "nowhere"})
     Worker(WorkerConfig(once=True), url=sqlite_url).serve()
     with session_scope(sqlite_url) as s:

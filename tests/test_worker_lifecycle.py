@@ -22,6 +22,7 @@ from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig, pid_alive
 from db import jobs
 from db.models import Worker as WorkerRow
+from db.owners import LOCAL
 from db.session import REPO_ROOT, dispose_all, session_scope
 from worker_support import wait_for
 
@@ -127,7 +128,7 @@ def test_a_dead_worker_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         folder.mkdir()
         Image.new("RGB", (32, 32)).save(folder / "a.png")
         with session_scope(url) as s:
-            job = jobqueue.enqueue_register_folder(s, str(folder), name="x", kind="real")
+            job = jobqueue.enqueue_register_folder(s, str(folder), name="x", kind="real", actor=LOCAL)
         at = new_app().run()
         assert not at.exception
         second = resources._worker_slot().proc

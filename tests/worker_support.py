@@ -14,6 +14,7 @@ from pathlib import Path
 from dashboard import jobqueue
 from db import jobs
 from db.imagesets import register_folder
+from db.owners import LOCAL
 from db.session import session_scope
 
 TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
@@ -57,7 +58,7 @@ def cancel_when_started(url: str, job_id: int, proc: subprocess.Popen,
     try:
         wait(url, job_id, lambda v: v.progress_done >= 2)
         with session_scope(url) as s:
-            assert jobqueue.cancel(s, job_id) == "running"
+            assert jobqueue.cancel(s, job_id, actor=LOCAL) == "running"
         view = wait(url, job_id, lambda v: v.status != "running")
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, components, jobqueue, links, state, study_sections
+from dashboard import charts, components, jobqueue, links, signin, state, study_sections
 from db import compare
 from db.browse import cell_images
 from db.models import ORIGINAL
@@ -46,7 +46,7 @@ def _import_panel(url: str) -> None:
             "tables here.", icon=":material/database:")
     if st.button("Import the robustness study", key=KEY + "import", type="primary"):
         with session_scope(url) as s:
-            job_id = jobqueue.enqueue_import_study(s)
+            job_id = jobqueue.enqueue_import_study(s, actor=signin.current_actor())
         from dashboard.resources import start_worker_once  # imports torch: only when needed
 
         start_worker_once()

@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import jobqueue, state
+from dashboard import jobqueue, signin, state
 from dashboard.components import condition_picker, data_table
-from db import imageset_stats
+from db import imageset_stats, removal
+from db.owners import NotAllowed
 from dashboard.paths import PathNotAllowed, data_roots, require_inside_roots
 from db.imagesets import label_layout, resolve_inside
 from db.models import ORIGINAL
@@ -56,8 +57,8 @@ def _folder_form(url: str) -> int | None:
         with session_scope(url) as s:
             return jobqueue.enqueue_register_folder(
                 s, allowed, name=name.strip() or Path(allowed).name, kind=kind,
-                generator=gen.strip() or None)
-    except ValueError as exc:
+                generator=gen.strip() or None, actor=signin.current_actor())
+    except (ValueError, NotAllowed) as exc:
         st.error(f"Registration failed: {exc}", icon=":material/error:")
     return None
 
@@ -85,14 +86,17 @@ def _csv_form(url: str) -> int | None:
         with session_scope(url) as s:
             return jobqueue.enqueue_register_csv(
                 s, str(csv_file), str(root_dir), name=csv_name.strip(),
-                generator=csv_gen.strip() or None, split=split.strip() or None)
-    except ValueError as exc:
+                generator=csv_gen.strip() or None, split=split.strip() or None,
+                actor=signin.current_actor())
+    except (ValueError, NotAllowed) as exc:
         st.error(f"Registration failed: {exc}", icon=":material/error:")
     return None
 
 
 def _register_form(url: str) -> int | None:
     """The two registration tabs; returns the id of a registration job just queued."""
+    if not signin.current_actor().admin:
+        st.caption("Only an administrator may register server folders and CSVs.")
     folder_tab, csv_tab = st.tabs(["Register a folder", "Register an official CSV"])
     with folder_tab:
         queued = _folder_form(url)
@@ -175,7 +179,8 @@ def _score_form(url: str, imageset_id: int, name: str, with_file: int) -> None:
         return
     with session_scope(url) as s:
         ids = jobqueue.enqueue_score_set(s, weights=choice.weights, cfg=choice.cfg,
-                                         imageset_ids=[imageset_id], conditions=conditions)
+                                         imageset_ids=[imageset_id], conditions=conditions,
+                                         actor=signin.current_actor())
     start_worker_once()
     st.success(f"Queued job(s) {', '.join(map(str, ids))}: follow them on the Jobs page.")
 
@@ -200,6 +205,7 @@ if sets.empty:
 data_table(sets.drop(columns=["id"]), hide_index=True, key=KEY + "overview")
 
 names = list(sets["name"])
+state.drop_widget_value_unless(KEY + "set", names)  # a deleted set's name
 chosen = st.selectbox("Set", names, key=KEY + "set")
 row = sets[sets["name"] == chosen].iloc[0]
 with session_scope(url, readonly=True) as s:
@@ -220,9 +226,21 @@ st.subheader("Derive condition variants")
 conds = condition_picker("Conditions", KEY + "conditions", [])
 if st.button("Queue derivation jobs", key=KEY + "derive", disabled=not conds):
     with session_scope(url) as s:
-        ids = [jobqueue.enqueue_make_condition(s, imageset_id=int(row["id"]), condition_id=c)
+        ids = [jobqueue.enqueue_make_condition(s, imageset_id=int(row["id"]), condition_id=c,
+                                               actor=signin.current_actor())
                for c in conds]
     from dashboard.resources import start_worker_once  # imports torch: only when needed
 
     start_worker_once()
     st.success(f"Queued job(s) {', '.join(map(str, ids))}; follow them on the Jobs page.")
+
+st.subheader("Delete this set")
+sure = st.checkbox(f"Delete {row['name']} with its images' scores and its runs (the files on "
+                   "disk stay)", key=KEY + "delete_sure")
+if st.button("Delete the set", key=KEY + "delete", disabled=not sure):
+    try:
+        with session_scope(url) as s:
+            removal.delete_imageset(s, int(row["id"]), actor=signin.current_actor())
+        st.rerun()
+    except (ValueError, NotAllowed) as exc:
+        st.error(str(exc), icon=":material/block:")

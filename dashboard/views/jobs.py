@@ -1,4 +1,6 @@
-"""Jobs: launch inference runs, watch the queue live, cancel, read logs and failures."""
+"""Jobs: launch inference runs, watch the queue live, cancel, read logs and failures. With
+sign-in, only a job's owner or an administrator may cancel, retry or delete it (the job queue
+refuses; the page shows why)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import jobqueue, links, state
-from dashboard.components import condition_picker, data_table
-from db import imageset_stats
+from dashboard import jobqueue, links, signin, state
+from dashboard.components import MISSING, condition_picker, data_table
+from db import imageset_stats, removal
 from db.models import ORIGINAL
+from db.owners import NotAllowed
 from db.session import database_url, session_scope
 
 KEY = state.JOBS  # page prefix of this page's widget keys
@@ -65,7 +68,7 @@ def _launch_form(url: str) -> None:
             with session_scope(url) as s:
                 ids = jobqueue.enqueue_score_set(
                     s, weights=weights, cfg=cfg, imageset_ids=[int(set_ids[c]) for c in chosen],
-                    conditions=conditions)
+                    conditions=conditions, actor=signin.current_actor())
             _start_worker()
             st.success(f"Queued job(s) {', '.join(map(str, ids))}.")
 
@@ -80,6 +83,18 @@ def _progress(job: jobqueue.JobView) -> float:
     return min(job.progress_done / job.progress_total, 1.0) if job.progress_total else 0.0
 
 
+def _act(url: str, action, job_id: int, **kwargs) -> bool:
+    """Run ``action(session, job_id, actor=..., **kwargs)``; a refusal is kept to be shown."""
+    try:
+        with session_scope(url) as s:
+            action(s, job_id, actor=signin.current_actor(), **kwargs)
+    except NotAllowed as exc:
+        state.note(state.JOBS_REFUSED, str(exc))
+        return False
+    state.note(state.JOBS_REFUSED, None)
+    return True
+
+
 @st.fragment(run_every="2s")
 def _live(url: str) -> None:
     """Queued and running jobs with progress and a cancel button, then every recent job
@@ -88,6 +103,8 @@ def _live(url: str) -> None:
         jobs = jobqueue.recent(s, limit=RECENT)
         names = jobqueue.describe(s, jobs)
     active = [j for j in jobs if j.status in ACTIVE]
+    if refused := state.noted(state.JOBS_REFUSED):
+        st.error(refused, icon=":material/block:")
     st.subheader(f"Active jobs ({len(active)})")
     if not active:
         st.caption("Nothing queued or running.")
@@ -96,10 +113,8 @@ def _live(url: str) -> None:
         note = " · cancelling" if job.cancel_requested else ""
         left.progress(_progress(job), text=f"#{job.id} {names[job.id]}: {job.status} "
                       f"{jobqueue.progress_text(job)}{note}")
-        if right.button("Cancel", key=f"{KEY}cancel.{job.id}", disabled=job.cancel_requested):
-            with session_scope(url) as s:
-                jobqueue.cancel(s, job.id)
-            st.rerun(scope="fragment")
+        right.button("Cancel", key=f"{KEY}cancel.{job.id}", disabled=job.cancel_requested,
+                     on_click=_act, args=(url, jobqueue.cancel, job.id))  # before the rerun
     st.subheader("All jobs")
     if not jobs:
         st.caption("No jobs yet.")
@@ -108,7 +123,10 @@ def _live(url: str) -> None:
                            "progress": jobqueue.progress_text(j),
                            "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                            "finished": j.finished_at.strftime("%H:%M:%S") if j.finished_at
-                           else "", "attempts": j.attempts} for j in jobs])
+                           else "", "attempts": j.attempts, "owner": j.owner or MISSING}
+                          for j in jobs])
+    if not signin.enabled():  # without sign-in nobody owns anything
+        table = table.drop(columns=["owner"])
     data_table(table, hide_index=True, key=KEY + "history")
     _details(url, jobs, names)
 
@@ -127,6 +145,10 @@ def _details(url: str, jobs: list[jobqueue.JobView], names: dict[int, str]) -> N
         st.code(job.traceback or "(no traceback recorded)", language="text")
     st.code(job.log_tail or "(empty log)", language="text")
     _retry(url, job)
+    if job.status not in ACTIVE and st.button("Delete this job", key=KEY + "delete",
+                                              help="Its runs and image sets stay"):
+        _act(url, removal.delete_job, job.id)
+        st.rerun()
 
 
 def _retry(url: str, job: jobqueue.JobView) -> None:
@@ -143,10 +165,9 @@ def _retry(url: str, job: jobqueue.JobView) -> None:
                             index=1 if job.status == "done" else 0, key=KEY + "redo",
                             format_func=lambda k: f"{k} ({kinds[k]})" if k in kinds else k)
     if st.button("Retry (resume)", key=KEY + "retry"):
-        with session_scope(url) as s:
-            jobqueue.retry(s, job.id, redo_errors=redo != NO_REDO,
-                           error_kind=None if redo in (NO_REDO, ALL_ERRORS) else redo)
-        _start_worker()
+        if _act(url, jobqueue.retry, job.id, redo_errors=redo != NO_REDO,
+                error_kind=None if redo in (NO_REDO, ALL_ERRORS) else redo):
+            _start_worker()
         st.rerun()
 
 

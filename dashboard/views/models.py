@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import components, resources, state
+from dashboard import components, resources, signin, state
 from db.dashboard_models import evaluation_summary, store_model_ids, stored_models
+from db.owners import NotAllowed
+from db.removal import delete_model
 from db.session import session_scope
 from spai.config import load_config
 from spai.weights import DEMO, OFFICIAL, ModelFile, catalogue, environment_model
@@ -74,13 +76,18 @@ if checkpoints:
                           "user)", list(names), index=list(names).index(current) if current else 0,
                           format_func=names.get, key=state.MODELS_CHOICE)
     left, right = st.columns(2)
-    if left.button("Use as default", key=state.MODELS_SET_DEFAULT):
-        resources.save_default_model(choice)
-        st.success(f"Default model: {names[choice]}")
-    if saved and right.button("Forget the saved default", key=state.MODELS_CLEAR_DEFAULT,
-                              help="Back to SPAI_MODEL_WEIGHTS, or official weights, or the demo"):
-        resources.save_default_model(None)
-        st.success("The saved default is forgotten.")
+    actor = signin.current_actor()
+    try:
+        if left.button("Use as default", key=state.MODELS_SET_DEFAULT):
+            resources.save_default_model(choice, actor=actor)
+            st.success(f"Default model: {names[choice]}")
+        if saved and right.button("Forget the saved default", key=state.MODELS_CLEAR_DEFAULT,
+                                  help="Back to SPAI_MODEL_WEIGHTS, or official weights, or the "
+                                  "demo"):
+            resources.save_default_model(None, actor=actor)
+            st.success("The saved default is forgotten.")
+    except NotAllowed as exc:
+        st.error(str(exc), icon=":material/block:")
 
 st.header("Models in the store")
 with session_scope(readonly=True) as s:
@@ -98,3 +105,11 @@ else:
         st.caption("This model has no stored predictions.")
     else:
         components.data_table(summary, hide_index=True)
+    if st.button(f"Delete {by_id[pick]} from the store", key=state.MODELS_DELETE,
+                 help="With its runs and their scores; the weights file stays"):
+        try:
+            with session_scope() as s:
+                delete_model(s, pick, actor=signin.current_actor())
+            st.rerun()
+        except (ValueError, NotAllowed) as exc:
+            st.error(str(exc), icon=":material/block:")

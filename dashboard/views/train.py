@@ -7,10 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import charts, components, jobqueue, state
+from dashboard import charts, components, jobqueue, signin, state
 from dashboard.training_log import METRICS_FILE, read_training_log
 from dashboard.paths import data_dir, require_inside_roots  # data_dir()/train/<tag>: runs
 from db import imageset_stats
+from db.owners import NotAllowed
 from db.session import REPO_ROOT, database_url, session_scope
 from db.training_sets import write_training_csv
 from spai.weights import TRAINED
@@ -110,7 +111,8 @@ def _launch_form(url: str) -> None:
                 params |= {"data_path": str(made.path), "csv_root_dir": str(made.root)}
                 st.caption("Training CSV: " + ", ".join(f"{n} {what}" for what, n
                                                         in made.counts.items()))
-            job_id = jobqueue.enqueue_train(s, params, train_dir=_train_dir(), resume=resume)
+            job_id = jobqueue.enqueue_train(s, params, train_dir=_train_dir(), resume=resume,
+                                            actor=signin.current_actor())
     except (ValueError, KeyError) as exc:
         st.error(str(exc).strip("'\""), icon=":material/error:")
         return
@@ -144,8 +146,11 @@ def _live(url: str, job_id: int) -> None:
                 text=f"job {job.id}: {job.status} · step {done}/{total or '?'}")
     if job.status in ("queued", "running") and st.button(
             "Cancel", key=f"{KEY}cancel.{job.id}", disabled=job.cancel_requested):
-        with session_scope(url) as s:
-            jobqueue.cancel(s, job.id)
+        try:
+            with session_scope(url) as s:
+                jobqueue.cancel(s, job.id, actor=signin.current_actor())
+        except NotAllowed as exc:
+            st.error(str(exc), icon=":material/block:")
     if log.steps.empty:
         st.caption(f"No metrics yet in `{out / METRICS_FILE}`.")
     else:
@@ -173,7 +178,8 @@ def _register(url: str, job: jobqueue.JobView, out: Path) -> None:
         try:
             with session_scope(url) as s:
                 model_id = jobqueue.register_model(s, ckpt, name=name, cfg=job.params.get("cfg"),
-                                                   origin=TRAINED)
+                                                   origin=TRAINED,
+                                                   owner=signin.current_actor().owner)
             st.success(f"Registered model {model_id} ({name}); use it on the Jobs page.")
         except (OSError, ValueError) as exc:
             st.error(f"Cannot register: {exc}")
