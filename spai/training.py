@@ -351,15 +351,6 @@ def _device(name: str) -> torch.device:
     return dev
 
 
-def _optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
-    if scaler is not None:
-        scaler.step(opt)
-        scaler.update()
-    else:
-        opt.step()
-    opt.zero_grad(set_to_none=True)
-
-
 def _check_conditions(conditions: tuple[tuple[str, float], ...]) -> None:
     """Every AUG.CONDITIONS id must be registered (the error lists the valid ones)."""
     from robustness.registry import get
@@ -404,13 +395,41 @@ class _Log:
         return self.on_progress is None or self.on_progress(event) is not False
 
 
-def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = None) -> TrainResult:
-    """Train SPAI per `cfg` on `options.data_path`; returns where the checkpoints are."""
+@dataclass
+class _Run:
+    """What one training run holds while it runs; ``step``, ``best`` and the logs change."""
+
+    cfg: Config
+    options: TrainOptions
+    out: Path
+    log: _Log
+    device: torch.device
+    use_amp: bool
+    model: SPAI
+    opt: torch.optim.Optimizer
+    sched: WarmupCosine
+    scaler: torch.amp.GradScaler | None
+    train_s: list[Sample]
+    val_s: list[Sample]
+    tests: dict[str, list[Sample]]  # test CSV -> its test rows, scored every epoch
+    accum: int  # micro-batches per optimiser step
+    steps_per_epoch: int  # optimiser steps
+    step: int = 0  # optimiser steps done
+    best: dict[str, Any] = field(default_factory=lambda: {"val_loss": math.inf, "epoch": None})
+    best_path: Path | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # image -> why it was left out
+    history: list[dict[str, Any]] = field(default_factory=list)  # one event per epoch
+    last_loss: float = math.nan
+    t0: float = 0.0
+
+
+def _setup(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None) -> _Run:
+    """Read the data, build the model (pretrained backbone or init weights), the optimiser,
+    the schedule and the gradient scaler."""
     t_cfg = cfg.train
     if t_cfg.loss != "bce":
         raise ValueError(f"TRAIN.LOSS {t_cfg.loss!r} is not supported; valid: bce")
     device = _device(options.device)
-    use_amp = options.amp and device.type == "cuda"
     out = Path(options.output) if options.output else Path(cfg.output) / cfg.tag
     out.mkdir(parents=True, exist_ok=True)
     log = _Log(out / METRICS_FILE, on_progress)
@@ -421,7 +440,7 @@ def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = N
     if not train_s:
         raise ValueError(f"{options.data_path}: no rows with split 'train'")
     tests = {str(c): [s for s in read_csv_samples(c, r) if s.split == "test"]
-             for c, r in options.test_csvs}  # fmt: skip
+             for c, r in options.test_csvs}
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
@@ -429,7 +448,7 @@ def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = N
         info = load_pretrained_backbone(model, Path(options.pretrained))
         model.freeze_backbone(True)
         log({"type": "info", "pretrained": str(options.pretrained),
-             "missing": len(info["missing"]), "unexpected": len(info["unexpected"])})  # fmt: skip
+             "missing": len(info["missing"]), "unexpected": len(info["unexpected"])})
     else:
         model.freeze_backbone(False)
     if options.init_from is not None and options.resume is None:
@@ -441,125 +460,163 @@ def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = N
     groups = param_groups(model, t_cfg.weight_decay, t_cfg.layer_decay, t_cfg.layer_decay_mode)
     opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in groups],
                             lr=t_cfg.base_lr, eps=t_cfg.optimizer_eps,
-                            betas=tuple(t_cfg.optimizer_betas))  # fmt: skip
+                            betas=tuple(t_cfg.optimizer_betas))
     accum = max(1, t_cfg.accumulation_steps)
-    batch = cfg.data.batch_size
-    micro_per_epoch = math.ceil(len(train_s) / batch)
+    micro_per_epoch = math.ceil(len(train_s) / cfg.data.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / accum)
     sched = WarmupCosine(opt, t_cfg.base_lr, t_cfg.min_lr, t_cfg.warmup_lr,
-                         t_cfg.warmup_epochs * steps_per_epoch, t_cfg.epochs * steps_per_epoch)  # fmt: skip
+                         t_cfg.warmup_epochs * steps_per_epoch, t_cfg.epochs * steps_per_epoch)
+    use_amp = options.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    return _Run(cfg, options, out, log, device, use_amp, model, opt, sched, scaler, train_s,
+                val_s, tests, accum, steps_per_epoch)
 
-    step, best = 0, {"val_loss": math.inf, "epoch": None}
-    best_path: Path | None = None
-    if options.resume is not None:
-        ck = torch.load(options.resume, map_location="cpu", weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["lr_scheduler"])
-        if scaler is not None and "scaler" in ck:
-            scaler.load_state_dict(ck["scaler"])
-        step = int(ck.get("step", (ck["epoch"] + 1) * steps_per_epoch))
-        best = dict(ck.get("best", best))
-        if best.get("epoch") is not None:
-            cand = out / f"ckpt_epoch_{best['epoch']}.pth"
-            best_path = cand if cand.is_file() else None
-        log({"type": "info", "resumed_from": str(options.resume), "step": step})
 
+def _resume(run: _Run, path: Path) -> None:
+    """Continue from a training checkpoint: weights, optimiser, schedule, scaler, the step
+    count and the best epoch so far."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["lr_scheduler"])
+    if run.scaler is not None and "scaler" in ck:
+        run.scaler.load_state_dict(ck["scaler"])
+    run.step = int(ck.get("step", (ck["epoch"] + 1) * run.steps_per_epoch))
+    run.best = dict(ck.get("best", run.best))
+    if run.best.get("epoch") is not None:
+        cand = run.out / f"ckpt_epoch_{run.best['epoch']}.pth"
+        run.best_path = cand if cand.is_file() else None
+    run.log({"type": "info", "resumed_from": str(path), "step": run.step})
+
+
+def _loader(run: _Run) -> tuple[torch.utils.data.DataLoader, _ConditionLog]:
+    """The training batches (augmented views; AUG.CONDITIONS checked, logged and recorded)."""
+    cfg, options = run.cfg, run.options
     if cfg.aug.conditions:
         _check_conditions(cfg.aug.conditions)
-        log({"type": "info", "aug_conditions": [list(c) for c in cfg.aug.conditions],
-             "conditions_file": CONDITIONS_FILE})
-    record_conditions = _ConditionLog(out / CONDITIONS_FILE)
-    dataset = _ViewsDataset(train_s, cfg)
-    sampler = _EpochSampler(len(train_s), cfg.seed)
+        run.log({"type": "info", "aug_conditions": [list(c) for c in cfg.aug.conditions],
+                 "conditions_file": CONDITIONS_FILE})
+    record_conditions = _ConditionLog(run.out / CONDITIONS_FILE)
+    dataset = _ViewsDataset(run.train_s, cfg)
+    sampler = _EpochSampler(len(run.train_s), cfg.seed)
     workers = cfg.data.num_workers if options.num_workers is None else options.num_workers
-    pin = (cfg.data.pin_memory if options.pin_memory is None else options.pin_memory)
-    loader_kw: dict[str, Any] = {"batch_size": batch, "sampler": sampler, "collate_fn": _collate,
-                                 "num_workers": workers, "pin_memory": pin and device.type == "cuda"}  # fmt: skip
+    pin = cfg.data.pin_memory if options.pin_memory is None else options.pin_memory
+    loader_kw: dict[str, Any] = {"batch_size": cfg.data.batch_size, "sampler": sampler,
+                                 "collate_fn": _collate, "num_workers": workers,
+                                 "pin_memory": pin and run.device.type == "cuda"}
     if workers > 0:
         loader_kw["prefetch_factor"] = options.prefetch_factor or cfg.data.prefetch_factor
-    loader = torch.utils.data.DataLoader(dataset, **loader_kw)
-    loss_fn = nn.BCEWithLogitsLoss()
+    return torch.utils.data.DataLoader(dataset, **loader_kw), record_conditions
 
-    skipped: dict[str, str] = {}
-    history: list[dict[str, Any]] = []
-    cancelled = False
-    last_loss = math.nan
-    start_epoch = step // steps_per_epoch
-    t0 = time.perf_counter()
-    for epoch in range(start_epoch, t_cfg.epochs):
-        dataset.epoch = sampler.epoch = epoch
-        sampler.start = (step - epoch * steps_per_epoch) * accum * batch  # resume mid-epoch
-        model.train()
-        opt.zero_grad(set_to_none=True)
+
+def _optimizer_step(run: _Run) -> tuple[float, torch.Tensor]:
+    """One optimiser step on the accumulated gradients (schedule, unscale, clip, step, zero);
+    returns (learning rate, gradient norm before clipping)."""
+    lr = run.sched.step_update(run.step)
+    if run.scaler is not None:
+        run.scaler.unscale_(run.opt)
+    norm = nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.train.clip_grad or math.inf)
+    if run.scaler is not None:
+        run.scaler.step(run.opt)
+        run.scaler.update()
+    else:
+        run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    run.step += 1
+    return lr, norm
+
+
+def _train_epoch(run: _Run, loader: torch.utils.data.DataLoader, record_conditions: _ConditionLog,
+                 epoch: int) -> bool:
+    """The optimiser steps of one epoch (from the resume point within it); False when the
+    progress callback cancelled."""
+    cfg, batch = run.cfg, run.cfg.data.batch_size
+    loader.dataset.epoch = loader.sampler.epoch = epoch  # keys the augmentation and the order
+    loader.sampler.start = (run.step - epoch * run.steps_per_epoch) * run.accum * batch
+    run.model.train()
+    run.opt.zero_grad(set_to_none=True)
+    loss_fn = nn.BCEWithLogitsLoss()
+    pending = 0  # micro-batches accumulated since the last optimiser step
+    for x, y, bad, applied in loader:
+        for msg in bad:
+            run.skipped.setdefault(msg.split(": ", 1)[0], msg.split(": ", 1)[-1])
+        record_conditions(applied)
+        if x is not None:
+            torch.manual_seed(cfg.seed * 1_000_003 + run.step)  # dropout / drop-path per step
+            x, y = x.to(run.device, non_blocking=True), y.to(run.device)
+            with torch.autocast(run.device.type, enabled=run.use_amp):
+                logits = run.model.forward_batch(x)  # B
+            loss = loss_fn(logits.float(), y) / run.accum
+            (run.scaler.scale(loss) if run.scaler else loss).backward()
+            run.last_loss = float(loss.detach()) * run.accum
+        pending += 1
+        if pending < run.accum:
+            continue
         pending = 0
-        for x, y, bad, applied in loader:
-            for msg in bad:
-                skipped.setdefault(msg.split(": ", 1)[0], msg.split(": ", 1)[-1])
-            record_conditions(applied)
-            if x is not None:
-                torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout / drop-path per step
-                x, y = x.to(device, non_blocking=True), y.to(device)
-                with torch.autocast(device.type, enabled=use_amp):
-                    logits = model.forward_batch(x)  # B
-                loss = loss_fn(logits.float(), y) / accum
-                (scaler.scale(loss) if scaler else loss).backward()
-                last_loss = float(loss.detach()) * accum
-            pending += 1
-            if pending < accum:
-                continue
-            pending = 0
-            lr = sched.step_update(step)
-            if scaler is not None:
-                scaler.unscale_(opt)
-            norm = nn.utils.clip_grad_norm_(model.parameters(), t_cfg.clip_grad or math.inf)
-            _optimizer_step(opt, scaler)
-            step += 1
-            event = {"type": "step", "step": step, "epoch": epoch, "loss": last_loss, "lr": lr,
-                     "grad_norm": float(norm), "elapsed_s": round(time.perf_counter() - t0, 3),
-                     "total_steps": t_cfg.epochs * steps_per_epoch}  # fmt: skip
-            if not log(event, write=step % options.log_every == 0):
-                cancelled = True
-                break
-        if cancelled:
-            break
-        if pending:  # an unfinished accumulation at the end of the epoch still counts
-            sched.step_update(step)
-            if scaler is not None:
-                scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), t_cfg.clip_grad or math.inf)
-            _optimizer_step(opt, scaler)
-            step += 1
-        val, bad_val = evaluate(model, val_s, device, use_amp)
-        skipped.update(bad_val)
-        ev: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": step,
-                              **{f"val_{k}": v for k, v in val.items()}}  # fmt: skip
-        if cfg.aug.conditions:
-            ev["aug_conditions"] = record_conditions.take_counts()
-        for name, rows in tests.items():
-            res, bad_t = evaluate(model, rows, device, use_amp)
-            skipped.update(bad_t)
-            ev["test"] = {**ev.get("test", {}), name: res}
-        improved = bool(val_s) and val["loss"] < best["val_loss"]
-        if improved or not val_s:
-            best = {"val_loss": val.get("loss", math.nan), "val_acc": val.get("acc", 0.0),
-                    "val_auc": val.get("auc", math.nan), "epoch": epoch}  # fmt: skip
-        ev["best"] = improved
-        if improved or options.save_all or not val_s:
-            path = out / f"ckpt_epoch_{epoch}.pth"
-            _save(path, model, opt, sched, scaler, cfg, epoch, step, best)
-            if improved or not val_s:
-                best_path = path
-        _save(out / CKPT_LAST, model, opt, sched, scaler, cfg, epoch, step, best)
-        history.append(ev)
-        if not log(ev):
+        lr, norm = _optimizer_step(run)
+        event = {"type": "step", "step": run.step, "epoch": epoch, "loss": run.last_loss,
+                 "lr": lr, "grad_norm": float(norm),
+                 "elapsed_s": round(time.perf_counter() - run.t0, 3),
+                 "total_steps": cfg.train.epochs * run.steps_per_epoch}
+        if not run.log(event, write=run.step % run.options.log_every == 0):
+            return False
+    if pending:  # an unfinished accumulation at the end of the epoch still counts
+        _optimizer_step(run)
+    return True
+
+
+def _end_of_epoch(run: _Run, epoch: int, record_conditions: _ConditionLog) -> bool:
+    """Validate, score the test CSVs, keep the best epoch, save the checkpoints and log the
+    epoch; False when the progress callback cancelled."""
+    val, bad_val = evaluate(run.model, run.val_s, run.device, run.use_amp)
+    run.skipped.update(bad_val)
+    ev: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": run.step,
+                          **{f"val_{k}": v for k, v in val.items()}}
+    if run.cfg.aug.conditions:
+        ev["aug_conditions"] = record_conditions.take_counts()
+    for name, rows in run.tests.items():
+        res, bad_t = evaluate(run.model, rows, run.device, run.use_amp)
+        run.skipped.update(bad_t)
+        ev["test"] = {**ev.get("test", {}), name: res}
+    improved = bool(run.val_s) and val["loss"] < run.best["val_loss"]
+    if improved or not run.val_s:
+        run.best = {"val_loss": val.get("loss", math.nan), "val_acc": val.get("acc", 0.0),
+                    "val_auc": val.get("auc", math.nan), "epoch": epoch}
+    ev["best"] = improved
+    if improved or run.options.save_all or not run.val_s:
+        path = run.out / f"ckpt_epoch_{epoch}.pth"
+        _save_run(run, path, epoch)
+        if improved or not run.val_s:
+            run.best_path = path
+    _save_run(run, run.out / CKPT_LAST, epoch)
+    run.history.append(ev)
+    return run.log(ev)
+
+
+def _save_run(run: _Run, path: Path, epoch: int) -> None:
+    _save(path, run.model, run.opt, run.sched, run.scaler, run.cfg, epoch, run.step, run.best)
+
+
+def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = None) -> TrainResult:
+    """Train SPAI per `cfg` on `options.data_path`; returns where the checkpoints are.
+
+    Setup (data, model, optimiser, schedule), resume (a training checkpoint, if given), then
+    per epoch the training steps and the end of the epoch (validation, tests, checkpoints).
+    """
+    run = _setup(cfg, options, on_progress)
+    if options.resume is not None:
+        _resume(run, Path(options.resume))
+    loader, record_conditions = _loader(run)
+    cancelled = False
+    run.t0 = time.perf_counter()
+    for epoch in range(run.step // run.steps_per_epoch, cfg.train.epochs):
+        if (not _train_epoch(run, loader, record_conditions, epoch)
+                or not _end_of_epoch(run, epoch, record_conditions)):
             cancelled = True
             break
     if cancelled:  # the resume point: step counts optimiser steps, epoch the completed ones
-        _save(out / CKPT_LAST, model, opt, sched, scaler, cfg, step // steps_per_epoch - 1,
-              step, best)  # fmt: skip
-    if skipped:
-        log({"type": "info", "skipped": skipped})
-    return TrainResult(out, out / CKPT_LAST, best_path, best.get("epoch"), step, cancelled,
-                       history, skipped)  # fmt: skip
+        _save_run(run, run.out / CKPT_LAST, run.step // run.steps_per_epoch - 1)
+    if run.skipped:
+        run.log({"type": "info", "skipped": run.skipped})
+    return TrainResult(run.out, run.out / CKPT_LAST, run.best_path, run.best.get("epoch"),
+                       run.step, cancelled, run.history, run.skipped)
