@@ -95,10 +95,12 @@ def _stop_workers(database_url: str) -> None:
 
 
 @contextmanager
-def start_app_server(tmp_base: Path, **env_overrides: str) -> Iterator[AppServer]:
+def start_app_server(tmp_base: Path, *, args: tuple[str, ...] = (),
+                     **env_overrides: str) -> Iterator[AppServer]:
     """``streamlit run dashboard/app.py`` on 127.0.0.1 and a free port, with a new temp store;
     folders under ``tmp_base`` (pytest's temp) may be registered; ``env_overrides`` replace
-    environment variables (e.g. the model). Healthy when yielded, no page run yet (cold)."""
+    environment variables (e.g. the model), ``args`` are more Streamlit options (e.g. a secrets
+    file). Healthy when yielded, no page run yet (cold)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} not found but CI is set: apt-get install -y chromium")
@@ -119,7 +121,7 @@ def start_app_server(tmp_base: Path, **env_overrides: str) -> Iterator[AppServer
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
              "--server.headless", "true", "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+             "--server.port", str(port), "--browser.gatherUsageStats", "false", *args],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
