@@ -15,7 +15,7 @@ import streamlit as st
 from PIL import Image
 
 from dashboard import state
-from db.dashboard_models import (
+from db.verdicts import (
     MIN_REFERENCE_REALS,
     REFERENCE_FPRS,
     ReferenceThresholds,

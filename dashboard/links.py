@@ -24,8 +24,3 @@ def compare_query_for_run(run_id: int) -> dict[str, str]:
 def compare_url_for_run(run_id: int) -> str:
     """Relative URL of the Compare page showing one run (``compare?run=7``)."""
     return f"{COMPARE_URL_PATH}?{urlencode(compare_query_for_run(run_id))}"
-
-
-def compare_url_for_model(name: str) -> str:
-    """Relative URL of the Compare page with one model selected."""
-    return f"{COMPARE_URL_PATH}?{urlencode({MODEL_PARAM: name})}"

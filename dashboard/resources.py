@@ -25,7 +25,7 @@ from spai.weights import active_model as choose_model
 
 if TYPE_CHECKING:  # torch is imported when the model is loaded, after the page's first paint
     from db.owners import Actor
-    from spai.detector import Detector, Prediction, PreparedImage
+    from spai.detector import Detector, ImageResult, PreparedImage
 
 ENV_START_WORKER = "SPAI_START_WORKER"  # "0": the app does not start a background worker
 WORKER_IDLE_EXIT_S = 1800.0  # the app's worker exits after this long without a job
@@ -105,7 +105,7 @@ def load_active_detector() -> tuple[Detector | None, str | None]:
         return None, f"Cannot load the model {choice.weights}: {type(exc).__name__}: {exc}"
 
 
-def score_prepared(det: Detector, prepared: PreparedImage, sha: str, name: str) -> Prediction:
+def score_prepared(det: Detector, prepared: PreparedImage, sha: str, name: str) -> ImageResult:
     """The model's prediction for a decoded upload, made once per session, model and image
     (the Score and Inspect pages share it)."""
     pred = state.cached_prediction(det.info.sha256, sha)

@@ -42,7 +42,7 @@ MODELS_CLEAR_DEFAULT = "models.clear_default"
 MODELS_DELETE = "models.delete"  # delete the picked stored model (owner or administrator)
 
 # --- non-widget state -------------------------------------------------------------------------
-_PREDICTIONS = "app.predictions"  # (model sha, image sha) -> Prediction
+_PREDICTIONS = "app.predictions"  # (model sha, image sha) -> ImageResult
 _WHATIF = "score.whatif_results"  # (model sha, image sha) -> list of (condition, score, error)
 _PREPARED = "app.prepared"  # page -> {(model input key, image sha): PreparedImage or error}
 _STORE_BUSY_TICKS = "app.store_busy_ticks"  # runs of the retry timer since the store was busy
@@ -74,7 +74,7 @@ def store_prediction(model_sha: str, image_sha: str, pred: Any) -> None:
 
 
 def whatif_results(model_sha: str, image_sha: str) -> list[tuple[str, Any]] | None:
-    """(condition id, Prediction) pairs from the last "what if" run for this image."""
+    """(condition id, ImageResult) pairs from the last "what if" run for this image."""
     return st.session_state.setdefault(_WHATIF, {}).get((model_sha, image_sha))
 
 

@@ -26,8 +26,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 IMAGESET_KINDS = ("real", "fake")
-RUN_STATUSES = ("pending", "running", "done", "failed", "cancelled", "imported")
-JOB_KINDS = ("infer", "make-condition", "import", "train")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ORIGINAL = "original"  # the condition id of unmodified images
 OWNER_LEN = 320  # an owner is a signed-in e-mail address (at most 320 characters) or subject

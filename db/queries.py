@@ -178,22 +178,6 @@ def get_or_create_run(
     )).one()
 
 
-def imageset_by_name(session: Session, name: str) -> ImageSet:
-    """The image set called ``name``; ``KeyError`` listing the known names otherwise."""
-    found = session.scalars(select(ImageSet).where(ImageSet.name == name)).one_or_none()
-    if found is None:
-        names = ", ".join(session.scalars(select(ImageSet.name).order_by(ImageSet.name)))
-        raise KeyError(f"Unknown image set {name!r}. Available: {names or '(none)'}")
-    return found
-
-
-def image_ids_by_relpath(session: Session, imageset_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(Image.relpath, Image.id).where(Image.imageset_id == imageset_id)
-    )
-    return {relpath: image_id for relpath, image_id in rows}
-
-
 def images_without_prediction(session: Session, run_id: int, imageset_id: int) -> list[Image]:
     """Images of the set that have no prediction in the run yet (what a resumed job must do)."""
     done = exists().where(Prediction.run_id == run_id, Prediction.image_id == Image.id)

@@ -88,10 +88,6 @@ def check_store(url: str | None = None) -> Engine:
         raise StoreUnavailable(f"cannot open the database {shown}: {reason}") from None
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def _sqlite_on_connect(dbapi_conn, _record) -> None:
     dbapi_conn.isolation_level = None  # let the begin hook below emit BEGIN itself
     cur = dbapi_conn.cursor()

@@ -26,12 +26,12 @@ from spai.limits import DEFAULT_MAX_PIXELS
 if TYPE_CHECKING:  # the caller passes its loaded detector; torch is not imported here
     from spai.detector import Detector
 
-__all__ = ["ConditionScore", "DerivedImage", "apply_condition", "derive_file", "render",
+__all__ = ["ConditionScore", "DerivedFile", "apply_condition", "derive_file", "render",
            "score_under_conditions"]
 
 
 @dataclass(frozen=True)
-class DerivedImage:
+class DerivedFile:
     """A derived file on disk and what was done to make it."""
 
     path: Path  # with the extension of the condition's file format
@@ -79,7 +79,7 @@ def apply_condition(
 def derive_file(
     src_path: str | Path, condition_id: str, out_path_without_ext: str | Path, image_key: str,
     *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-) -> DerivedImage:
+) -> DerivedFile:
     """Read ``src_path`` (through the capped decoder), apply the condition, write
     ``<out>.<ext>`` (whole or not at all); errors propagate (``ImageLoadError`` for an image
     over ``max_pixels``)."""
@@ -87,7 +87,7 @@ def derive_file(
     path = write_bytes(Path(f"{out_path_without_ext}{get(condition_id).extension}"), data)
     with Image.open(io.BytesIO(data)) as saved:  # header only: the size
         width, height = saved.size
-    return DerivedImage(path=path, params=params, seed=params["seed"], width=width, height=height)
+    return DerivedFile(path=path, params=params, seed=params["seed"], width=width, height=height)
 
 
 def score_under_conditions(

@@ -1,6 +1,6 @@
 """Many images through one Detector: decode in order, group by crops, score each group at once.
 
-    for pred in score_stream(det, paths):              # one Prediction per input, in order
+    for pred in score_stream(det, paths):              # one ImageResult per input, in order
         ...
     score_stream(det, paths, max_images=1)             # one image at a time (as before)
 
@@ -10,7 +10,7 @@ through the backbone together (``Detector.score_batch``), so a many-image job ru
 backbone batches instead of one small image's crops at a time. Scores equal one-by-one
 scoring (per-crop features do not depend on their batch-mates).
 
-An input that cannot be decoded gets its error in its own Prediction and never joins a group;
+An input that cannot be decoded gets its error in its own ImageResult and never joins a group;
 if a group's forward pass fails (out of memory, say), its images are scored one by one, so one
 image cannot fail the others.
 """
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from spai.detector import Detector, PreparedImage, Prediction, Scorable, _name_of
+from spai.detector import Detector, PreparedImage, ImageResult, Scorable, _name_of
 
 __all__ = ["score_stream", "score_many"]
 
@@ -66,7 +66,7 @@ def _crops(detector: Detector, prepared: PreparedImage) -> int:
     return len(detector.model.layout(h, w).boxes)
 
 
-def _score_group(detector: Detector, group: list[_Decoded]) -> list[Prediction]:
+def _score_group(detector: Detector, group: list[_Decoded]) -> list[ImageResult]:
     """Score the decoded images of one group together; one by one if that pass fails."""
     items = [d.got for d in group]
     names = [d.name for d in group]
@@ -80,15 +80,15 @@ def _score_group(detector: Detector, group: list[_Decoded]) -> list[Prediction]:
     return preds
 
 
-def _score_alone(detector: Detector, d: _Decoded) -> Prediction:
+def _score_alone(detector: Detector, d: _Decoded) -> ImageResult:
     try:
         return detector.score_batch([d.got], names=[d.name])[0]
     except Exception as exc:  # this image's problem only
         return _scoring_failed(d, exc)
 
 
-def _scoring_failed(d: _Decoded, exc: Exception) -> Prediction:
-    return Prediction(source=d.name, error=f"scoring failed: {type(exc).__name__}: {exc}")
+def _scoring_failed(d: _Decoded, exc: Exception) -> ImageResult:
+    return ImageResult(source=d.name, error=f"scoring failed: {type(exc).__name__}: {exc}")
 
 
 def score_stream(
@@ -100,8 +100,8 @@ def score_stream(
     max_crops: int | None = None,
     prefetch: int = 0,
     should_stop: Callable[[], bool] | None = None,
-) -> Iterator[Prediction]:
-    """Yield one Prediction per source, in input order, scoring images in groups.
+) -> Iterator[ImageResult]:
+    """Yield one ImageResult per source, in input order, scoring images in groups.
 
     ``max_images`` caps the images per group (None: no cap, only ``max_crops``), ``max_crops``
     the crops per group (None: ``detector.chunk``). ``prefetch`` decodes that many images ahead
@@ -115,7 +115,7 @@ def score_stream(
     done: list[_Decoded] = []  # decode failures waiting for the group before them
     crops = 0
 
-    def flush() -> Iterator[Prediction]:
+    def flush() -> Iterator[ImageResult]:
         nonlocal crops
         if group and should_stop is not None and should_stop():
             raise _Stop
@@ -149,8 +149,8 @@ class _Stop(Exception):
     """Raised inside score_stream when should_stop() says so."""
 
 
-def _failed(d: _Decoded) -> Prediction:
-    return Prediction(source=d.name, error=str(d.got), seconds=d.seconds)
+def _failed(d: _Decoded) -> ImageResult:
+    return ImageResult(source=d.name, error=str(d.got), seconds=d.seconds)
 
 
 def score_many(
@@ -161,9 +161,9 @@ def score_many(
     max_images: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> list[Prediction]:
+) -> list[ImageResult]:
     """``score_stream`` collected into a list, with progress after each image."""
-    out: list[Prediction] = []
+    out: list[ImageResult] = []
     for pred in score_stream(detector, sources, names=names, max_images=max_images,
                              should_stop=should_stop):
         out.append(pred)

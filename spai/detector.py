@@ -8,7 +8,7 @@
     prepared = det.prepare_image(upload_bytes)       # decode once, show and score many times
     preds = det.score_batch([prepared, variant_a, variant_b])  # crops of all images batched
 
-Scoring never raises for a bad image: its Prediction carries an ``error`` and no score.
+Scoring never raises for a bad image: its ImageResult carries an ``error`` and no score.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from spai.weights import OFFICIAL_CONFIG, default_weights, origin_of
 
 __all__ = [
     "ModelInfo",
-    "Prediction",
+    "ImageResult",
     "PreparedImage",
     "Detector",
     "resolve_device",
@@ -58,7 +58,7 @@ class ModelInfo:
 
 
 @dataclass
-class Prediction:
+class ImageResult:
     """One image's result. Geometry is in the coordinates of the (padded) model input."""
 
     source: str
@@ -263,23 +263,23 @@ class Detector:
         except Exception as exc:  # any decoder failure is this image's problem only
             return f"cannot decode image: {type(exc).__name__}: {exc}"
 
-    def score_one(self, source: Scorable, name: str | None = None) -> Prediction:
-        """Score one image; errors are returned in the Prediction, never raised."""
+    def score_one(self, source: Scorable, name: str | None = None) -> ImageResult:
+        """Score one image; errors are returned in the ImageResult, never raised."""
         return self.score_batch([source], names=None if name is None else [name])[0]
 
     @torch.inference_mode()
     def score_batch(self, items: Sequence[Scorable], *, names: Sequence[str] | None = None
-                    ) -> list[Prediction]:
+                    ) -> list[ImageResult]:
         """Score several images in one pass: the crops of all of them go through the backbone
         together, ``self.chunk`` at a time (scores equal those of one-by-one scoring).
 
-        Errors are returned in each image's Prediction, never raised. ``seconds`` is the
+        Errors are returned in each image's ImageResult, never raised. ``seconds`` is the
         image's own decoding time plus its share (by crops) of the batch's forward time.
         """
         preds, ready = [], []  # ready: (prediction, prepared input) of the decodable ones
         for i, item in enumerate(items):
             t0 = time.perf_counter()
-            pred = Prediction(source=names[i] if names is not None else _name_of(item))
+            pred = ImageResult(source=names[i] if names is not None else _name_of(item))
             got = self.try_prepare(item)
             if isinstance(got, str):
                 pred.error = got
@@ -308,7 +308,7 @@ class Detector:
         on_progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
         max_images: int | None = None,
-    ) -> list[Prediction]:
+    ) -> list[ImageResult]:
         """Score many images in order, their crops batched across images (see
         ``spai.batching``); progress after each; stops early if should_stop()."""
         from spai.batching import score_many  # it builds on this class
@@ -317,8 +317,8 @@ class Detector:
                           on_progress=on_progress, should_stop=should_stop)
 
 
-def _fill(pred: Prediction, prepared: PreparedImage, out: Any, layout: Any) -> None:
-    """Copy one image's model output (a PatchOutput) and crop layout into its Prediction."""
+def _fill(pred: ImageResult, prepared: PreparedImage, out: Any, layout: Any) -> None:
+    """Copy one image's model output (a PatchOutput) and crop layout into its ImageResult."""
     pred.width, pred.height = prepared.size
     pred.input_height, pred.input_width = int(prepared.tensor.shape[1]), int(prepared.tensor.shape[2])
     pred.logit = float(out.logit)

@@ -20,14 +20,14 @@ from PIL import Image
 
 from spai.atomic import atomic_open
 from spai.batching import score_stream
-from spai.detector import Detector, Prediction
+from spai.detector import Detector, ImageResult
 from spai.imageio import ImageLoadError, open_rgb, resolve_under_root, to_model_input
 from spai.overlay import overlay_image
 from spai.partial_csv import PartialCsv
 
 __all__ = [
     "InputTable",
-    "RunSummary",
+    "InferSummary",
     "check_labels",
     "read_input",
     "score_table",
@@ -51,12 +51,12 @@ class InputTable:
 
 
 @dataclass
-class RunSummary:
+class InferSummary:
     output_csv: Path
     scored: int
     failed: int
     skipped: int  # rows outside the split
-    predictions: list[Prediction | None]  # None for rows not scored in this call
+    predictions: list[ImageResult | None]  # None for rows not scored in this call
     scores: list[float | None]  # per row, resumed rows included
     resumed: int = 0  # rows of the split kept from an interrupted run, not recomputed
 
@@ -126,7 +126,7 @@ def check_labels(table: InputTable, source: str | Path, split: str | None = "tes
                              f"got {label!r}")
 
 
-def write_overlay(pred: Prediction, source: Path, out_dir: Path, detector: Detector) -> Path:
+def write_overlay(pred: ImageResult, source: Path, out_dir: Path, detector: Detector) -> Path:
     """Save attn_overlay.png, attn_mask.png for one scored image; returns the mask path."""
     img = open_rgb(source, detector.max_pixels)
     x = to_model_input(img, detector.model.img_size, detector.resize_to)  # 3 x H x W
@@ -162,7 +162,7 @@ def score_table(
     export_patches: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     batch_size: int | None = None,
-) -> RunSummary:
+) -> InferSummary:
     """Score the rows of `split` (None: all rows) into ``<output>/<name>.csv``.
 
     Images are scored in groups (``spai.batching.score_stream``): at most ``batch_size``
@@ -180,7 +180,7 @@ def score_table(
     out = PartialCsv(output_dir / f"{table.name}.csv", columns,
                      _run_arguments(detector, table, tag, split, export_patches))
     kept = out.start([r.get("image", "") for r in table.rows], key="image")
-    preds: list[Prediction | None] = [None] * len(table.rows)
+    preds: list[ImageResult | None] = [None] * len(table.rows)
     scores: list[float | None] = [_score_of(r.get(tag)) for r in kept]
     scores += [None] * (len(table.rows) - len(kept))
     failed = sum(1 for i, r in enumerate(kept) if i in wanted and r.get("error"))
@@ -196,7 +196,7 @@ def score_table(
                 row[f"{tag}_mask"] = ""
             if i in wanted:
                 err = table.errors[i]
-                pred = Prediction(source=table.rows[i]["image"], error=err) if err else next(stream)
+                pred = ImageResult(source=table.rows[i]["image"], error=err) if err else next(stream)
                 preds[i] = pred
                 if pred.ok:
                     scores[i] = float(np.float32(pred.score))
@@ -216,11 +216,11 @@ def score_table(
         stream.close()
         out.close()
     scored = sum(1 for i in wanted if scores[i] is not None)
-    return RunSummary(out.target, scored, failed, len(table.rows) - len(wanted), preds, scores,
+    return InferSummary(out.target, scored, failed, len(table.rows) - len(wanted), preds, scores,
                       resumed=sum(1 for i in range(len(kept)) if i in wanted))
 
 
-def labels_and_scores(summary: RunSummary, table: InputTable) -> tuple[np.ndarray, np.ndarray]:
+def labels_and_scores(summary: InferSummary, table: InputTable) -> tuple[np.ndarray, np.ndarray]:
     """(labels, scores) of the successfully scored rows (resumed ones too), for metrics."""
     y, s = [], []
     for row, score in zip(table.rows, summary.scores):

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 CROP_SIZE = 224  # SPAI's crop side; the masking radius is defined on this size
-# Order of the 6 per-layer statistics in Prediction.similarity (L x 6N, stat-major).
+# Order of the 6 per-layer statistics in ImageResult.similarity (L x 6N, stat-major).
 SIMILARITY_STATS = (
     "mean cos(orig, low)",
     "std cos(orig, low)",

@@ -125,8 +125,9 @@ def test_frame_and_page_modules_do_not_import_torch() -> None:
     from app_support import REPO
 
     modules = ["dashboard.access", "dashboard.components", "dashboard.resources",
-               "dashboard.state", "dashboard.guide", "spai.weights", "db.dashboard_models",
-               "db.session", "robustness.apply", "spai.calibration", "spai.overlay"]
+               "dashboard.state", "dashboard.guide", "spai.weights", "db.verdicts",
+               "db.stored_models", "db.image_lookup", "db.session", "robustness.apply",
+               "spai.calibration", "spai.overlay"]
     code = ("import importlib, sys\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"
             "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))")

@@ -188,7 +188,7 @@ def test_score_verdict_is_calibrated_by_a_reference_run(
 def test_score_reference_fprs_are_chosen_on_the_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from db.dashboard_models import ReferenceThresholds, verdict
+    from db.verdicts import ReferenceThresholds, verdict
 
     use_store(monkeypatch, tmp_path / "spai.db")
     at = _score_page()

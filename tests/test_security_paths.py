@@ -25,7 +25,7 @@ from dashboard.paths import (
 )
 from dashboard.worker import Worker, WorkerConfig, derived_stem
 from db import jobs
-from db.dashboard_models import image_by_id
+from db.image_lookup import image_by_id
 from db.imagesets import register_folder
 from db.models import Image, Prediction
 from db.session import REPO_ROOT, session_scope

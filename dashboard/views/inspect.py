@@ -13,12 +13,12 @@ import numpy as np
 import streamlit as st
 
 from dashboard import components, resources, state
-from db.dashboard_models import image_by_id, image_history, images_in_set, imagesets_overview
+from db.image_lookup import image_by_id, image_history, images_in_set, imagesets_overview
 from db.session import session_scope
 from robustness.apply import score_under_conditions
 
 if TYPE_CHECKING:  # torch loads with the model, after the page's first paint
-    from spai.detector import Detector, Prediction, PreparedImage
+    from spai.detector import Detector, ImageResult, PreparedImage
 
 SOURCES = ("Upload an image", "From an image set")
 CONDITIONS_DEFAULT = ("jpeg/q75", "instagram-filter", "screenshot")
@@ -87,7 +87,7 @@ def _history(sha: str | None, image_id: int | None) -> None:
     components.scores_table(frame)
 
 
-def _spectral(det: Detector, prepared: PreparedImage, pred: Prediction) -> None:
+def _spectral(det: Detector, prepared: PreparedImage, pred: ImageResult) -> None:
     from spai.visualize import (center_crop, log_spectrum, low_high_views, patch_table,
                                 tensor_to_image, to_grey_image)
 

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components, resources, signin, state
-from db.dashboard_models import evaluation_summary, store_model_ids, stored_models
+from db.stored_models import evaluation_summary, store_model_ids, stored_models
 from db.owners import NotAllowed
 from db.removal import delete_model
 from db.session import session_scope

@@ -19,15 +19,15 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components, resources, state
-from db.dashboard_models import (
+from db.session import database_url, session_scope
+from db.stored_models import store_model_ids
+from db.verdicts import (
     MIN_REFERENCE_REALS,
     ReferenceThresholds,
     reference_real_count,
     reference_thresholds,
-    store_model_ids,
     verdict,
 )
-from db.session import database_url, session_scope
 from robustness.apply import score_under_conditions
 from spai import calibration
 from spai.overlay import overlay_image, overlay_scale
@@ -35,7 +35,7 @@ from spai.overlay import overlay_image, overlay_scale
 if TYPE_CHECKING:  # torch loads with the model, after the page's first paint
     from PIL import Image
 
-    from spai.detector import Detector, Prediction, PreparedImage
+    from spai.detector import Detector, ImageResult, PreparedImage
 
 MAX_UPLOAD_MB = 50  # per file; the server's maxUploadSize says the same
 WHATIF_DEFAULT = ("jpeg/q75", "webp/q75", "social/1080-q80", "resize/x0.5",
@@ -113,7 +113,7 @@ def _show_what_if(det: Detector, prepared: PreparedImage, sha: str, score: float
 
 
 def _show_score(det: Detector, name: str, sha: str, prepared: PreparedImage | str, ref
-                ) -> Prediction | None:
+                ) -> ImageResult | None:
     """Score and verdict of one upload (or why it has none); its prediction when scored."""
     if isinstance(prepared, str):  # cannot be decoded: say why
         st.error(f"{name}: {prepared}", icon=":material/broken_image:")
@@ -128,7 +128,7 @@ def _show_score(det: Detector, name: str, sha: str, prepared: PreparedImage | st
     return pred
 
 
-def _show_details(det: Detector, sha: str, prepared: PreparedImage, pred: Prediction) -> None:
+def _show_details(det: Detector, sha: str, prepared: PreparedImage, pred: ImageResult) -> None:
     """Overlay, patch grid and what-if of a scored upload."""
     show, opacity, mode = components.overlay_controls(
         state.item_key("score", "overlay", sha[:12]), state.item_key("score", "opacity", sha[:12]),
