@@ -86,9 +86,11 @@ def auth_problem(section: Mapping[str, Any] | None) -> str | None:
 
 
 def admins(env: Mapping[str, str] | None = None) -> frozenset[str]:
-    """The administrators listed in ``SPAI_ADMINS`` (lower-cased)."""
+    """The administrators listed in ``SPAI_ADMINS``: e-mail addresses lower-cased (as
+    ``identity`` gives them), subjects as written (they are case-sensitive)."""
     raw = (os.environ if env is None else env).get(ENV_ADMINS, "")
-    return frozenset(a.strip().lower() for a in raw.split(",") if a.strip())
+    listed = (a.strip() for a in raw.split(","))
+    return frozenset(a.lower() if "@" in a else a for a in listed if a)
 
 
 def identity(user: Mapping[str, Any]) -> str | None:
@@ -108,4 +110,4 @@ def actor_for(user: Mapping[str, Any], env: Mapping[str, str] | None = None) -> 
     who = identity(user)
     if who is None:
         return None
-    return Actor(owner=who, admin=who.lower() in admins(env))
+    return Actor(owner=who, admin=who in admins(env))

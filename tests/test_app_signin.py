@@ -152,3 +152,60 @@ def test_the_secrets_file_stays_out_of_git_and_the_docker_image() -> None:
     assert ".streamlit/secrets.toml" in (repo / ".dockerignore").read_text().splitlines()
     docker = (repo / "Dockerfile").read_text()
     assert "/app/.streamlit/secrets.toml:ro" in docker and "SPAI_ADMINS=" in docker
+
+
+def test_a_user_cannot_retry_or_delete_anothers_job(lab: str) -> None:
+    from db import jobs
+    from db.models import Job
+
+    with session_scope(lab) as s:
+        job = jobs.enqueue(s, "import", {"source": "study", "folder": None},
+                           owner="alice@lab.org")
+        s.get(Job, job).status = "failed"
+    at = _page("jobs", BOB, frame=False)
+    at.button(key="jobs.retry").click().run()
+    assert any(f"Only its owner (alice@lab.org) or an administrator may retry job {job}" in e
+               for e in texts(at, "error"))
+    at.button(key="jobs.delete").click().run()
+    assert any(f"may delete job {job}; you are signed in as bob@lab.org" in e
+               for e in texts(at, "error"))
+    with session_scope(lab, readonly=True) as s:
+        assert jobqueue.status(s, job).status == "failed"
+    at = _page("jobs", ALICE, frame=False)
+    at.button(key="jobs.delete").click().run()
+    assert not at.exception and not texts(at, "error")
+    with session_scope(lab, readonly=True) as s:
+        assert jobqueue.recent(s) == []
+
+
+def test_image_sets_and_models_are_deleted_by_their_owner_only(lab: str,
+                                                               tmp_path: Path) -> None:
+    from PIL import Image
+
+    from db.imagesets import register_folder
+    from db.models import ImageSet, Model
+
+    folder = tmp_path / "data" / "mine"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (24, 20), (10, 90, 10)).save(folder / "a.png")
+    with session_scope(lab) as s:
+        register_folder(s, folder, name="mine", kind="real", owner="alice@lab.org")
+        jobqueue.register_model(s, WEIGHTS, name="tiny", origin="demo", owner="alice@lab.org")
+    for user, refused in ((BOB, True), (ALICE, False)):
+        at = _page("imagesets", user)
+        at.checkbox(key="imagesets.delete_sure").check().run()
+        at.button(key="imagesets.delete").click().run()
+        assert not at.exception
+        said = any("Only its owner (alice@lab.org) or an administrator may delete image set "
+                   "'mine'" in e for e in texts(at, "error"))
+        assert said is refused
+        at = _page("models", user)
+        at.button(key="models.delete").click().run()
+        assert not at.exception
+        said = any("may delete model 'tiny'; you are signed in as bob@lab.org" in e
+                   for e in texts(at, "error"))
+        assert said is refused
+        with session_scope(lab, readonly=True) as s:
+            assert (s.query(ImageSet).count(), s.query(Model).count()) == ((1, 1) if refused
+                                                                            else (0, 0))
+    assert folder.joinpath("a.png").is_file()  # files on disk stay

@@ -70,6 +70,7 @@ def test_rules_and_their_messages() -> None:
     ({"is_logged_in": True, "email": "root@lab.org", "email_verified": False, "sub": "s9"},
      {"SPAI_ADMINS": "root@lab.org"}, Actor("s9")),  # an unverified address is not an identity
     ({"is_logged_in": True, "sub": "s9"}, {"SPAI_ADMINS": "s9"}, Actor("s9", admin=True)),
+    ({"is_logged_in": True, "sub": "S9"}, {"SPAI_ADMINS": "s9"}, Actor("S9")),  # subjects: exact
     ({"is_logged_in": False, "email": "alice@lab.org"}, {}, None),
     ({"email": "test@example.com"}, {}, None),
 ])
