@@ -14,17 +14,18 @@ from sqlalchemy.orm import Session
 from db.models import DerivedImage, Image, ImageSet, Model
 
 OVERVIEW_COLUMNS = ["id", "name", "kind", "generator", "origin", "root", "images", "with_file",
-                    "errors", "min_size", "max_size", "formats", "conditions"]
+                    "errors", "min_size", "max_size", "formats", "conditions", "owner"]
 
 
 def overview(session: Session) -> pd.DataFrame:
-    """One row per image set: counts, pixel-size range, formats, derived conditions."""
+    """One row per image set: counts, pixel-size range, formats, derived conditions, owner
+    (``db.owners``; None without sign-in)."""
     n_err = func.sum(case((Image.error.is_not(None), 1), else_=0))
     n_file = func.sum(case((Image.has_file.is_(True), 1), else_=0))
     px = Image.width * Image.height
     stmt = (select(ImageSet.id, ImageSet.name, ImageSet.kind, ImageSet.generator,
                    ImageSet.origin, ImageSet.root, func.count(Image.id), n_file, n_err,
-                   func.min(px), func.max(px))
+                   func.min(px), func.max(px), ImageSet.owner)
             .outerjoin(Image, Image.imageset_id == ImageSet.id)
             .group_by(ImageSet.id).order_by(ImageSet.name))
     rows = session.execute(stmt).all()
@@ -39,10 +40,10 @@ def overview(session: Session) -> pd.DataFrame:
             .join(DerivedImage, DerivedImage.image_id == Image.id)):
         conds.setdefault(sid, []).append(cond)
     out = []
-    for sid, name, kind, gen, origin, root, n, nf, ne, lo, hi in rows:
+    for sid, name, kind, gen, origin, root, n, nf, ne, lo, hi, owner in rows:
         out.append((sid, name, kind, gen, origin, root, n, int(nf or 0), int(ne or 0),
                     _mp(lo), _mp(hi), ", ".join(sorted(fmts.get(sid, []))),
-                    ", ".join(sorted(conds.get(sid, [])))))
+                    ", ".join(sorted(conds.get(sid, []))), owner))
     return pd.DataFrame(out, columns=OVERVIEW_COLUMNS)
 
 

@@ -33,6 +33,7 @@ class StoredModel:
     sha256: str | None
     n_runs: int
     n_predictions: int
+    owner: str | None = None  # db.owners; None without sign-in
 
 
 def stored_models(session: Session) -> list[StoredModel]:
@@ -40,10 +41,10 @@ def stored_models(session: Session) -> list[StoredModel]:
     n_runs = func.count(func.distinct(Run.id))
     stmt = (
         select(Model.id, Model.name, Model.origin, Model.path, Model.sha256, n_runs,
-               func.count(Prediction.id))
+               func.count(Prediction.id), Model.owner)
         .outerjoin(Run, Run.model_id == Model.id)
         .outerjoin(Prediction, Prediction.run_id == Run.id)
-        .group_by(Model.id, Model.name, Model.origin, Model.path, Model.sha256)
+        .group_by(Model.id, Model.name, Model.origin, Model.path, Model.sha256, Model.owner)
         .order_by(Model.id)
     )
     return [StoredModel(*row) for row in session.execute(stmt).all()]

@@ -193,6 +193,7 @@ def test_image_sets_and_models_are_deleted_by_their_owner_only(lab: str,
         jobqueue.register_model(s, WEIGHTS, name="tiny", origin="demo", owner="alice@lab.org")
     for user, refused in ((BOB, True), (ALICE, False)):
         at = _page("imagesets", user)
+        assert at.dataframe[0].value.set_index("name").loc["mine", "owner"] == "alice@lab.org"
         at.checkbox(key="imagesets.delete_sure").check().run()
         at.button(key="imagesets.delete").click().run()
         assert not at.exception
@@ -200,6 +201,8 @@ def test_image_sets_and_models_are_deleted_by_their_owner_only(lab: str,
                    "'mine'" in e for e in texts(at, "error"))
         assert said is refused
         at = _page("models", user)
+        stored = at.dataframe[-1].value.set_index("name")
+        assert stored.loc["tiny", "owner"] == "alice@lab.org"
         at.button(key="models.delete").click().run()
         assert not at.exception
         said = any("may delete model 'tiny'; you are signed in as bob@lab.org" in e

@@ -202,7 +202,8 @@ if sets.empty:
     st.info("No image sets yet: register a folder or a CSV above, or import the robustness "
             "study on the Compare page.", icon=":material/photo_library:")
     st.stop()
-data_table(sets.drop(columns=["id"]), hide_index=True, key=KEY + "overview")
+hidden = ["id"] + ["owner"] * (not signin.enabled())  # without sign-in nobody owns a set
+data_table(sets.drop(columns=hidden), hide_index=True, key=KEY + "overview")
 
 names = list(sets["name"])
 state.drop_widget_value_unless(KEY + "set", names)  # a deleted set's name

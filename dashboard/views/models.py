@@ -95,7 +95,10 @@ with session_scope(readonly=True) as s:
 if not stored:
     st.caption("The store has no models yet.")
 else:
-    components.data_table(pd.DataFrame([m.__dict__ for m in stored]), hide_index=True)
+    table = pd.DataFrame([m.__dict__ for m in stored])
+    if not signin.enabled():  # without sign-in nobody owns a model
+        table = table.drop(columns=["owner"])
+    components.data_table(table, hide_index=True)
     by_id = {m.id: m.name for m in stored}
     pick = st.selectbox("Evaluation summary of", list(by_id), format_func=by_id.get,
                         key=state.MODELS_STORED)
