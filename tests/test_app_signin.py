@@ -212,3 +212,37 @@ def test_image_sets_and_models_are_deleted_by_their_owner_only(lab: str,
             assert (s.query(ImageSet).count(), s.query(Model).count()) == ((1, 1) if refused
                                                                             else (0, 0))
     assert folder.joinpath("a.png").is_file()  # files on disk stay
+
+
+def test_a_run_is_deleted_from_its_job_by_its_owner_only(lab: str, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from db import jobs
+    from db.imagesets import register_folder
+    from db.models import Job, Run
+    from db.queries import get_or_create_condition, get_or_create_run
+
+    folder = tmp_path / "data" / "mine"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (24, 20), (10, 90, 10)).save(folder / "a.png")
+    with session_scope(lab) as s:
+        set_id = register_folder(s, folder, name="mine", kind="real").imageset_ids["mine"]
+        model_id = jobqueue.register_model(s, WEIGHTS, name="tiny", origin="demo")
+        get_or_create_condition(s, "original")
+        run = get_or_create_run(s, model_id, set_id, "original", status="done",
+                                owner="alice@lab.org").id
+        job = jobs.enqueue(s, "infer", {"model_id": model_id, "imageset_id": set_id,
+                                        "condition_id": "original"}, owner="alice@lab.org")
+        row = s.get(Job, job)
+        row.status, row.result = "done", {"run_id": run}
+    at = _page("jobs", BOB, frame=False)
+    at.button(key="jobs.delete_run").click().run()
+    assert any(f"Only its owner (alice@lab.org) or an administrator may delete run {run}" in e
+               for e in texts(at, "error"))
+    at = _page("jobs", ALICE, frame=False)
+    at.button(key="jobs.delete_run").click().run()
+    assert not at.exception and not texts(at, "error")
+    with session_scope(lab, readonly=True) as s:
+        assert s.get(Run, run) is None and jobqueue.status(s, job).status == "done"
+    at.button(key="jobs.delete_run").click().run()  # again: the run is gone, and it says so
+    assert f"no run with id {run}" in texts(at, "error")

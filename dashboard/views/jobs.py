@@ -83,13 +83,14 @@ def _progress(job: jobqueue.JobView) -> float:
     return min(job.progress_done / job.progress_total, 1.0) if job.progress_total else 0.0
 
 
-def _act(url: str, action, job_id: int, **kwargs) -> bool:
-    """Run ``action(session, job_id, actor=..., **kwargs)``; a refusal is kept to be shown."""
+def _act(url: str, action, row_id: int, **kwargs) -> bool:
+    """Run ``action(session, row_id, actor=..., **kwargs)`` (a job's cancel, retry or delete,
+    a run's delete); a refusal, or a row gone or still in use, is kept to be shown."""
     try:
         with session_scope(url) as s:
-            action(s, job_id, actor=signin.current_actor(), **kwargs)
-    except NotAllowed as exc:
-        state.note(state.JOBS_REFUSED, str(exc))
+            action(s, row_id, actor=signin.current_actor(), **kwargs)
+    except (NotAllowed, KeyError, ValueError) as exc:
+        state.note(state.JOBS_REFUSED, str(exc).strip("'\""))
         return False
     state.note(state.JOBS_REFUSED, None)
     return True
@@ -148,6 +149,10 @@ def _details(url: str, jobs: list[jobqueue.JobView], names: dict[int, str]) -> N
     if job.status not in ACTIVE and st.button("Delete this job", key=KEY + "delete",
                                               help="Its runs and image sets stay"):
         _act(url, removal.delete_job, job.id)
+        st.rerun()
+    if job.kind == "infer" and run_id is not None and job.status not in ACTIVE and st.button(
+            f"Delete run {run_id} and its scores", key=KEY + "delete_run"):
+        _act(url, removal.delete_run, int(run_id))
         st.rerun()
 
 
