@@ -14,13 +14,10 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "dashboard" / "app.py"
-FIXTURE = REPO / "tests" / "fixtures" / "spai-tiny"
-WEIGHTS = FIXTURE / "spai_tiny_seed0.pth"
-CFG = FIXTURE / "spai_tiny.yaml"
-IMAGES = FIXTURE / "images"
 TIMEOUT_S = 180  # first run loads torch and the model; generous on a shared 2-core machine
 
 
@@ -30,8 +27,8 @@ def use_store(monkeypatch: pytest.MonkeyPatch, db_file: Path, *, model: bool = T
     monkeypatch.setenv("SPAI_DATA_DIR", str(db_file.parent / "data"))
     monkeypatch.setenv("SPAI_START_WORKER", "0")
     if model:
-        monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(WEIGHTS))
-        monkeypatch.setenv("SPAI_MODEL_CFG", str(CFG))
+        monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(TINY_WEIGHTS))
+        monkeypatch.setenv("SPAI_MODEL_CFG", str(TINY_CFG))
     else:
         monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(db_file.parent / "missing.pth"))
         monkeypatch.delenv("SPAI_MODEL_CFG", raising=False)
@@ -81,16 +78,16 @@ def score_own_sets(url: str, folder: Path, sets: dict[str, tuple[str, list[str],
     from spai.detector import Detector
     from spai.imageio import open_rgb
 
-    det = Detector.load(WEIGHTS, cfg=CFG, device="cpu")
+    det = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG, device="cpu")
     runs = {}
     with session_scope(url) as s:
-        model = get_or_create_model(s, model_name, origin="demo", path=str(WEIGHTS),
-                                    sha256=file_sha256(WEIGHTS))
+        model = get_or_create_model(s, model_name, origin="demo", path=str(TINY_WEIGHTS),
+                                    sha256=file_sha256(TINY_WEIGHTS))
         for name, (kind, files, conditions) in sets.items():
             root = folder / name
             root.mkdir(parents=True)
             for i, f in enumerate(files):
-                shutil.copy(IMAGES / f, root / f"{i:02d}_{f}")
+                shutil.copy(TINY_IMAGES / f, root / f"{i:02d}_{f}")
             iset_id = register_folder(s, root, name=name, kind=kind).imageset_ids[name]
             images = s.query(ImageRow).filter_by(imageset_id=iset_id).all()
             for cond in conditions:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tiny_model import TINY_PHOTO
 
 # The app serves only loopback without sign-in (dashboard/access.py); AppTest pages run as the
 # local server .streamlit/config.toml describes, whatever folder pytest was started from.
@@ -131,7 +132,7 @@ def tiny_training_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from PIL import Image
 
     root = tmp_path_factory.mktemp("tiny_data")
-    photo_path = Path(__file__).parent / "fixtures" / "spai-tiny" / "images" / "07_photo_640x427.jpg"
+    photo_path = TINY_PHOTO
     photo = np.asarray(Image.open(photo_path).convert("RGB"))
     rows = []
     for i in range(4):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app_support import IMAGES, new_app, texts, use_store
+from app_support import new_app, texts, use_store
+from tiny_model import TINY_IMAGES
 
 
 def test_frame_lists_existing_pages_and_names_the_model(
@@ -79,7 +80,7 @@ def test_frame_reports_a_worker_that_cannot_start(
     at.switch_page("views/score.py").run()
     assert texts(at, "title") == ["Score images"]
     at.file_uploader(key="score.uploads").set_value(
-        [("photo.png", (IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]).run()
+        [("photo.png", (TINY_IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]).run()
     assert not at.exception and len(at.metric) == 1  # scoring works without the store
     assert any("store is unavailable" in w for w in texts(at, "warning"))
     at.switch_page("views/inspect.py").run()

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from app_support import IMAGES, new_app, study_store, texts, use_store
+from app_support import new_app, study_store, texts, use_store
 from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig
 from db.imagesets import register_labelled_folder
 from db.session import dispose_all, session_scope
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
 STEPS = ["guide.scored", "guide.study", "guide.sets", "guide.job"]
 
@@ -32,7 +33,7 @@ def test_fresh_store_shows_every_step(tmp_path: Path, monkeypatch: pytest.Monkey
     assert texts(at, "title") == ["Score images"]  # the button opens the page
     assert "**Getting started**" not in texts(at, "markdown")  # only on the Start page
     at.file_uploader(key="score.uploads").set_value(
-        [("photo.png", (IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]).run()
+        [("photo.png", (TINY_IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]).run()
     at.switch_page("views/home.py").run()
     assert _guide_buttons(at)["guide.scored"] is True  # scored in this session
     at.button(key="guide.study").click().run()  # queues the study import right here
@@ -57,16 +58,15 @@ def test_steps_tick_off_and_the_guide_goes(tmp_path: Path,
                                   "guide.sets": False, "guide.job": False}
     for label in ("real", "fake"):
         (tmp_path / "mine" / label).mkdir(parents=True)
-        shutil.copy(IMAGES / "07_photo_640x427.jpg", tmp_path / "mine" / label / "a.jpg")
+        shutil.copy(TINY_IMAGES / "07_photo_640x427.jpg", tmp_path / "mine" / label / "a.jpg")
     with session_scope(url) as s:
         ids = register_labelled_folder(s, tmp_path / "mine", name="mine").imageset_ids
     at = new_app().run()
     assert _guide_buttons(at)["guide.sets"] is True and _guide_buttons(at)["guide.job"] is False
-    from app_support import CFG, WEIGHTS
 
     with session_scope(url) as s:
-        jobqueue.enqueue_score_set(s, weights=WEIGHTS, cfg=CFG, imageset_ids=[ids["mine-real"]],
-                                   conditions=["original"])
+        jobqueue.enqueue_score_set(s, weights=TINY_WEIGHTS, cfg=TINY_CFG,
+                                   imageset_ids=[ids["mine-real"]], conditions=["original"])
     assert Worker(WorkerConfig(once=True), url=url).serve() == 1
     at = new_app().run()
     assert not at.exception

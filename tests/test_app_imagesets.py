@@ -15,10 +15,10 @@ from dashboard import jobqueue
 from dashboard.worker import Worker, WorkerConfig
 from db.owners import LOCAL
 from db.session import dispose_all, session_scope
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "dashboard" / "views" / "imagesets.py")
-IMAGES = ROOT / "tests" / "fixtures" / "spai-tiny" / "images"
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def _register_folder(
 
 def _photo_crops(folder: Path, n: int, *, blur: bool = False) -> None:
     folder.mkdir(parents=True)
-    photo = Image.open(IMAGES / "07_photo_640x427.jpg").convert("RGB")
+    photo = Image.open(TINY_IMAGES / "07_photo_640x427.jpg").convert("RGB")
     for i in range(n):
         crop = photo.crop((30 * i, 20 * i, 30 * i + 96, 20 * i + 80))
         (crop.filter(ImageFilter.GaussianBlur(2)) if blur else crop).save(folder / f"p{i}.png")
@@ -178,9 +178,8 @@ def test_score_this_set_one_click(app_env, monkeypatch) -> None:
     """One click on a set queues its scoring under the chosen conditions with the active model
     (registered on the way); the real worker derives the meme files and scores them."""
     url, folder = app_env
-    tiny = ROOT / "tests" / "fixtures" / "spai-tiny"
-    monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(tiny / "spai_tiny_seed0.pth"))
-    monkeypatch.setenv("SPAI_MODEL_CFG", str(tiny / "spai_tiny.yaml"))
+    monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(TINY_WEIGHTS))
+    monkeypatch.setenv("SPAI_MODEL_CFG", str(TINY_CFG))
     at = _register_folder(_page(), folder, "tiny-fakes")
     at.multiselect(key="imagesets.score_conditions").set_value(["meme"]).run()
     button = at.button(key="imagesets.score")

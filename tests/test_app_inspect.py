@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from app_support import IMAGES, new_app, study_store, texts, use_store
+from app_support import new_app, study_store, texts, use_store
+from tiny_model import TINY_IMAGES
 
-PHOTO = IMAGES / "07_photo_640x427.jpg"
+PHOTO = TINY_IMAGES / "07_photo_640x427.jpg"
 
 
 def _open_inspect(at):

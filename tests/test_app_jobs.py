@@ -16,10 +16,10 @@ from db.imagesets import register_folder
 from db.owners import LOCAL
 from db.queries import count_predictions, run_summaries
 from db.session import session_scope
+from tiny_model import TINY_CFG, TINY_WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "dashboard" / "views" / "jobs.py")
-TINY = ROOT / "tests" / "fixtures" / "spai-tiny"
 
 
 def _page() -> AppTest:
@@ -36,8 +36,8 @@ def _store(url: str, tmp: Path, *, model: bool = True) -> None:
     (folder / "bad.png").write_bytes(b"nope")
     with session_scope(url) as s:
         if model:
-            jobqueue.register_model(s, TINY / "spai_tiny_seed0.pth", name="tiny",
-                                    cfg=TINY / "spai_tiny.yaml", origin="trained")
+            jobqueue.register_model(s, TINY_WEIGHTS, name="tiny",
+                                    cfg=TINY_CFG, origin="trained")
         register_folder(s, folder, name="tiny-set", kind="fake")
 
 
@@ -54,8 +54,8 @@ def test_launch_infer_runs_to_done(page_store, monkeypatch) -> None:
     "Register the active model" click first."""
     url, tmp = page_store
     _store(url, tmp, model=False)
-    monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(TINY / "spai_tiny_seed0.pth"))
-    monkeypatch.setenv("SPAI_MODEL_CFG", str(TINY / "spai_tiny.yaml"))
+    monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(TINY_WEIGHTS))
+    monkeypatch.setenv("SPAI_MODEL_CFG", str(TINY_CFG))
     at = _page()
     assert at.selectbox(key="jobs.model").value == "spai_tiny_seed0 (active model)"
     at.multiselect(key="jobs.sets").set_value(["tiny-set"]).run()

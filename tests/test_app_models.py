@@ -7,17 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from app_support import CFG, WEIGHTS, new_app, study_store, texts, use_store
+from app_support import new_app, study_store, texts, use_store
+from tiny_model import TINY_CFG, TINY_WEIGHTS
 
 
 def _demo_weights(tmp_path: Path) -> Path:
     """A weights/ folder with a demo model (the tiny fixture) and its model card."""
     weights = tmp_path / "weights"
     (weights / "demo").mkdir(parents=True)
-    shutil.copy(WEIGHTS, weights / "demo" / "spai_demo.pth")
-    shutil.copy(CFG, weights / "demo" / "spai_demo.yaml")
+    shutil.copy(TINY_WEIGHTS, weights / "demo" / "spai_demo.pth")
+    shutil.copy(TINY_CFG, weights / "demo" / "spai_demo.yaml")
     (weights / "demo" / "MODEL_CARD.md").write_text("# Demo card\n\nTrained for the test.\n")
-    shutil.copy(WEIGHTS, weights / "other.pth")
+    shutil.copy(TINY_WEIGHTS, weights / "other.pth")
     return weights
 
 
@@ -34,7 +35,7 @@ def test_models_page_empty_store_lists_the_active_checkpoint(
     assert not at.exception
     assert texts(at, "subheader") == ["spai_tiny_seed0 (active)"]
     card = at.table[0].value
-    assert card.loc["sha256", "value"] == file_sha256(WEIGHTS)
+    assert card.loc["sha256", "value"] == file_sha256(TINY_WEIGHTS)
     assert "embed_dim=96" in card.loc["config", "value"]
     assert "masking radius 16" in card.loc["config", "value"]
     assert any("has no models yet" in c for c in texts(at, "caption"))

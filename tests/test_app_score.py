@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app_support import IMAGES, new_app, texts, use_store
+from app_support import new_app, texts, use_store
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-PHOTO = (IMAGES / "02_rgb_500x300.png").read_bytes()
+PHOTO = (TINY_IMAGES / "02_rgb_500x300.png").read_bytes()
 
 
 def _huge_png() -> bytes:
@@ -44,9 +45,8 @@ def test_score_upload_shows_score_verdict_overlay_and_grid(
     score = float(metric.value)
     assert 0.0 <= score <= 1.0
     from spai.detector import Detector
-    from app_support import CFG, WEIGHTS
 
-    expected = Detector.load(WEIGHTS, cfg=CFG, device="cpu").score_one(PHOTO).score
+    expected = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG, device="cpu").score_one(PHOTO).score
     assert score == pytest.approx(expected, abs=1e-4)  # the uploaded bytes, as they are
     label = "likely AI-generated" if score > 0.5 else "likely real"
     # Regression: a "verified" icon stood next to an uncalibrated "likely real".
@@ -109,7 +109,7 @@ def test_score_decodes_each_upload_once_and_scores_variants_in_one_batch(
 ) -> None:
     """Scoring, the overlay controls, reruns and the what-if variants all use one decode per
     upload; the variants go through the detector as one batch, with one-by-one scores."""
-    from app_support import CFG, WEIGHTS, count_decodes, record_batches
+    from app_support import count_decodes, record_batches
     from robustness.apply import apply_condition
     from spai.detector import Detector
     from spai.imageio import open_rgb
@@ -117,7 +117,7 @@ def test_score_decodes_each_upload_once_and_scores_variants_in_one_batch(
     use_store(monkeypatch, tmp_path / "spai.db")
     at = _score_page()
     decoded, batches = count_decodes(monkeypatch), record_batches(monkeypatch)
-    other = (IMAGES / "07_photo_640x427.jpg").read_bytes()
+    other = (TINY_IMAGES / "07_photo_640x427.jpg").read_bytes()
     _upload(at, [("photo.png", PHOTO, "image/png"), ("other.jpg", other, "image/jpeg")])
     assert not at.exception and len(at.metric) == 2
     full = hashlib.sha256(PHOTO).hexdigest()
@@ -136,7 +136,7 @@ def test_score_decodes_each_upload_once_and_scores_variants_in_one_batch(
     _upload(at, [("other.jpg", other, "image/jpeg")])  # the first upload removed ...
     _upload(at, [("photo.png", PHOTO, "image/png"), ("other.jpg", other, "image/jpeg")])
     assert decoded.count(full) == 2  # ... and added again: decoded afresh (nothing kept)
-    det = Detector.load(WEIGHTS, cfg=CFG, device="cpu")
+    det = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG, device="cpu")
     original = open_rgb(PHOTO)
     for cid, score in zip(conditions, table["score"][1:]):
         variant, _ = apply_condition(original, cid, full)
@@ -147,7 +147,7 @@ def test_score_verdict_is_calibrated_by_a_reference_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A reference run of the active model on a real set gives thresholds at 1% and 5% FPR."""
-    from app_support import WEIGHTS
+
     from db.models import ORIGINAL
     from db.queries import (bulk_insert_predictions, get_or_create_model, get_or_create_run,
                             insert_ignore)
@@ -159,8 +159,8 @@ def test_score_verdict_is_calibrated_by_a_reference_run(
     db = tmp_path / "spai.db"
     use_store(monkeypatch, db)
     with session_scope(f"sqlite:///{db}") as s:
-        model = get_or_create_model(s, "tiny", origin="trained", path=str(WEIGHTS),
-                                    sha256=file_sha256(WEIGHTS))
+        model = get_or_create_model(s, "tiny", origin="trained", path=str(TINY_WEIGHTS),
+                                    sha256=file_sha256(TINY_WEIGHTS))
         real = ensure_imageset(s, "reals", kind="real", root=None, origin="test")
         insert_ignore(s, ImageRow.__table__, [
             {"imageset_id": real.id, "relpath": f"r{i}.png", "has_file": False}
@@ -267,15 +267,14 @@ def test_damaged_calibration_file_is_reported_and_not_used(
 ) -> None:
     import shutil
 
-    from app_support import CFG, WEIGHTS
 
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    shutil.copy(WEIGHTS, model_dir / "tiny.pth")
+    shutil.copy(TINY_WEIGHTS, model_dir / "tiny.pth")
     (model_dir / "calibration.json").write_text("{not json")
     use_store(monkeypatch, tmp_path / "spai.db")
     monkeypatch.setenv("SPAI_MODEL_WEIGHTS", str(model_dir / "tiny.pth"))
-    monkeypatch.setenv("SPAI_MODEL_CFG", str(CFG))
+    monkeypatch.setenv("SPAI_MODEL_CFG", str(TINY_CFG))
     at = _score_page()
     assert not at.exception
     assert any("calibration.json is not a readable calibration file" in w

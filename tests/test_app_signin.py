@@ -14,12 +14,13 @@ from streamlit import config
 
 from streamlit.testing.v1 import AppTest
 
-from app_support import APP, TIMEOUT_S, WEIGHTS, new_app, texts, use_store
+from app_support import APP, TIMEOUT_S, new_app, texts, use_store
 from dashboard import jobqueue
 from dashboard.access import ENV_ADMINS, ENV_ALLOW
 from db.owners import Actor
 from db.session import session_scope
 from db.settings import DEFAULT_MODEL, get_setting
+from tiny_model import TINY_WEIGHTS
 
 PAGES = ("home", "score", "inspect", "imagesets", "jobs", "compare", "models", "train")
 AUTH = {"redirect_uri": "http://lab.example:8501/oauth2callback", "cookie_secret": "c" * 32,
@@ -119,7 +120,7 @@ def test_only_an_administrator_changes_the_default_model(lab: str) -> None:
     at.button(key="models.set_default").click().run()
     assert not at.exception and not texts(at, "error")
     with session_scope(lab, readonly=True) as s:
-        assert get_setting(s, DEFAULT_MODEL) == str(WEIGHTS)
+        assert get_setting(s, DEFAULT_MODEL) == str(TINY_WEIGHTS)
 
 
 def test_users_are_told_they_cannot_register_server_folders(lab: str, tmp_path: Path) -> None:
@@ -190,7 +191,7 @@ def test_image_sets_and_models_are_deleted_by_their_owner_only(lab: str,
     Image.new("RGB", (24, 20), (10, 90, 10)).save(folder / "a.png")
     with session_scope(lab) as s:
         register_folder(s, folder, name="mine", kind="real", owner="alice@lab.org")
-        jobqueue.register_model(s, WEIGHTS, name="tiny", origin="demo", owner="alice@lab.org")
+        jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", origin="demo", owner="alice@lab.org")
     for user, refused in ((BOB, True), (ALICE, False)):
         at = _page("imagesets", user)
         assert at.dataframe[0].value.set_index("name").loc["mine", "owner"] == "alice@lab.org"
@@ -227,7 +228,7 @@ def test_a_run_is_deleted_from_its_job_by_its_owner_only(lab: str, tmp_path: Pat
     Image.new("RGB", (24, 20), (10, 90, 10)).save(folder / "a.png")
     with session_scope(lab) as s:
         set_id = register_folder(s, folder, name="mine", kind="real").imageset_ids["mine"]
-        model_id = jobqueue.register_model(s, WEIGHTS, name="tiny", origin="demo")
+        model_id = jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", origin="demo")
         get_or_create_condition(s, "original")
         run = get_or_create_run(s, model_id, set_id, "original", status="done",
                                 owner="alice@lab.org").id

@@ -20,10 +20,10 @@ from db.models import ImageSet, Model
 from db.owners import LOCAL
 from db.session import session_scope
 from db.training_sets import write_training_csv
+from tiny_model import TINY_CFG, TINY_IMAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "dashboard" / "views" / "train.py")
-TINY = ROOT / "tests" / "fixtures" / "spai-tiny"
 FAST = [("DATA.BATCH_SIZE", "2"), ("DATA.NUM_WORKERS", "0"), ("TRAIN.EPOCHS", "2"),
         ("TRAIN.WARMUP_EPOCHS", "0"), ("DATA.AUGMENTED_VIEWS", "1")]
 
@@ -35,7 +35,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from spai.training import TrainOptions, train
 
     root = tmp_path_factory.mktemp("train")
-    photo = np.asarray(Image.open(TINY / "images" / "07_photo_640x427.jpg").convert("RGB"))
+    photo = np.asarray(Image.open(TINY_IMAGES / "07_photo_640x427.jpg").convert("RGB"))
     rows = []
     for i in range(3):
         crop = Image.fromarray(photo[40 * i: 40 * i + 224, 100 * i: 100 * i + 224])
@@ -46,7 +46,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with (root / "data.csv").open("w", newline="") as f:
         csv.writer(f).writerows([("image", "class", "split"), *rows])
     out = root / "run"
-    train(load_config(TINY / "spai_tiny.yaml", FAST),
+    train(load_config(TINY_CFG, FAST),
           TrainOptions(data_path=root / "data.csv", output=out, device="cpu"))
     return out
 
@@ -57,7 +57,7 @@ def _page() -> AppTest:
 
 def _sets(url: str, tmp: Path, n: int = 5) -> None:
     """Registered real (photo crops) and fake (the crops blurred) sets of n images each."""
-    photo = Image.open(TINY / "images" / "07_photo_640x427.jpg").convert("RGB")
+    photo = Image.open(TINY_IMAGES / "07_photo_640x427.jpg").convert("RGB")
     for kind in ("real", "fake"):
         (tmp / "mine" / kind).mkdir(parents=True)
         for i in range(n):
@@ -183,7 +183,7 @@ def test_training_csv_is_seeded_and_stays_in_its_root(page_store) -> None:
     assert a.counts == {"train real": 8, "train fake": 8, "val real": 2, "val fake": 2}
     # a file that links outside the root is left out, not written
     (tmp / "mine" / "real" / "0.png").unlink()
-    (tmp / "mine" / "real" / "0.png").symlink_to(TINY / "images" / "07_photo_640x427.jpg")
+    (tmp / "mine" / "real" / "0.png").symlink_to(TINY_IMAGES / "07_photo_640x427.jpg")
     with session_scope(url) as s:
         d = write_training_csv(s, tmp / "d.csv", real_ids=[ids["mine-real"]],
                                fake_ids=[ids["mine-fake"]], seed=3)
@@ -197,7 +197,7 @@ def test_curves_from_a_real_run_and_register(page_store, trained: Path) -> None:
     assert len(log.steps) >= 2 and list(log.epochs["epoch"]) == [0, 1]
     with session_scope(url) as s:
         job_id = jobs.enqueue(s, "train", {"output": str(trained), "tag": "tiny",
-                                           "cfg": str(TINY / "spai_tiny.yaml")})
+                                           "cfg": str(TINY_CFG)})
         jobs.claim(s, "test-worker", ["train"])
     at = _page()
     assert not at.exception

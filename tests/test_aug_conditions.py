@@ -15,10 +15,9 @@ from robustness.registry import seed_for
 from spai.augment import TRAIN_SEED_BIT, apply_conditions, condition_seed
 from spai.config import load_config
 from spai.training import CONDITIONS_FILE, TrainOptions, train
+from tiny_model import TINY_CFG, TINY_IMAGES
 
-TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
-TINY_CFG = TINY / "spai_tiny.yaml"
-PHOTO = TINY / "images" / "02_rgb_500x300.png"
+PHOTO = TINY_IMAGES / "02_rgb_500x300.png"
 FAST = [("TRAIN.EPOCHS", "2"), ("TRAIN.WARMUP_EPOCHS", "0"), ("DATA.BATCH_SIZE", "2"),
         ("DATA.AUGMENTED_VIEWS", "1"), ("DATA.NUM_WORKERS", "0")]
 

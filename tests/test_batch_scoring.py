@@ -3,20 +3,19 @@ scores, attention and geometry of one-by-one scoring; bad inputs get their error
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 
 from spai.detector import Detector, PreparedImage
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-FIX = Path(__file__).parent / "fixtures" / "spai-tiny"
-IMAGES = sorted((FIX / "images").iterdir())  # grids and five-crops, 97x130 .. 1024x768
+IMAGES = sorted(TINY_IMAGES.iterdir())  # grids and five-crops, 97x130 .. 1024x768
 
 
 @pytest.fixture(scope="module")
 def det() -> Detector:
-    return Detector.load(FIX / "spai_tiny_seed0.pth", FIX / "spai_tiny.yaml", "cpu")
+    return Detector.load(TINY_WEIGHTS, TINY_CFG, "cpu")
 
 
 @pytest.fixture(scope="module")

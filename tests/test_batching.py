@@ -13,22 +13,20 @@ from click.testing import CliRunner
 from spai.__main__ import cli
 from spai.batching import score_many, score_stream
 from spai.detector import Detector, PreparedImage
+from tiny_model import TINY_CFG, TINY_DIR, TINY_IMAGES, TINY_WEIGHTS
 
-FIX = Path(__file__).parent / "fixtures" / "spai-tiny"
-CKPT = FIX / "spai_tiny_seed0.pth"
-CFG = FIX / "spai_tiny.yaml"
-IMAGES = sorted((FIX / "images").iterdir())  # 45 crops in all: 5, 5, 12, 5, 5, 4, 5, 4
+IMAGES = sorted(TINY_IMAGES.iterdir())  # 45 crops in all: 5, 5, 12, 5, 5, 4, 5, 4
 CROPS = [5, 5, 12, 5, 5, 4, 5, 4]
 
 
 def _expected() -> dict[str, float]:
-    with open(FIX / "expected_scores.csv", newline="") as fh:
+    with open(TINY_DIR / "expected_scores.csv", newline="") as fh:
         return {r["image"]: float(r["score"]) for r in csv.DictReader(fh)}
 
 
 @pytest.fixture(scope="module")
 def det() -> Detector:
-    return Detector.load(CKPT, CFG, "cpu")
+    return Detector.load(TINY_WEIGHTS, TINY_CFG, "cpu")
 
 
 @pytest.fixture
@@ -128,8 +126,9 @@ def test_infer_cli_batch_sizes_agree(tmp_path: Path) -> None:
     got = {}
     for size in ("1", "3"):
         out = tmp_path / f"out{size}"
-        res = CliRunner().invoke(cli, ["infer", "-i", str(folder), "-m", str(CKPT), "--cfg", str(CFG),
-                                       "-o", str(out), "--batch-size", size, "--device", "cpu"])
+        res = CliRunner().invoke(cli, ["infer", "-i", str(folder), "-m", str(TINY_WEIGHTS),
+                                       "--cfg", str(TINY_CFG), "-o", str(out), "--batch-size", size,
+                                       "--device", "cpu"])
         assert res.exit_code == 0, res.output
         assert "8 scored, 1 failed" in res.output
         with open(out / "mixed.csv", newline="") as fh:
@@ -139,6 +138,7 @@ def test_infer_cli_batch_sizes_agree(tmp_path: Path) -> None:
         assert abs(float(got["3"][name]["spai"]) - score) < 1e-5
         assert abs(float(got["3"][name]["spai"]) - float(got["1"][name]["spai"])) < 1e-6
     assert got["3"]["05b_broken.png"]["error"] and got["3"]["05b_broken.png"]["spai"] == ""
-    res = CliRunner().invoke(cli, ["infer", "-i", str(folder), "-m", str(CKPT), "--cfg", str(CFG),
-                                   "-o", str(tmp_path / "x"), "--batch-size", "0"])
+    res = CliRunner().invoke(cli, ["infer", "-i", str(folder), "-m", str(TINY_WEIGHTS),
+                                   "--cfg", str(TINY_CFG), "-o", str(tmp_path / "x"),
+                                   "--batch-size", "0"])
     assert res.exit_code == 2 and "--batch-size" in res.output

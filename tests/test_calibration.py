@@ -12,8 +12,8 @@ import pytest
 from robustness.metrics import threshold_at_fpr
 from spai import calibration
 from spai.checkpoint import file_sha256
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
 
 
 def test_measure_write_read_round_trip(tmp_path: Path) -> None:
@@ -47,9 +47,9 @@ def test_demo_calibrate_measures_the_split_reals(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "weights"
     (data / "test").mkdir(parents=True)
     out.mkdir()
-    shutil.copy(TINY / "spai_tiny_seed0.pth", out / "spai_demo.pth")
-    shutil.copy(TINY / "spai_tiny.yaml", out / "spai_demo.yaml")
-    images = sorted((TINY / "images").iterdir())
+    shutil.copy(TINY_WEIGHTS, out / "spai_demo.pth")
+    shutil.copy(TINY_CFG, out / "spai_demo.yaml")
+    images = sorted(TINY_IMAGES.iterdir())
     rows = []
     for i, img in enumerate(images):
         shutil.copy(img, data / "test" / img.name)

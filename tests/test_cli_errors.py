@@ -19,9 +19,8 @@ from robustness.__main__ import main as robustness_main
 from robustness.evaluate import main as evaluate_main
 from spai.__main__ import main as spai_main
 from spai.cli_errors import EXIT_USER_ERROR
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-FIX = Path(__file__).parent / "fixtures" / "spai-tiny"
-IMAGES = FIX / "images"
 LONGEST_MESSAGE = 400  # an unknown id names a few close ids, not the 2,130-character list
 
 
@@ -65,7 +64,7 @@ def test_spai_test_csv_without_image_column(tmp_path: Path, capsys) -> None:
 
 def test_spai_test_csv_that_is_not_text(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "binary.csv"
-    bad.write_bytes((IMAGES / "01_rgb_224x224.png").read_bytes())
+    bad.write_bytes((TINY_IMAGES / "01_rgb_224x224.png").read_bytes())
     rc = spai_main(["test", "--test-csv", str(bad), "--output", str(tmp_path / "o")])
     _one_error_line(capsys, rc, str(bad), "UTF-8 CSV")
 
@@ -73,7 +72,7 @@ def test_spai_test_csv_that_is_not_text(tmp_path: Path, capsys) -> None:
 def test_spai_test_bad_class_value(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "labels.csv"
     bad.write_text("image,class,split\n01_rgb_224x224.png,0,test\n02_rgb_500x300.png,fake,test\n")
-    rc = spai_main(["test", "--test-csv", str(bad), "--test-csv-root-dir", str(IMAGES),
+    rc = spai_main(["test", "--test-csv", str(bad), "--test-csv-root-dir", str(TINY_IMAGES),
                     "--output", str(tmp_path / "o")])
     _one_error_line(capsys, rc, str(bad), "row 2", "'fake'")
     assert not (tmp_path / "o").exists()  # refused before any model was loaded
@@ -87,7 +86,7 @@ def test_spai_test_csv_without_class_column(tmp_path: Path, capsys) -> None:
 
 
 def test_spai_infer_missing_model_file(tmp_path: Path, capsys) -> None:
-    rc = spai_main(["infer", "--input", str(IMAGES), "--model", str(tmp_path / "nope.pth"),
+    rc = spai_main(["infer", "--input", str(TINY_IMAGES), "--model", str(tmp_path / "nope.pth"),
                     "--output", str(tmp_path / "o")])
     _one_error_line(capsys, rc, "nope.pth")
 
@@ -109,7 +108,7 @@ def test_robustness_apply_csv_missing_columns(tmp_path: Path, capsys) -> None:
 
 
 def test_robustness_unknown_condition_suggests_close_ids(tmp_path: Path, capsys) -> None:
-    rc = robustness_main(["apply", "--condition", "jpeg/q7", "--input", str(IMAGES),
+    rc = robustness_main(["apply", "--condition", "jpeg/q7", "--input", str(TINY_IMAGES),
                           "--output", str(tmp_path / "o")])
     line = _one_error_line(capsys, rc, "'jpeg/q7'", "did you mean", "jpeg/q75",
                            "python -m robustness list")
@@ -268,7 +267,7 @@ def _two_images(tmp_path: Path) -> Path:
     folder = tmp_path / "imgs"
     folder.mkdir()
     for name in ("01_rgb_224x224.png", "04_rgb_97x130.png"):
-        (folder / name).write_bytes((IMAGES / name).read_bytes())
+        (folder / name).write_bytes((TINY_IMAGES / name).read_bytes())
     return folder
 
 
@@ -295,10 +294,10 @@ def test_spai_infer_default_model_prefers_official_weights(
 
     official = tmp_path / "weights" / "spai.pth"
     official.parent.mkdir()
-    official.write_bytes((FIX / "spai_tiny_seed0.pth").read_bytes())
+    official.write_bytes((TINY_WEIGHTS).read_bytes())
     monkeypatch.setattr(spai.weights, "OFFICIAL_WEIGHTS", official)
     rc = spai_main(["infer", "--input", str(_two_images(tmp_path)), "--output",
-                    str(tmp_path / "out"), "--cfg", str(FIX / "spai_tiny.yaml")])
+                    str(tmp_path / "out"), "--cfg", str(TINY_CFG)])
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "DEMO model" not in err and f"model: {official}" in err
@@ -311,5 +310,5 @@ def test_spai_infer_without_any_model_says_what_to_pass(
 
     monkeypatch.setattr(spai.weights, "OFFICIAL_WEIGHTS", tmp_path / "absent" / "spai.pth")
     monkeypatch.setattr(spai.weights, "DEMO_WEIGHTS", tmp_path / "absent" / "spai_demo.pth")
-    rc = spai_main(["infer", "--input", str(IMAGES), "--output", str(tmp_path / "out")])
+    rc = spai_main(["infer", "--input", str(TINY_IMAGES), "--output", str(tmp_path / "out")])
     _one_error_line(capsys, rc, "no model", "pass --model PATH", "weights/spai.pth")

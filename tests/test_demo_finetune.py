@@ -13,8 +13,8 @@ from PIL import Image
 from spai.demo.__main__ import cli
 from spai.demo.build import BuildConfig, build_demo_set
 from tests.test_demo import MINI_AE, _rows, _sources
+from tiny_model import TINY_CFG, TINY_WEIGHTS
 
-TINY = Path(__file__).resolve().parent / "fixtures" / "spai-tiny"
 CONDITIONS = "  CONDITIONS:\n    - {id: meme, p: 1.0}\n    - {id: screenshot, p: 0.5}\n" \
              "    - {id: instagram-filter, p: 0.5}\n"
 
@@ -28,7 +28,7 @@ def mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       autoencoder=MINI_AE)
     build_demo_set(cfg, _sources(), log=lambda _: None)
     (root / "ft.yaml").write_text(
-        f"BASE: ['{(TINY / 'spai_tiny.yaml').as_posix()}']\nDATA:\n  BATCH_SIZE: 2\n"
+        f"BASE: ['{TINY_CFG.as_posix()}']\nDATA:\n  BATCH_SIZE: 2\n"
         f"  AUGMENTED_VIEWS: 2\nAUG:\n{CONDITIONS}TRAIN:\n  EPOCHS: 1\n  WARMUP_EPOCHS: 0\n"
         "  BASE_LR: 3e-5\n")
     return root
@@ -36,7 +36,7 @@ def mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(root: Path, out: str, *extra: str) -> tuple[int, str]:
     res = CliRunner().invoke(cli, [
-        "finetune", "--data", str(root / "demo"), "--base", str(TINY / "spai_tiny_seed0.pth"),
+        "finetune", "--data", str(root / "demo"), "--base", str(TINY_WEIGHTS),
         "--output", str(root / out), "--run-dir", str(root / "runs" / out), "--config",
         str(root / "ft.yaml"), "--condition", "original", "--condition", "meme", *extra])
     return res.exit_code, res.output + (str(res.exception) if res.exception else "")
@@ -80,9 +80,9 @@ def test_finetune_is_seeded_records_its_augmentation_and_writes_the_card(mini: P
 
 def test_finetune_refuses_a_config_without_conditions_and_another_seeds_set(mini: Path) -> None:
     plain = mini / "plain.yaml"
-    plain.write_text(f"BASE: ['{(TINY / 'spai_tiny.yaml').as_posix()}']\n")
+    plain.write_text(f"BASE: ['{TINY_CFG.as_posix()}']\n")
     res = CliRunner().invoke(cli, ["finetune", "--data", str(mini / "demo"), "--config",
-                                   str(plain), "--base", str(TINY / "spai_tiny_seed0.pth")])
+                                   str(plain), "--base", str(TINY_WEIGHTS)])
     assert res.exit_code == 1 and "AUG.CONDITIONS is empty" in res.output
     assert "Traceback" not in res.output
     code, out = _run(mini, "d", "--build-seed", "3")
@@ -118,8 +118,8 @@ def test_compare_shows_the_fine_tune_beside_its_base(mini: Path, monkeypatch) ->
 
     if not (mini / "a" / "eval.json").is_file():
         assert _run(mini, "a")[0] == 0
-    shutil.copy(TINY / "spai_tiny_seed0.pth", mini / "base.pth")
-    shutil.copy(TINY / "spai_tiny.yaml", mini / "base.yaml")
+    shutil.copy(TINY_WEIGHTS, mini / "base.pth")
+    shutil.copy(TINY_CFG, mini / "base.yaml")
     (mini / "study.yaml").write_text(STUDY)
     url = f"sqlite:///{mini / 'compare.db'}"
     monkeypatch.setenv("SPAI_DATA_DIR", str(mini / "data"))

@@ -19,9 +19,8 @@ from db.owners import LOCAL, Actor, NotAllowed, may_change, require_admin, requi
 from db.queries import get_or_create_condition, get_or_create_run
 from db.session import session_scope
 from db.settings import DEFAULT_MODEL, get_setting, set_setting
+from tiny_model import TINY_CFG, TINY_WEIGHTS
 
-TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
-WEIGHTS, CFG = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml"
 ALICE = Actor("alice@lab.org")
 BOB = Actor("bob@lab.org")
 ADMIN = Actor("root@lab.org", admin=True)
@@ -41,8 +40,8 @@ def _owned_set_and_model(url: str, tmp: Path, owner: Actor) -> tuple[int, int]:
     with session_scope(url) as s:
         rep = register_folder(s, _folder(tmp / "imgs"), name="mine", kind="real",
                               owner=owner.owner)
-        model_id = jobqueue.register_model(s, WEIGHTS, name="tiny", cfg=CFG, origin="demo",
-                                           owner=owner.owner)
+        model_id = jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", cfg=TINY_CFG,
+                                           origin="demo", owner=owner.owner)
     return rep.imageset_ids["mine"], model_id
 
 
@@ -144,14 +143,14 @@ def test_only_an_administrator_changes_the_default_model(
     with session_scope(db_url) as s:
         set_setting(s, DEFAULT_MODEL, "/before.pth")
     with pytest.raises(NotAllowed, match="change the default model"):
-        resources.save_default_model(str(WEIGHTS), actor=ALICE)
+        resources.save_default_model(str(TINY_WEIGHTS), actor=ALICE)
     with pytest.raises(NotAllowed):
         resources.save_default_model(None, actor=ALICE)
     with session_scope(db_url) as s:
         assert get_setting(s, DEFAULT_MODEL) == "/before.pth"
-    resources.save_default_model(str(WEIGHTS), actor=ADMIN)
+    resources.save_default_model(str(TINY_WEIGHTS), actor=ADMIN)
     with session_scope(db_url) as s:
-        assert get_setting(s, DEFAULT_MODEL) == str(WEIGHTS)
+        assert get_setting(s, DEFAULT_MODEL) == str(TINY_WEIGHTS)
     resources.save_default_model(None, actor=LOCAL)
     with session_scope(db_url) as s:
         assert get_setting(s, DEFAULT_MODEL) is None
@@ -172,7 +171,7 @@ def test_rows_a_job_creates_are_the_job_owners(
     with session_scope(sqlite_url) as s:
         sets = dict(s.execute(select(ImageSet.name, ImageSet.id)).all())
         assert set(s.scalars(select(ImageSet.owner))) == {"root@lab.org"}
-        [job_id] = jobqueue.enqueue_score_set(s, weights=WEIGHTS, cfg=CFG,
+        [job_id] = jobqueue.enqueue_score_set(s, weights=TINY_WEIGHTS, cfg=TINY_CFG,
                                               imageset_ids=[sets["lab-real"]],
                                               conditions=["original"], actor=ALICE)
         assert s.scalars(select(Model.owner)).one() == "alice@lab.org"

@@ -21,8 +21,8 @@ from PIL import Image
 from db.session import REPO_ROOT
 from spai.atomic import TMP_SUFFIX, atomic_open, write_bytes
 from spai.partial_csv import PARTIAL_SUFFIX, PartialCsv
+from tiny_model import TINY_CFG, TINY_WEIGHTS
 
-FIX = Path(__file__).parent / "fixtures" / "spai-tiny"
 N_IMAGES = 200  # as issue 14's acceptance asks
 KILL_AFTER_ROWS = 15  # data rows in the partial output before the kill
 WAIT_LIMIT_S = 300  # generous: the machine is shared; not a timing assertion
@@ -40,7 +40,7 @@ def _images(folder: Path, n: int) -> Path:
 
 def _infer_cmd(folder: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "spai", "infer", "--input", str(folder), "--output", str(out),
-            "--model", str(FIX / "spai_tiny_seed0.pth"), "--cfg", str(FIX / "spai_tiny.yaml"),
+            "--model", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
             "--device", "cpu"]
 
 

@@ -21,9 +21,8 @@ from db.session import session_scope
 from spai.__main__ import main as spai_main
 from spai.checkpoint import CheckpointError, file_sha256, read_checkpoint
 from spai.detector import Detector
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
-WEIGHTS, CFG = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml"
 SOURCE = Path(__file__).parent.parent / "spai"
 
 
@@ -47,7 +46,7 @@ def _cli_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
 
 
 def _tiny_state() -> dict[str, torch.Tensor]:
-    return torch.load(WEIGHTS, map_location="cpu", weights_only=True)["model"]
+    return torch.load(TINY_WEIGHTS, map_location="cpu", weights_only=True)["model"]
 
 
 def test_nothing_in_the_repository_unpickles_with_weights_only_false() -> None:
@@ -72,9 +71,9 @@ def test_pickle_payload_is_refused_and_never_runs(tmp_path: Path, fmt: str, caps
     if fmt == "zip":
         assert "builtins.exec" in str(err.value)
     with pytest.raises(CheckpointError):
-        Detector.load(evil, cfg=CFG, device="cpu")
-    line = _cli_error(capsys, ["infer", "--input", str(TINY / "images"), "--model", str(evil),
-                               "--cfg", str(CFG), "--output", str(tmp_path / "out")])
+        Detector.load(evil, cfg=TINY_CFG, device="cpu")
+    line = _cli_error(capsys, ["infer", "--input", str(TINY_IMAGES), "--model", str(evil),
+                               "--cfg", str(TINY_CFG), "--output", str(tmp_path / "out")])
     assert "could run code" in line
     assert not marker.exists()
 
@@ -91,14 +90,14 @@ def test_a_file_that_is_not_a_checkpoint_gets_one_clear_error(tmp_path: Path, co
     bad.write_bytes(content)
     with pytest.raises(CheckpointError, match=what):
         read_checkpoint(bad)
-    line = _cli_error(capsys, ["infer", "--input", str(TINY / "images"), "--model", str(bad),
-                               "--cfg", str(CFG), "--output", str(tmp_path / "out")])
+    line = _cli_error(capsys, ["infer", "--input", str(TINY_IMAGES), "--model", str(bad),
+                               "--cfg", str(TINY_CFG), "--output", str(tmp_path / "out")])
     assert "not a PyTorch checkpoint" in line
 
 
 def test_truncated_archive_is_reported_as_corrupt(tmp_path: Path) -> None:
     cut = tmp_path / "cut.pth"
-    cut.write_bytes(WEIGHTS.read_bytes()[: WEIGHTS.stat().st_size // 2])
+    cut.write_bytes(TINY_WEIGHTS.read_bytes()[: TINY_WEIGHTS.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt PyTorch checkpoint"):
         read_checkpoint(cut)
 
@@ -120,9 +119,9 @@ def test_official_training_checkpoint_with_yacs_config_loads_weights_only(tmp_pa
     obj = read_checkpoint(path)
     assert obj["config"] == {"MODEL": {"TYPE": "vit", "SIZES": (1, 2)}, "TRAIN": {"EPOCHS": 3}}
     assert type(obj["config"]) is dict and float(obj["max_accuracy"]) == pytest.approx(0.91)
-    det = Detector.load(path, cfg=CFG, device="cpu")  # the tiny fixture still scores the same
-    ref = Detector.load(WEIGHTS, cfg=CFG, device="cpu")
-    img = TINY / "images" / "02_rgb_500x300.png"
+    det = Detector.load(path, cfg=TINY_CFG, device="cpu")  # the tiny fixture still scores the same
+    ref = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG, device="cpu")
+    img = TINY_IMAGES / "02_rgb_500x300.png"
     assert abs(det.score_one(img).score - ref.score_one(img).score) < 1e-5
 
 
@@ -139,21 +138,21 @@ def test_convert_checkpoint_needs_trust_then_writes_a_plain_state_dict(tmp_path:
     assert "WARNING" in out.err and "argparse.Namespace" in out.err and "wrote" in out.out
     plain = torch.load(dst, map_location="cpu", weights_only=True)
     assert set(plain) == {"model"} and plain["model"].keys() == _tiny_state().keys()
-    Detector.load(dst, cfg=CFG, device="cpu")
+    Detector.load(dst, cfg=TINY_CFG, device="cpu")
 
 
 def test_a_model_whose_file_changed_is_refused(tmp_path: Path, sqlite_url: str) -> None:
     weights = tmp_path / "m.pth"
-    weights.write_bytes(WEIGHTS.read_bytes())
+    weights.write_bytes(TINY_WEIGHTS.read_bytes())
     with session_scope(sqlite_url) as s:
-        model_id = jobqueue.register_model(s, weights, name="m", cfg=CFG)
+        model_id = jobqueue.register_model(s, weights, name="m", cfg=TINY_CFG)
     registered = file_sha256(weights)
     state = _tiny_state()
     state["norm.bias"] = state["norm.bias"] + 1.0
     torch.save({"model": state}, weights)  # swapped under the same path
     with session_scope(sqlite_url) as s:
         with pytest.raises(ValueError, match="different file"):
-            jobqueue.register_model(s, weights, name="m", cfg=CFG)
-        assert jobqueue.register_model(s, weights, name="m2", cfg=CFG) != model_id
+            jobqueue.register_model(s, weights, name="m", cfg=TINY_CFG)
+        assert jobqueue.register_model(s, weights, name="m2", cfg=TINY_CFG) != model_id
     with pytest.raises(CheckpointError, match="changed since the model was registered"):
-        Detector.load(weights, cfg=CFG, device="cpu", expect_sha256=registered)
+        Detector.load(weights, cfg=TINY_CFG, device="cpu", expect_sha256=registered)

@@ -26,9 +26,8 @@ from db.session import session_scope
 from spai.__main__ import main as spai_main
 from spai.imageio import ImageLoadError, open_image, open_rgb, thumbnail
 from spai.limits import DEFAULT_MAX_PIXELS
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
-WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
 TOO_LARGE = "image too large: Image size (900000000 pixels)"  # refused from the header
 
 
@@ -56,7 +55,7 @@ def test_the_capped_decoder_refuses_the_bomb_from_its_header(bomb: Path) -> None
             with pytest.raises(ImageLoadError, match=re.escape(TOO_LARGE)):
                 decode(source)
     with pytest.raises(ImageLoadError, match="exceeds the cap of 1,000"):
-        open_rgb(IMAGES / "02_rgb_500x300.png", 1_000)
+        open_rgb(TINY_IMAGES / "02_rgb_500x300.png", 1_000)
     facts = inspect_image(bomb)
     assert facts.error and TOO_LARGE in facts.error and facts.sha256
 
@@ -76,8 +75,8 @@ def test_a_bomb_is_one_error_row_in_registration_derivation_and_inference(
     folder = tmp_path / "set"
     folder.mkdir()
     shutil.move(bomb, folder / "bomb.png")
-    shutil.copy(IMAGES / "02_rgb_500x300.png", folder / "good.png")
-    shutil.copy(IMAGES / "04_rgb_97x130.png", folder / "late.png")
+    shutil.copy(TINY_IMAGES / "02_rgb_500x300.png", folder / "good.png")
+    shutil.copy(TINY_IMAGES / "04_rgb_97x130.png", folder / "late.png")
     with session_scope(sqlite_url) as s:
         jobqueue.enqueue_register_folder(s, str(folder), name="bombs", kind="fake", actor=LOCAL)
     reg = _run_next_job(sqlite_url)
@@ -87,7 +86,7 @@ def test_a_bomb_is_one_error_row_in_registration_derivation_and_inference(
     (folder / "late.png").write_bytes(png_bomb())  # swapped after registration
     with session_scope(sqlite_url) as s:
         set_id = reg.result["imageset_ids"]["bombs"]
-        model_id = jobqueue.register_model(s, WEIGHTS, name="tiny", cfg=CFG)
+        model_id = jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", cfg=TINY_CFG)
         jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, device="cpu")
         jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, device="cpu",
                                condition_id="jpeg/q75")
@@ -113,13 +112,13 @@ def test_cli_infer_and_training_skip_the_bomb_with_the_reason(tmp_path: Path, bo
     from spai.detector import Detector
     from spai.training import Sample, evaluate
 
-    shutil.copy(IMAGES / "02_rgb_500x300.png", tmp_path / "good.png")
-    assert spai_main(["infer", "--input", str(tmp_path), "--model", str(WEIGHTS), "--cfg",
-                      str(CFG), "--output", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    shutil.copy(TINY_IMAGES / "02_rgb_500x300.png", tmp_path / "good.png")
+    assert spai_main(["infer", "--input", str(tmp_path), "--model", str(TINY_WEIGHTS), "--cfg",
+                      str(TINY_CFG), "--output", str(tmp_path / "out"), "--device", "cpu"]) == 0
     [out_csv] = (tmp_path / "out").glob("*.csv")
     rows = {Path(r["image"]).name: r for r in csv.DictReader(out_csv.open())}
     assert TOO_LARGE in rows["bomb.png"]["error"] and rows["good.png"]["spai"]
-    model = Detector.load(WEIGHTS, cfg=CFG, device="cpu").model
+    model = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG, device="cpu").model
     metrics, skipped = evaluate(model, [Sample(bomb, 1, "val"),
                                         Sample(tmp_path / "good.png", 0, "val")],
                                 model.cls_head.head[0].weight.device)

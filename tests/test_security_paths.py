@@ -29,9 +29,8 @@ from db.image_lookup import image_by_id
 from db.imagesets import register_folder
 from db.models import Image, Prediction
 from db.session import REPO_ROOT, session_scope
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
-WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
 PAGE = str(REPO_ROOT / "dashboard" / "views" / "imagesets.py")
 ESCAPING = ["../secret.png", "{abs}", "link.png", "etc/passwd"]  # CSV rows that leave the root
 
@@ -42,8 +41,8 @@ def hostile(tmp_path: Path) -> tuple[Path, Path]:
     row and every escaping row. Returns (root, csv)."""
     root = tmp_path / "root"
     root.mkdir()
-    shutil.copy(IMAGES / "02_rgb_500x300.png", root / "good.png")
-    shutil.copy(IMAGES / "04_rgb_97x130.png", tmp_path / "secret.png")
+    shutil.copy(TINY_IMAGES / "02_rgb_500x300.png", root / "good.png")
+    shutil.copy(TINY_IMAGES / "04_rgb_97x130.png", tmp_path / "secret.png")
     (root / "link.png").symlink_to(tmp_path / "secret.png")
     (root / "etc").symlink_to("/etc")
     rows = ["good.png"] + [r.format(abs=tmp_path / "secret.png") for r in ESCAPING]
@@ -138,7 +137,7 @@ def test_symlinks_out_of_a_set_are_refused_at_registration_and_at_read_time(
 ) -> None:
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     root, _ = hostile
-    shutil.copy(IMAGES / "01_rgb_224x224.png", root / "later.png")
+    shutil.copy(TINY_IMAGES / "01_rgb_224x224.png", root / "later.png")
     with session_scope(sqlite_url) as s:
         rep = register_folder(s, root, name="hostile", kind="real")
         relpaths = set(s.scalars(select(Image.relpath)))
@@ -148,7 +147,7 @@ def test_symlinks_out_of_a_set_are_refused_at_registration_and_at_read_time(
     (root / "later.png").symlink_to("/etc/passwd")  # planted after registration
     with session_scope(sqlite_url) as s:
         set_id = rep.imageset_ids["hostile"]
-        model_id = jobqueue.register_model(s, WEIGHTS, name="tiny", cfg=CFG)
+        model_id = jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", cfg=TINY_CFG)
         jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, device="cpu")
         jobqueue.enqueue_make_condition(s, imageset_id=set_id, condition_id="jpeg/q75")
         later = s.scalars(select(Image.id).where(Image.relpath == "later.png")).one()
@@ -177,12 +176,14 @@ def test_spai_infer_and_test_refuse_escaping_rows(hostile: tuple[Path, Path], tm
     root, listing = hostile
     out = tmp_path / "out"
     assert spai_main(["infer", "--input", str(listing), "--input-csv-root-dir", str(root),
-                      "--model", str(WEIGHTS), "--cfg", str(CFG), "--output", str(out)]) == 0
+                      "--model", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
+                      "--output", str(out)]) == 0
     rows = list(csv.DictReader((out / "list.csv").open()))
     assert [bool(r["spai"]) for r in rows] == [True, False, False, False, False]
     assert _escaped([r["error"] for r in rows]) == 4
     assert spai_main(["test", "--test-csv", str(listing), "--test-csv-root-dir", str(root),
-                      "--model", str(WEIGHTS), "--cfg", str(CFG), "--output", str(out)]) == 0
+                      "--model", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
+                      "--output", str(out)]) == 0
     [metrics] = json.loads((out / "spai_test_metrics.json").read_text())
     assert metrics["scored"] == 1 and metrics["failed"] == 4
 
@@ -227,7 +228,7 @@ def test_spai_train_refuses_an_escaping_row(hostile: tuple[Path, Path], tmp_path
     root, listing = hostile
     with pytest.raises(ValueError, match=r"list\.csv:3: path escapes"):
         read_csv_samples(listing, root)
-    rc = spai_main(["train", "--cfg", str(CFG), "--data-path", str(listing), "--csv-root-dir",
+    rc = spai_main(["train", "--cfg", str(TINY_CFG), "--data-path", str(listing), "--csv-root-dir",
                     str(root), "--output", str(tmp_path / "runs")])
     err = capsys.readouterr().err
     assert rc == 2 and "list.csv:3: path escapes" in err and "Traceback" not in err

@@ -21,27 +21,25 @@ from spai.detector import Detector
 from spai.imageio import ImageLoadError, open_rgb, resolve_under_root
 from spai.model import build_model
 from spai.spectral import frequency_mask
+from tiny_model import TINY_CFG, TINY_DIR, TINY_IMAGES, TINY_WEIGHTS
 
-FIX = Path(__file__).parent / "fixtures" / "spai-tiny"
-CKPT = FIX / "spai_tiny_seed0.pth"
-CFG = FIX / "spai_tiny.yaml"
 TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
 def det() -> Detector:
     torch.manual_seed(0)
-    return Detector.load(CKPT, CFG, "cpu")
+    return Detector.load(TINY_WEIGHTS, TINY_CFG, "cpu")
 
 
 def _expected() -> list[dict[str, str]]:
-    with open(FIX / "expected_scores.csv", newline="") as fh:
+    with open(TINY_DIR / "expected_scores.csv", newline="") as fh:
         return list(csv.DictReader(fh))
 
 
 @pytest.mark.parametrize("row", _expected(), ids=lambda r: r["image"])
 def test_parity_with_official_scores(det: Detector, row: dict[str, str]) -> None:
-    pred = det.score_one(FIX / "images" / row["image"])
+    pred = det.score_one(TINY_IMAGES / row["image"])
     assert pred.ok, pred.error
     assert abs(pred.logit - float(row["logit"])) < TOL
     assert abs(pred.score - float(row["score"])) < TOL
@@ -52,9 +50,9 @@ def test_parity_with_official_scores(det: Detector, row: dict[str, str]) -> None
 
 
 def test_intermediate_tensors_match_debug_dump(det: Detector) -> None:
-    ref = np.load(FIX / "debug" / "03_debug_tensors.npz")
-    summary = json.loads((FIX / "debug" / "03_debug_summary.json").read_text())
-    x, _ = det.prepare(FIX / "images" / "03_rgb_1024x768.png")
+    ref = np.load(TINY_DIR / "debug" / "03_debug_tensors.npz")
+    summary = json.loads((TINY_DIR / "debug" / "03_debug_summary.json").read_text())
+    x, _ = det.prepare(TINY_IMAGES / "03_rgb_1024x768.png")
     assert list(x.shape) == list(ref["model_input_shape"][1:])
     layout = det.model.layout(x.shape[1], x.shape[2])
     assert (layout.rows, layout.cols, layout.five_crop) == (summary["grid_rows"], summary["grid_cols"], False)
@@ -71,8 +69,8 @@ def test_intermediate_tensors_match_debug_dump(det: Detector) -> None:
 
 
 def test_five_crop_fallback_matches_debug_summary(det: Detector) -> None:
-    summary = json.loads((FIX / "debug" / "02_debug_summary.json").read_text())
-    pred = det.score_one(FIX / "images" / "02_rgb_500x300.png")
+    summary = json.loads((TINY_DIR / "debug" / "02_debug_summary.json").read_text())
+    pred = det.score_one(TINY_IMAGES / "02_rgb_500x300.png")
     assert pred.five_crop is summary["five_crop_fallback"] is True
     assert (pred.grid_rows, pred.grid_cols) == (summary["grid_rows"], summary["grid_cols"])
     np.testing.assert_allclose(pred.attention, summary["attention_per_head"], atol=TOL)
@@ -90,7 +88,7 @@ def test_frequency_mask_geometry() -> None:
 def test_full_size_model_has_official_keys_and_shapes() -> None:
     model = build_model(load_config(Path(__file__).parents[1] / "configs" / "spai.yaml"))
     own = {k: list(v.shape) for k, v in model.state_dict().items()}
-    rows = (FIX.parent / "spai-state-dict.tsv").read_text().strip().splitlines()[1:]
+    rows = (TINY_DIR.parent / "spai-state-dict.tsv").read_text().strip().splitlines()[1:]
     ref = {k: json.loads(s) for k, s, _ in (r.split("\t") for r in rows)}
     assert own == ref
     assert model.state_dict()["mfvit.frequencies_mask"].dtype == torch.int64
@@ -100,17 +98,17 @@ def test_full_size_model_has_official_keys_and_shapes() -> None:
 
 
 def test_wrong_shape_names_key_and_both_shapes(tmp_path: Path) -> None:
-    state = extract_state_dict(read_checkpoint(CKPT))
+    state = extract_state_dict(read_checkpoint(TINY_WEIGHTS))
     state["to_kv.weight"] = torch.zeros(10, 82)
     bad = tmp_path / "bad.pth"
     torch.save({"model": state}, bad)
     with pytest.raises(CheckpointError, match=r"to_kv\.weight: checkpoint \(10, 82\) vs model \(256, 82\)"):
-        Detector.load(bad, CFG, "cpu")
+        Detector.load(bad, TINY_CFG, "cpu")
 
 
 def test_missing_key_is_an_error_and_extra_key_a_warning(tmp_path: Path) -> None:
-    state = extract_state_dict(read_checkpoint(CKPT))
-    model = build_model(load_config(CFG))
+    state = extract_state_dict(read_checkpoint(TINY_WEIGHTS))
+    model = build_model(load_config(TINY_CFG))
     missing = {k: v for k, v in state.items() if k != "norm.bias"}
     with pytest.raises(CheckpointError, match=r"missing key\(s\): norm\.bias"):
         load_state(model, missing)
@@ -121,18 +119,18 @@ def test_missing_key_is_an_error_and_extra_key_a_warning(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("container", ["official", "bare", "training"])
 def test_checkpoint_containers_give_the_same_scores(tmp_path: Path, det: Detector, container: str) -> None:
-    state = extract_state_dict(read_checkpoint(CKPT))
+    state = extract_state_dict(read_checkpoint(TINY_WEIGHTS))
     obj = {"official": {"model": state, "epoch": 3}, "bare": state,
-           "training": {"model": state, "optimizer": None, "epoch": 1, "config": load_config(CFG).to_dict()}}[container]
+           "training": {"model": state, "optimizer": None, "epoch": 1, "config": load_config(TINY_CFG).to_dict()}}[container]
     path = tmp_path / "m.pth"
     torch.save(obj, path)
-    other = Detector.load(path, CFG if container != "training" else None, "cpu")
-    img = FIX / "images" / "06_rgba_460x470.png"
+    other = Detector.load(path, TINY_CFG if container != "training" else None, "cpu")
+    img = TINY_IMAGES / "06_rgba_460x470.png"
     assert other.score_one(img).logit == pytest.approx(det.score_one(img).logit, abs=1e-7)
 
 
 def test_opt_override_changes_config() -> None:
-    cfg = load_config(CFG, opts=[("MODEL.FRE.MASKING_RADIUS", "24"), ("MODEL.VIT.INTERMEDIATE_LAYERS", "[1, 3]")])
+    cfg = load_config(TINY_CFG, opts=[("MODEL.FRE.MASKING_RADIUS", "24"), ("MODEL.VIT.INTERMEDIATE_LAYERS", "[1, 3]")])
     assert cfg.model.fre.masking_radius == 24
     assert cfg.model.vit.intermediate_layers == (1, 3)
     assert cfg.to_dict()["MODEL"]["FRE"]["MASKING_RADIUS"] == 24
@@ -142,7 +140,7 @@ def test_opt_override_changes_config() -> None:
 
 
 def _modes(tmp: Path) -> dict[str, Path]:
-    base = Image.open(FIX / "images" / "07_photo_640x427.jpg").convert("RGB").resize((300, 240))
+    base = Image.open(TINY_IMAGES / "07_photo_640x427.jpg").convert("RGB").resize((300, 240))
     out = {}
     for mode in ["L", "LA", "P", "RGBA", "CMYK"]:
         p = tmp / f"m_{mode}.{'jpg' if mode == 'CMYK' else 'png'}"
@@ -195,10 +193,10 @@ def _broken_folder(tmp: Path) -> Path:
     d.mkdir()
     good = ["01_rgb_224x224.png", "04_rgb_97x130.png", "07_photo_640x427.jpg"]
     for g in good:
-        (d / g).write_bytes((FIX / "images" / g).read_bytes())
+        (d / g).write_bytes((TINY_IMAGES / g).read_bytes())
     (d / "zero.png").write_bytes(b"")
     (d / "text.jpg").write_text("this is not an image")
-    data = (FIX / "images" / "07_photo_640x427.jpg").read_bytes()
+    data = (TINY_IMAGES / "07_photo_640x427.jpg").read_bytes()
     (d / "truncated.jpg").write_bytes(data[: len(data) // 3])
     buf = io.BytesIO()
     Image.new("RGB", (400, 300), (9, 99, 199)).save(buf, "TIFF")
@@ -211,7 +209,7 @@ def _broken_folder(tmp: Path) -> Path:
 def test_infer_cli_folder_with_broken_images(tmp_path: Path) -> None:
     folder = _broken_folder(tmp_path)
     out = tmp_path / "out"
-    res = CliRunner().invoke(cli, ["infer", "--input", str(folder), "--model", str(CKPT), "--cfg", str(CFG),
+    res = CliRunner().invoke(cli, ["infer", "--input", str(folder), "--model", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
                                    "--output", str(out), "--max-pixels", "2000000", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "3 scored, 6 failed" in res.output
@@ -233,8 +231,8 @@ def test_infer_cli_csv_keeps_columns_split_and_mask(tmp_path: Path) -> None:
     csv_path.write_text("image,class,split,note\n01_rgb_224x224.png,0,test,a\n"
                         "03_rgb_1024x768.png,1,train,b\n../escape.png,1,test,c\n")
     out = tmp_path / "o"
-    res = CliRunner().invoke(cli, ["infer", "-i", str(csv_path), "--input-csv-root-dir", str(FIX / "images"),
-                                   "-m", str(CKPT), "--cfg", str(CFG), "-o", str(out), "--tag", "myscore",
+    res = CliRunner().invoke(cli, ["infer", "-i", str(csv_path), "--input-csv-root-dir", str(TINY_IMAGES),
+                                   "-m", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG), "-o", str(out), "--tag", "myscore",
                                    "--opt", "TEST.EXPORT_IMAGE_PATCHES", "True"])
     assert res.exit_code == 0, res.output
     with open(out / "list.csv", newline="") as fh:
@@ -253,8 +251,8 @@ def test_test_cli_reports_metrics(tmp_path: Path) -> None:
     names = [r["image"] for r in _expected()]
     lines = ["image,class,split"] + [f"{n},{i % 2},test" for i, n in enumerate(names)]
     csv_path.write_text("\n".join(lines) + "\n")
-    res = CliRunner().invoke(cli, ["test", "--cfg", str(CFG), "--model", str(CKPT), "--test-csv", str(csv_path),
-                                   "--test-csv-root-dir", str(FIX / "images"), "--output", str(tmp_path / "o")])
+    res = CliRunner().invoke(cli, ["test", "--cfg", str(TINY_CFG), "--model", str(TINY_WEIGHTS), "--test-csv", str(csv_path),
+                                   "--test-csv-root-dir", str(TINY_IMAGES), "--output", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "o" / "spai_test_metrics.json").read_text())[0]
     from sklearn.metrics import roc_auc_score
@@ -266,19 +264,19 @@ def test_test_cli_reports_metrics(tmp_path: Path) -> None:
 
 
 def test_onnx_export_and_backend_agree(tmp_path: Path, det: Detector) -> None:
-    res = CliRunner().invoke(cli, ["export-onnx", "--cfg", str(CFG), "--model", str(CKPT), "--output", str(tmp_path / "onnx")])
+    res = CliRunner().invoke(cli, ["export-onnx", "--cfg", str(TINY_CFG), "--model", str(TINY_WEIGHTS), "--output", str(tmp_path / "onnx")])
     assert res.exit_code == 0, res.output
     from spai.onnx_backend import OnnxModel
 
     onnx = OnnxModel(tmp_path / "onnx", det.model)
     for name in ["01_rgb_224x224.png", "03_rgb_1024x768.png", "08_synth_449x450.png"]:
-        x, _ = det.prepare(FIX / "images" / name)
+        x, _ = det.prepare(TINY_IMAGES / name)
         logit, attn = onnx.forward_image(x)
-        ref = det.score_one(FIX / "images" / name)
+        ref = det.score_one(TINY_IMAGES / name)
         assert abs(logit - ref.logit) < 1e-4
         np.testing.assert_allclose(attn, ref.attention, atol=1e-4)
     out = tmp_path / "scored"
-    res = CliRunner().invoke(cli, ["infer", "-i", str(FIX / "images"), "-m", str(CKPT), "--cfg", str(CFG),
+    res = CliRunner().invoke(cli, ["infer", "-i", str(TINY_IMAGES), "-m", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
                                    "-o", str(out), "--backend", "onnx"])
     assert res.exit_code == 0, res.output
     with open(out / "images.csv", newline="") as fh:
@@ -288,7 +286,7 @@ def test_onnx_export_and_backend_agree(tmp_path: Path, det: Detector) -> None:
 
 
 def test_chunk_size_does_not_change_results(det: Detector) -> None:
-    x, _ = det.prepare(FIX / "images" / "03_rgb_1024x768.png")
+    x, _ = det.prepare(TINY_IMAGES / "03_rgb_1024x768.png")
     with torch.inference_mode():
         a = det.model.forward_image(x, chunk=1).logit
         b = det.model.forward_image(x, chunk=12).logit
@@ -297,7 +295,7 @@ def test_chunk_size_does_not_change_results(det: Detector) -> None:
 
 def test_progress_callback_and_errors_in_batch(det: Detector) -> None:
     seen = []
-    preds = det.score([FIX / "images" / "01_rgb_224x224.png", b"", b"not an image"],
+    preds = det.score([TINY_IMAGES / "01_rgb_224x224.png", b"", b"not an image"],
                       on_progress=lambda d, t: seen.append((d, t)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
     assert preds[0].ok and not preds[1].ok and not preds[2].ok

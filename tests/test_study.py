@@ -28,8 +28,8 @@ from robustness.study.store import SetScores
 from robustness.study.__main__ import main
 from robustness.study.report import load_results
 from robustness.study.schema import StudyFileError, load_study
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-TINY = REPO_ROOT / "tests" / "fixtures" / "spai-tiny"
 ROGER = REPO_ROOT / "robustness" / "study" / "roger.yaml"
 STUDY_MEANS = {"original": 0.919, "instagram-filter": 0.743, "meme": 0.812, "screenshot": 0.623,
                "super-resolution/bsrgan-x2": 0.806}  # the study's notebook, SPAI rows
@@ -58,9 +58,9 @@ def study_dir(tmp_path: Path) -> Path:
                        ("fake", ["05_gray_320x256.png", "02_rgb_500x300.png"])):
         (tmp_path / "pics" / sub).mkdir(parents=True)
         for n in names:
-            shutil.copy(TINY / "images" / n, tmp_path / "pics" / sub / n)
-    shutil.copy(TINY / "spai_tiny_seed0.pth", tmp_path / "tiny.pth")
-    shutil.copy(TINY / "spai_tiny.yaml", tmp_path / "tiny.yaml")
+            shutil.copy(TINY_IMAGES / n, tmp_path / "pics" / sub / n)
+    shutil.copy(TINY_WEIGHTS, tmp_path / "tiny.pth")
+    shutil.copy(TINY_CFG, tmp_path / "tiny.yaml")
     (tmp_path / "study.yaml").write_text(GOOD)
     return tmp_path
 
@@ -159,7 +159,7 @@ def test_mini_study_runs_end_to_end_on_the_tiny_model(study_dir: Path, sqlite_ur
     monkeypatch.setenv("SPAI_DATA_DIR", str(study_dir / "data"))
     extra = study_dir / "more"
     extra.mkdir()
-    shutil.copy(TINY / "images" / "08_synth_449x450.png", extra / "a.png")
+    shutil.copy(TINY_IMAGES / "08_synth_449x450.png", extra / "a.png")
     text = GOOD.replace("image_sets:\n", "image_sets:\n  - {name: more, folder: more, kind: fake}\n")
     (study_dir / "study.yaml").write_text(text)
     out = study_dir / "out"

@@ -24,10 +24,9 @@ from spai.training import (
     read_csv_samples,
     train,
 )
+from tiny_model import TINY_CFG, TINY_IMAGES
 
-FIXTURE = Path(__file__).parent / "fixtures" / "spai-tiny"
-TINY_CFG = FIXTURE / "spai_tiny.yaml"
-PHOTO = FIXTURE / "images" / "07_photo_640x427.jpg"
+PHOTO = TINY_IMAGES / "07_photo_640x427.jpg"
 FAST = [("DATA.BATCH_SIZE", "2"), ("DATA.NUM_WORKERS", "0"), ("TRAIN.EPOCHS", "2"),
         ("TRAIN.WARMUP_EPOCHS", "0"), ("TRAIN.BASE_LR", "1e-3"), ("DATA.AUGMENTED_VIEWS", "2"),
         ("MODEL.SID_DROPOUT", "0.0"), ("MODEL.DROP_PATH_RATE", "0.0")]  # fmt: skip
@@ -66,7 +65,7 @@ def test_augment_view_small_and_grey_inputs() -> None:
     tiny = np.full((30, 50, 3), 128, np.uint8)  # smaller than a crop: resized up, never fails
     out = augment_view(tiny, np.random.default_rng(0), cfg.aug, 224)
     assert out.shape == (224, 224, 3) and out.dtype == np.uint8
-    grey = Image.open(FIXTURE / "images" / "05_gray_320x256.png")
+    grey = Image.open(TINY_IMAGES / "05_gray_320x256.png")
     assert train_views(grey, np.random.default_rng(0), cfg).shape == (3, 224, 896)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +17,8 @@ from spai.visualize import (
     similarity_by_stat,
     to_grey_image,
 )
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-FIXTURE = Path(__file__).parent / "fixtures" / "spai-tiny"
 
 
 def _stripes(width: int = 128, height: int = 96, period: int = 8) -> Image.Image:
@@ -96,9 +95,9 @@ def test_similarity_by_stat_layout_and_errors() -> None:
 def test_patch_table_from_a_real_prediction() -> None:
     from spai.detector import Detector
 
-    det = Detector.load(FIXTURE / "spai_tiny_seed0.pth", cfg=FIXTURE / "spai_tiny.yaml",
+    det = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG,
                         device="cpu")
-    pred = det.score_one(FIXTURE / "images" / "02_rgb_500x300.png")
+    pred = det.score_one(TINY_IMAGES / "02_rgb_500x300.png")
     assert pred.ok, pred.error
     table = patch_table(pred.boxes, pred.attention, pred.similarity, grid_cols=pred.grid_cols)
     assert len(table) == pred.num_patches

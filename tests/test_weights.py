@@ -11,10 +11,8 @@ import pytest
 
 import spai.weights as w
 from spai.weights import ORIGINS, active_model, catalogue, model_file, origin_of
+from tiny_model import TINY_CFG, TINY_WEIGHTS
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "spai-tiny"
-TINY = FIXTURE / "spai_tiny_seed0.pth"
-CFG = FIXTURE / "spai_tiny.yaml"
 
 
 @pytest.fixture
@@ -23,11 +21,11 @@ def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     catalogue's well-known paths point into it."""
     root = tmp_path / "weights"
     (root / "demo").mkdir(parents=True)
-    shutil.copy(TINY, root / "spai.pth")
-    shutil.copy(TINY, root / "demo" / "spai_demo.pth")
-    shutil.copy(CFG, root / "demo" / "spai_demo.yaml")
+    shutil.copy(TINY_WEIGHTS, root / "spai.pth")
+    shutil.copy(TINY_WEIGHTS, root / "demo" / "spai_demo.pth")
+    shutil.copy(TINY_CFG, root / "demo" / "spai_demo.yaml")
     (root / "demo" / "MODEL_CARD.md").write_text("# Demo card\n")
-    shutil.copy(TINY, root / "other.pth")
+    shutil.copy(TINY_WEIGHTS, root / "other.pth")
     monkeypatch.setattr(w, "WEIGHTS_DIR", root)
     monkeypatch.setattr(w, "OFFICIAL_WEIGHTS", root / "spai.pth")
     monkeypatch.setattr(w, "DEMO_WEIGHTS", root / "demo" / "spai_demo.pth")
@@ -43,7 +41,7 @@ def test_origin_of_names_official_demo_and_any_other_file_trained(weights_dir: P
     assert origin_of(weights_dir / "demo" / "spai_demo.pth") == "demo"
     assert origin_of(weights_dir / "demo" / "another.pth") == "demo"
     assert origin_of(weights_dir / "other.pth") == "trained"
-    assert origin_of(TINY) == "trained"
+    assert origin_of(TINY_WEIGHTS) == "trained"
     assert all(origin_of(p) in ORIGINS for p in weights_dir.rglob("*.pth"))
 
 
@@ -52,15 +50,15 @@ def test_model_file_config_as_given_else_sidecar_else_none(weights_dir: Path) ->
     assert (demo.name, demo.origin, demo.config) == (
         "spai_demo", "demo", weights_dir / "demo" / "spai_demo.yaml")
     assert model_file(weights_dir / "other.pth").config is None
-    assert model_file(weights_dir / "other.pth", CFG).config == CFG
+    assert model_file(weights_dir / "other.pth", TINY_CFG).config == TINY_CFG
     assert demo.model_card == weights_dir / "demo" / "MODEL_CARD.md"
     assert model_file(weights_dir / "other.pth").model_card is None
 
 
 def test_model_file_sha256_and_size_are_the_files(weights_dir: Path) -> None:
     other = model_file(weights_dir / "other.pth")
-    assert other.sha256 == hashlib.sha256(TINY.read_bytes()).hexdigest()
-    assert other.size_bytes == TINY.stat().st_size
+    assert other.sha256 == hashlib.sha256(TINY_WEIGHTS.read_bytes()).hexdigest()
+    assert other.size_bytes == TINY_WEIGHTS.stat().st_size
     (weights_dir / "other.pth").write_bytes(b"not the same file any more")  # a new version
     assert other.sha256 == hashlib.sha256(b"not the same file any more").hexdigest()
 
@@ -71,10 +69,10 @@ def test_catalogue_lists_official_demo_then_others_and_extra_files_once(
     found = catalogue()
     assert [(m.name, m.origin) for m in found] == [
         ("spai", "official"), ("spai_demo", "demo"), ("other", "trained")]
-    extra = model_file(TINY, CFG)
+    extra = model_file(TINY_WEIGHTS, TINY_CFG)
     listed = catalogue(also=[extra, model_file(weights_dir / "other.pth"),
                              model_file(tmp_path / "missing.pth")])
-    assert [m.path for m in listed] == [m.path for m in found] + [TINY]
+    assert [m.path for m in listed] == [m.path for m in found] + [TINY_WEIGHTS]
     assert catalogue(tmp_path / "nowhere") == []
 
 
@@ -86,14 +84,15 @@ def test_active_model_explicit_beats_saved_beats_environment_beats_official(
     weights_dir: Path
 ) -> None:
     saved = str(weights_dir / "other.pth")
-    env = {w.ENV_WEIGHTS: str(TINY), w.ENV_CFG: str(CFG)}
-    chosen = active_model(TINY, CFG, saved=saved, environ=env)
-    assert (chosen.source, chosen.weights, chosen.cfg) == ("explicit", str(TINY), str(CFG))
+    env = {w.ENV_WEIGHTS: str(TINY_WEIGHTS), w.ENV_CFG: str(TINY_CFG)}
+    chosen = active_model(TINY_WEIGHTS, TINY_CFG, saved=saved, environ=env)
+    assert (chosen.source, chosen.weights, chosen.cfg) == (
+        "explicit", str(TINY_WEIGHTS), str(TINY_CFG))
     got = active_model(saved=saved, environ=env)
     assert (got.source, got.weights, got.cfg, got.saved) == ("saved", saved, None, saved)
     got = active_model(environ=env)
     assert (got.source, got.weights, got.cfg, got.origin) == (
-        "environment", str(TINY), str(CFG), "trained")
+        "environment", str(TINY_WEIGHTS), str(TINY_CFG), "trained")
     got = active_model()
     assert (got.source, got.weights, got.origin, got.exists) == (
         "official", str(weights_dir / "spai.pth"), "official", True)
@@ -108,9 +107,9 @@ def test_active_model_saved_file_gone_falls_through_and_keeps_what_was_saved(
 
 
 def test_active_model_saved_environment_file_keeps_its_config(weights_dir: Path) -> None:
-    env = {w.ENV_WEIGHTS: str(TINY), w.ENV_CFG: str(CFG)}
-    got = active_model(saved=str(TINY), environ=env)
-    assert (got.source, got.cfg) == ("environment", str(CFG))
+    env = {w.ENV_WEIGHTS: str(TINY_WEIGHTS), w.ENV_CFG: str(TINY_CFG)}
+    got = active_model(saved=str(TINY_WEIGHTS), environ=env)
+    assert (got.source, got.cfg) == ("environment", str(TINY_CFG))
 
 
 def test_active_model_demo_without_official_weights_and_none_at_all(weights_dir: Path) -> None:
@@ -126,4 +125,4 @@ def test_shipped_demo_calibration_belongs_to_the_shipped_weights() -> None:
     demo = model_file(w.DEMO_WEIGHTS)
     cal = demo.calibration
     assert cal is not None and cal.sha256 == demo.sha256 and cal.n_real > 0
-    assert model_file(TINY).calibration is None  # no calibration.json beside the fixture
+    assert model_file(TINY_WEIGHTS).calibration is None  # no calibration.json beside the fixture
