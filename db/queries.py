@@ -28,6 +28,7 @@ from db.models import (
     Run,
     utcnow,
 )
+from spai.weights import ORIGINS
 
 PREDICTION_COLUMNS = ("run_id", "image_id", "score", "logit", "attention", "error", "seconds")
 INSERT_CHUNK = 20_000  # rows per executemany; keeps parameter batches bounded
@@ -154,7 +155,9 @@ def get_or_create_model(
     sha256: str | None = None, config: dict | None = None, owner: str | None = None,
 ) -> Model:
     """Return the model named ``name``, creating it with the given fields (and ``owner``, see
-    ``db.owners``) if absent."""
+    ``db.owners``) if absent. ``origin`` is one of ``spai.weights.ORIGINS``."""
+    if origin not in ORIGINS:
+        raise ValueError(f"model origin {origin!r} is not one of {', '.join(ORIGINS)}")
     insert_ignore(session, Model.__table__, [{
         "name": name, "origin": origin, "path": path, "sha256": sha256,
         "config": config or {}, "created_at": utcnow(), "owner": owner,

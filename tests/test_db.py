@@ -14,7 +14,7 @@ from sqlalchemy import func, inspect, select
 from db.export import export_predictions
 from db.imagesets import register_csv, register_folder
 from db.migrate import current_revision
-from db.models import Image, ImageSet, Prediction
+from db.models import Image, ImageSet, Model, Prediction
 from db.queries import (
     bulk_insert_predictions,
     get_or_create_condition,
@@ -251,3 +251,15 @@ def test_settings_are_set_replaced_and_cleared(db_url: str) -> None:
         set_setting(s, "never.set", None)  # clearing a missing key is a no-op
     with session_scope(db_url) as s:
         assert get_setting(s, "a.key") is None and get_setting(s, "other") == "1"
+
+
+def test_a_model_origin_outside_the_vocabulary_is_refused(sqlite_url: str) -> None:
+    """Stored models carry spai.weights' origins only; anything else is refused, naming them,
+    and nothing is written."""
+    with session_scope(sqlite_url) as s:
+        with pytest.raises(ValueError, match="'custom' is not one of official, demo, trained, "
+                                             "imported"):
+            get_or_create_model(s, "mine", origin="custom")
+        assert get_or_create_model(s, "mine", origin="trained").origin == "trained"
+    with session_scope(sqlite_url, readonly=True) as s:
+        assert [m.origin for m in s.scalars(select(Model))] == ["trained"]
