@@ -77,7 +77,7 @@ def job_seconds(url: str, job_id: int) -> float:
 
 
 def run_job(url: str, model_id: int, set_id: int, executor: str) -> float:
-    from dashboard.worker import Worker, WorkerConfig
+    from jobs.worker import Worker, WorkerConfig
     from db import jobs
     from db.session import session_scope
 
@@ -94,7 +94,7 @@ def bench(n: int, small: int, weights: Path, cfg: Path | None, num_cpus: int) ->
     import torch
 
     from dashboard import jobqueue
-    from dashboard.ray_executor import runtime_env
+    from jobs.executors.ray import runtime_env
     from db.imagesets import register_folder
     from db.session import session_scope
 

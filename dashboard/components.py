@@ -108,7 +108,7 @@ def worker_badge(status: WorkerStatus) -> None:
         st.caption(":orange[:material/circle:] Worker starting ...")
     elif not status.enabled:
         st.caption(":grey[:material/circle:] No worker running (SPAI_START_WORKER=0): start "
-                   "one with `python -m dashboard.worker`.")
+                   "one with `python -m jobs.worker`.")
     else:
         code = "" if status.exit_code is None else f" (last one exited with code {status.exit_code})"
         waiting = f"; {status.queued} job(s) waiting" if status.queued else ""

@@ -1,5 +1,6 @@
 """Job functions the dashboard pages call: enqueue, cancel, status. DB writes only; the work
-itself runs in ``python -m dashboard.worker``.
+itself runs in ``python -m jobs.worker``. Parameters are built as ``jobs.params`` records, so a
+job is checked when it is queued exactly as the worker will read it.
 
 Usage::
 
@@ -26,9 +27,19 @@ from sqlalchemy.orm import Session
 from db import jobs
 from db.imagesets import label_layout, sha256_file
 from db.models import ORIGINAL, ImageSet, Job, Model
+from db.model_rows import register_model  # pages and tests call it from here too
 from db.owners import LOCAL, Actor, require_admin, require_owner
-from db.queries import get_or_create_model
-from spai.weights import OFFICIAL, origin_of
+from jobs.params import (
+    CsvImport,
+    InferParams,
+    JobParams,
+    MakeConditionParams,
+    RegisterCsv,
+    RegisterFolder,
+    StudyImport,
+    TrainParams,
+)
+from spai.weights import origin_of
 
 JobView = jobs.JobView
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a training run's name (a folder)
@@ -42,26 +53,8 @@ def _require(session: Session, entity: type, key: Any, what: str) -> None:
         raise KeyError(f"no {what} with id {key!r}")
 
 
-def register_model(
-    session: Session, weights: str | Path, *, name: str | None = None,
-    cfg: str | Path | None = None, origin: str = OFFICIAL, owner: str | None = None,
-) -> int:
-    """Record a weights file as a model (``owner``'s, hashing it) and return the model id. An
-    existing model of that name whose recorded file or sha256 differs is refused
-    (``ValueError``)."""
-    path = Path(weights).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    config = {"cfg_path": str(Path(cfg).resolve())} if cfg is not None else {}
-    digest = sha256_file(path)
-    model = get_or_create_model(session, name or path.stem, origin=origin, path=str(path),
-                                sha256=digest, config=config, owner=owner)
-    if model.sha256 != digest or model.path != str(path):
-        raise ValueError(
-            f"model {model.name!r} is already registered with {model.path} (sha256 "
-            f"{(model.sha256 or '?')[:12]}...); {path} (sha256 {digest[:12]}...) is a different "
-            "file: register it under a new name")
-    return model.id
+def _enqueue(session: Session, params: JobParams, actor: Actor) -> int:
+    return jobs.enqueue(session, params.job_kind, params.to_dict(), owner=actor.owner)
 
 
 def ensure_model(
@@ -92,10 +85,9 @@ def enqueue_infer(
     if session.get(Model, model_id).path is None:
         raise ValueError(f"model {model_id} has imported scores only (no weights file); "
                          f"it cannot run inference")
-    return jobs.enqueue(session, "infer", {
-        "model_id": model_id, "imageset_id": imageset_id, "condition_id": condition_id,
-        "batch_size": batch_size, "device": device,
-    }, owner=actor.owner)
+    return _enqueue(session, InferParams(model_id=model_id, imageset_id=imageset_id,
+                                         condition_id=condition_id, batch_size=batch_size,
+                                         device=device), actor)
 
 
 def enqueue_score_set(
@@ -155,7 +147,7 @@ def enqueue_train(
                          resume=resume)
     if not params.get("data_path"):
         raise ValueError("train job: give data_path (a training CSV)")
-    return jobs.enqueue(session, "train", dict(params, output=str(out)), owner=actor.owner)
+    return _enqueue(session, TrainParams.from_dict(dict(params, output=str(out))), actor)
 
 
 def enqueue_make_condition(
@@ -163,9 +155,8 @@ def enqueue_make_condition(
 ) -> int:
     """Queue derivation of an image set's files under a condition."""
     _require(session, ImageSet, imageset_id, "image set")
-    return jobs.enqueue(session, "make-condition",
-                        {"imageset_id": imageset_id, "condition_id": condition_id},
-                        owner=actor.owner)
+    return _enqueue(session, MakeConditionParams(imageset_id=imageset_id,
+                                                 condition_id=condition_id), actor)
 
 
 def enqueue_register_folder(
@@ -178,9 +169,8 @@ def enqueue_register_folder(
     require_admin(actor, "register server folders")
     if kind is None and label_layout(folder) is None:
         raise ValueError(f"{folder} has no real/ and fake/ subfolders: choose its label")
-    return jobs.enqueue(session, "import", {"source": "register-folder", "folder": folder,
-                                             "name": name, "kind": kind, "generator": generator},
-                        owner=actor.owner)
+    return _enqueue(session, RegisterFolder(folder=folder, name=name, kind=kind,
+                                            generator=generator), actor)
 
 
 def enqueue_register_csv(
@@ -190,9 +180,8 @@ def enqueue_register_csv(
     """Queue registration of an official-format CSV (image,class[,split]) under a root folder.
     Administrators only (it reads server folders)."""
     require_admin(actor, "register server folders")
-    return jobs.enqueue(session, "import", {"source": "register-csv", "csv_path": csv_path,
-                                             "root": root, "name": name, "generator": generator,
-                                             "split": split}, owner=actor.owner)
+    return _enqueue(session, RegisterCsv(csv_path=csv_path, root=root, name=name,
+                                         generator=generator, split=split), actor)
 
 
 def enqueue_import_study(
@@ -202,8 +191,7 @@ def enqueue_import_study(
     folder is a server folder: administrators only)."""
     if folder is not None:
         require_admin(actor, "import a study from a server folder")
-    return jobs.enqueue(session, "import", {"source": "study", "folder": folder},
-                        owner=actor.owner)
+    return _enqueue(session, StudyImport(folder=folder), actor)
 
 
 def enqueue_import_csv(
@@ -214,11 +202,9 @@ def enqueue_import_csv(
     """Queue an import of an official ``infer`` output CSV as one run. Administrators only
     (it reads server files)."""
     require_admin(actor, "import CSV files from the server")
-    return jobs.enqueue(session, "import", {
-        "source": "csv", "csv_path": csv_path, "model_name": model_name,
-        "condition_id": condition_id, "imageset": imageset, "root": root,
-        "score_column": score_column,
-    }, owner=actor.owner)
+    return _enqueue(session, CsvImport(csv_path=csv_path, model_name=model_name,
+                                       condition_id=condition_id, imageset=imageset, root=root,
+                                       score_column=score_column), actor)
 
 
 def describe(session: Session, views: list[JobView]) -> dict[int, str]:

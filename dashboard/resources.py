@@ -156,7 +156,7 @@ def _worker_slot() -> _WorkerSlot:
 
 
 def start_worker_once() -> str | None:
-    """Start ``python -m dashboard.worker`` unless this server's worker is running or another
+    """Start ``python -m jobs.worker`` unless this server's worker is running or another
     live worker heartbeats. It exits with this server (it watches the server's pid) or after
     ``WORKER_IDLE_EXIT_S`` without a job; the next call starts a new one.
 
@@ -165,7 +165,7 @@ def start_worker_once() -> str | None:
     """
     if os.environ.get(ENV_START_WORKER, "1") == "0":
         return None
-    from dashboard.worker import ensure_worker_running
+    from jobs.worker import ensure_worker_running
 
     slot = _worker_slot()
     with slot.lock:
@@ -183,7 +183,7 @@ def worker_status() -> WorkerStatus:
     """Live workers (a worker of this machine whose process is gone counts as dead at once,
     not after its heartbeat goes stale) and the number of queued jobs."""
     from dashboard import jobqueue
-    from dashboard.worker import live_workers
+    from jobs.worker import live_workers
     from db.session import session_scope
 
     with session_scope(readonly=True) as s:

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import components
-from dashboard.paths import PathNotAllowed, require_inside_roots
+from db.paths import PathNotAllowed, require_inside_roots
 from db.session import REPO_ROOT, session_scope
 
 

@@ -1,7 +1,7 @@
 """User errors on the command line: one line naming the file, row or value, exit status 2.
 
 Every CLI of the project (``python -m spai``, ``db``, ``robustness``, ``robustness.evaluate``,
-``dashboard.worker``) runs its main function through ``run_main``: a ``UserError`` (or one of
+``jobs.worker``) runs its main function through ``run_main``: a ``UserError`` (or one of
 the exception types the CLI declares as user errors) prints ``error: <message>`` on one line to
 stderr and returns 2; anything else is a bug and keeps its traceback.
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.worker import Worker, WorkerConfig
+from jobs.worker import Worker, WorkerConfig
 from db.session import dispose_all
 
 PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "compare.py")

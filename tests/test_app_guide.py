@@ -10,7 +10,7 @@ import pytest
 
 from app_support import new_app, study_store, texts, use_store
 from dashboard import jobqueue
-from dashboard.worker import Worker, WorkerConfig
+from jobs.worker import Worker, WorkerConfig
 from db.imagesets import register_labelled_folder
 from db.session import dispose_all, session_scope
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS

@@ -12,8 +12,8 @@ from PIL import Image, ImageFilter
 from streamlit.testing.v1 import AppTest
 
 from dashboard import jobqueue
-from dashboard.worker import Worker, WorkerConfig
 from db.owners import LOCAL
+from jobs.worker import Worker, WorkerConfig
 from db.session import dispose_all, session_scope
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 

@@ -10,7 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from dashboard import jobqueue
-from dashboard.worker import Worker, WorkerConfig
+from jobs.worker import Worker, WorkerConfig
 from db import jobs
 from db.imagesets import register_folder
 from db.owners import LOCAL

@@ -121,7 +121,8 @@ def test_train_from_registered_sets_demo_preset_fine_tunes_active_model(page_sto
 def test_conditions_picked_as_training_augmentation_reach_the_job_config(page_store) -> None:
     """Issue 17.3: the Train page's AUG.CONDITIONS picker; the queued job's config carries the
     chosen conditions with their probability (and an unchosen picker adds nothing)."""
-    from dashboard.train_job import job_config
+    from jobs.params import TrainParams
+    from jobs.train import job_config
 
     url, tmp = page_store
     _sets(url, tmp)
@@ -137,8 +138,9 @@ def test_conditions_picked_as_training_augmentation_reach_the_job_config(page_st
     with session_scope(url, readonly=True) as s:
         p = jobqueue.status(s, 1).params
     assert p["aug_conditions"] == [{"id": "meme", "p": 0.3}, {"id": "screenshot", "p": 0.3}]
-    assert job_config(p).aug.conditions == (("meme", 0.3), ("screenshot", 0.3))
-    assert job_config(dict(p, aug_conditions=None)).aug.conditions == ()
+    params = TrainParams.from_dict(p)
+    assert job_config(params).aug.conditions == (("meme", 0.3), ("screenshot", 0.3))
+    assert job_config(TrainParams.from_dict(dict(p, aug_conditions=None))).aug.conditions == ()
 
 
 def test_existing_run_name_refused_unless_resume(page_store) -> None:

@@ -25,7 +25,7 @@ LONGEST_MESSAGE = 400  # an unknown id names a few close ids, not the 2,130-char
 
 
 def _worker_main(argv: list[str]) -> int:
-    from dashboard.worker import main
+    from jobs.worker import main
 
     return main(argv)
 
@@ -212,7 +212,7 @@ def test_db_unparsable_url(capsys) -> None:
     _one_error_line(capsys, rc, "'not a url'", "not a database URL")
 
 
-# --- python -m dashboard.worker ---------------------------------------------------------------
+# --- python -m jobs.worker --------------------------------------------------------------------
 
 
 def test_worker_bad_database_url(capsys) -> None:
@@ -246,7 +246,8 @@ def test_worker_non_positive_heartbeat(sqlite_url: str, capsys) -> None:
     (["robustness", "apply", "--condition", "jpeg/q75", "--input", "{bad}", "--output",
       "{tmp}/o"], "missing column(s)"),
     (["robustness.evaluate", "--input_dir", "{tmp}/none"], "not found"),
-    (["dashboard.worker", "--once", "--database-url", "nonsense"], "not a database URL"),
+    (["jobs.worker", "--once", "--database-url", "nonsense"], "not a database URL"),
+    (["dashboard.worker", "--once", "--database-url", "nonsense"], "not a database URL"),  # alias
 ])
 def test_python_dash_m_exits_2_with_one_line(tmp_path: Path, argv: list[str],
                                              needle: str) -> None:

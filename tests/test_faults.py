@@ -48,8 +48,8 @@ SKEWED_WORKER = textwrap.dedent("""
     import db.models
     real_utcnow = db.models.utcnow
     db.models.utcnow = lambda: real_utcnow() + datetime.timedelta(seconds=skew)
-    sys.argv = ["dashboard.worker", *sys.argv[1:]]
-    runpy.run_module("dashboard.worker", run_name="__main__")
+    sys.argv = ["jobs.worker", *sys.argv[1:]]
+    runpy.run_module("jobs.worker", run_name="__main__")
 """)
 
 
@@ -70,7 +70,7 @@ def _worker(*extra: str, skew: float | None = None, log: Path | None = None) -> 
     args = ["--poll-seconds", "0.2", "--heartbeat-seconds", HEARTBEAT, "--stale-after", STALE,
             *extra]
     if skew is None:
-        cmd = [sys.executable, "-m", "dashboard.worker", *args]
+        cmd = [sys.executable, "-m", "jobs.worker", *args]
     else:
         env["CLOCK_SKEW_S"] = str(skew)
         cmd = [sys.executable, "-c", SKEWED_WORKER, *args]

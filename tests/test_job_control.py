@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dashboard import jobqueue
-from dashboard.worker import Worker, WorkerConfig
+from jobs.worker import Worker, WorkerConfig
 from db import jobs
 from db.models import Image, Prediction
 from db.owners import LOCAL
@@ -86,7 +86,9 @@ def _cancel_once_done(ctx, url: str, at: int) -> list[int]:
 
 
 def test_registration_checks_cancellation_between_batches(sqlite_url: str, tmp_path: Path) -> None:
-    from dashboard.worker import JobCancelled, JobContext, run_import
+    from jobs.context import JobCancelled, JobContext
+    from jobs.imports import run_import
+    from jobs.params import ImportParams
 
     folder = tmp_path / "many"
     folder.mkdir()
@@ -95,7 +97,7 @@ def test_registration_checks_cancellation_between_batches(sqlite_url: str, tmp_p
     with session_scope(sqlite_url) as s:
         jobqueue.enqueue_register_folder(s, str(folder), name="many", kind="real", actor=LOCAL)
         job = jobs.claim(s, "w", ["import"])
-    ctx = JobContext(job.id, job.kind, dict(job.params), "w", sqlite_url)
+    ctx = JobContext(job.id, job.kind, ImportParams.from_dict(job.params), "w", sqlite_url)
     calls = _cancel_once_done(ctx, sqlite_url, 64)  # once the first batch is in
     with pytest.raises(JobCancelled):
         run_import(ctx)
@@ -105,13 +107,15 @@ def test_registration_checks_cancellation_between_batches(sqlite_url: str, tmp_p
 
 
 def test_study_import_commits_per_file_and_checks_cancellation(sqlite_url: str) -> None:
-    from dashboard.worker import JobCancelled, JobContext, run_import
+    from jobs.context import JobCancelled, JobContext
+    from jobs.imports import run_import
+    from jobs.params import ImportParams
     from db.models import Run
 
     with session_scope(sqlite_url) as s:
         jobqueue.enqueue_import_study(s)
         job = jobs.claim(s, "w", ["import"])
-    ctx = JobContext(job.id, job.kind, dict(job.params), "w", sqlite_url)
+    ctx = JobContext(job.id, job.kind, ImportParams.from_dict(job.params), "w", sqlite_url)
     _cancel_once_done(ctx, sqlite_url, 2)  # once two files are in
     with pytest.raises(JobCancelled):
         run_import(ctx)

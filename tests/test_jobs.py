@@ -160,7 +160,7 @@ def test_two_worker_processes_run_each_job_once(db_url: str, tmp_path: Path) -> 
         job_ids = [jobs.enqueue(s, "make-condition", {"imageset_id": set_id,
                                                        "condition_id": c}) for c in conditions]
     env = dict(os.environ, OMP_NUM_THREADS="2")  # --threads wins over the environment
-    cmd = [sys.executable, "-m", "dashboard.worker", "--once", "--poll-seconds", "0.1",
+    cmd = [sys.executable, "-m", "jobs.worker", "--once", "--poll-seconds", "0.1",
            "--threads", "1"]
     procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]

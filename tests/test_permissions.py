@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from dashboard import access, jobqueue, resources
-from dashboard.worker import Worker, WorkerConfig
+from jobs.worker import Worker, WorkerConfig
 from db import jobs, removal
 from db.models import ImageSet, Job, Model, Run
 from db.owners import LOCAL, Actor, NotAllowed, may_change, require_admin, require_owner

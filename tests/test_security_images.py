@@ -17,7 +17,7 @@ from sqlalchemy import select
 from app_support import new_app, texts, use_store
 from attack_support import png_bomb
 from dashboard import jobqueue
-from dashboard.worker import Worker, WorkerConfig
+from jobs.worker import Worker, WorkerConfig
 from db import jobs
 from db.imagesets import inspect_image
 from db.models import DerivedImage, Image as ImageRow, Prediction
@@ -39,7 +39,7 @@ def bomb(tmp_path: Path) -> Path:
 
 
 def test_pillow_guard_stays_on_after_every_module_is_imported() -> None:
-    import dashboard.worker  # noqa: F401
+    import jobs.worker  # noqa: F401
     import robustness.apply  # noqa: F401
     import spai.detector  # noqa: F401
     import spai.training  # noqa: F401

@@ -16,14 +16,15 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from dashboard import jobqueue
-from dashboard.paths import (
+from db.paths import (
     PathNotAllowed,
     data_roots,
     join_inside,
     require_inside_roots,
     slug,
 )
-from dashboard.worker import Worker, WorkerConfig, derived_stem
+from jobs.files import derived_stem
+from jobs.worker import Worker, WorkerConfig
 from db import jobs
 from db.image_lookup import image_by_id
 from db.imagesets import register_folder

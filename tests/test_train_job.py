@@ -6,11 +6,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-import dashboard.train_job  # noqa: F401  (registers the "train" handler)
-from dashboard.worker import Worker, WorkerConfig
 from db import jobs
 from db.models import Model
 from db.session import session_scope
+from jobs.worker import Worker, WorkerConfig
 from spai.detector import Detector
 from spai.training import CKPT_LAST, METRICS_FILE
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dashboard import jobqueue
-from dashboard.worker import Worker, WorkerConfig, ensure_worker_running
+from jobs.worker import Worker, WorkerConfig, ensure_worker_running
 from db import jobs
 from db.models import DerivedImage, Image, Prediction, Run, Worker as WorkerRow
 from db.owners import LOCAL
@@ -34,7 +34,7 @@ def _wait(url: str, job_id: int, pred: Callable[[jobs.JobView], bool]) -> jobs.J
 
 def _spawn_worker(*extra: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "dashboard.worker", "--poll-seconds", "0.2",
+    return subprocess.Popen([sys.executable, "-m", "jobs.worker", "--poll-seconds", "0.2",
                              "--heartbeat-seconds", "0.5", *extra], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -175,7 +175,7 @@ def test_ensure_worker_running_starts_one_detached_worker(
 
 
 def test_worker_module_does_not_import_streamlit() -> None:
-    code = ("import sys, dashboard, dashboard.worker, dashboard.jobqueue; "
+    code = ("import sys, dashboard, jobs.worker, dashboard.worker, dashboard.jobqueue; "
             "sys.exit('streamlit' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from app_support import new_app, texts, use_store
 from dashboard import jobqueue
-from dashboard.worker import Worker, WorkerConfig, pid_alive
+from jobs.worker import Worker, WorkerConfig, pid_alive
 from db import jobs
 from db.models import Worker as WorkerRow
 from db.owners import LOCAL
@@ -49,7 +49,7 @@ def test_worker_exits_with_the_server_that_started_it(sqlite_url: str, tmp_path:
     server = subprocess.Popen(
         [sys.executable, "-c",
          "import os, sys, time\n"
-         "from dashboard.worker import ensure_worker_running\n"
+         "from jobs.worker import ensure_worker_running\n"
          f"p = ensure_worker_running({sqlite_url!r}, parent_pid=os.getpid(), "
          f"log_path={str(tmp_path / 'worker.log')!r})\n"
          "print(p.pid, flush=True)\n"

@@ -11,7 +11,7 @@ from dashboard import jobqueue, signin, state
 from dashboard.components import condition_picker, data_table
 from db import imageset_stats, removal
 from db.owners import NotAllowed
-from dashboard.paths import PathNotAllowed, data_roots, require_inside_roots
+from db.paths import PathNotAllowed, data_roots, require_inside_roots
 from db.imagesets import label_layout, resolve_inside
 from db.models import ORIGINAL
 from db.session import database_url, session_scope

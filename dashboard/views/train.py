@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts, components, jobqueue, signin, state
 from dashboard.training_log import METRICS_FILE, read_training_log
-from dashboard.paths import data_dir, require_inside_roots  # data_dir()/train/<tag>: runs
+from db.paths import data_dir, require_inside_roots  # data_dir()/train/<tag>: runs
 from db import imageset_stats
 from db.owners import NotAllowed
 from db.session import REPO_ROOT, database_url, session_scope

@@ -3,9 +3,9 @@
 Each phase queues only the jobs the store still needs (``robustness.study.store``) and waits
 for them with a progress bar. Who runs the jobs:
 
-- ``inline``: a worker in this process (``dashboard.worker.Worker``, in a thread), serving the
+- ``inline``: a worker in this process (``jobs.worker.Worker``, in a thread), serving the
   queue until it is empty; it also runs other jobs queued in the same store meanwhile.
-- ``external``: a worker elsewhere (the dashboard's, or ``python -m dashboard.worker``).
+- ``external``: a worker elsewhere (the dashboard's, or ``python -m jobs.worker``).
 - ``auto`` (default): external when a live worker heartbeats in the store, else inline.
 """
 
@@ -79,7 +79,7 @@ class _Inline:
     def ensure(self) -> None:
         if self.thread is not None and self.thread.is_alive():
             return
-        from dashboard.worker import Worker, WorkerConfig
+        from jobs.worker import Worker, WorkerConfig
 
         if self.threads:
             import torch
@@ -162,7 +162,7 @@ def run_study(study: Study, opts: RunOptions = RunOptions(),
         mode = "external" if _live_worker(opts.url) else "inline"
     if mode == "external" and not _live_worker(opts.url):
         log("no live worker in this store yet: jobs wait until one starts "
-            "(python -m dashboard.worker)")
+            "(python -m jobs.worker)")
     inline = _Inline(opts.url, opts.threads) if mode == "inline" else None
     done: dict[str, list[int]] = {}
     try:

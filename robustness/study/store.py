@@ -100,8 +100,8 @@ def _csv_imported(session: Session, model_name: str, csv_path: Path) -> bool:
 
 def model_ids(session: Session, study: Study) -> dict[str, int]:
     """Store ids of the study's weights models, recording (and hashing) new ones."""
-    from dashboard.jobqueue import register_model
     from db.imagesets import sha256_file
+    from db.model_rows import register_model
     from spai.weights import origin_of
 
     out = {}
