@@ -31,6 +31,7 @@ from jobs.files import NO_FILE_ERROR, image_file, resolve_stored
 from jobs.params import InferParams
 from jobs.registry import register_handler
 from jobs.work import Scored, ScoreItem, ScoreTask
+from spai.weights import model_file
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ def open_run(ctx: JobContext, p: InferParams) -> InferRun:
                                 settings={"batch_size": p.batch_size, "job_id": ctx.job_id})
         s.execute(update(Run).where(Run.id == run.id).values(
             status="running", started_at=func.coalesce(Run.started_at, utcnow())))
-        task = ScoreTask(model.path, (model.config or {}).get("cfg_path"), p.device,
-                         model.sha256)
+        task = ScoreTask(model_file(model.path, (model.config or {}).get("cfg_path")),
+                         p.device, model.sha256)
         return InferRun(run.id, iset, model.name, task)
 
 

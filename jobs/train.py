@@ -4,7 +4,7 @@ Parameters: ``jobs.params.TrainParams`` (as queued by the Train page). Progress 
 optimiser step out of the total; cancel stops after the current step (a resumable
 ``ckpt_last.pth`` is written). A job restarted after a crash resumes from the
 ``ckpt_last.pth`` in its output folder. The best checkpoint (or the last one) is registered as
-a model with origin "trained".
+a model of origin ``trained`` (``spai.weights.TRAINED``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from db.session import REPO_ROOT, session_scope
 from jobs.context import JobContext
 from jobs.params import TrainParams
 from jobs.registry import register_handler
+from spai.weights import TRAINED
 
 if TYPE_CHECKING:
     from spai.config import Config
@@ -72,11 +73,11 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     name = f"trained-{p.tag or ctx.job_id}"
     with session_scope(ctx.url) as s:
         try:
-            model_id = register_model(s, ckpt, name=name, cfg=cfg_path, origin="trained",
+            model_id = register_model(s, ckpt, name=name, cfg=cfg_path, origin=TRAINED,
                                       owner=ctx.owner)
         except ValueError:  # a resumed run: the name holds its earlier checkpoint
             model_id = register_model(s, ckpt, name=f"{name}-step{result.steps}", cfg=cfg_path,
-                                      origin="trained", owner=ctx.owner)
+                                      origin=TRAINED, owner=ctx.owner)
     return {"output": str(result.output), "best_checkpoint": str(ckpt),
             "best_epoch": result.best_epoch, "steps": result.steps, "model_id": model_id,
             "skipped_images": len(result.skipped)}

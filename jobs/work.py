@@ -1,7 +1,7 @@
 """Work items, their results and the tasks executors run (``jobs.executors``).
 
-Pure of the store: this module imports only ``spai`` and ``robustness`` (lazily, inside
-``open()``), never SQLAlchemy or ``db``, so a Ray actor that unpickles a task loads the
+Pure of the store: this module imports only ``spai`` (``spai.weights`` at once, the detector
+and ``robustness`` inside ``open()``), never SQLAlchemy or ``db``, so a Ray actor that unpickles a task loads the
 detector and nothing else. Items and results are small frozen records; the job turns results
 into rows on the driver.
 """
@@ -12,21 +12,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from spai.weights import ModelFile
+
 if TYPE_CHECKING:
     from spai.detector import Detector, ImageResult
 
-_DETECTORS: dict[tuple[str, str | None, str, str | None], Detector] = {}
+_DETECTORS: dict[tuple[ModelFile, str, str | None], Detector] = {}
 
 
-def detector(weights: str, cfg: str | None = None, device: str = "auto",
-             sha256: str | None = None) -> Detector:
-    """The detector for (weights, cfg, device, sha256), loaded on first use and kept for the
+def detector(model: ModelFile, device: str = "auto", sha256: str | None = None) -> Detector:
+    """The detector for (model file, device, sha256), loaded on first use and kept for the
     process; with ``sha256`` (the model row's) a file whose content changed is refused."""
-    key = (str(weights), cfg, device, sha256)
+    key = (model, device, sha256)
     if key not in _DETECTORS:
         from spai.detector import Detector
 
-        _DETECTORS[key] = Detector.load(weights, cfg=cfg, device=device, expect_sha256=sha256)
+        _DETECTORS[key] = Detector.load(model.path, cfg=model.config, device=device,
+                                        origin=model.origin, expect_sha256=sha256)
     return _DETECTORS[key]
 
 
@@ -64,19 +66,21 @@ class Scored:
 
 @dataclass(frozen=True)
 class ScoreTask:
-    """Score batches of ``ScoreItem`` with one model (``Detector.score_batch``)."""
+    """Score batches of ``ScoreItem`` with one model (``spai.batching.score_stream``: the
+    batch's images grouped by crops, each group one backbone pass)."""
 
-    weights: str
-    cfg: str | None = None
+    model: ModelFile  # spai.weights' record of the weights file (path, config, origin)
     device: str = "auto"
     sha256: str | None = None  # the registered file's hash: a changed file is refused
 
     def open(self) -> Callable[[list[ScoreItem]], list[Scored]]:
-        det = detector(self.weights, self.cfg, self.device, self.sha256)
+        from spai.batching import score_stream
+
+        det = detector(self.model, self.device, self.sha256)
 
         def score(items: list[ScoreItem]) -> list[Scored]:
-            preds = det.score_batch([it.path for it in items])
-            return [Scored.of(it.image_id, p) for it, p in zip(items, preds)]
+            preds = score_stream(det, [it.path for it in items])
+            return [Scored.of(it.image_id, p) for it, p in zip(items, preds, strict=True)]
 
         return score
 

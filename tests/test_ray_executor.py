@@ -291,9 +291,10 @@ def test_the_ray_executor_maps_items_like_the_local_one(ray_cluster: str) -> Non
     from jobs.executors.local import LocalExecutor
     from jobs.executors.ray import RayExecutor
     from jobs.work import ScoreItem, ScoreTask
+    from spai.weights import model_file
 
     items = [ScoreItem(i, str(IMAGES / n)) for i, n in enumerate(SMALL)]
-    task = ScoreTask(str(WEIGHTS), str(CFG), "cpu")
+    task = ScoreTask(model_file(WEIGHTS, CFG), "cpu")
 
     def by_id(batches: list) -> dict[int, object]:
         return {r.image_id: r for b in batches for r in b}
