@@ -225,14 +225,16 @@ class Detector:
             export_onnx(self.model, onnx_dir)
         onnx = OnnxModel(onnx_dir, self.model, chunk=self.chunk)
 
-        def forward(image: torch.Tensor, chunk: int | None = None) -> PatchOutput:
-            logit, attn = onnx.forward_image(image.cpu())
+        def output(logit: float, attn: Any) -> PatchOutput:
             n = attn.shape[-1]
             return PatchOutput(torch.tensor(logit), torch.from_numpy(attn), torch.empty(n, 0),
                                torch.zeros(n, 6, 0), torch.empty(0))
 
-        self._forward = forward
-        self._forward_many = lambda images, chunk=None: [forward(x, chunk) for x in images]
+        def forward_many(images: Sequence[torch.Tensor], chunk: int | None = None) -> list[PatchOutput]:
+            return [output(*r) for r in onnx.forward_images([x.cpu() for x in images])]
+
+        self._forward = lambda image, chunk=None: forward_many([image], chunk)[0]
+        self._forward_many = forward_many
         self.backend = "onnx"
 
     # -- scoring --------------------------------------------------------------------

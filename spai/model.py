@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from torch import nn
 
@@ -258,8 +257,9 @@ class MFViT(nn.Module):
             proj = fp.patch_projector.projectors[i](feats)  # 3B x T x P
             o, lo, hi = proj[:B], proj[B : 2 * B], proj[2 * B :]
             if fp.use_similarity:
-                for j, (a, b) in enumerate(((o, lo), (o, hi), (lo, hi))):
-                    cos = F.cosine_similarity(a, b, dim=-1, eps=COS_EPS)  # B x T
+                on, ln, hn = (_unit(v) for v in (o, lo, hi))  # each view normalised once
+                for j, (a, b) in enumerate(((on, ln), (on, hn), (ln, hn))):
+                    cos = (a * b).sum(dim=-1)  # B x T, = F.cosine_similarity(.., eps=COS_EPS)
                     sims[:, 2 * j, i] = cos.mean(dim=1)
                     sims[:, 2 * j + 1, i] = cos.std(dim=1)  # unbiased (n - 1)
             if o_mean is not None:
@@ -271,6 +271,12 @@ class MFViT(nn.Module):
         if o_mean is not None:
             parts.append(fp.original_features_processor(o_mean, o_std))
         return torch.cat(parts, dim=1), sims
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """x / max(||x||, COS_EPS) along the last dim: F.cosine_similarity's own normalisation,
+    done once per view instead of once per pair (the same operations, the same values)."""
+    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(COS_EPS)
 
 
 # ----------------------------------------------------------------------------- SPAI

@@ -96,10 +96,23 @@ class OnnxModel:
 
     def forward_image(self, image: torch.Tensor) -> tuple[float, np.ndarray]:
         """-> (logit, attention heads x L)."""
-        layout = self.model.layout(image.shape[1], image.shape[2])
-        crops = extract_crops(image, layout).numpy()
+        return self.forward_images([image])[0]
+
+    def forward_images(self, images: list[torch.Tensor]) -> list[tuple[float, np.ndarray]]:
+        """Several model inputs -> (logit, attention heads x L) each; the crops of all of them
+        go through the encoder together, ``chunk`` at a time (as ``SPAI.forward_images``)."""
+        counts, crops = [], []
+        for image in images:
+            layout = self.model.layout(image.shape[1], image.shape[2])
+            crops.append(extract_crops(image, layout).numpy())
+            counts.append(len(layout.boxes))
+        every = np.concatenate(crops)
         feats = np.concatenate(
-            [self.encoder.run(None, {"crops": crops[i : i + self.chunk]})[0] for i in range(0, len(crops), self.chunk)]
+            [self.encoder.run(None, {"crops": every[i : i + self.chunk]})[0] for i in range(0, len(every), self.chunk)]
         )
-        logit, attn = self.aggregator.run(None, {"features": feats[None]})
-        return float(logit[0, 0]), attn[0]
+        out, start = [], 0
+        for n in counts:
+            logit, attn = self.aggregator.run(None, {"features": feats[None, start : start + n]})
+            out.append((float(logit[0, 0]), attn[0]))
+            start += n
+        return out

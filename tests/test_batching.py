@@ -142,3 +142,15 @@ def test_infer_cli_batch_sizes_agree(tmp_path: Path) -> None:
                                    "--cfg", str(TINY_CFG), "-o", str(tmp_path / "x"),
                                    "--batch-size", "0"])
     assert res.exit_code == 2 and "--batch-size" in res.output
+
+
+def test_onnx_backend_batches_across_images(tmp_path: Path) -> None:
+    onnx = Detector.load(CKPT, CFG, "cpu")
+    onnx.use_onnx(tmp_path / "onnx")
+    preds = list(score_stream(onnx, [IMAGES[0], b"junk", *IMAGES[1:]], max_crops=16))
+    assert [p.ok for p in preds] == [True, False] + [True] * (len(IMAGES) - 1)
+    expected = _expected()
+    for path, pred in zip(IMAGES, [preds[0], *preds[2:]]):
+        assert pred.num_patches == CROPS[IMAGES.index(path)]
+        assert abs(pred.score - expected[path.name]) < 1e-5
+        assert len(pred.attention_mean) == pred.num_patches
