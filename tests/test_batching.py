@@ -145,7 +145,7 @@ def test_infer_cli_batch_sizes_agree(tmp_path: Path) -> None:
 
 
 def test_onnx_backend_batches_across_images(tmp_path: Path) -> None:
-    onnx = Detector.load(CKPT, CFG, "cpu")
+    onnx = Detector.load(TINY_WEIGHTS, TINY_CFG, "cpu")
     onnx.use_onnx(tmp_path / "onnx")
     preds = list(score_stream(onnx, [IMAGES[0], b"junk", *IMAGES[1:]], max_crops=16))
     assert [p.ok for p in preds] == [True, False] + [True] * (len(IMAGES) - 1)
