@@ -1,6 +1,7 @@
 """The official SPAI code, side by side: found through the reference harness, or absent.
 
-The harness (``../shared/refharness``, or ``SPAI_REFHARNESS``) runs the official code from a
+The harness (the folder ``SPAI_REFHARNESS`` names; ``benchmarks/run_all.sh`` sets it to the
+project's shared reference folder, outside this repository) runs the official code from a
 git mirror of the official repository (``SPAI_MIRROR``, else a ``.mirror/mever-team+spai/repo``
 above the harness) in its own environment (``refenv.sh`` builds it once, about 3 minutes).
 When any of the three is missing, ``locate`` says why and the benchmarks report this project's
@@ -74,9 +75,11 @@ def _mirror(harness: Path) -> Path | None:
 
 def locate() -> Official | str:
     """The official code through the harness, or why it cannot run here (one sentence)."""
-    harness = Path(os.environ.get("SPAI_REFHARNESS", ROOT.parent / "shared" / "refharness"))
+    if not os.environ.get("SPAI_REFHARNESS"):
+        return "SPAI_REFHARNESS does not name the reference harness's folder"
+    harness = Path(os.environ["SPAI_REFHARNESS"])
     if not (harness / "make_reference.py").is_file():
-        return f"the reference harness was not found at {harness} (set SPAI_REFHARNESS)"
+        return f"the reference harness was not found at {harness} (SPAI_REFHARNESS)"
     mirror = _mirror(harness)
     if mirror is None or not mirror.exists():
         return ("no mirror of the official repository (set SPAI_MIRROR, or fetch "

@@ -1,13 +1,13 @@
 """Time the OFFICIAL SPAI ``infer`` on a folder of images at a chosen ``--batch-size``.
 
-Runs only in the official-code environment of the reference harness (``../shared/refharness``,
-see its README) and only through it: the harness's ``make_reference`` module takes the official
+Runs only in the official-code environment of the reference harness (the folder that
+``SPAI_REFHARNESS`` names, outside this repository; see its README) and only through it: the harness's ``make_reference`` module takes the official
 code from a git mirror of the official repository into a temporary folder at run time and
 installs its CPU shims; this script then calls the official ``infer`` command in-process with
 the batch size asked for (the harness's own command line always uses 1). Nothing of the
 official code is stored in this repository.
 
-    $V/bin/python benchmarks/official_infer.py --harness ../shared/refharness \\
+    $V/bin/python benchmarks/official_infer.py --harness "$SPAI_REFHARNESS" \\
         --ckpt /tmp/vitb.pth --image-dir /tmp/imgs --batch-size 4 --out-csv /tmp/official.csv
 
 Prints one JSON line: images, batch size, seconds of the ``infer`` call, the official commit.

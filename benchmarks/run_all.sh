@@ -7,9 +7,9 @@
 #   2. bench_spai.py    - one 512x512 and one 1024x768 image, this project then the official code;
 #   3. bench_many.py    - 200 images of 512x512: images/s, batched (torch and ONNX Runtime
 #                         backends), against the official code at its best --batch-size.
-# The official code runs through the reference harness (../shared/refharness, or SPAI_REFHARNESS;
-# its environment is built on first use, about 3 minutes); without it the scripts say so and
-# report the floor ratio only.
+# The official code runs through the reference harness: SPAI_REFHARNESS, default the shared
+# folder next to the repository (../shared/refharness; its environment is built on first use,
+# about 3 minutes); without it the scripts say so and report the floor ratio only.
 #   bash benchmarks/run_all.sh                 # everything, as documented
 #   SPAI_BENCH_IMAGES=10 SPAI_BENCH_PROBE=4 bash benchmarks/run_all.sh   # a smoke run
 set -euo pipefail
@@ -18,6 +18,7 @@ py=${PYTHON:-.venv/bin/python}
 doc=docs/benchmarks.md
 images=${SPAI_BENCH_IMAGES:-200}
 probe=${SPAI_BENCH_PROBE:-24}
+export SPAI_REFHARNESS=${SPAI_REFHARNESS:-$(cd .. && pwd)/shared/refharness}
 start=$(date +%s)
 $py benchmarks/bench_profile.py --write $doc
 $py benchmarks/bench_spai.py --write $doc
