@@ -101,7 +101,11 @@ class JobContext:
             self.check()
             yield s
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, *, session: Session | None = None) -> None:
+        """Append a line to the job's log, in ``session`` when given."""
+        if session is not None:
+            queue.append_log(session, self.job_id, message)
+            return
         with session_scope(self.url) as s:
             queue.append_log(s, self.job_id, message)
 

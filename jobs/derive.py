@@ -68,10 +68,11 @@ def derive_step(ctx: JobContext, imageset_id: int, condition_id: str,
         have = derived_paths(s, imageset_id, condition_id)
         images = list(s.scalars(select(Image).where(Image.imageset_id == imageset_id)
                                 .order_by(Image.id)))
-    todo = derive_items(iset, [im for im in images if im.id not in have], condition_id)
-    ctx.log(f"derive: {len(todo)} of {len(images)} images of {iset.name!r} under "
-            f"{condition_id!r}")
-    ctx.progress(len(images) - len(todo), len(images))
+        missing = [im for im in images if im.id not in have]
+        ctx.log(f"derive: {len(missing)} of {len(images)} images of {iset.name!r} under "
+                f"{condition_id!r}", session=s)
+        ctx.progress(len(images) - len(missing), len(images), session=s)
+    todo = derive_items(iset, missing, condition_id)
     counts = {"derived": 0, "derive_errors": 0, "images": len(images)}
     unreadable = [derive_one(it, condition_id) for it in todo if it.src is None]
     if unreadable:

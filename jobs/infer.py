@@ -79,14 +79,14 @@ def source_of(iset: ImageSet, im: Image, condition_id: str,
 def score_step(ctx: JobContext, r: InferRun, p: InferParams) -> None:
     """Score the run's images without a prediction; images without a file to score get an
     error row at once."""
-    with session_scope(ctx.url, readonly=True) as s:
+    with session_scope(ctx.url) as s:
         total = s.scalar(select(func.count()).where(Image.imageset_id == r.imageset.id)) or 0
         todo = images_without_prediction(s, r.run_id, r.imageset.id)
         derived = (derived_paths(s, r.imageset.id, p.condition_id)
                    if p.condition_id != ORIGINAL else {})
-    ctx.log(f"score: run {r.run_id}: {len(todo)} images to score ({total - len(todo)} already "
-            f"done) with {r.model_name!r} under {p.condition_id!r}")
-    ctx.progress(total - len(todo), total)
+        ctx.log(f"score: run {r.run_id}: {len(todo)} images to score ({total - len(todo)} "
+                f"already done) with {r.model_name!r} under {p.condition_id!r}", session=s)
+        ctx.progress(total - len(todo), total, session=s)
     items, missing = [], []
     for im in todo:
         path, error = source_of(r.imageset, im, p.condition_id, derived)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -18,6 +17,15 @@ from sqlalchemy.orm import Session
 
 from db import jobs
 from db.models import ORIGINAL, DerivedImage, Image, ImageSet, Model, Prediction, Run
+from jobs.params import (
+    CsvImport,
+    InferParams,
+    JobParams,
+    MakeConditionParams,
+    RegisterCsv,
+    RegisterFolder,
+    StudyImport,
+)
 from robustness.study.schema import ImageSetSpec, ModelSpec, Study
 
 __all__ = ["JobSpec", "SetScores", "StoreConflict", "enqueue", "load_scores", "model_ids",
@@ -30,9 +38,12 @@ class StoreConflict(ValueError):
 
 @dataclass(frozen=True)
 class JobSpec:
-    kind: str  # a db.jobs kind: import | make-condition | infer
-    params: dict[str, Any]
+    params: JobParams  # the job's typed parameters (jobs.params): its kind and stored JSON
     what: str  # one line for the progress display
+
+    @property
+    def kind(self) -> str:
+        return self.params.job_kind
 
 
 @dataclass(frozen=True)
@@ -51,12 +62,10 @@ def _set_row(session: Session, name: str) -> ImageSet | None:
 def _register_specs(spec: ImageSetSpec) -> list[JobSpec]:
     gen = spec.generator
     if spec.folder is not None:  # kind None: <name>-real and <name>-fake from label folders
-        return [JobSpec("import", {"source": "register-folder", "folder": str(spec.folder),
-                                   "name": spec.name, "kind": spec.kind, "generator": gen},
-                        f"register {spec.name}")]
-    return [JobSpec("import", {"source": "register-csv", "csv_path": str(spec.csv),
-                               "root": str(spec.root), "name": spec.name, "generator": gen,
-                               "split": spec.split}, f"register {spec.name}")]
+        return [JobSpec(RegisterFolder(folder=str(spec.folder), name=spec.name, kind=spec.kind,
+                                       generator=gen), f"register {spec.name}")]
+    return [JobSpec(RegisterCsv(csv_path=str(spec.csv), root=str(spec.root), name=spec.name,
+                                generator=gen, split=spec.split), f"register {spec.name}")]
 
 
 def plan_register(session: Session, study: Study) -> list[JobSpec]:
@@ -74,14 +83,13 @@ def plan_register(session: Session, study: Study) -> list[JobSpec]:
         out += _register_specs(spec)
     for m in study.models:
         if m.study is not None and not _study_imported(session, m, study):
-            out.append(JobSpec("import", {"source": "study", "folder": str(m.study)},
-                               f"import {m.study.name}"))
+            out.append(JobSpec(StudyImport(folder=str(m.study)), f"import {m.study.name}"))
         for f in m.score_files:
             if not _csv_imported(session, m.name, f.csv):
-                out.append(JobSpec("import", {
-                    "source": "csv", "csv_path": str(f.csv), "model_name": m.name,
-                    "condition_id": f.condition, "imageset": f.imageset, "root": None,
-                    "score_column": f.score_column}, f"import {f.csv.name} as {m.name}"))
+                out.append(JobSpec(CsvImport(csv_path=str(f.csv), model_name=m.name,
+                                             condition_id=f.condition, imageset=f.imageset,
+                                             score_column=f.score_column),
+                                   f"import {f.csv.name} as {m.name}"))
     return _unique(out)
 
 
@@ -148,8 +156,7 @@ def plan_derive(session: Session, study: Study) -> list[JobSpec]:
                 .join(Image, Image.id == DerivedImage.image_id)
                 .where(Image.imageset_id == iset.id, DerivedImage.condition_id == cid)) or 0
             if have < n:
-                out.append(JobSpec("make-condition", {"imageset_id": iset.id,
-                                                      "condition_id": cid},
+                out.append(JobSpec(MakeConditionParams(imageset_id=iset.id, condition_id=cid),
                                    f"derive {iset.name} under {cid}"))
     return out
 
@@ -168,29 +175,26 @@ def plan_infer(session: Session, study: Study, ids: dict[str, int]) -> list[JobS
                 done = 0 if run is None else session.scalar(
                     select(func.count()).where(Prediction.run_id == run.id)) or 0
                 if done < n or run is None or run.status != "done":
-                    out.append(JobSpec("infer", {
-                        "model_id": mid, "imageset_id": iset.id, "condition_id": cid,
-                        "batch_size": study.batch_size, "device": study.device},
-                        f"score {iset.name} under {cid} with {name}"))
+                    out.append(JobSpec(InferParams(model_id=mid, imageset_id=iset.id,
+                                                   condition_id=cid, batch_size=study.batch_size,
+                                                   device=study.device),
+                                       f"score {iset.name} under {cid} with {name}"))
     return out
 
 
 def _unique(specs: list[JobSpec]) -> list[JobSpec]:
     seen, out = set(), []
     for s in specs:
-        key = (s.kind, tuple(sorted(s.params.items())))
-        if key not in seen:
-            seen.add(key)
+        if s.params not in seen:
+            seen.add(s.params)
             out.append(s)
     return out
 
 
 def enqueue(session: Session, spec: JobSpec) -> int:
-    """Queue the job, or return the id of the same job already queued or running."""
-    for j in jobs.list_jobs(session, statuses=["queued", "running"], limit=10_000):
-        if j.kind == spec.kind and j.params == spec.params:
-            return j.id
-    return jobs.enqueue(session, spec.kind, spec.params)
+    """Queue the job, or return the id of the same job already queued or running
+    (``db.jobs.enqueue``)."""
+    return jobs.enqueue(session, spec.kind, spec.params.to_dict())
 
 
 def load_scores(
