@@ -44,7 +44,7 @@ from db.session import (
 )
 from jobs.context import HEARTBEAT_S, JobCancelled, JobContext, JobLost, WorkerStopping
 from jobs.executors import ENV_EXECUTOR, EXECUTORS
-from jobs.registry import KINDS, get_kind
+from jobs.registry import KINDS, JobKind, get_kind
 from spai.cli_errors import UserError, closest, one_line, run_main
 
 STALE_HEARTBEATS = 3  # stale_after must cover this many heartbeat periods
@@ -136,7 +136,8 @@ class Worker:
             ctx.check()
             self._end(job_id, "done", result=result or {})
         except JobCancelled:
-            self._end(job_id, "cancelled", on_stop=(kind_of, ctx))
+            self._end(job_id, "cancelled")
+            self._stopped(kind_of, ctx, "cancelled")
         except JobLost as exc:
             print(f"[worker {self.id}] {exc}", file=sys.stderr)
         except WorkerStopping:
@@ -145,20 +146,24 @@ class Worker:
                 queue.release(s, job_id, self.id)
         except Exception as exc:
             self._end(job_id, "failed", traceback=traceback.format_exc(),
-                      note=f"failed: {type(exc).__name__}: {exc}", on_stop=(kind_of, ctx))
+                      note=f"failed: {type(exc).__name__}: {exc}")
+            self._stopped(kind_of, ctx, "failed")
         finally:
             self.ctx = None
         return job_id
 
     def _end(self, job_id: int, status: str, *, result: dict | None = None,
-             traceback: str | None = None, note: str | None = None,
-             on_stop: tuple[Any, JobContext] | None = None) -> None:
-        """Record the job's final status (and let its kind react to a cancel or failure)."""
+             traceback: str | None = None, note: str | None = None) -> None:
+        """Record the job's final status, with a log line."""
         with session_scope(self.url) as s:
             queue.append_log(s, job_id, note or status)
             queue.finish(s, job_id, self.id, status, result=result, traceback=traceback)
-        if on_stop is not None and on_stop[0].on_stop is not None:
-            on_stop[0].on_stop(on_stop[1], status)
+
+    @staticmethod
+    def _stopped(kind: JobKind, ctx: JobContext, status: str) -> None:
+        """Let the kind react to a cancel or a failure (an infer job marks its run)."""
+        if kind.on_stop is not None:
+            kind.on_stop(ctx, status)
 
     def serve(self) -> int:
         """Run jobs until stopped (or, with ``once``, until nothing is claimable)."""

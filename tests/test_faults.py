@@ -31,7 +31,8 @@ from db.models import Prediction, Run
 from db.models import Worker as WorkerRow
 from db.owners import LOCAL
 from db.session import REPO_ROOT, session_scope
-from worker_support import IMAGES, image_set, wait_for
+from tiny_model import TINY_IMAGES
+from worker_support import image_set, wait_for
 
 WAIT_LIMIT_S = 300  # hang guard on a shared machine
 HEARTBEAT, STALE = "0.5", "2"  # seconds: stale limit = 4 heartbeats
@@ -240,7 +241,7 @@ def test_full_disk_leaves_no_partial_file(small_disk, tmp_path: Path) -> None:
     script = tmp_path / "check.py"
     script.write_text(FULL_DISK_CHECK)
     cmd = ([*prefix, FULL_DISK_CHECK] if len(prefix) == 2 else [*prefix, str(script)])
-    res = subprocess.run(cmd + [str(folder), str(IMAGES / "03_rgb_1024x768.png")],
+    res = subprocess.run(cmd + [str(folder), str(TINY_IMAGES / "03_rgb_1024x768.png")],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=WAIT_LIMIT_S)
     assert res.returncode == 0, res.stderr
     assert "derive refused" in res.stdout and "csv refused" in res.stdout, res.stdout

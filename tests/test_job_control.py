@@ -17,7 +17,8 @@ from db import jobs
 from db.models import Image, Prediction
 from db.owners import LOCAL
 from db.session import session_scope
-from worker_support import IMAGES, image_set
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
+from worker_support import image_set
 
 NAMES = ["01_rgb_224x224.png", "04_rgb_97x130.png"]
 
@@ -53,7 +54,7 @@ def test_retry_redoes_error_rows_of_the_chosen_kind(
     with session_scope(sqlite_url) as s:
         with pytest.raises(ValueError, match="only failed or cancelled jobs"):
             jobqueue.retry(s, job_id, actor=LOCAL)
-    shutil.copy(IMAGES / NAMES[0], folder / "zz_broken.png")  # the copy has completed now
+    shutil.copy(TINY_IMAGES / NAMES[0], folder / "zz_broken.png")  # the copy has completed now
     before = _by_name(sqlite_url)
     with session_scope(sqlite_url) as s:
         assert jobqueue.retry(s, job_id, actor=LOCAL, redo_errors=True, error_kind="unreadable image") == 1
@@ -93,7 +94,7 @@ def test_registration_checks_cancellation_between_batches(sqlite_url: str, tmp_p
     folder = tmp_path / "many"
     folder.mkdir()
     for i in range(130):  # three batches of REGISTER_BATCH (64)
-        shutil.copy(IMAGES / NAMES[1], folder / f"{i:03d}.png")
+        shutil.copy(TINY_IMAGES / NAMES[1], folder / f"{i:03d}.png")
     with session_scope(sqlite_url) as s:
         jobqueue.enqueue_register_folder(s, str(folder), name="many", kind="real", actor=LOCAL)
         job = jobs.claim(s, "w", ["import"])
@@ -127,16 +128,14 @@ def test_study_import_commits_per_file_and_checks_cancellation(sqlite_url: str) 
 def test_infer_job_refuses_weights_changed_since_registration(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worker_support import CFG, WEIGHTS
-
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     weights = tmp_path / "model.pth"
-    shutil.copy(WEIGHTS, weights)
+    shutil.copy(TINY_WEIGHTS, weights)
     set_id, _ = image_set(sqlite_url, tmp_path / "set", NAMES)
     with session_scope(sqlite_url) as s:
-        model_id = jobqueue.register_model(s, weights, name="mine", cfg=CFG, origin="trained")
+        model_id = jobqueue.register_model(s, weights, name="mine", cfg=TINY_CFG, origin="trained")
         job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, device="cpu")
-    weights.write_bytes(WEIGHTS.read_bytes() + b"\0")  # replaced after registration
+    weights.write_bytes(TINY_WEIGHTS.read_bytes() + b"\0")  # replaced after registration
     _run_queue(sqlite_url)
     with session_scope(sqlite_url) as s:
         view = jobs.get_job(s, job_id)

@@ -30,7 +30,8 @@ from jobs.params import (
 from jobs.registry import KINDS, get_kind, register_handler
 from jobs.work import DeriveItem, DeriveTask, ScoreItem, ScoreTask, detector
 from spai.weights import model_file
-from worker_support import CFG, IMAGES, WEIGHTS, image_set
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
+from worker_support import image_set
 
 NAMES = ["01_rgb_224x224.png", "04_rgb_97x130.png", "05_gray_320x256.png"]
 
@@ -169,28 +170,28 @@ def test_batches_and_executor_names(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_local_executor_scores_each_image_like_the_detector(tmp_path: Path) -> None:
-    items = [ScoreItem(i, str(IMAGES / n)) for i, n in enumerate(NAMES)]
+    items = [ScoreItem(i, str(TINY_IMAGES / n)) for i, n in enumerate(NAMES)]
     items.append(ScoreItem(99, str(tmp_path / "missing.png")))
-    task = ScoreTask(model_file(WEIGHTS, CFG), "cpu")
+    task = ScoreTask(model_file(TINY_WEIGHTS, TINY_CFG), "cpu")
     out = list(LocalExecutor().map(task, items, batch_size=2))
     assert [len(b) for b in out] == [2, 2]
     got = {r.image_id: r for b in out for r in b}
-    det = detector(model_file(WEIGHTS, CFG), "cpu")
+    det = detector(model_file(TINY_WEIGHTS, TINY_CFG), "cpu")
     for i, n in enumerate(NAMES):
-        ref = det.score_one(IMAGES / n)
+        ref = det.score_one(TINY_IMAGES / n)
         assert got[i].error is None and got[i].score == pytest.approx(ref.score, abs=1e-6)
         assert got[i].row(7)["run_id"] == 7 and len(got[i].attention) == ref.num_patches
     assert got[99].score is None and "missing.png" in got[99].error
 
 
 def test_local_executor_stops_before_the_next_batch() -> None:
-    items = [ScoreItem(i, str(IMAGES / NAMES[0])) for i in range(5)]
+    items = [ScoreItem(i, str(TINY_IMAGES / NAMES[0])) for i in range(5)]
     seen = []
 
     def stop_after_first() -> bool:
         return len(seen) >= 1
 
-    for batch in LocalExecutor().map(ScoreTask(model_file(WEIGHTS, CFG), "cpu"), items,
+    for batch in LocalExecutor().map(ScoreTask(model_file(TINY_WEIGHTS, TINY_CFG), "cpu"), items,
                                      batch_size=2, should_stop=stop_after_first):
         seen.append(batch)
     assert [len(b) for b in seen] == [2]
@@ -199,7 +200,7 @@ def test_local_executor_stops_before_the_next_batch() -> None:
 
 
 def test_derive_task_writes_files_and_reports_failures(tmp_path: Path) -> None:
-    items = [DeriveItem(1, str(IMAGES / NAMES[0]), str(tmp_path / "a"), "key-a"),
+    items = [DeriveItem(1, str(TINY_IMAGES / NAMES[0]), str(tmp_path / "a"), "key-a"),
              DeriveItem(2, None, str(tmp_path / "b"), "key-b", error="unreadable"),
              DeriveItem(3, str(tmp_path / "absent.png"), str(tmp_path / "c"), "key-c")]
     (a, b, c), = LocalExecutor().map(DeriveTask("jpeg/q75"), items, batch_size=8)
@@ -233,7 +234,7 @@ def test_progress_is_a_counter_advanced_with_the_rows_actually_added(
     ctx = JobContext(job_id, "infer", InferParams(model_id=model_id, imageset_id=set_id), "w",
                      sqlite_url)
     ctx.progress(0, 3)
-    r = InferRun(run_id, None, "tiny", ScoreTask(model_file(WEIGHTS)))
+    r = InferRun(run_id, None, "tiny", ScoreTask(model_file(TINY_WEIGHTS)))
     write_scored(ctx, r, [Scored(a, 0.5), Scored(b, 0.25)])
     write_scored(ctx, r, [Scored(b, 0.25), Scored(c, None, error="bad")])  # b is stored already
     with session_scope(sqlite_url, readonly=True) as s:

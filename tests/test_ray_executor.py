@@ -25,10 +25,9 @@ from jobs.executors.ray import (
     runtime_env,
 )
 from jobs.worker import Worker, WorkerConfig
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 from worker_support import cancel_when_started, image_set as _image_set, wait_for
 
-TINY = REPO_ROOT / "tests" / "fixtures" / "spai-tiny"
-WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
 SMALL = ["01_rgb_224x224.png", "02_rgb_500x300.png", "04_rgb_97x130.png", "05_gray_320x256.png"]
 HEARTBEAT_S = 0.5
 WAIT_LIMIT_S = 300  # a hang guard, not a performance assertion
@@ -293,8 +292,8 @@ def test_the_ray_executor_maps_items_like_the_local_one(ray_cluster: str) -> Non
     from jobs.work import ScoreItem, ScoreTask
     from spai.weights import model_file
 
-    items = [ScoreItem(i, str(IMAGES / n)) for i, n in enumerate(SMALL)]
-    task = ScoreTask(model_file(WEIGHTS, CFG), "cpu")
+    items = [ScoreItem(i, str(TINY_IMAGES / n)) for i, n in enumerate(SMALL)]
+    task = ScoreTask(model_file(TINY_WEIGHTS, TINY_CFG), "cpu")
 
     def by_id(batches: list) -> dict[int, object]:
         return {r.image_id: r for b in batches for r in b}

@@ -12,8 +12,8 @@ from db.session import session_scope
 from jobs.worker import Worker, WorkerConfig
 from spai.detector import Detector
 from spai.training import CKPT_LAST, METRICS_FILE
+from tiny_model import TINY_DIR
 
-FIXTURE = Path(__file__).parent / "fixtures" / "spai-tiny"
 
 
 def test_train_job_runs_registers_model_and_resumes(
@@ -21,7 +21,7 @@ def test_train_job_runs_registers_model_and_resumes(
 ) -> None:
     data = tiny_training_csv
     cfg = tmp_path / "tiny_fast.yaml"
-    cfg.write_text(f"BASE: ['{FIXTURE / 'spai_tiny.yaml'}']\nDATA:\n  NUM_WORKERS: 0\n"
+    cfg.write_text(f"BASE: ['{TINY_DIR / 'spai_tiny.yaml'}']\nDATA:\n  NUM_WORKERS: 0\n"
                    "  AUGMENTED_VIEWS: 2\nTRAIN:\n  WARMUP_EPOCHS: 0\n")
     out = tmp_path / "run"
     params = {"cfg": str(cfg), "data_path": str(data), "output": str(out), "tag": "tiny",
@@ -60,14 +60,14 @@ def test_train_job_fine_tunes_from_a_model(
     import torch
 
     cfg = tmp_path / "tiny_fast.yaml"
-    cfg.write_text(f"BASE: ['{FIXTURE / 'spai_tiny.yaml'}']\nDATA:\n  NUM_WORKERS: 0\n"
+    cfg.write_text(f"BASE: ['{TINY_DIR / 'spai_tiny.yaml'}']\nDATA:\n  NUM_WORKERS: 0\n"
                    "  AUGMENTED_VIEWS: 1\nTRAIN:\n  WARMUP_EPOCHS: 0\n")
     base = {"cfg": str(cfg), "data_path": str(tiny_training_csv), "epochs": 1, "batch_size": 2,
             "learning_rate": 0.0, "device": "cpu"}  # lr 0: the weights stay the loaded ones
     demo = Path(__file__).resolve().parent.parent / "weights" / "demo" / "spai_demo.pth"
     with session_scope(sqlite_url) as s:
         good = jobs.enqueue(s, "train", base | {"tag": "ft", "output": str(tmp_path / "ft"),
-                                                "init_from": str(FIXTURE / "spai_tiny_seed0.pth")})
+                                                "init_from": str(TINY_DIR / "spai_tiny_seed0.pth")})
         bad = jobs.enqueue(s, "train", base | {"tag": "bad", "output": str(tmp_path / "bad"),
                                                "init_from": str(demo)})
         jobs.enqueue(s, "train", base | {"tag": "new", "output": str(tmp_path / "new")})
@@ -77,7 +77,7 @@ def test_train_job_fine_tunes_from_a_model(
     assert done.status == "done", done.traceback
     lines = [json.loads(x) for x in (tmp_path / "ft" / METRICS_FILE).read_text().splitlines()]
     assert any(x.get("init_from", "").endswith("spai_tiny_seed0.pth") for x in lines)
-    start = torch.load(FIXTURE / "spai_tiny_seed0.pth", map_location="cpu", weights_only=True)
+    start = torch.load(TINY_DIR / "spai_tiny_seed0.pth", map_location="cpu", weights_only=True)
     start = start.get("model", start)
     def last(run: str) -> dict:
         return torch.load(tmp_path / run / CKPT_LAST, map_location="cpu", weights_only=True)["model"]

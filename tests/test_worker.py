@@ -20,10 +20,9 @@ from db import jobs
 from db.models import DerivedImage, Image, Prediction, Run, Worker as WorkerRow
 from db.owners import LOCAL
 from db.session import REPO_ROOT, session_scope
+from tiny_model import TINY_DIR
 from worker_support import cancel_when_started, image_set as _image_set, wait_for
 
-TINY = REPO_ROOT / "tests" / "fixtures" / "spai-tiny"
-WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
 SMALL = ["01_rgb_224x224.png", "02_rgb_500x300.png", "04_rgb_97x130.png", "05_gray_320x256.png"]
 WAIT_LIMIT_S = 240  # a hang guard, not a performance assertion
 
@@ -63,7 +62,7 @@ def test_infer_job_scores_like_the_reference_and_records_bad_images(
                                 Prediction.error, Prediction.attention)
                          .join(Image, Image.id == Prediction.image_id)).all()
         assert s.scalars(select(Run.status)).one() == "done"
-    with open(TINY / "expected_scores.csv", newline="") as f:
+    with open(TINY_DIR / "expected_scores.csv", newline="") as f:
         expected = {r["image"]: float(r["score"]) for r in csv.DictReader(f)}
     by_name = {rel: (score, logit, err, att) for rel, score, logit, err, att in rows}
     assert len(by_name) == 5

@@ -16,9 +16,8 @@ from db import jobs
 from db.imagesets import register_folder
 from db.owners import LOCAL
 from db.session import session_scope
+from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
-TINY = Path(__file__).parent / "fixtures" / "spai-tiny"
-WEIGHTS, CFG, IMAGES = TINY / "spai_tiny_seed0.pth", TINY / "spai_tiny.yaml", TINY / "images"
 
 
 def image_set(url: str, folder: Path, names: list[str], copies: int = 1,
@@ -28,12 +27,12 @@ def image_set(url: str, folder: Path, names: list[str], copies: int = 1,
     folder.mkdir(parents=True, exist_ok=True)
     for c in range(copies):
         for n in names:
-            shutil.copy(IMAGES / n, folder / f"c{c}_{n}")
+            shutil.copy(TINY_IMAGES / n, folder / f"c{c}_{n}")
     if broken:
         (folder / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated garbage")
     with session_scope(url) as s:
         rep = register_folder(s, folder, name=folder.name, kind="fake")
-        model_id = jobqueue.register_model(s, WEIGHTS, name="tiny", cfg=CFG, origin="demo")
+        model_id = jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", cfg=TINY_CFG, origin="demo")
     return rep.imageset_ids[folder.name], model_id
 
 
