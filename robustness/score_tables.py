@@ -125,9 +125,10 @@ def compare_table(
     for c in conds:
         present = [f for f in fakes if data.groups.get((c, f)) is not None
                    and data.groups[(c, f)].size]
-        for f in fakes:
+        for f in fakes:  # one reason for a whole column the model never scored
             if f not in present:
-                reasons.loc[f, c] = f"{data.model_name} has no scores of {f} under {c}"
+                reasons.loc[f, c] = (f"{data.model_name} has no scores of {f} under {c}"
+                                     if present else f"{data.model_name} has no scores under {c}")
         missing = [r for r in reals if (c, r) not in data.groups]
         if not reals or missing:
             why = (f"real set {', '.join(missing)} not scored under {c} by {data.model_name}"

@@ -160,6 +160,7 @@ def test_existing_run_name_refused_unless_resume(page_store) -> None:
     at.checkbox(key="train.resume").check().run()
     at.button(key="train.queue").click().run()
     assert "Queued training job 2 (mine)." in at.success[0].value
+    assert at.selectbox(key="train.pick").value == 2  # regression: stayed on job 1
     at.text_input(key="train.tag").input("never-run").run()
     at.button(key="train.queue").click().run()
     assert "no run named 'never-run' to resume" in at.error[0].value

@@ -115,6 +115,15 @@ def test_real_set_choice_and_missing_sets(store) -> None:
         "jpeg/q75 by m"
     assert table.reasons.loc[score_tables.MEAN_ROW, "jpeg/q75"].startswith("no fake set has a value")
     assert (table.reasons[ORIGINAL] == "").all()
+    solo = score_tables.ScoreData(both.model_id, "m", {k: v for k, v in both.groups.items()
+                                                       if k != ("jpeg/q75", "fake_y")},
+                                  both.kinds, both.imageset_ids)
+    partly = score_tables.compare_table(solo, real_sets=["real_a"])
+    assert partly.reasons.loc["fake_y", "jpeg/q75"] == "m has no scores of fake_y under jpeg/q75"
+    # a condition the model never scored: one reason for its whole column, not one per set
+    none = score_tables.compare_table(data, real_sets=["real_a"], conditions=[ORIGINAL, "meme"])
+    assert set(none.reasons["meme"].drop(score_tables.MEAN_ROW)) == {
+        f"{data.model_name} has no scores under meme"}
     with pytest.raises(KeyError, match="Unknown metric 'bogus'. Available"):
         score_tables.compare_table(data, metric="bogus")
 

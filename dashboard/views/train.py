@@ -18,6 +18,7 @@ from spai.weights import TRAINED
 
 KEY = state.TRAIN  # page prefix of this page's widget keys
 TRAIN_KIND = "train"
+PICK = KEY + "pick"  # the "Training job" picker
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def _launch_form(url: str) -> None:
 
     start_worker_once()
     state.watch_job(state.TRAIN_JOB, job_id)
+    state.set_widget(PICK, job_id)  # the picker below shows the job just queued
     st.success(f"Queued training job {job_id} ({tag}).")
 
 
@@ -197,5 +199,5 @@ tags = {j.id: f"#{j.id} {j.params.get('tag', '')} ({j.status})" for j in runs}
 ids = list(tags)
 default = state.watched_job(state.TRAIN_JOB)
 job_id = st.selectbox("Training job", ids, index=ids.index(default) if default in ids else 0,
-                      key=KEY + "pick", format_func=tags.get)
+                      key=PICK, format_func=tags.get)
 _live(url, job_id)
