@@ -261,6 +261,24 @@ def test_python_dash_m_exits_2_with_one_line(tmp_path: Path, argv: list[str],
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in res.stderr, res.stderr
 
 
+@pytest.mark.parametrize("module", ["jobs.worker", "dashboard.worker"])
+def test_the_worker_process_serves_every_job_kind(tmp_path: Path, module: str) -> None:
+    """Regression (found on the dashboard): started as ``python -m dashboard.worker``, the
+    worker ran as ``__main__`` while the training module registered 'train' in a second copy
+    of it, so train jobs stayed queued forever. ``--kinds`` names every built-in kind: the
+    process refuses a kind it cannot serve."""
+    import jobs.worker  # noqa: F401  (registers the built-in kinds in this process)
+    from jobs.registry import KINDS
+
+    assert "train" in KINDS
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    res = subprocess.run([sys.executable, "-m", module, "--once", "--database-url", url,
+                          "--kinds", ",".join(sorted(KINDS))], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "exiting after 0 job(s)" in res.stdout
+
+
 # --- python -m spai without --model (issue 12, point 7) ---------------------------------------
 
 
