@@ -193,3 +193,25 @@ def test_score_this_set_one_click(app_env, monkeypatch) -> None:
             "Score tiny-fakes with spai_tiny_seed0 on meme",
             "Score tiny-fakes with spai_tiny_seed0 on the original images"]
     assert {v.result["predictions"] for v in views} == {4}
+
+
+def test_a_set_imported_without_files_says_so(app_env, tmp_path: Path) -> None:
+    """Regression: a set whose scores were imported without the image files (no root) showed
+    "root nan" and offered derivation jobs that had no file to derive from."""
+    from db.importers import import_csv
+
+    url, folder = app_env
+    _register_folder(_page(), folder, "here")  # a root beside a None: pandas makes it nan
+    scores = tmp_path / "scores.csv"
+    scores.write_text("image,class,split,spai\nfakes/a.png,1,test,0.9\nfakes/b.png,1,test,0.2\n")
+    with session_scope(url) as s:
+        import_csv(s, scores, model_name="imported", imageset="elsewhere")
+    at = _page()
+    at.selectbox(key="imagesets.set").set_value("elsewhere").run()
+    assert not at.exception
+    caption = next(c.value for c in at.caption if "image(s)" in c.value)
+    assert caption.startswith("2 image(s), 0 with a file here")
+    assert "no folder: its scores were imported without the image files" in caption
+    assert "nan" not in caption
+    assert any("Nothing to derive from" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key == "imagesets.derive"]

@@ -137,6 +137,25 @@ def _allowed(path: str, what: str) -> str | None:
         return None
 
 
+def _derive_form(url: str, set_id: int, with_file: int) -> None:
+    """Queue one derivation job per chosen condition (a set without files has nothing to
+    derive from)."""
+    st.subheader("Derive condition variants")
+    if not with_file:
+        st.caption("Nothing to derive from: this set has no image files on this machine.")
+        return
+    conds = condition_picker("Conditions", KEY + "conditions", [])
+    if st.button("Queue derivation jobs", key=KEY + "derive", disabled=not conds):
+        with session_scope(url) as s:
+            ids = [jobqueue.enqueue_make_condition(s, imageset_id=set_id, condition_id=c,
+                                                   actor=signin.current_actor())
+                   for c in conds]
+        from dashboard.resources import start_worker_once  # imports torch: only when needed
+
+        start_worker_once()
+        st.success(f"Queued job(s) {', '.join(map(str, ids))}; follow them on the Jobs page.")
+
+
 def _thumbnails(root: str, relpaths: list[str]) -> None:
     """Small copies decoded through the capped decoder, each file checked to lie inside the
     set's root (symlinks followed); a file that cannot be shown says why."""
@@ -212,28 +231,20 @@ row = sets[sets["name"] == chosen].iloc[0]
 with session_scope(url, readonly=True) as s:
     imgs = imageset_stats.images(s, int(row["id"]))
     errors = imageset_stats.images(s, int(row["id"]), errors_only=True)
+root = row["root"] if isinstance(row["root"], str) else None  # pandas reads a None as nan
 st.caption(f"{row['images']} image(s), {row['with_file']} with a file here, {row['errors']} "
-           f"unreadable; root `{row['root'] or '(none: predictions imported without files)'}`")
+           "unreadable; " + (f"root `{root}`" if root else
+                             "no folder: its scores were imported without the image files"))
 files = imgs[imgs["file"].notna() & imgs["error"].isna()].head(THUMBNAILS)
 if len(files):
-    _thumbnails(str(row["root"]), list(files["relpath"]))
+    _thumbnails(str(root), list(files["relpath"]))
 if len(errors):
     st.subheader("Files that cannot be used")
     data_table(errors[["relpath", "error"]], hide_index=True, key=KEY + "errors")
 
 _score_form(url, int(row["id"]), str(row["name"]), int(row["with_file"]))
 
-st.subheader("Derive condition variants")
-conds = condition_picker("Conditions", KEY + "conditions", [])
-if st.button("Queue derivation jobs", key=KEY + "derive", disabled=not conds):
-    with session_scope(url) as s:
-        ids = [jobqueue.enqueue_make_condition(s, imageset_id=int(row["id"]), condition_id=c,
-                                               actor=signin.current_actor())
-               for c in conds]
-    from dashboard.resources import start_worker_once  # imports torch: only when needed
-
-    start_worker_once()
-    st.success(f"Queued job(s) {', '.join(map(str, ids))}; follow them on the Jobs page.")
+_derive_form(url, int(row["id"]), int(row["with_file"]))
 
 st.subheader("Delete this set")
 sure = st.checkbox(f"Delete {row['name']} with its images' scores and its runs (the files on "
