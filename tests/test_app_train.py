@@ -161,6 +161,8 @@ def test_existing_run_name_refused_unless_resume(page_store) -> None:
     at.button(key="train.queue").click().run()
     assert "Queued training job 2 (mine)." in at.success[0].value
     assert at.selectbox(key="train.pick").value == 2  # regression: stayed on job 1
+    # regression: the labels carried a status that went stale ("(queued)" on a cancelled run)
+    assert at.selectbox(key="train.pick").options == ["#2 mine", "#1 mine"]
     at.text_input(key="train.tag").input("never-run").run()
     at.button(key="train.queue").click().run()
     assert "no run named 'never-run' to resume" in at.error[0].value

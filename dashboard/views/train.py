@@ -195,7 +195,8 @@ with session_scope(url, readonly=True) as s:
 if not runs:
     st.info("No training jobs yet.", icon=":material/school:")
     st.stop()
-tags = {j.id: f"#{j.id} {j.params.get('tag', '')} ({j.status})" for j in runs}
+# no status in the labels: they are drawn once per page run, the status below every 2 s
+tags = {j.id: f"#{j.id} {j.params.get('tag', '')}" for j in runs}
 ids = list(tags)
 default = state.watched_job(state.TRAIN_JOB)
 job_id = st.selectbox("Training job", ids, index=ids.index(default) if default in ids else 0,
