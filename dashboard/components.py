@@ -172,10 +172,10 @@ def reference_note(ref: ReferenceThresholds | None, n_so_far: int | None = None)
     parts = ", ".join(f"{t:.3f} at {pct(f)} FPR" if np.isfinite(t) else
                       f"none at {pct(f)} FPR (needs {min_reals_for_fpr(f)} reals)"
                       for f, t in sorted(ref.by_fpr.items()))
-    st.caption(f"Verdict bands from {ref.n_real} real reference images "
-               f"({'; '.join(ref.sources[:4])}{' ...' if len(ref.sources) > 4 else ''}): "
-               f"thresholds {parts}. Likely AI-generated = at or above the strictest threshold; "
-               "likely real = below the loosest; inconclusive in between.")
+    st.caption(f"Verdict bands from {ref.n_real} real reference images: thresholds {parts}. "
+               "Likely AI-generated = at or above the strictest threshold; likely real = below "
+               "the loosest; inconclusive in between. Reference images: "
+               f"{'; '.join(ref.sources[:4])}{' ...' if len(ref.sources) > 4 else ''}.")
 
 
 def overlay_controls(key_show: str, key_opacity: str, key_scale: str

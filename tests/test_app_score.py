@@ -256,6 +256,7 @@ def test_shipped_demo_model_is_calibrated_on_day_one(
     assert not at.exception
     assert any("Verdict bands from 54 real reference images" in c and "shipped with the model"
                in c and f"{cal.thresholds[0.05]:.3f} at 5% FPR" in c for c in texts(at, "caption"))
+    assert not any("))" in c for c in texts(at, "caption"))  # the source's own brackets
     assert not any("not calibrated" in i for i in texts(at, "info"))
     [verdict] = [m for m in texts(at, "markdown") if m.startswith("###")]
     assert "uncalibrated" not in verdict
