@@ -219,6 +219,7 @@ def request_cancel(session: Session, job_id: int) -> str:
         raise KeyError(f"no job with id {job_id}")
     if job.status == "queued":
         job.status, job.finished_at, job.cancel_requested = "cancelled", server_now(), True
+        append_log(session, job_id, "cancelled before a worker started it")
     elif job.status == "running":
         job.cancel_requested = True
     return job.status

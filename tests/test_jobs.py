@@ -129,7 +129,8 @@ def test_cancel_queued_and_running(db_url: str) -> None:
     with session_scope(db_url) as s:
         assert jobs.request_cancel(s, queued) == "cancelled"
         assert jobs.request_cancel(s, running) == "running"
-    with session_scope(db_url) as s:
+    with session_scope(db_url) as s:  # the Jobs page showed "(empty log)" for it
+        assert s.get(Job, queued).log_tail.endswith("] cancelled before a worker started it\n")
         assert jobs.claim(s, "other", ["infer"]) is None  # cancelled jobs are never claimed
         assert jobs.heartbeat(s, running, "w") is True  # the worker learns of the cancel
         assert jobs.finish(s, running, "w", "cancelled")
