@@ -7,6 +7,7 @@ under a condition (``jobs.infer``). The files are written by the job's executor
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 from sqlalchemy import select
@@ -78,10 +79,12 @@ def derive_step(ctx: JobContext, imageset_id: int, condition_id: str,
     if unreadable:
         write_derived(ctx, unreadable, condition_id, counts)
     readable = [it for it in todo if it.src is not None]
-    for results in get_executor(executor).map(DeriveTask(condition_id), readable,
-                                               batch_size=DERIVE_BATCH,
-                                               should_stop=ctx.should_stop, log=ctx.log):
-        write_derived(ctx, results, condition_id, counts)
+    batches = get_executor(executor).map(DeriveTask(condition_id), readable,
+                                         batch_size=DERIVE_BATCH, should_stop=ctx.should_stop,
+                                         log=ctx.log)
+    with closing(batches):  # a write that raises (job lost) stops the executor's work at once
+        for results in batches:
+            write_derived(ctx, results, condition_id, counts)
     ctx.check()  # stopped early: cancel, lost or stopping, never a silent partial success
     return counts
 

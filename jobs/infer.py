@@ -10,6 +10,7 @@ the images already scored.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,11 @@ def score_step(ctx: JobContext, r: InferRun, p: InferParams) -> None:
             missing.append(Scored(im.id, None, error=error))
     if missing:
         write_scored(ctx, r, missing)
-    for results in get_executor(p).map(r.task, items, batch_size=p.batch_size,
-                                       should_stop=ctx.should_stop, log=ctx.log):
-        write_scored(ctx, r, results)
+    batches = get_executor(p).map(r.task, items, batch_size=p.batch_size,
+                                  should_stop=ctx.should_stop, log=ctx.log)
+    with closing(batches):  # a write that raises (job lost) stops the executor's work at once
+        for results in batches:
+            write_scored(ctx, r, results)
     ctx.check()  # stopped early: cancel, lost or stopping, never a silent partial success
 
 
