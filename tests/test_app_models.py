@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -99,6 +100,9 @@ def test_models_page_with_the_study_shows_stored_models_and_their_evaluation(
     assert {"instagram-filter", "meme", "screenshot"} <= set(summary["condition"])
     assert summary["auc"].between(0.5, 1.0).all()
     assert (summary["n_real"] > 0).all() and (summary["n_fake"] > 0).all()
+    shown = json.loads(at.dataframe[1].proto.columns)  # one number format, not "0" and "0.0278"
+    assert {c: shown[c]["type_config"]["format"] for c in ("auc", "ap", "mean_score_real", "mean_score_fake")} \
+        == dict.fromkeys(("auc", "ap", "mean_score_real", "mean_score_fake"), "%.4f")
 
 
 def test_an_unloadable_default_model_gives_a_clear_error_on_score(

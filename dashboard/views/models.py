@@ -16,6 +16,7 @@ from spai.config import load_config
 from spai.weights import DEMO, OFFICIAL, ModelFile, catalogue, environment_model
 
 CONFIG_FIELDS = ("embed_dim", "depth", "num_heads")
+EVAL_NUMBERS = ("auc", "ap", "mean_score_real", "mean_score_fake")  # of evaluation_summary
 
 
 def _config_summary(ckpt: ModelFile) -> str:
@@ -29,6 +30,13 @@ def _config_summary(ckpt: ModelFile) -> str:
     return f"ViT {vit}; masking radius {cfg.fre.masking_radius}"
 
 
+def _evaluation_table(summary: pd.DataFrame) -> None:
+    """An evaluation summary with every rate and score to 4 decimals (not "0" beside
+    "0.0278")."""
+    components.data_table(summary, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.4f") for c in EVAL_NUMBERS})
+
+
 def _evaluation(sha: str, origin: str) -> None:
     with session_scope(readonly=True) as s:
         ids = store_model_ids(s, sha256=sha, origin=origin)
@@ -37,7 +45,7 @@ def _evaluation(sha: str, origin: str) -> None:
     if not frames:
         st.caption("No stored evaluation for these weights (score image sets on the Jobs page).")
         return
-    components.data_table(pd.concat(frames), hide_index=True)
+    _evaluation_table(pd.concat(frames))
 
 
 st.title("Models")
@@ -107,7 +115,7 @@ else:
     if summary.empty:
         st.caption("This model has no stored predictions.")
     else:
-        components.data_table(summary, hide_index=True)
+        _evaluation_table(summary)
     if st.button(f"Delete {by_id[pick]} from the store", key=state.MODELS_DELETE,
                  help="With its runs and their scores; the weights file stays"):
         try:
