@@ -22,8 +22,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from spai.detector import Detector, PreparedImage, ImageResult, Scorable, _name_of
+from spai.results import ImageResult, PreparedImage, Scorable, name_of
+
+if TYPE_CHECKING:  # the detector imports this module; it is passed in, never imported here
+    from spai.detector import Detector
 
 __all__ = ["score_stream", "score_many"]
 
@@ -45,7 +49,7 @@ def _decode(detector: Detector, index: int, name: str, source: Scorable) -> _Dec
 def _decoded(detector: Detector, sources: Iterable[Scorable], names: Sequence[str] | None,
              prefetch: int) -> Iterator[_Decoded]:
     """Decode in input order; with ``prefetch`` > 0, that many images ahead in one thread."""
-    items = ((i, names[i] if names is not None else _name_of(s), s)
+    items = ((i, names[i] if names is not None else name_of(s), s)
              for i, s in enumerate(sources))
     if prefetch <= 0:
         for i, name, source in items:

@@ -16,18 +16,19 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Sequence
 
 import torch
-from PIL import Image
 
+from spai.batching import score_many
 from spai.checkpoint import extract_state_dict, file_sha256, load_state, read_checkpoint
 from spai.config import Config, config_from_dict, load_config
 from spai.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, ImageSource, open_rgb, to_model_input
 from spai.model import SPAI, build_model
+from spai.results import ImageResult, PreparedImage, ProgressFn, Scorable, name_of
 from spai.weights import OFFICIAL_CONFIG, default_weights, origin_of
 
 __all__ = [
@@ -39,8 +40,6 @@ __all__ = [
 ]
 
 BYTES_PER_CROP_PER_DIM = 40_000  # rough peak activation bytes per crop per embed dim (3 views)
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -55,58 +54,6 @@ class ModelInfo:
     @property
     def is_demo(self) -> bool:
         return self.origin == "demo"
-
-
-@dataclass
-class ImageResult:
-    """One image's result. Geometry is in the coordinates of the (padded) model input."""
-
-    source: str
-    score: float | None = None
-    logit: float | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    width: int | None = None  # decoded image size (before padding)
-    height: int | None = None
-    input_width: int | None = None  # after pad-if-smaller (and --resize-to)
-    input_height: int | None = None
-    grid_rows: int = 0
-    grid_cols: int = 0
-    five_crop: bool = False
-    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # L x (l, t, r, b)
-    attention: list[list[float]] = field(default_factory=list)  # heads x L
-    attention_mean: list[float] = field(default_factory=list)  # L
-    similarity: list[list[float]] = field(default_factory=list)  # L x 6N
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def num_patches(self) -> int:
-        return len(self.boxes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    """One decoded image and its model input: decode once, then score and show it many times.
-
-    Treat both as read-only (a cache may hand the same object to several callers).
-    """
-
-    image: Image.Image  # decoded RGB, as the file holds it (before padding)
-    tensor: torch.Tensor  # 3 x H x W in [0,1], padded (and resized) as the model takes it
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) as decoded."""
-        return self.image.size
-
-
-Scorable = ImageSource | PreparedImage
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -281,7 +228,7 @@ class Detector:
         preds, ready = [], []  # ready: (prediction, prepared input) of the decodable ones
         for i, item in enumerate(items):
             t0 = time.perf_counter()
-            pred = ImageResult(source=names[i] if names is not None else _name_of(item))
+            pred = ImageResult(source=names[i] if names is not None else name_of(item))
             got = self.try_prepare(item)
             if isinstance(got, str):
                 pred.error = got
@@ -313,8 +260,6 @@ class Detector:
     ) -> list[ImageResult]:
         """Score many images in order, their crops batched across images (see
         ``spai.batching``); progress after each; stops early if should_stop()."""
-        from spai.batching import score_many  # it builds on this class
-
         return score_many(self, items, names=names, max_images=max_images,
                           on_progress=on_progress, should_stop=should_stop)
 
@@ -330,14 +275,6 @@ def _fill(pred: ImageResult, prepared: PreparedImage, out: Any, layout: Any) -> 
     pred.attention = out.attention.float().cpu().tolist()
     pred.attention_mean = out.attention.float().mean(0).cpu().tolist()
     pred.similarity = out.similarity.float().reshape(out.similarity.shape[0], -1).cpu().tolist()
-
-
-def _name_of(source: Scorable) -> str:
-    if isinstance(source, (str, Path)):
-        return str(source)
-    if isinstance(source, bytes):
-        return "<bytes>"
-    return getattr(source, "filename", "") or "<image>"
 
 
 def _available_memory() -> float:

@@ -17,9 +17,6 @@ PACKAGES = ("spai", "robustness", "db", "jobs", "dashboard")
 # robustness.study runs studies: it queues jobs and may run a worker inline, and the
 # dashboard draws its results, so it sits with jobs.
 LAYERS = {"dashboard": 4, "jobs": 3, "robustness.study": 3, "db": 2, "robustness": 1, "spai": 1}
-# Circles known today (a lazy import one way): Detector.score delegates to spai.batching, which
-# builds on Detector (issue 16.3). Any other circle fails the test.
-KNOWN_CIRCLES = [["spai.batching", "spai.detector"]]
 
 
 def _modules() -> dict[str, Path]:
@@ -108,7 +105,7 @@ def test_no_import_circle() -> None:
     for v in sorted(graph):
         if v not in index:
             visit(v)
-    assert [c for c in circles if c not in KNOWN_CIRCLES] == [], circles
+    assert circles == [], circles
 
 
 def test_the_import_graph_is_read_from_the_source() -> None:
