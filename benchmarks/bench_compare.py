@@ -83,6 +83,7 @@ def measure(url: str, repeats: int) -> list[tuple[str, str]]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
+    import jobs.params  # noqa: F401  # before AppTest puts dashboard/views (with jobs.py) on sys.path
     from db import compare
     from robustness import score_tables
 
