@@ -12,11 +12,14 @@ from pathlib import Path
 from db.session import REPO_ROOT
 
 PACKAGES = ("spai", "robustness", "db", "jobs", "dashboard")
-# Higher imports lower or equal, never higher. spai and robustness import each other today
-# (training augmentation uses conditions, conditions decode with spai.imageio): one layer.
-# robustness.study runs studies: it queues jobs and may run a worker inline, and the
-# dashboard draws its results, so it sits with jobs.
-LAYERS = {"dashboard": 4, "jobs": 3, "robustness.study": 3, "db": 2, "robustness": 1, "spai": 1}
+# Higher imports lower or equal, never higher: dashboard > jobs > db > spai > robustness
+# (issue 13). A module takes the rank of its longest listed prefix. robustness.study runs
+# studies: it queues jobs and may run a worker inline, and the dashboard draws its results, so
+# it sits with jobs. spai's foundation modules (the capped decoder, its pixel limit, atomic
+# writes, one-line CLI errors) import nothing from the project but each other: they sit below
+# robustness, whose conditions decode, write and report errors with them.
+LAYERS = {"dashboard": 5, "jobs": 4, "robustness.study": 4, "db": 3, "spai": 2, "robustness": 1,
+          "spai.imageio": 0, "spai.limits": 0, "spai.atomic": 0, "spai.cli_errors": 0}
 
 
 def _modules() -> dict[str, Path]:
@@ -61,8 +64,8 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
 
 
 def _layer(module: str) -> int:
-    return max(rank for prefix, rank in LAYERS.items()
-               if module == prefix or module.startswith(prefix + "."))
+    prefix = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len)
+    return LAYERS[prefix]
 
 
 def _graph() -> dict[str, set[str]]:
@@ -114,6 +117,8 @@ def test_the_import_graph_is_read_from_the_source() -> None:
     assert {"jobs.context", "db.jobs"} <= graph["jobs.worker"]
     assert _layer("dashboard.jobqueue") > _layer("jobs.params") > _layer("db.jobs")
     assert "jobs.worker" in graph["robustness.study.runner"]  # imported inside a method
+    assert _layer("spai.detector") > _layer("robustness.apply") > _layer("spai.imageio")
+    assert "robustness.registry" in graph["spai.augment"]  # imported inside a function
 
 
 def test_what_a_ray_actor_unpickles_loads_no_database_code() -> None:
