@@ -143,3 +143,20 @@ def test_compare_shows_the_fine_tune_beside_its_base(mini: Path, monkeypatch) ->
             assert frame.loc[cond, "low"] <= frame.loc[cond, "delta"] <= frame.loc[cond, "high"]
     finally:
         dispose_all()
+
+
+def test_the_example_study_puts_the_shipped_fine_tune_beside_the_demo_model() -> None:
+    from robustness.study.schema import load_study
+
+    repo = Path(__file__).resolve().parents[1]
+    study = load_study(repo / "examples" / "demo-robust-study.yaml")
+    assert [(m.name, m.weights) for m in study.models] == [
+        ("demo", repo / "weights" / "demo" / "spai_demo.pth"),
+        ("demo-robust", repo / "weights" / "demo-robust" / "spai_demo_robust.pth")]
+    card = (repo / "weights" / "demo-robust" / "MODEL_CARD.md").read_text()
+    info = json.loads((repo / "weights" / "demo-robust" / "eval.json").read_text())
+    for cond in ("original", "meme", "screenshot", "instagram-filter"):
+        assert cond in [c.id for c in study.conditions]
+        b, a = info["before"][cond]["auc"], info["after"][cond]["auc"]
+        assert f"| `{cond}` | {b:.4f} | {a:.4f} | {a - b:+.4f} |" in card
+    assert info["seeds"]["shared_seeds"] == 0
