@@ -60,8 +60,7 @@ class Official:
     mirror: Path
 
     def make_reference(self, *args: str) -> list[str]:
-        return [str(self.python), str(self.harness / "make_reference.py"), "--mirror", str(self.mirror),
-                *args]
+        return [str(self.python), str(self.harness / "make_reference.py"), "--mirror", str(self.mirror), *args]
 
 
 def _mirror(harness: Path) -> Path | None:
@@ -82,8 +81,7 @@ def locate() -> Official | str:
         return f"the reference harness was not found at {harness} (SPAI_REFHARNESS)"
     mirror = _mirror(harness)
     if mirror is None or not mirror.exists():
-        return ("no mirror of the official repository (set SPAI_MIRROR, or fetch "
-                "github:mever-team/spai)")
+        return "no mirror of the official repository (set SPAI_MIRROR, or fetch github:mever-team/spai)"
     env = subprocess.run(["bash", str(harness / "refenv.sh")], capture_output=True, text=True)
     venv = env.stdout.strip().splitlines()[-1] if env.stdout.strip() else ""
     if env.returncode != 0 or not (Path(venv) / "bin" / "python").is_file():
@@ -98,8 +96,11 @@ def make_checkpoint(path: Path, official: Official | str) -> str:
     if path.is_file() and how.is_file():
         return how.read_text().strip()
     if isinstance(official, Official):
-        official_run = run_measured(official.make_reference(
-            "--config", "full", "--seed", str(SEED), "--init", "official", "--save-ckpt", str(path)))
+        official_run = run_measured(
+            official.make_reference(
+                "--config", "full", "--seed", str(SEED), "--init", "official", "--save-ckpt", str(path)
+            )
+        )
         official_run.check("building the seeded checkpoint with the official code")
         made = f"the official code's init, seed {SEED}"
     else:
@@ -119,25 +120,43 @@ def make_checkpoint(path: Path, official: Official | str) -> str:
 
 def official_one_image(official: Official, ckpt: Path, image: Path, out_csv: Path) -> dict:
     """The harness's own command on one image: whole process, its infer seconds, peak RSS."""
-    m = run_measured(official.make_reference("--config", "full", "--ckpt", str(ckpt),
-                                             "--images", str(image), "--out-csv", str(out_csv)))
+    m = run_measured(
+        official.make_reference(
+            "--config", "full", "--ckpt", str(ckpt), "--images", str(image), "--out-csv", str(out_csv)
+        )
+    )
     m.check("the official code (make_reference.py)")
     found = re.search(r"official infer on \d+ image\(s\): ([0-9.]+)s", m.stderr)
-    return {"process_s": m.wall_s, "infer_s": float(found.group(1)) if found else None,
-            "peak_rss_gb": m.peak_rss_bytes / 1e9, "score": _scores(out_csv)[image.name]}
+    return {
+        "process_s": m.wall_s,
+        "infer_s": float(found.group(1)) if found else None,
+        "peak_rss_gb": m.peak_rss_bytes / 1e9,
+        "score": _scores(out_csv)[image.name],
+    }
 
 
-def official_many(official: Official, ckpt: Path, image_dir: Path, batch_size: int,
-                  out_csv: Path) -> dict:
+def official_many(official: Official, ckpt: Path, image_dir: Path, batch_size: int, out_csv: Path) -> dict:
     """The official ``infer`` on a folder at ``batch_size`` (benchmarks/official_infer.py)."""
-    m = run_measured([str(official.python), str(HERE / "official_infer.py"), "--harness",
-                      str(official.harness), "--ckpt", str(ckpt), "--image-dir", str(image_dir),
-                      "--batch-size", str(batch_size), "--out-csv", str(out_csv)],
-                     env={**os.environ, "SPAI_MIRROR": str(official.mirror)})
+    m = run_measured(
+        [
+            str(official.python),
+            str(HERE / "official_infer.py"),
+            "--harness",
+            str(official.harness),
+            "--ckpt",
+            str(ckpt),
+            "--image-dir",
+            str(image_dir),
+            "--batch-size",
+            str(batch_size),
+            "--out-csv",
+            str(out_csv),
+        ],
+        env={**os.environ, "SPAI_MIRROR": str(official.mirror)},
+    )
     m.check(f"the official code at --batch-size {batch_size}")
     info = json.loads(m.stdout.strip().splitlines()[-1])
-    return {**info, "process_s": m.wall_s, "peak_rss_gb": m.peak_rss_bytes / 1e9,
-            "scores": _scores(out_csv)}
+    return {**info, "process_s": m.wall_s, "peak_rss_gb": m.peak_rss_bytes / 1e9, "scores": _scores(out_csv)}
 
 
 def _scores(csv_path: Path) -> dict[str, float]:

@@ -37,8 +37,7 @@ NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def _env(tree: Path) -> dict[str, str]:
@@ -51,8 +50,14 @@ def check_imports(tree: Path) -> list[str]:
     """The files ``spai``, ``robustness`` and ``db`` load from when run in ``tree``; raises if
     any comes from elsewhere."""
     code = f"import {', '.join(PACKAGES)}; " + "; ".join(f"print({p}.__file__)" for p in PACKAGES)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tree / "benchmarks", env=_env(tree),
-                         check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tree / "benchmarks",
+        env=_env(tree),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     wrong = [f for f in out if not Path(f).resolve().is_relative_to(tree.resolve())]
     if wrong:
         raise SystemExit(f"{tree}: imported from outside the worktree: {', '.join(wrong)}")
@@ -65,8 +70,9 @@ def run_script(tree: Path, script: str, args: list[str], threads: int | None) ->
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, str(tree / "benchmarks" / script), *args],
-                         cwd=tree, env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, str(tree / "benchmarks" / script), *args], cwd=tree, env=env, capture_output=True, text=True
+    )
     if res.returncode != 0:
         raise SystemExit(f"{script} at {tree.name} failed:\n{res.stderr[-3000:]}")
     return res.stdout, time.perf_counter() - t0
@@ -122,8 +128,7 @@ def main() -> int:
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    revs = {"before": _git("rev-parse", "--short", args.base),
-            "after": _git("rev-parse", "--short", args.head)}
+    revs = {"before": _git("rev-parse", "--short", args.base), "after": _git("rev-parse", "--short", args.head)}
     load_start, t_start = os.getloadavg(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="spai-before-after-") as tmp:
         trees = {side: Path(tmp) / side for side in revs}
@@ -133,13 +138,27 @@ def main() -> int:
             for side, tree in trees.items():
                 print(f"{side} ({revs[side]}) imports:", *check_imports(tree), sep="\n  ", flush=True)
             benches = [
-                ("Prediction store", "bench_db.py", lambda side: [
-                    "--images", str(args.db_images), "--runs", str(args.db_runs), "--no-write"], 1),
-                ("Compare page", "bench_compare.py", lambda side: [
-                    "--per-set", str(args.per_set), "--repeats", str(args.repeats),
-                    "--db", str(Path(tmp) / f"compare-{side}.db"), "--no-write"], 1),
-                ("Inference, one image", "bench_spai.py", lambda side: [
-                    "--sizes", *args.sizes], None),
+                (
+                    "Prediction store",
+                    "bench_db.py",
+                    lambda side: ["--images", str(args.db_images), "--runs", str(args.db_runs), "--no-write"],
+                    1,
+                ),
+                (
+                    "Compare page",
+                    "bench_compare.py",
+                    lambda side: [
+                        "--per-set",
+                        str(args.per_set),
+                        "--repeats",
+                        str(args.repeats),
+                        "--db",
+                        str(Path(tmp) / f"compare-{side}.db"),
+                        "--no-write",
+                    ],
+                    1,
+                ),
+                ("Inference, one image", "bench_spai.py", lambda side: ["--sizes", *args.sizes], None),
             ]
             rows, walls = [], []
             for title, script, make_args, threads in benches:
@@ -154,21 +173,27 @@ def main() -> int:
                 if tree.exists():
                     _git("worktree", "remove", "--force", str(tree))
     load_end = os.getloadavg()
-    text = "\n".join([
-        HEADING, "",
-        f"`python benchmarks/before_after.py --base {args.base}`: revision {revs['before']} "
-        f"(before) and {revs['after']} (after), each from its own git worktree with its own "
-        "`benchmarks/bench_db.py`, `bench_compare.py` and `bench_spai.py` (this project's side, "
-        f"seeded ViT-B/16, CPU), one run each, before right before after, on {os.cpu_count()} "
-        f"logical CPUs. Options: bench_db `--images {args.db_images} --runs {args.db_runs}`, "
-        f"bench_compare `--per-set {args.per_set} --repeats {args.repeats}`, bench_spai "
-        f"`--sizes {' '.join(args.sizes)}`. Load average (1 min) {load_start[0]:.1f} at the "
-        f"start, {load_end[0]:.1f} at the end; {time.perf_counter() - t_start:.0f} s in all "
-        f"({'; '.join(walls)}). Ratio = after / before (for rates higher is better, for "
-        "seconds and GB lower is better).", "",
-        "| benchmark | measurement | before | after | after / before |",
-        "|---|---|---:|---:|---:|",
-        *[f"| {t} | {m} | {b} | {a} | {r} |" for t, m, b, a, r in rows], ""])
+    text = "\n".join(
+        [
+            HEADING,
+            "",
+            f"`python benchmarks/before_after.py --base {args.base}`: revision {revs['before']} "
+            f"(before) and {revs['after']} (after), each from its own git worktree with its own "
+            "`benchmarks/bench_db.py`, `bench_compare.py` and `bench_spai.py` (this project's side, "
+            f"seeded ViT-B/16, CPU), one run each, before right before after, on {os.cpu_count()} "
+            f"logical CPUs. Options: bench_db `--images {args.db_images} --runs {args.db_runs}`, "
+            f"bench_compare `--per-set {args.per_set} --repeats {args.repeats}`, bench_spai "
+            f"`--sizes {' '.join(args.sizes)}`. Load average (1 min) {load_start[0]:.1f} at the "
+            f"start, {load_end[0]:.1f} at the end; {time.perf_counter() - t_start:.0f} s in all "
+            f"({'; '.join(walls)}). Ratio = after / before (for rates higher is better, for "
+            "seconds and GB lower is better).",
+            "",
+            "| benchmark | measurement | before | after | after / before |",
+            "|---|---|---:|---:|---:|",
+            *[f"| {t} | {m} | {b} | {a} | {r} |" for t, m, b, a, r in rows],
+            "",
+        ]
+    )
     print(text)
     if not args.no_write:
         _report.write_section(HEADING, text, args.doc)

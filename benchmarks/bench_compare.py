@@ -51,17 +51,24 @@ def build_store(url: str, per_set: int) -> int:
         kind = "real" if k < N_REAL else "fake"
         with session_scope(url) as s:
             iset = ensure_imageset(s, f"{kind}{k:02d}", kind=kind, root=None, origin="bench")
-            insert_ignore(s, Image.__table__, [{"imageset_id": iset.id, "relpath": f"{i}.png",
-                                                "has_file": False} for i in range(per_set)])
-            ids = [i for (i,) in s.execute(Image.__table__.select().with_only_columns(
-                Image.id).where(Image.imageset_id == iset.id))]
+            insert_ignore(
+                s,
+                Image.__table__,
+                [{"imageset_id": iset.id, "relpath": f"{i}.png", "has_file": False} for i in range(per_set)],
+            )
+            ids = [
+                i
+                for (i,) in s.execute(
+                    Image.__table__.select().with_only_columns(Image.id).where(Image.imageset_id == iset.id)
+                )
+            ]
             for j, c in enumerate(CONDITIONS):
                 run = get_or_create_run(s, model.id, iset.id, c)
                 mu = 0.35 if kind == "real" else 0.75 - 0.08 * j
                 scores = np.clip(rng.normal(mu, 0.2, per_set), 0, 1)
-                total += bulk_insert_predictions(s, [
-                    {"run_id": run.id, "image_id": i, "score": float(v)}
-                    for i, v in zip(ids, scores)])
+                total += bulk_insert_predictions(
+                    s, [{"run_id": run.id, "image_id": i, "score": float(v)} for i, v in zip(ids, scores)]
+                )
     return total
 
 
@@ -75,8 +82,10 @@ def median_s(fn, repeats: int) -> float:
 
 
 def charts_data(score_tables, data, table) -> list:
-    return [(score_tables.roc_curve(data, c, table.real_sets),
-             score_tables.score_histogram(data, c, table.real_sets)) for c in CONDITIONS]
+    return [
+        (score_tables.roc_curve(data, c, table.real_sets), score_tables.score_histogram(data, c, table.real_sets))
+        for c in CONDITIONS
+    ]
 
 
 def measure(url: str, repeats: int) -> list[tuple[str, str]]:
@@ -105,10 +114,14 @@ def measure(url: str, repeats: int) -> list[tuple[str, str]]:
         ("predictions in the store", f"{n:,}"),
         ("`models_with_predictions` (models and a change marker)", f"{median_s(models, repeats):.2f} s"),
         ("`load_scores` (all 1M scores into numpy, one SELECT per run)", f"{median_s(load, repeats):.2f} s"),
-        ("`compare_table` AUC, 16 fake x 4 real sets x 5 conditions",
-         f"{median_s(lambda: score_tables.compare_table(data), repeats):.2f} s"),
-        ("`roc_curve` + `score_histogram`, 5 conditions",
-         f"{median_s(lambda: charts_data(score_tables, data, table), repeats):.2f} s"),
+        (
+            "`compare_table` AUC, 16 fake x 4 real sets x 5 conditions",
+            f"{median_s(lambda: score_tables.compare_table(data), repeats):.2f} s",
+        ),
+        (
+            "`roc_curve` + `score_histogram`, 5 conditions",
+            f"{median_s(lambda: charts_data(score_tables, data, table), repeats):.2f} s",
+        ),
     ]
     os.environ["DATABASE_URL"] = url
     os.environ["SPAI_START_WORKER"] = "0"
@@ -120,12 +133,17 @@ def measure(url: str, repeats: int) -> list[tuple[str, str]]:
         assert at.dataframe, "the page rendered no table"
 
     first_render()  # warm-up: imports and bytecode, as in a running server
-    rows.append(("Compare page first render (AppTest, cold `st.cache_data`)",
-                 f"{median_s(first_render, repeats):.2f} s"))
+    rows.append(
+        ("Compare page first render (AppTest, cold `st.cache_data`)", f"{median_s(first_render, repeats):.2f} s")
+    )
     t0 = time.perf_counter()
     score_tables.bootstrap_cells(data, table)
-    rows.append(("bootstrap intervals, 200 replicates x 80 cells (off by default above "
-                 "20,000 predictions)", f"{time.perf_counter() - t0:.1f} s"))
+    rows.append(
+        (
+            "bootstrap intervals, 200 replicates x 80 cells (off by default above 20,000 predictions)",
+            f"{time.perf_counter() - t0:.1f} s",
+        )
+    )
     return rows
 
 
@@ -147,17 +165,24 @@ def main() -> int:
         print(f"built {n:,} predictions in {time.perf_counter() - t0:.0f} s", flush=True)
     dispose_all()
     rows = measure(url, args.repeats)
-    text = "\n".join([
-        HEADING, "",
-        f"`python benchmarks/bench_compare.py --per-set {args.per_set}` on SQLite (file, WAL), "
-        f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} logical "
-        "CPUs shared with other jobs while measured; median of "
-        f"{args.repeats} runs. The store holds one model's scores for 4 real and 16 fake sets "
-        "under 5 conditions. Scores come out with one indexed SELECT per run (one column read "
-        "straight from the DBAPI cursor into numpy); every metric is vectorised numpy (AUC by "
-        "one sort per condition for every fake x real pair).",
-        "", "| measurement | result |", "|---|---:|",
-        *[f"| {k} | {v} |" for k, v in rows], ""])
+    text = "\n".join(
+        [
+            HEADING,
+            "",
+            f"`python benchmarks/bench_compare.py --per-set {args.per_set}` on SQLite (file, WAL), "
+            f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} logical "
+            "CPUs shared with other jobs while measured; median of "
+            f"{args.repeats} runs. The store holds one model's scores for 4 real and 16 fake sets "
+            "under 5 conditions. Scores come out with one indexed SELECT per run (one column read "
+            "straight from the DBAPI cursor into numpy); every metric is vectorised numpy (AUC by "
+            "one sort per condition for every fake x real pair).",
+            "",
+            "| measurement | result |",
+            "|---|---:|",
+            *[f"| {k} | {v} |" for k, v in rows],
+            "",
+        ]
+    )
     print(text)
     if not args.no_write:
         write_section(text)

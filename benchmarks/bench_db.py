@@ -37,9 +37,11 @@ from db.session import dispose_all, get_engine, session_scope  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADING = "## Prediction store"
-NOTE = ("PostgreSQL is not part of this table; measure it with `--database-url "
-        "postgresql+psycopg://... --no-write` (its inserts use one "
-        "`INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING` per chunk).")
+NOTE = (
+    "PostgreSQL is not part of this table; measure it with `--database-url "
+    "postgresql+psycopg://... --no-write` (its inserts use one "
+    "`INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING` per chunk)."
+)
 BATCH = 5_000  # predictions per transaction, as a worker batch would be at most
 
 
@@ -56,32 +58,39 @@ def bench(url: str, n_images: int, n_runs: int) -> dict[str, float]:
         iset = ImageSet(name="bench-fake", kind="fake", origin="bench")
         s.add(iset)
         s.flush()
-        insert_ignore(s, Image.__table__, [{"imageset_id": iset.id, "relpath": f"{i:07d}.png",
-                                            "has_file": False} for i in range(n_images)])
+        insert_ignore(
+            s,
+            Image.__table__,
+            [{"imageset_id": iset.id, "relpath": f"{i:07d}.png", "has_file": False} for i in range(n_images)],
+        )
         image_ids = list(s.scalars(select(Image.id).where(Image.imageset_id == iset.id)))
-        run_ids = [get_or_create_run(s, model.id, iset.id,
-                                     get_or_create_condition(s, f"bench/{r}").id).id
-                   for r in range(n_runs)]
+        run_ids = [
+            get_or_create_run(s, model.id, iset.id, get_or_create_condition(s, f"bench/{r}").id).id
+            for r in range(n_runs)
+        ]
     res: dict[str, float] = {}
     t_insert = 0.0
     for run_id in run_ids:
         scores = rng.random(n_images)
-        rows = [{"run_id": run_id, "image_id": iid, "score": float(sc), "logit": float(sc),
-                 "seconds": 0.1} for iid, sc in zip(image_ids, scores)]
+        rows = [
+            {"run_id": run_id, "image_id": iid, "score": float(sc), "logit": float(sc), "seconds": 0.1}
+            for iid, sc in zip(image_ids, scores)
+        ]
         for start in range(0, n_images, BATCH):
-            chunk = rows[start:start + BATCH]
+            chunk = rows[start : start + BATCH]
             _, dt = _timed(lambda: _insert(url, chunk))
             t_insert += dt
     res["inserted"] = n_images * n_runs
     res["insert_per_s"] = res["inserted"] / t_insert
-    att = [{"run_id": run_ids[0], "image_id": iid, "score": 0.5,
-            "attention": list(rng.random(12).round(6))} for iid in image_ids[: 2 * BATCH]]
+    att = [
+        {"run_id": run_ids[0], "image_id": iid, "score": 0.5, "attention": list(rng.random(12).round(6))}
+        for iid in image_ids[: 2 * BATCH]
+    ]
     with session_scope(url) as s:  # attention rows go to a fresh run
-        run_att = get_or_create_run(s, model.id, iset.id,
-                                    get_or_create_condition(s, "bench/attention").id).id
+        run_att = get_or_create_run(s, model.id, iset.id, get_or_create_condition(s, "bench/attention").id).id
     for r in att:
         r["run_id"] = run_att
-    _, dt = _timed(lambda: [_insert(url, att[i:i + BATCH]) for i in range(0, len(att), BATCH)])
+    _, dt = _timed(lambda: [_insert(url, att[i : i + BATCH]) for i in range(0, len(att), BATCH)])
     res["insert_attention_per_s"] = len(att) / dt
     _, dt = _timed(lambda: _insert(url, rows[:BATCH]))  # all conflicts: idempotent re-insert
     res["reinsert_conflicts_per_s"] = BATCH / dt
@@ -125,30 +134,32 @@ def main() -> int:
         dispose_all()
     n = int(res["inserted"])
     lines = [
-        HEADING, "",
+        HEADING,
+        "",
         f"`python benchmarks/bench_db.py --images {args.images} --runs {args.runs}` on "
         f"{backend} ({'temporary file, WAL' if backend == 'sqlite' else 'given URL'}), "
         f"{platform.machine()}, Python {platform.python_version()}, 2 logical CPUs shared "
         f"with other jobs while measured. Inserts go through `db.queries.bulk_insert_predictions` "
         f"(INSERT ... ON CONFLICT DO NOTHING), {BATCH:,} rows per transaction, as the worker does.",
         "",
-        "| measurement | result |", "|---|---:|",
+        "| measurement | result |",
+        "|---|---:|",
         f"| bulk insert, score/logit/seconds ({n:,} predictions, {args.runs} runs) | "
         f"{res['insert_per_s']:,.0f} predictions/s |",
         f"| bulk insert with 12-float attention JSON ({2 * BATCH:,}) | "
         f"{res['insert_attention_per_s']:,.0f} predictions/s |",
         f"| re-insert of existing predictions (all conflicts, {BATCH:,}) | "
         f"{res['reinsert_conflicts_per_s']:,.0f} rows/s |",
-        f"| read one run back as a DataFrame (`run_predictions`, {args.images:,} rows) | "
-        f"{res['read_run_s']:.2f} s |",
-        f"| `score_arrays` for all {args.runs} runs ({n:,} scores, one query) | "
-        f"{res['score_arrays_s']:.2f} s |",
+        f"| read one run back as a DataFrame (`run_predictions`, {args.images:,} rows) | {res['read_run_s']:.2f} s |",
+        f"| `score_arrays` for all {args.runs} runs ({n:,} scores, one query) | {res['score_arrays_s']:.2f} s |",
         f"| `study_frame` for the model ({int(res['study_frame_rows']):,} rows, one query) | "
         f"{res['study_frame_s']:.2f} s |",
     ]
     if "import_study_s" in res:
-        lines.append(f"| `import_study` of the shipped study ({int(res['import_study_predictions']):,}"
-                     f" predictions, 17,637 images) | {res['import_study_s']:.1f} s |")
+        lines.append(
+            f"| `import_study` of the shipped study ({int(res['import_study_predictions']):,}"
+            f" predictions, 17,637 images) | {res['import_study_s']:.1f} s |"
+        )
     if backend == "sqlite":
         lines += ["", NOTE]
     text = "\n".join(lines) + "\n"

@@ -44,8 +44,9 @@ def make_images(folder: Path, n: int, seed: int = 0) -> list[Path]:
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    sources = [Image.open(p).convert("RGB") for p in sorted((TINY / "images").iterdir())
-               if p.suffix in (".png", ".jpg")]
+    sources = [
+        Image.open(p).convert("RGB") for p in sorted((TINY / "images").iterdir()) if p.suffix in (".png", ".jpg")
+    ]
     sources = [im for im in sources if min(im.size) >= CROP]
     folder.mkdir(parents=True)
     out = []
@@ -82,9 +83,11 @@ def run_job(url: str, model_id: int, set_id: int, executor: str) -> float:
     from db.session import session_scope
 
     with session_scope(url) as s:
-        job_id = jobs.enqueue(s, "infer", {"model_id": model_id, "imageset_id": set_id,
-                                           "batch_size": 8, "device": "cpu",
-                                           "executor": executor})
+        job_id = jobs.enqueue(
+            s,
+            "infer",
+            {"model_id": model_id, "imageset_id": set_id, "batch_size": 8, "device": "cpu", "executor": executor},
+        )
     Worker(WorkerConfig(once=True, heartbeat_seconds=1.0), url=url).serve()
     return job_seconds(url, job_id)
 
@@ -113,27 +116,38 @@ def bench(n: int, small: int, weights: Path, cfg: Path | None, num_cpus: int) ->
             folders[f"{i}-small"] = (label, _subset(files[:small], tmp / f"{i}-small"))
             folders[f"{i}-all"] = (label, _subset(files, tmp / f"{i}-all"))
         with session_scope(url) as s:
-            ids = {(label, k.split("-")[1]): register_folder(s, f, name=k, kind="fake")
-                   .imageset_ids[k] for k, (label, f) in folders.items()}
+            ids = {
+                (label, k.split("-")[1]): register_folder(s, f, name=k, kind="fake").imageset_ids[k]
+                for k, (label, f) in folders.items()
+            }
             model_id = jobqueue.register_model(s, weights, name=weights.stem, cfg=cfg)
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         t0 = time.perf_counter()
-        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env(),
-                 log_to_driver=False)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env(), log_to_driver=False)
         ray_start = time.perf_counter() - t0
         try:
-            warm = {ex: run_job(url, model_id, ids[(f"warm-{ex}", "small")], ex)
-                    for ex in ("local", "ray")}
-            res: dict = {"images": n, "small": small, "model": weights.name, "cpus": num_cpus,
-                         "ray_start_s": ray_start, "first_job_s": warm, "rows": {}}
+            warm = {ex: run_job(url, model_id, ids[(f"warm-{ex}", "small")], ex) for ex in ("local", "ray")}
+            res: dict = {
+                "images": n,
+                "small": small,
+                "model": weights.name,
+                "cpus": num_cpus,
+                "ray_start_s": ray_start,
+                "first_job_s": warm,
+                "rows": {},
+            }
             for label, (ex, threads) in variants.items():
                 torch.set_num_threads(threads)
                 t_small = run_job(url, model_id, ids[(label, "small")], ex)
                 t_all = run_job(url, model_id, ids[(label, "all")], ex)
                 slope = (t_all - t_small) / (n - small)
-                res["rows"][label] = {"job_small_s": t_small, "job_all_s": t_all,
-                                      "images_per_s": n / t_all, "steady_images_per_s": 1 / slope,
-                                      "overhead_s": t_small - small * slope}
+                res["rows"][label] = {
+                    "job_small_s": t_small,
+                    "job_all_s": t_all,
+                    "images_per_s": n / t_all,
+                    "steady_images_per_s": 1 / slope,
+                    "overhead_s": t_small - small * slope,
+                }
                 print(json.dumps({label: res["rows"][label]}), flush=True)
             torch.set_num_threads(default_threads)
         finally:
@@ -164,12 +178,22 @@ def to_markdown(r: dict) -> str:
         "| executor | job, all images (s) | images/s (whole job) | images/s (steady) "
         f"| job, {r['small']} images (s) | overhead per job (s) |"
     )
-    lines = [SECTION, "", textwrap.fill(intro, 100), "", textwrap.fill(first, 100), "", header,
-             "|---|---|---|---|---|---|"]
+    lines = [
+        SECTION,
+        "",
+        textwrap.fill(intro, 100),
+        "",
+        textwrap.fill(first, 100),
+        "",
+        header,
+        "|---|---|---|---|---|---|",
+    ]
     for label, e in r["rows"].items():
-        lines.append(f"| {label} | {e['job_all_s']:.1f} | {e['images_per_s']:.2f} | "
-                     f"{e['steady_images_per_s']:.2f} | {e['job_small_s']:.1f} | "
-                     f"{e['overhead_s']:.1f} |")
+        lines.append(
+            f"| {label} | {e['job_all_s']:.1f} | {e['images_per_s']:.2f} | "
+            f"{e['steady_images_per_s']:.2f} | {e['job_small_s']:.1f} | "
+            f"{e['overhead_s']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -182,10 +206,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--small", type=int, default=8, help="images in the short job (intercept)")
-    ap.add_argument("--weights", type=Path, default=DEMO if DEMO.exists() else
-                    TINY / "spai_tiny_seed0.pth")
-    ap.add_argument("--cfg", type=Path, default=None,
-                    help="model config (default: the tiny model's, or the weights' sidecar)")
+    ap.add_argument("--weights", type=Path, default=DEMO if DEMO.exists() else TINY / "spai_tiny_seed0.pth")
+    ap.add_argument(
+        "--cfg", type=Path, default=None, help="model config (default: the tiny model's, or the weights' sidecar)"
+    )
     ap.add_argument("--num-cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--write", type=Path, default=None)
     args = ap.parse_args()

@@ -71,8 +71,9 @@ def fixture_crops(n: int) -> torch.Tensor:
     """``n`` 224x224 crops of the upscaled fixture photo, in [0, 1]."""
     img = Image.open(FIX / "images" / "07_photo_640x427.jpg").convert("RGB").resize((1280, 854))
     x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255
-    return torch.stack([x[:, 224 * (i // 5):224 * (i // 5) + 224, 224 * (i % 5):224 * (i % 5) + 224]
-                        for i in range(n)])
+    return torch.stack(
+        [x[:, 224 * (i // 5) : 224 * (i // 5) + 224, 224 * (i % 5) : 224 * (i % 5) + 224] for i in range(n)]
+    )
 
 
 def _compile(model: torch.nn.Module, freezing: bool) -> None:
@@ -100,8 +101,9 @@ def make_forward(variant: str, model: torch.nn.Module, work: Path) -> Callable[[
         from spai.onnx_backend import ENCODER_FILE, export_onnx
 
         export_onnx(model, work)
-        session = ort.InferenceSession(str(work / ENCODER_FILE), ort.SessionOptions(),
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(work / ENCODER_FILE), ort.SessionOptions(), providers=["CPUExecutionProvider"]
+        )
         return lambda x: torch.from_numpy(session.run(None, {"crops": x.numpy()})[0])
     raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
 
@@ -162,14 +164,19 @@ def library_rates(m: int, k: int, n: int) -> dict[str, float]:
     if hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
         packed = torch.ops.mkldnn._reorder_linear_weight(w, None)
         runs["oneDNN linear, prepacked weight"] = lambda: torch.ops.mkldnn._linear_pointwise(
-            x, packed, b, "none", [], "")
+            x, packed, b, "none", [], ""
+        )
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["X", "W", "B"], ["Y"], transB=1)], "gemm",
+        [helper.make_node("Gemm", ["X", "W", "B"], ["Y"], transB=1)],
+        "gemm",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [m, k])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [m, n])],
-        [numpy_helper.from_array(w.numpy(), "W"), numpy_helper.from_array(b.numpy(), "B")])
-    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-                                   .SerializeToString(), providers=["CPUExecutionProvider"])
+        [numpy_helper.from_array(w.numpy(), "W"), numpy_helper.from_array(b.numpy(), "B")],
+    )
+    session = ort.InferenceSession(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(),
+        providers=["CPUExecutionProvider"],
+    )
     runs["ONNX Runtime Gemm (MLAS)"] = lambda: session.run(None, {"X": x.numpy()})
     rates = {}
     with torch.inference_mode():
@@ -194,10 +201,19 @@ def measure(crops: int, variants: list[str], work: Path, config: Path) -> dict:
     except Exception as exc:  # a library missing here is reported, not fatal
         libraries = {"shape": f"{m}x{k}x{n}", "error": f"{type(exc).__name__}: {exc}"}
     x = fixture_crops(crops)
-    res: dict = {"crops": crops, "config": str(config.relative_to(ROOT)) if config.is_relative_to(ROOT) else str(config), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                 "machine": platform.machine(), "torch": torch.__version__,
-                 "flops": flops, "gemm_rates": rate, "floor_s": floor, "libraries": libraries,
-                 "variants": {}}
+    res: dict = {
+        "crops": crops,
+        "config": str(config.relative_to(ROOT)) if config.is_relative_to(ROOT) else str(config),
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "flops": flops,
+        "gemm_rates": rate,
+        "floor_s": floor,
+        "libraries": libraries,
+        "variants": {},
+    }
     reference = eager = None
     with torch.inference_mode():
         for variant in variants:
@@ -239,63 +255,92 @@ def measure(crops: int, variants: list[str], work: Path, config: Path) -> dict:
 def to_markdown(r: dict) -> str:
     crops, floor = r["crops"], r["floor_s"]
     fl = r["flops"]
-    lines = [SECTION, "",
-             f"`python benchmarks/bench_profile.py --crops {crops} --cfg {r['config']}` (run by "
-             f"`benchmarks/run_all.sh`): the feature extractor on {crops} crops at once (three "
-             "spectral views each through the ViT, per-layer projectors and statistics), seeded "
-             "weights, float32, "
-             f"{r['threads']} torch threads, {r['cpus']} logical CPUs ({r['machine']}), torch "
-             f"{r['torch']}; everything below from one process (load average at the end: "
-             f"{r['load']:.1f}).", "",
-             f"GEMM FLOPs of one crop, counted from {r['config']}: {fl['total'] / 1e9:.1f} G "
-             + "(" + ", ".join(f"{k} {v / 1e9:.1f} G" for k, v in fl.items() if k != "total") + "). "
-             f"float32 GEMM rate measured on the model's Linear shapes: best "
-             f"{r['gemm_rates']['best'] / 1e9:.1f} GFLOP/s (range "
-             f"{min(v for k, v in r['gemm_rates'].items() if k != 'best') / 1e9:.1f}-"
-             f"{r['gemm_rates']['best'] / 1e9:.1f}), so the floor is **{floor:.2f} s per crop**.", "",
-             "The same GEMM (" + r["libraries"]["shape"] + ", float32, with bias) in three libraries "
-             "here: " + ("; ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in r["libraries"].items()
-                                   if k != "shape" and k != "error") or r["libraries"].get("error", "-"))
-             + ". The floor above uses torch's own rate (what the shipped eager code calls); a "
-             "variant above 100% runs its GEMMs in a faster library.", "",
-             "Each variant is timed alternately with eager (two rounds, best of each), so the "
-             "speed-up compares the same stretch of machine load (eager against itself shows the "
-             "noise: 1.00x on a quiet machine); CPU seconds are the process's own (all threads).", "",
-             "| variant | s/crop | CPU s/crop | speed-up vs eager | fraction of floor (goal 85%) | first call (s) | max diff of patch vectors vs eager | fixture: max score diff (must be < 1e-5) | kept |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        SECTION,
+        "",
+        f"`python benchmarks/bench_profile.py --crops {crops} --cfg {r['config']}` (run by "
+        f"`benchmarks/run_all.sh`): the feature extractor on {crops} crops at once (three "
+        "spectral views each through the ViT, per-layer projectors and statistics), seeded "
+        "weights, float32, "
+        f"{r['threads']} torch threads, {r['cpus']} logical CPUs ({r['machine']}), torch "
+        f"{r['torch']}; everything below from one process (load average at the end: "
+        f"{r['load']:.1f}).",
+        "",
+        f"GEMM FLOPs of one crop, counted from {r['config']}: {fl['total'] / 1e9:.1f} G "
+        + "("
+        + ", ".join(f"{k} {v / 1e9:.1f} G" for k, v in fl.items() if k != "total")
+        + "). "
+        f"float32 GEMM rate measured on the model's Linear shapes: best "
+        f"{r['gemm_rates']['best'] / 1e9:.1f} GFLOP/s (range "
+        f"{min(v for k, v in r['gemm_rates'].items() if k != 'best') / 1e9:.1f}-"
+        f"{r['gemm_rates']['best'] / 1e9:.1f}), so the floor is **{floor:.2f} s per crop**.",
+        "",
+        "The same GEMM (" + r["libraries"]["shape"] + ", float32, with bias) in three libraries "
+        "here: "
+        + (
+            "; ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in r["libraries"].items() if k != "shape" and k != "error")
+            or r["libraries"].get("error", "-")
+        )
+        + ". The floor above uses torch's own rate (what the shipped eager code calls); a "
+        "variant above 100% runs its GEMMs in a faster library.",
+        "",
+        "Each variant is timed alternately with eager (two rounds, best of each), so the "
+        "speed-up compares the same stretch of machine load (eager against itself shows the "
+        "noise: 1.00x on a quiet machine); CPU seconds are the process's own (all threads).",
+        "",
+        "| variant | s/crop | CPU s/crop | speed-up vs eager | fraction of floor (goal 85%) | first call (s) | max diff of patch vectors vs eager | fixture: max score diff (must be < 1e-5) | kept |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for name, v in r["variants"].items():
         if "error" in v:
             lines.append(f"| {name} | - | - | - | - | - | - | - | no: {v['error']} |")
             continue
         ok = v["fixture_max_diff"] < 1e-5
         faster = v["vs_eager"] > 1.03
-        kept = "shipped" if name == "eager" else ("would win" if ok and faster else
-                                                  "no: " + ("slower" if ok else "drifts"))
-        lines.append(f"| {name} | {v['s_per_crop']:.2f} | {v['cpu_s_per_crop']:.2f} | {v['vs_eager']:.2f}x | "
-                     f"{v['fraction_of_floor']:.0%} | "
-                     f"{v['first_call_s']:.1f} | {v['max_diff_vs_eager']:.1e} | "
-                     f"{v['fixture_max_diff']:.1e} | {kept} |")
+        kept = (
+            "shipped"
+            if name == "eager"
+            else ("would win" if ok and faster else "no: " + ("slower" if ok else "drifts"))
+        )
+        lines.append(
+            f"| {name} | {v['s_per_crop']:.2f} | {v['cpu_s_per_crop']:.2f} | {v['vs_eager']:.2f}x | "
+            f"{v['fraction_of_floor']:.0%} | "
+            f"{v['first_call_s']:.1f} | {v['max_diff_vs_eager']:.1e} | "
+            f"{v['fixture_max_diff']:.1e} | {kept} |"
+        )
     prof = r.get("profile")
     if prof:
         total = sum(prof.values())
         gemm = prof.get("GEMM (Linear layers)", 0.0)
-        lines += ["", f"Where eager's time goes (torch.profiler, operator self time of one pass, "
-                  f"{total / crops:.2f} s per crop in all under the profiler):", "",
-                  "| operator group | s per crop | share |", "|---|---:|---:|"]
+        lines += [
+            "",
+            f"Where eager's time goes (torch.profiler, operator self time of one pass, "
+            f"{total / crops:.2f} s per crop in all under the profiler):",
+            "",
+            "| operator group | s per crop | share |",
+            "|---|---:|---:|",
+        ]
         for name, sec in sorted(prof.items(), key=lambda kv: -kv[1]):
             lines.append(f"| {name} | {sec / crops:.3f} | {sec / total:.1%} |")
         linear = fl["total"] - fl["attention (QK^T, AV)"] - fl["patch embedding"]
-        lines += ["", f"The Linear layers' GEMMs ran at {linear * crops / gemm / 1e9:.1f} GFLOP/s "
-                  f"under the profiler (the measured rate: {r['gemm_rates']['best'] / 1e9:.1f}); "
-                  f"everything that is not a Linear GEMM took {1 - gemm / total:.0%} of the time."]
+        lines += [
+            "",
+            f"The Linear layers' GEMMs ran at {linear * crops / gemm / 1e9:.1f} GFLOP/s "
+            f"under the profiler (the measured rate: {r['gemm_rates']['best'] / 1e9:.1f}); "
+            f"everything that is not a Linear GEMM took {1 - gemm / total:.0%} of the time.",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--crops", type=int, default=4)
-    ap.add_argument("--cfg", type=Path, default=ROOT / "configs" / "spai.yaml",
-                    help="model config (the tiny fixture's for a quick check of the script)")
+    ap.add_argument(
+        "--cfg",
+        type=Path,
+        default=ROOT / "configs" / "spai.yaml",
+        help="model config (the tiny fixture's for a quick check of the script)",
+    )
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--write", type=Path, default=None, help="replace this section of the file")
     args = ap.parse_args()

@@ -43,6 +43,7 @@ def _image_bytes(width: int = 1024, height: int = 768) -> bytes:
 def _in_a_thread(fn, times: list[float]) -> None:
     """Time ``fn()`` in a new thread: Streamlit runs page scripts outside the main thread, and
     torch's CPU thread pool behaves differently there (on a busy machine, much faster)."""
+
     def timed() -> None:
         t0 = time.perf_counter()
         fn()
@@ -61,9 +62,13 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print, do not write the doc")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-score-"))
-    os.environ.update(DATABASE_URL=f"sqlite:///{tmp / 'spai.db'}", SPAI_START_WORKER="0",
-                      SPAI_DATA_DIR=str(tmp / "data"), SPAI_MODEL_WEIGHTS=args.weights,
-                      SPAI_MODEL_CFG=args.cfg or "")
+    os.environ.update(
+        DATABASE_URL=f"sqlite:///{tmp / 'spai.db'}",
+        SPAI_START_WORKER="0",
+        SPAI_DATA_DIR=str(tmp / "data"),
+        SPAI_MODEL_WEIGHTS=args.weights,
+        SPAI_MODEL_CFG=args.cfg or "",
+    )
     from streamlit.testing.v1 import AppTest
 
     from spai.detector import Detector
@@ -81,8 +86,7 @@ def main() -> None:
         img.putpixel((0, 0), (i, 0, 0))
         buf = io.BytesIO()
         img.save(buf, "PNG")
-        at.file_uploader(key="score.uploads").set_value([("bench.png", buf.getvalue(),
-                                                          "image/png")])
+        at.file_uploader(key="score.uploads").set_value([("bench.png", buf.getvalue(), "image/png")])
         t0 = time.perf_counter()
         at.run()
         elapsed = time.perf_counter() - t0
@@ -90,37 +94,52 @@ def main() -> None:
         if i:  # the first run also loads the model into the cache
             page_s.append(elapsed)
     m, p = statistics.median(model_s), statistics.median(page_s)
-    row = (f"| {Path(args.weights).name} | 1024x768 PNG | {m:.3f} | {p:.3f} | {p - m:.3f} "
-           f"| {os.getloadavg()[0]:.1f} |")
+    row = f"| {Path(args.weights).name} | 1024x768 PNG | {m:.3f} | {p:.3f} | {p - m:.3f} | {os.getloadavg()[0]:.1f} |"
     print(row)
     if not args.no_write:
         _report.write_section(HEADING, _section(row))
 
 
 HEADING = "## Dashboard Score page"
-TABLE_HEAD = ("| model | image | score_one (s) | page run, upload -> everything shown (s) "
-              "| overhead (s) | load average (2 cores) |\n|---|---|---:|---:|---:|---:|")
+TABLE_HEAD = (
+    "| model | image | score_one (s) | page run, upload -> everything shown (s) "
+    "| overhead (s) | load average (2 cores) |\n|---|---|---:|---:|---:|---:|"
+)
 
 
 def _section(row: str) -> str:
     """The section with this model's row added to (or replacing) the rows already there."""
     import torch
+
     old = _report.DOC.read_text(encoding="utf-8") if _report.DOC.exists() else ""
     body = old.split(HEADING, 1)[1].split("\n## ", 1)[0] if HEADING in old else ""
     model = row.split("|")[1]
-    rows = [r for r in body.splitlines() if r.startswith("| ") and r.count("|") == row.count("|")
-            and not r.startswith("| model") and r.split("|")[1] != model]
-    return "\n".join([
-        HEADING, "",
-        "`python benchmarks/bench_score_page.py [--weights W]` - the real Score "
-        "page under `streamlit.testing.v1.AppTest` (temporary SQLite store), a 1024x768 PNG "
-        "uploaded; median of the page runs after a warm-up run that loads the model, against "
-        "the median of `Detector.score_one` calls on the same bytes. The page run ends when "
-        "everything is drawn (score, verdict, overlay, patch grid); the score itself is shown "
-        "before the overlay and grid are built. Each upload is decoded once per session. "
-        f"CPU, 2 logical cores, {torch.get_num_threads()} torch threads; the load average at the end of the run says how busy the "
-        "machine was (the cores were shared with other jobs).", "",
-        TABLE_HEAD, *rows, row])
+    rows = [
+        r
+        for r in body.splitlines()
+        if r.startswith("| ")
+        and r.count("|") == row.count("|")
+        and not r.startswith("| model")
+        and r.split("|")[1] != model
+    ]
+    return "\n".join(
+        [
+            HEADING,
+            "",
+            "`python benchmarks/bench_score_page.py [--weights W]` - the real Score "
+            "page under `streamlit.testing.v1.AppTest` (temporary SQLite store), a 1024x768 PNG "
+            "uploaded; median of the page runs after a warm-up run that loads the model, against "
+            "the median of `Detector.score_one` calls on the same bytes. The page run ends when "
+            "everything is drawn (score, verdict, overlay, patch grid); the score itself is shown "
+            "before the overlay and grid are built. Each upload is decoded once per session. "
+            f"CPU, 2 logical cores, {torch.get_num_threads()} torch threads; the load average at the end of the run says how busy the "
+            "machine was (the cores were shared with other jobs).",
+            "",
+            TABLE_HEAD,
+            *rows,
+            row,
+        ]
+    )
 
 
 if __name__ == "__main__":

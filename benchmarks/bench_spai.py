@@ -59,11 +59,21 @@ def _child(image: Path, ckpt: Path) -> None:
     pred = det.score_one(image)
     infer = time.perf_counter() - t0
     assert pred.ok, pred.error
-    print(json.dumps({"crops": pred.num_patches, "infer_s": infer, "score": pred.score,
-                      "floor_s": pred.num_patches * crop_flops(det.config)["total"] / rate,
-                      "gemm_gflops": rate / 1e9, "chunk": det.chunk, "threads": torch.get_num_threads(),
-                      "child_s": time.perf_counter() - t_start,
-                      "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9}))
+    print(
+        json.dumps(
+            {
+                "crops": pred.num_patches,
+                "infer_s": infer,
+                "score": pred.score,
+                "floor_s": pred.num_patches * crop_flops(det.config)["total"] / rate,
+                "gemm_gflops": rate / 1e9,
+                "chunk": det.chunk,
+                "threads": torch.get_num_threads(),
+                "child_s": time.perf_counter() - t_start,
+                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+            }
+        )
+    )
 
 
 def measure(sizes: list[str], work: Path) -> dict:
@@ -74,46 +84,63 @@ def measure(sizes: list[str], work: Path) -> dict:
     for size in sizes:
         image = make_image(size, work / f"{size}.png")
         m = run_measured([sys.executable, __file__, "--child", str(image), "--ckpt", str(ckpt)])
-        row = {"size": size, **json.loads(m.check("this project").stdout.strip().splitlines()[-1]),
-               "process_s": m.wall_s}
+        row = {
+            "size": size,
+            **json.loads(m.check("this project").stdout.strip().splitlines()[-1]),
+            "process_s": m.wall_s,
+        }
         if isinstance(official, Official):
             off = official_one_image(official, ckpt, image, work / f"official-{size}.csv")
             row["official"] = off
             row["score_diff"] = abs(off["score"] - row["score"])
         rows.append(row)
         print(json.dumps(row), flush=True)
-    return {"rows": rows, "checkpoint": made, "cpus": os.cpu_count(), "load": os.getloadavg()[0],
-            "official": None if isinstance(official, Official) else official}
+    return {
+        "rows": rows,
+        "checkpoint": made,
+        "cpus": os.cpu_count(),
+        "load": os.getloadavg()[0],
+        "official": None if isinstance(official, Official) else official,
+    }
 
 
 def to_markdown(res: dict) -> str:
     rows = res["rows"]
     threads = rows[0]["threads"] if rows else "-"
-    lines = [SECTION, "",
-             "`python benchmarks/bench_spai.py` (run by `benchmarks/run_all.sh`): one image per fresh "
-             f"process, seeded ViT-B/16 checkpoint ({res['checkpoint']}), float32, {threads} torch "
-             f"threads, {res['cpus']} logical CPUs; this project right before the official code on "
-             "the same image. infer = the forward pass of the image (decode, crops, backbone, "
-             "aggregation); floor = crops x GEMM FLOPs from configs/spai.yaml / float32 GEMM rate "
-             "measured in the same process just before; fraction = floor / infer. Load average at the "
-             f"end: {res['load']:.1f}.", "",
-             "| image | crops | infer (s) | s/crop | GEMM rate (GFLOP/s) | fraction of floor | "
-             "whole process (s) | peak RSS (GB) | official whole process (s) | official infer call (s) "
-             "| official peak RSS (GB) | speed-up, whole process | score difference |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        SECTION,
+        "",
+        "`python benchmarks/bench_spai.py` (run by `benchmarks/run_all.sh`): one image per fresh "
+        f"process, seeded ViT-B/16 checkpoint ({res['checkpoint']}), float32, {threads} torch "
+        f"threads, {res['cpus']} logical CPUs; this project right before the official code on "
+        "the same image. infer = the forward pass of the image (decode, crops, backbone, "
+        "aggregation); floor = crops x GEMM FLOPs from configs/spai.yaml / float32 GEMM rate "
+        "measured in the same process just before; fraction = floor / infer. Load average at the "
+        f"end: {res['load']:.1f}.",
+        "",
+        "| image | crops | infer (s) | s/crop | GEMM rate (GFLOP/s) | fraction of floor | "
+        "whole process (s) | peak RSS (GB) | official whole process (s) | official infer call (s) "
+        "| official peak RSS (GB) | speed-up, whole process | score difference |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         off = r.get("official")
         cells = ["-"] * 5
         if off:
-            cells = [f"{off['process_s']:.1f}", f"{off['infer_s']:.1f}" if off["infer_s"] else "-",
-                     f"{off['peak_rss_gb']:.2f}", f"{off['process_s'] / r['process_s']:.2f}x",
-                     f"{r['score_diff']:.1e}"]
-        lines.append(f"| {r['size']} | {r['crops']} | {r['infer_s']:.1f} | {r['infer_s'] / r['crops']:.2f} | "
-                     f"{r['gemm_gflops']:.1f} | {r['floor_s'] / r['infer_s']:.0%} | {r['process_s']:.1f} | "
-                     f"{r['peak_rss_gb']:.2f} | " + " | ".join(cells) + " |")
+            cells = [
+                f"{off['process_s']:.1f}",
+                f"{off['infer_s']:.1f}" if off["infer_s"] else "-",
+                f"{off['peak_rss_gb']:.2f}",
+                f"{off['process_s'] / r['process_s']:.2f}x",
+                f"{r['score_diff']:.1e}",
+            ]
+        lines.append(
+            f"| {r['size']} | {r['crops']} | {r['infer_s']:.1f} | {r['infer_s'] / r['crops']:.2f} | "
+            f"{r['gemm_gflops']:.1f} | {r['floor_s'] / r['infer_s']:.0%} | {r['process_s']:.1f} | "
+            f"{r['peak_rss_gb']:.2f} | " + " | ".join(cells) + " |"
+        )
     if res["official"]:
-        lines += ["", f"The official code was not run: {res['official']}. Only the floor ratio is "
-                  "reported."]
+        lines += ["", f"The official code was not run: {res['official']}. Only the floor ratio is reported."]
     return "\n".join(lines) + "\n"
 
 

@@ -38,9 +38,11 @@ FIXTURE = ROOT / "tests" / "fixtures" / "spai-tiny"
 PHOTO = FIXTURE / "images" / "07_photo_640x427.jpg"
 HEADING = "## GPU check"
 PARITY_TOL = 1e-5
-NO_CUDA = ("no CUDA device: this script measures a GPU. Run it on a machine with one "
-           "(`bash benchmarks/gpu_check.sh`), or check the script itself on the CPU with "
-           "`bash benchmarks/gpu_check.sh --cpu-dry-run`.")
+NO_CUDA = (
+    "no CUDA device: this script measures a GPU. Run it on a machine with one "
+    "(`bash benchmarks/gpu_check.sh`), or check the script itself on the CPU with "
+    "`bash benchmarks/gpu_check.sh --cpu-dry-run`."
+)
 
 
 def parity(device: str) -> dict:
@@ -88,8 +90,7 @@ def build_detector(device: str, dry_run: bool):
         return Detector.load(OFFICIAL_WEIGHTS, ROOT / "configs" / "spai.yaml", device)
     torch.manual_seed(1234)
     model = build_model(load_config(ROOT / "configs" / "spai.yaml"))
-    return Detector(model, ModelInfo("random ViT-B/16 (seed 1234)", "", "", "benchmark", {}),
-                    torch.device(device))
+    return Detector(model, ModelInfo("random ViT-B/16 (seed 1234)", "", "", "benchmark", {}), torch.device(device))
 
 
 def _sync(device: str) -> None:
@@ -136,8 +137,13 @@ def throughput(det, images: list, batch: int, device: str, amp: bool) -> dict:
         scores += [p.score for p in preds]
     _sync(device)
     seconds = time.perf_counter() - t0
-    return {"images": len(images), "seconds": seconds, "images_per_s": len(images) / seconds,
-            "peak_gb": _peak_gb(device), "scores": scores}
+    return {
+        "images": len(images),
+        "seconds": seconds,
+        "images_per_s": len(images) / seconds,
+        "peak_gb": _peak_gb(device),
+        "scores": scores,
+    }
 
 
 def train_steps(det, steps: int, batch: int, device: str) -> dict:
@@ -172,45 +178,63 @@ def train_steps(det, steps: int, batch: int, device: str) -> dict:
     _sync(device)
     seconds = time.perf_counter() - t0
     model.eval()
-    return {"steps": steps, "batch": batch, "s_per_step": seconds / steps,
-            "peak_gb": _peak_gb(device), "losses_finite": all(math.isfinite(v) for v in losses)}
+    return {
+        "steps": steps,
+        "batch": batch,
+        "s_per_step": seconds / steps,
+        "peak_gb": _peak_gb(device),
+        "losses_finite": all(math.isfinite(v) for v in losses),
+    }
 
 
 def section(res: dict) -> str:
     """The docs/benchmarks.md section for these results."""
     p, f, a, t = res["parity"], res["fp32"], res["amp"], res["train"]
     gb = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-    label = ("**CPU dry run** (no GPU: the tiny fixture model stands in for ViT-B; these are "
-             "not GPU figures)" if res["dry_run"] else f"{res['device_name']}")
-    return "\n".join([
-        HEADING, "",
-        f"`bash benchmarks/gpu_check.sh` on {label}; torch {res['torch']}, CUDA build "
-        f"{res['cuda'] or '-'}; model: {res['model']}; {res['total_s']:.0f} s in all.", "",
-        "| check | result |", "|---|---|",
-        f"| fixture parity ({p['images']} images, tolerance {PARITY_TOL:g}) | "
-        f"{'ok' if p['ok'] else 'FAILED'}, largest difference {p['max_abs_diff']:.2e} |",
-        f"| throughput, float32 ({f['images']} images of {res['size']}x{res['size']}, "
-        f"{res['batch']} per batch) | {f['images_per_s']:.1f} images/s, peak {gb(f['peak_gb'])} GB |",
-        f"| throughput, autocast {res['amp_dtype']} | {a['images_per_s']:.1f} images/s, "
-        f"peak {gb(a['peak_gb'])} GB |",
-        f"| autocast score drift (largest absolute difference) | {res['drift']:.2e} |",
-        f"| training with torch.amp ({t['steps']} steps, batch {t['batch']}, backbone trained) "
-        f"| {t['s_per_step']:.3f} s/step, peak {gb(t['peak_gb'])} GB, losses finite: "
-        f"{t['losses_finite']} |",
-    ])
+    label = (
+        "**CPU dry run** (no GPU: the tiny fixture model stands in for ViT-B; these are not GPU figures)"
+        if res["dry_run"]
+        else f"{res['device_name']}"
+    )
+    return "\n".join(
+        [
+            HEADING,
+            "",
+            f"`bash benchmarks/gpu_check.sh` on {label}; torch {res['torch']}, CUDA build "
+            f"{res['cuda'] or '-'}; model: {res['model']}; {res['total_s']:.0f} s in all.",
+            "",
+            "| check | result |",
+            "|---|---|",
+            f"| fixture parity ({p['images']} images, tolerance {PARITY_TOL:g}) | "
+            f"{'ok' if p['ok'] else 'FAILED'}, largest difference {p['max_abs_diff']:.2e} |",
+            f"| throughput, float32 ({f['images']} images of {res['size']}x{res['size']}, "
+            f"{res['batch']} per batch) | {f['images_per_s']:.1f} images/s, peak {gb(f['peak_gb'])} GB |",
+            f"| throughput, autocast {res['amp_dtype']} | {a['images_per_s']:.1f} images/s, "
+            f"peak {gb(a['peak_gb'])} GB |",
+            f"| autocast score drift (largest absolute difference) | {res['drift']:.2e} |",
+            f"| training with torch.amp ({t['steps']} steps, batch {t['batch']}, backbone trained) "
+            f"| {t['s_per_step']:.3f} s/step, peak {gb(t['peak_gb'])} GB, losses finite: "
+            f"{t['losses_finite']} |",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cpu-dry-run", action="store_true",
-                    help="no GPU: run every step small on the CPU (figures labelled a dry run)")
+    ap.add_argument(
+        "--cpu-dry-run",
+        action="store_true",
+        help="no GPU: run every step small on the CPU (figures labelled a dry run)",
+    )
     ap.add_argument("--images", type=int, help="images for throughput (default 200; dry run 4)")
     ap.add_argument("--size", type=int, default=512, help="image side in px (default 512)")
     ap.add_argument("--batch", type=int, default=16, help="images per score_batch call")
     ap.add_argument("--train-steps", type=int, help="timed training steps (default 20; dry 2)")
-    ap.add_argument("--doc", type=Path,
-                    help="file to write the section into (default: docs/benchmarks.md on a GPU; "
-                         "none in a dry run)")
+    ap.add_argument(
+        "--doc",
+        type=Path,
+        help="file to write the section into (default: docs/benchmarks.md on a GPU; none in a dry run)",
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -222,10 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     n_images = args.images or (4 if dry else 200)
     steps = args.train_steps or (2 if dry else 20)
     t0 = time.perf_counter()
-    res: dict = {"dry_run": dry, "torch": torch.__version__, "cuda": torch.version.cuda,
-                 "device_name": torch.cuda.get_device_name() if not dry else "CPU",
-                 "size": args.size, "batch": args.batch,
-                 "amp_dtype": "float16" if device == "cuda" else "bfloat16"}
+    res: dict = {
+        "dry_run": dry,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device_name": torch.cuda.get_device_name() if not dry else "CPU",
+        "size": args.size,
+        "batch": args.batch,
+        "amp_dtype": "float16" if device == "cuda" else "bfloat16",
+    }
     print("parity ...", file=sys.stderr)
     res["parity"] = parity(device)
     det = build_detector(device, dry)
@@ -240,9 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     res["total_s"] = time.perf_counter() - t0
     text = section(res)
     print(text)
-    print(json.dumps({k: v for k, v in res.items() if k not in ("fp32", "amp")}
-                     | {"fp32_images_per_s": res["fp32"]["images_per_s"],
-                        "amp_images_per_s": res["amp"]["images_per_s"]}))
+    print(
+        json.dumps(
+            {k: v for k, v in res.items() if k not in ("fp32", "amp")}
+            | {"fp32_images_per_s": res["fp32"]["images_per_s"], "amp_images_per_s": res["amp"]["images_per_s"]}
+        )
+    )
     doc = args.doc if args.doc is not None else (None if dry else _report.DOC)
     if doc is not None:
         _report.write_section(HEADING, text, doc)

@@ -52,11 +52,27 @@ def main() -> None:
         ref.write_input_csv(images, in_csv)
         official_cli = importlib.import_module("spai.__main__")
         t0 = time.perf_counter()
-        official_cli.cli.main(args=[
-            "infer", "--cfg", str(cfg_path), "--batch-size", str(args.batch_size),
-            "--input", str(in_csv), "--model", str(args.ckpt.resolve()), "--output", str(work / "out"),
-            "--tag", "spai", "--opt", "DATA.NUM_WORKERS", str(args.workers),
-        ], standalone_mode=False)
+        official_cli.cli.main(
+            args=[
+                "infer",
+                "--cfg",
+                str(cfg_path),
+                "--batch-size",
+                str(args.batch_size),
+                "--input",
+                str(in_csv),
+                "--model",
+                str(args.ckpt.resolve()),
+                "--output",
+                str(work / "out"),
+                "--tag",
+                "spai",
+                "--opt",
+                "DATA.NUM_WORKERS",
+                str(args.workers),
+            ],
+            standalone_mode=False,
+        )
         seconds = time.perf_counter() - t0
         with open(work / "out" / in_csv.name, newline="") as fh:
             rows = list(csv.DictReader(fh))
@@ -69,9 +85,18 @@ def main() -> None:
                     w.writerow([Path(r["image"]).name, r["spai"]])
         import torch
 
-        print(json.dumps({"images": len(rows), "batch_size": args.batch_size, "workers": args.workers,
-                          "infer_s": seconds, "threads": torch.get_num_threads(),
-                          "commit": (official / "OFFICIAL_COMMIT").read_text().strip()}))
+        print(
+            json.dumps(
+                {
+                    "images": len(rows),
+                    "batch_size": args.batch_size,
+                    "workers": args.workers,
+                    "infer_s": seconds,
+                    "threads": torch.get_num_threads(),
+                    "commit": (official / "OFFICIAL_COMMIT").read_text().strip(),
+                }
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -24,13 +24,29 @@ from typing import Any
 
 from db.owners import Actor
 
-__all__ = ["AUTH_KEYS", "ENV_ADMINS", "ENV_ALLOW", "actor_for", "admins", "auth_problem",
-           "banner", "bind_problem", "identity", "is_loopback", "unauthenticated_allowed"]
+__all__ = [
+    "AUTH_KEYS",
+    "ENV_ADMINS",
+    "ENV_ALLOW",
+    "actor_for",
+    "admins",
+    "auth_problem",
+    "banner",
+    "bind_problem",
+    "identity",
+    "is_loopback",
+    "unauthenticated_allowed",
+]
 
 ENV_ALLOW = "SPAI_ALLOW_UNAUTHENTICATED"  # "1": serve other machines without sign-in
 ENV_ADMINS = "SPAI_ADMINS"  # administrators: e-mail addresses (or subjects), comma-separated
-AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret",
-             "server_metadata_url")  # what Streamlit's [auth] needs for one provider
+AUTH_KEYS = (
+    "redirect_uri",
+    "cookie_secret",
+    "client_id",
+    "client_secret",
+    "server_metadata_url",
+)  # what Streamlit's [auth] needs for one provider
 
 
 def is_loopback(address: str | None) -> bool:
@@ -49,29 +65,31 @@ def unauthenticated_allowed(env: Mapping[str, str] | None = None) -> bool:
     return (os.environ if env is None else env).get(ENV_ALLOW, "").strip() == "1"
 
 
-def bind_problem(address: str | None, env: Mapping[str, str] | None = None, *,
-                 signed_in: bool = False) -> str | None:
+def bind_problem(address: str | None, env: Mapping[str, str] | None = None, *, signed_in: bool = False) -> str | None:
     """Why the server must not serve on ``address``, or None when it may (always, when
     sign-in is configured: ``signed_in``)."""
     if signed_in or is_loopback(address) or unauthenticated_allowed(env):
         return None
     where = address or "every network interface"
-    return (f"Refusing to serve on {where} without sign-in: anyone who reaches this server "
-            "could cancel jobs, change the default model and read every registered image. "
-            "Bind 127.0.0.1 (the default in .streamlit/config.toml), configure sign-in ([auth] "
-            "in .streamlit/secrets.toml, see README, Security), or, on a network you trust, "
-            f"start it with {ENV_ALLOW}=1 to run without authentication on purpose.")
+    return (
+        f"Refusing to serve on {where} without sign-in: anyone who reaches this server "
+        "could cancel jobs, change the default model and read every registered image. "
+        "Bind 127.0.0.1 (the default in .streamlit/config.toml), configure sign-in ([auth] "
+        "in .streamlit/secrets.toml, see README, Security), or, on a network you trust, "
+        f"start it with {ENV_ALLOW}=1 to run without authentication on purpose."
+    )
 
 
-def banner(address: str | None, env: Mapping[str, str] | None = None, *,
-           signed_in: bool = False) -> str | None:
+def banner(address: str | None, env: Mapping[str, str] | None = None, *, signed_in: bool = False) -> str | None:
     """The warning every page shows when other machines can reach the server without
     sign-in, else None."""
     if signed_in or is_loopback(address) or not unauthenticated_allowed(env):
         return None
-    return (f"No sign-in: this server listens on {address or 'every network interface'} and "
-            f"was started with {ENV_ALLOW}=1, so anyone who reaches it can see and change "
-            "everything here (jobs, image sets, models, the default model).")
+    return (
+        f"No sign-in: this server listens on {address or 'every network interface'} and "
+        f"was started with {ENV_ALLOW}=1, so anyone who reaches it can see and change "
+        "everything here (jobs, image sets, models, the default model)."
+    )
 
 
 def auth_problem(section: Mapping[str, Any] | None) -> str | None:
@@ -80,8 +98,7 @@ def auth_problem(section: Mapping[str, Any] | None) -> str | None:
     if not section:
         return "no [auth] section"
     providers = [v for v in section.values() if isinstance(v, Mapping)]
-    missing = [k for k in AUTH_KEYS
-               if not section.get(k) and not any(p.get(k) for p in providers)]
+    missing = [k for k in AUTH_KEYS if not section.get(k) and not any(p.get(k) for p in providers)]
     return f"[auth] lacks {', '.join(missing)}" if missing else None
 
 

@@ -19,8 +19,10 @@ from streamlit.navigation.page import StreamlitPage
 try:  # `streamlit run` puts dashboard/, not the repository, on the path: the project is installed
     import dashboard  # noqa: F401
 except ModuleNotFoundError:
-    st.error("The project is not installed in this environment: run `pip install -e .` in the "
-             "repository (the README's set-up command does), then `spai-dashboard`.")
+    st.error(
+        "The project is not installed in this environment: run `pip install -e .` in the "
+        "repository (the README's set-up command does), then `spai-dashboard`."
+    )
     st.stop()
 
 from dashboard import access, components, resources, signin, state
@@ -48,8 +50,8 @@ def navigation() -> StreamlitPage:
         path = VIEWS / file
         if path.is_file():
             sections.setdefault(section, []).append(
-                st.Page(path, title=title, icon=icon, url_path=Path(file).stem,
-                        default=not sections))
+                st.Page(path, title=title, icon=icon, url_path=Path(file).stem, default=not sections)
+            )
     return st.navigation(sections)
 
 
@@ -76,8 +78,11 @@ def worker_panel(problem: str | None) -> None:
     if not status.alive and not status.starting and status.enabled and status.queued:
         problem = resources.start_worker_once() or problem
     components.worker_badge(status)
-    if not (problem or status.alive or status.starting) and status.enabled and st.button(
-            "Start the worker", key=state.APP_START_WORKER):
+    if (
+        not (problem or status.alive or status.starting)
+        and status.enabled
+        and st.button("Start the worker", key=state.APP_START_WORKER)
+    ):
         problem = resources.start_worker_once()
         if not problem:
             st.rerun(scope="fragment")
@@ -92,8 +97,7 @@ def retry_when_store_frees() -> None:
         st.rerun()
 
 
-st.set_page_config(page_title="SPAI dashboard", page_icon=":material/image_search:",
-                   layout="wide")
+st.set_page_config(page_title="SPAI dashboard", page_icon=":material/image_search:", layout="wide")
 address = st.get_option("server.address")
 actor = signin.gate() if signin.enabled() else None  # sign-in: every page, any bind
 refusal = access.bind_problem(address, signed_in=actor is not None)
@@ -113,8 +117,10 @@ try:
 except OperationalError as exc:
     if not store_busy(exc):
         raise
-    st.warning(f"The store is busy: another process is writing to it. This page retries every "
-               f"{STORE_BUSY_RETRY_S} s.", icon=":material/hourglass_top:")
+    st.warning(
+        f"The store is busy: another process is writing to it. This page retries every {STORE_BUSY_RETRY_S} s.",
+        icon=":material/hourglass_top:",
+    )
     state.clear_store_busy()  # count this failed run afresh: the next retry waits a full tick
     retry_when_store_frees()
 resources.preload_in_background()  # torch after the first paint, before the first upload

@@ -33,8 +33,7 @@ class MetricScale:
 
     def colorscale(self) -> list[list]:
         if self.chance is None:
-            return ([[0.0, CHANCE], [1.0, BETTER]] if self.higher_is_better
-                    else [[0.0, BETTER], [1.0, CHANCE]])
+            return [[0.0, CHANCE], [1.0, BETTER]] if self.higher_is_better else [[0.0, BETTER], [1.0, CHANCE]]
         lo, hi = (WORSE, BETTER) if self.higher_is_better else (BETTER, WORSE)
         return [[0.0, lo], [self.chance, CHANCE], [1.0, hi]]
 
@@ -42,26 +41,25 @@ class MetricScale:
         best, worst = "best", "worst"
         if self.chance is None:
             ticks = [0.0, 1.0]
-            text = [f"0 {worst}", f"1 {best}"] if self.higher_is_better else [
-                f"0 {best}", f"1 {worst}"]
+            text = [f"0 {worst}", f"1 {best}"] if self.higher_is_better else [f"0 {best}", f"1 {worst}"]
         else:
             ticks = [0.0, self.chance, 1.0]
             text = ["0", f"{self.chance:g} chance", "1"]
             text[2 if self.higher_is_better else 0] += f" {best}"
-        return {"title": {"text": metric.upper(), "side": "right"}, "tickvals": ticks,
-                "ticktext": text, "thickness": 12}
+        return {
+            "title": {"text": metric.upper(), "side": "right"},
+            "tickvals": ticks,
+            "ticktext": text,
+            "thickness": 12,
+        }
 
 
 SCALES = {
-    "auc": MetricScale(0.5, note="0.5 = chance (grey), 1 = perfect (green), below 0.5 = worse "
-                       "than chance (purple)"),
-    "acc": MetricScale(0.5, note="0.5 = chance on balanced sets (grey), 1 = perfect (green), "
-                       "below 0.5 purple"),
-    "eer": MetricScale(0.5, higher_is_better=False,
-                       note="0 = perfect (green), 0.5 = chance (grey), above 0.5 purple"),
+    "auc": MetricScale(0.5, note="0.5 = chance (grey), 1 = perfect (green), below 0.5 = worse than chance (purple)"),
+    "acc": MetricScale(0.5, note="0.5 = chance on balanced sets (grey), 1 = perfect (green), below 0.5 purple"),
+    "eer": MetricScale(0.5, higher_is_better=False, note="0 = perfect (green), 0.5 = chance (grey), above 0.5 purple"),
 }
-DEFAULT_SCALE = MetricScale(None, note="fixed 0 (grey) to 1 (green) scale; this metric has no "
-                            "fixed chance level")
+DEFAULT_SCALE = MetricScale(None, note="fixed 0 (grey) to 1 (green) scale; this metric has no fixed chance level")
 
 
 def metric_scale(metric: str) -> MetricScale:
@@ -73,14 +71,18 @@ def plotly_config(fmt: str = "png", filename: str = "chart") -> dict:
     """Toolbar config: the camera button saves ``filename.<fmt>`` (png or svg)."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {fmt!r}")
-    return {"displaylogo": False,
-            "toImageButtonOptions": {"format": fmt, "filename": filename, "scale": 2}}
+    return {"displaylogo": False, "toImageButtonOptions": {"format": fmt, "filename": filename, "scale": 2}}
 
 
 def heatmap_figure(
-    values: pd.DataFrame, *, title: str, metric: str = "auc",
-    low: pd.DataFrame | None = None, high: pd.DataFrame | None = None,
-    delta: pd.DataFrame | None = None, reasons: pd.DataFrame | None = None,
+    values: pd.DataFrame,
+    *,
+    title: str,
+    metric: str = "auc",
+    low: pd.DataFrame | None = None,
+    high: pd.DataFrame | None = None,
+    delta: pd.DataFrame | None = None,
+    reasons: pd.DataFrame | None = None,
 ) -> go.Figure:
     """Fake set x condition heatmap on the metric's fixed scale, the value printed in each cell
     and a colour bar. The hover shows the bootstrap interval (when given) and the delta against
@@ -88,8 +90,11 @@ def heatmap_figure(
     scale = metric_scale(metric)
     z = values.to_numpy(dtype=float)
     empty = np.isnan(z)
-    why = (reasons.reindex_like(values).fillna("").to_numpy(dtype=object) if reasons is not None
-           else np.full(z.shape, "", dtype=object))
+    why = (
+        reasons.reindex_like(values).fillna("").to_numpy(dtype=object)
+        if reasons is not None
+        else np.full(z.shape, "", dtype=object)
+    )
     lo = hi = d = None
     if low is not None and high is not None:
         lo = low.reindex_like(values).to_numpy(dtype=float)
@@ -109,14 +114,23 @@ def heatmap_figure(
             hover[i, j] += f"<br>95% CI [{lo[i, j]:.3f}, {hi[i, j]:.3f}]"
         if d is not None and not np.isnan(d[i, j]):
             hover[i, j] += f"<br>Δ vs baseline {d[i, j]:+.3f}"
-    fig = go.Figure(go.Heatmap(
-        z=z, x=list(values.columns), y=list(values.index), text=text, texttemplate="%{text}",
-        customdata=hover, zmin=0.0, zmax=1.0, hoverongaps=True,
-        colorscale=scale.colorscale(), colorbar=scale.colorbar(metric),
-        hovertemplate="%{customdata}<extra></extra>",
-    ))
-    fig.update_layout(title=title, height=140 + 28 * len(values.index),
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(values.columns),
+            y=list(values.index),
+            text=text,
+            texttemplate="%{text}",
+            customdata=hover,
+            zmin=0.0,
+            zmax=1.0,
+            hoverongaps=True,
+            colorscale=scale.colorscale(),
+            colorbar=scale.colorbar(metric),
+            hovertemplate="%{customdata}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, height=140 + 28 * len(values.index), margin={"l": 10, "r": 10, "t": 40, "b": 10})
     fig.update_yaxes(autorange="reversed")
     return fig
 
@@ -126,12 +140,15 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: st
     fig = go.Figure()
     for label, (fpr, tpr) in curves.items():
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=label))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
-                             line={"dash": "dot", "color": "grey"}))
-    fig.update_layout(title=title, xaxis_title="false-positive rate (reals called fake)",
-                      yaxis_title="true-positive rate (fakes caught)",
-                      height=440 + 22 * len(curves), legend=LEGEND_BELOW,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"}))
+    fig.update_layout(
+        title=title,
+        xaxis_title="false-positive rate (reals called fake)",
+        yaxis_title="true-positive rate (fakes caught)",
+        height=440 + 22 * len(curves),
+        legend=LEGEND_BELOW,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(range=[0, 1.02])
     return fig
@@ -143,11 +160,16 @@ def histogram_figure(hist: pd.DataFrame, *, title: str) -> go.Figure:
     for kind, color in (("real", "#1f77b4"), ("fake", "#d62728")):
         part = hist[hist["kind"] == kind]
         if len(part):
-            fig.add_trace(go.Bar(x=part["bin"], y=part["share"], name=kind, opacity=0.6,
-                                 marker_color=color))
-    fig.update_layout(barmode="overlay", title=title, xaxis_title="score (P(fake))",
-                      yaxis_title="share of images", height=400, legend=LEGEND_BELOW,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+            fig.add_trace(go.Bar(x=part["bin"], y=part["share"], name=kind, opacity=0.6, marker_color=color))
+    fig.update_layout(
+        barmode="overlay",
+        title=title,
+        xaxis_title="score (P(fake))",
+        yaxis_title="share of images",
+        height=400,
+        legend=LEGEND_BELOW,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
     return fig
 
 
@@ -157,8 +179,6 @@ def curves_figure(frame: pd.DataFrame, x: str, ys: list[str], *, title: str) -> 
     for y in ys:
         if y in frame and frame[y].notna().any():
             part = frame[[x, y]].dropna()
-            fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="lines+markers"
-                                     if len(part) < 50 else "lines", name=y))
-    fig.update_layout(title=title, xaxis_title=x, height=320,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+            fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="lines+markers" if len(part) < 50 else "lines", name=y))
+    fig.update_layout(title=title, xaxis_title=x, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig

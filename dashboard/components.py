@@ -30,12 +30,14 @@ if TYPE_CHECKING:
     from dashboard.resources import WorkerStatus
 
 # Icons only for calibrated verdicts: an uncalibrated call gets an "uncalibrated" badge instead.
-VERDICT_ICONS = {"likely real": ":material/verified:", "inconclusive": ":material/help:",
-                 "likely AI-generated": ":material/smart_toy:"}
+VERDICT_ICONS = {
+    "likely real": ":material/verified:",
+    "inconclusive": ":material/help:",
+    "likely AI-generated": ":material/smart_toy:",
+}
 STRICT_FPRS = tuple(f for f in FPR_CHOICES if f < 0.05)  # the "likely AI-generated" band
 LOOSE_FPRS = tuple(f for f in FPR_CHOICES if f >= 0.05)  # the "likely real" band
-OVERLAY_SCALE_LABELS = {"uniform": "fixed (grey = uniform attention)",
-                        "stretch": "stretched to this image"}
+OVERLAY_SCALE_LABELS = {"uniform": "fixed (grey = uniform attention)", "stretch": "stretched to this image"}
 PATCH_MARKER_PX = 18  # size of the invisible hover target at each patch centre
 MISSING = "—"  # what a table shows for a missing value (never "None" or "nan")
 THUMB_PX = 160  # thumbnails fit in a THUMB_PX x THUMB_PX box (width and height capped)
@@ -57,8 +59,7 @@ def fmt_value(value: float | None, spec: str = ".3f") -> str:
     return MISSING if value is None or value != value else format(value, spec)
 
 
-def multiselect_with_default(label: str, options: Sequence, default: Sequence, key: str,
-                             **kwargs) -> list:
+def multiselect_with_default(label: str, options: Sequence, default: Sequence, key: str, **kwargs) -> list:
     """A multiselect that starts at ``default`` and goes back to it whenever its options or its
     default change (a keyed Streamlit multiselect otherwise keeps its old, now invalid, values
     and shows nothing selected)."""
@@ -68,8 +69,7 @@ def multiselect_with_default(label: str, options: Sequence, default: Sequence, k
     return st.multiselect(label, options, key=key, **kwargs)
 
 
-def image_grid(files: Sequence[str], captions: Sequence[str], *, columns: int = 4,
-               max_px: int = THUMB_PX) -> None:
+def image_grid(files: Sequence[str], captions: Sequence[str], *, columns: int = 4, max_px: int = THUMB_PX) -> None:
     """Thumbnails of image files, each fitted into a ``max_px`` box (tall images do not run
     down the page); a file that cannot be read shows its reason instead."""
     from spai.imageio import thumbnail
@@ -93,8 +93,10 @@ def model_badge(name: str, origin: str, *, exists: bool) -> None:
     badge = " :orange-badge[DEMO]" if origin == "demo" else ""
     st.sidebar.markdown(f"`{name}` ({origin}){badge}")
     if origin == "demo":
-        st.sidebar.caption("A small model trained on an offline demo set: a demo, not a "
-                           "benchmark. Put the official weights at weights/spai.pth for real use.")
+        st.sidebar.caption(
+            "A small model trained on an offline demo set: a demo, not a "
+            "benchmark. Put the official weights at weights/spai.pth for real use."
+        )
 
 
 def worker_badge(status: WorkerStatus) -> None:
@@ -107,8 +109,9 @@ def worker_badge(status: WorkerStatus) -> None:
     elif status.starting:
         st.caption(":orange[:material/circle:] Worker starting ...")
     elif not status.enabled:
-        st.caption(":grey[:material/circle:] No worker running (SPAI_START_WORKER=0): start "
-                   "one with `python -m jobs.worker`.")
+        st.caption(
+            ":grey[:material/circle:] No worker running (SPAI_START_WORKER=0): start one with `python -m jobs.worker`."
+        )
     else:
         code = "" if status.exit_code is None else f" (last one exited with code {status.exit_code})"
         waiting = f"; {status.queued} job(s) waiting" if status.queued else ""
@@ -117,8 +120,10 @@ def worker_badge(status: WorkerStatus) -> None:
 
 def store_unavailable(exc: Exception) -> None:
     """Say that the prediction store cannot be read, and why (pages keep working without it)."""
-    st.warning(f"The prediction store is unavailable ({type(exc).__name__}: {exc}); stored "
-               "results are not shown.", icon=":material/database:")
+    st.warning(
+        f"The prediction store is unavailable ({type(exc).__name__}: {exc}); stored results are not shown.",
+        icon=":material/database:",
+    )
 
 
 def condition_picker(label: str, key: str, default: Sequence[str]) -> list[str]:
@@ -139,8 +144,7 @@ def verdict_card(score: float, verdict: Verdict, model_name: str) -> None:
     st.caption(f"Scored by `{model_name}`.")
 
 
-def fpr_picker(key_strict: str, key_loose: str, n_real: int | None = None
-               ) -> tuple[float, float]:
+def fpr_picker(key_strict: str, key_loose: str, n_real: int | None = None) -> tuple[float, float]:
     """The two false-positive rates behind the verdict bands (strict < loose). With ``n_real``
     reference reals the strict rate starts at the lowest one they can measure."""
     strict_default = REFERENCE_FPRS[0]
@@ -149,44 +153,61 @@ def fpr_picker(key_strict: str, key_loose: str, n_real: int | None = None
         strict_default = fits[0] if fits else STRICT_FPRS[-1]
     with st.expander("Verdict bands: false-positive rates"):
         left, right = st.columns(2)
-        strict = left.select_slider("likely AI-generated above the threshold at FPR",
-                                    STRICT_FPRS, value=strict_default, key=key_strict,
-                                    format_func=pct)
-        loose = right.select_slider("likely real below the threshold at FPR", LOOSE_FPRS,
-                                    value=REFERENCE_FPRS[1], key=key_loose, format_func=pct)
+        strict = left.select_slider(
+            "likely AI-generated above the threshold at FPR",
+            STRICT_FPRS,
+            value=strict_default,
+            key=key_strict,
+            format_func=pct,
+        )
+        loose = right.select_slider(
+            "likely real below the threshold at FPR",
+            LOOSE_FPRS,
+            value=REFERENCE_FPRS[1],
+            key=key_loose,
+            format_func=pct,
+        )
     return strict, loose
 
 
 def reference_note(ref: ReferenceThresholds | None, n_so_far: int | None = None) -> None:
     """Where the verdict thresholds come from, or exactly what is missing for them."""
     if ref is None:
-        so_far = ("the store cannot be read now" if n_so_far is None
-                  else f"{n_so_far} so far")
-        st.info(f"This model is not calibrated: it needs at least {MIN_REFERENCE_REALS} real "
-                f"images scored by this model; {so_far}. They count when they are unmodified "
-                "(condition `original`) in an image set labelled real: score one with this "
-                "model on the Jobs page. Until then the verdict uses the 0.5 decision threshold "
-                "and its false-positive rate is unknown.",
-                icon=":material/info:")
+        so_far = "the store cannot be read now" if n_so_far is None else f"{n_so_far} so far"
+        st.info(
+            f"This model is not calibrated: it needs at least {MIN_REFERENCE_REALS} real "
+            f"images scored by this model; {so_far}. They count when they are unmodified "
+            "(condition `original`) in an image set labelled real: score one with this "
+            "model on the Jobs page. Until then the verdict uses the 0.5 decision threshold "
+            "and its false-positive rate is unknown.",
+            icon=":material/info:",
+        )
         return
-    parts = ", ".join(f"{t:.3f} at {pct(f)} FPR" if np.isfinite(t) else
-                      f"none at {pct(f)} FPR (needs {min_reals_for_fpr(f)} reals)"
-                      for f, t in sorted(ref.by_fpr.items()))
-    st.caption(f"Verdict bands from {ref.n_real} real reference images: thresholds {parts}. "
-               "Likely AI-generated = at or above the strictest threshold; likely real = below "
-               "the loosest; inconclusive in between. Reference images: "
-               f"{'; '.join(ref.sources[:4])}{' ...' if len(ref.sources) > 4 else ''}.")
+    parts = ", ".join(
+        f"{t:.3f} at {pct(f)} FPR" if np.isfinite(t) else f"none at {pct(f)} FPR (needs {min_reals_for_fpr(f)} reals)"
+        for f, t in sorted(ref.by_fpr.items())
+    )
+    st.caption(
+        f"Verdict bands from {ref.n_real} real reference images: thresholds {parts}. "
+        "Likely AI-generated = at or above the strictest threshold; likely real = below "
+        "the loosest; inconclusive in between. Reference images: "
+        f"{'; '.join(ref.sources[:4])}{' ...' if len(ref.sources) > 4 else ''}."
+    )
 
 
-def overlay_controls(key_show: str, key_opacity: str, key_scale: str
-                     ) -> tuple[bool, float, str]:
+def overlay_controls(key_show: str, key_opacity: str, key_scale: str) -> tuple[bool, float, str]:
     """Toggle, opacity slider and colour scale of the attention overlay."""
     left, mid, right = st.columns(3)
     show = left.toggle("Attention overlay", value=True, key=key_show)
-    opacity = mid.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key=key_opacity,
-                         disabled=not show)
-    scale = right.radio("Colour scale", OVERLAY_SCALES, format_func=OVERLAY_SCALE_LABELS.get,
-                        key=key_scale, disabled=not show, horizontal=True)
+    opacity = mid.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key=key_opacity, disabled=not show)
+    scale = right.radio(
+        "Colour scale",
+        OVERLAY_SCALES,
+        format_func=OVERLAY_SCALE_LABELS.get,
+        key=key_scale,
+        disabled=not show,
+        horizontal=True,
+    )
     return show, opacity, scale
 
 
@@ -198,8 +219,9 @@ def attention_colorbar(scale: OverlayScale) -> go.Figure:
     labels = [f"{scale.lo:.4f}", f"{scale.mid:.4f}", f"{scale.hi:.4f}"]
     if scale.mode == "uniform":
         labels[1] += " uniform"
-    fig = go.Figure(go.Heatmap(z=[pos], x=pos, colorscale=[[p, c] for p, c in zip(pos, colours)],
-                               showscale=False, hoverinfo="skip"))
+    fig = go.Figure(
+        go.Heatmap(z=[pos], x=pos, colorscale=[[p, c] for p, c in zip(pos, colours)], showscale=False, hoverinfo="skip")
+    )
     fig.update_layout(height=70, margin={"l": 36, "r": 36, "t": 4, "b": 28})
     fig.update_xaxes(tickvals=ticks, ticktext=labels, range=[-0.01, 1.01])
     fig.update_yaxes(visible=False)
@@ -207,7 +229,9 @@ def attention_colorbar(scale: OverlayScale) -> go.Figure:
 
 
 def patch_grid_figure(
-    image: Image.Image, boxes: Sequence[Sequence[int]], weights: Sequence[float],
+    image: Image.Image,
+    boxes: Sequence[Sequence[int]],
+    weights: Sequence[float],
     scale: OverlayScale | None = None,
 ) -> go.Figure:
     """The image with each crop outlined; hovering a crop's centre shows its attention weight.
@@ -219,19 +243,27 @@ def patch_grid_figure(
     colours = [f"rgb({r * 255:.0f},{g * 255:.0f},{b * 255:.0f})" for r, g, b in coolwarm(pos)]
     share = w / w.sum() if w.size and w.sum() > 0 else w
     for left, top, right, bottom in boxes:
-        fig.add_shape(type="rect", x0=left, y0=top, x1=right, y1=bottom,
-                      line={"color": "rgba(255,255,255,0.8)", "width": 1})
+        fig.add_shape(
+            type="rect", x0=left, y0=top, x1=right, y1=bottom, line={"color": "rgba(255,255,255,0.8)", "width": 1}
+        )
     cx = [(b[0] + b[2]) / 2 for b in boxes]
     cy = [(b[1] + b[3]) / 2 for b in boxes]
     text = [f"patch {i}<br>attention {w[i]:.4f}<br>share {share[i]:.1%}" for i in range(len(w))]
-    fig.add_trace(go.Scatter(
-        x=cx, y=cy, mode="markers+text", text=[str(i) for i in range(len(cx))],
-        textfont={"color": "white"}, hovertext=text, hoverinfo="text",
-        marker={"size": PATCH_MARKER_PX, "symbol": "square", "opacity": 0.35,
-                "color": colours},
-    ))
-    fig.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
-                      height=min(600, max(250, image.height)))
+    fig.add_trace(
+        go.Scatter(
+            x=cx,
+            y=cy,
+            mode="markers+text",
+            text=[str(i) for i in range(len(cx))],
+            textfont={"color": "white"},
+            hovertext=text,
+            hoverinfo="text",
+            marker={"size": PATCH_MARKER_PX, "symbol": "square", "opacity": 0.35, "color": colours},
+        )
+    )
+    fig.update_layout(
+        margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False, height=min(600, max(250, image.height))
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
@@ -239,7 +271,10 @@ def patch_grid_figure(
 
 def scores_table(rows: pd.DataFrame) -> None:
     """A compact table of scores with a bar per row (missing values as "—")."""
-    data_table(rows, hide_index=True, column_config={
-        "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0,
-                                                 format="%.4f"),
-    })
+    data_table(
+        rows,
+        hide_index=True,
+        column_config={
+            "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.4f"),
+        },
+    )

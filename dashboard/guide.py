@@ -15,14 +15,25 @@ KEY = state.GUIDE  # prefix of the guide's widget keys
 PAGE_OF = {"scored": "views/score.py", "sets": "views/imagesets.py", "job": "views/jobs.py"}
 # (step, FirstRun field, button label, what it does)
 STEPS = (
-    ("Score an image", "scored", "Score an image",
-     "Drop a photo on the Score page: SPAI's score, verdict and attention map."),
-    ("Import the study", "study", "Import the study",
-     "The robustness study's scores: SPAI under filters, memes and screenshots."),
-    ("Register your sets", "sets", "Register your sets",
-     "A folder with real/ and fake/ subfolders becomes two labelled sets."),
-    ("Run a job", "job", "Run a job",
-     "Score your sets under conditions (meme, screenshot, ...) in the background."),
+    (
+        "Score an image",
+        "scored",
+        "Score an image",
+        "Drop a photo on the Score page: SPAI's score, verdict and attention map.",
+    ),
+    (
+        "Import the study",
+        "study",
+        "Import the study",
+        "The robustness study's scores: SPAI under filters, memes and screenshots.",
+    ),
+    (
+        "Register your sets",
+        "sets",
+        "Register your sets",
+        "A folder with real/ and fake/ subfolders becomes two labelled sets.",
+    ),
+    ("Run a job", "job", "Run a job", "Score your sets under conditions (meme, screenshot, ...) in the background."),
 )
 
 
@@ -44,18 +55,15 @@ def first_run_guide() -> None:
             _step(col, url, progress, title, field, label, what)
 
 
-def _step(col, url: str, progress: FirstRun, title: str, field: str, label: str,
-          what: str) -> None:
+def _step(col, url: str, progress: FirstRun, title: str, field: str, label: str, what: str) -> None:
     done = getattr(progress, field)
     if field == "study" and progress.study_queued and not done:
         col.markdown(":material/hourglass_top: **Import the study**")
         col.caption("Import queued: the background worker is on it.")
         return
-    col.markdown(f"{':green[:material/check_circle:]' if done else ':material/circle:'} "
-                 f"**{title}**")
+    col.markdown(f"{':green[:material/check_circle:]' if done else ':material/circle:'} **{title}**")
     col.caption(what)
-    if not col.button(label, key=KEY + field, disabled=done,
-                      type="secondary" if done else "primary"):
+    if not col.button(label, key=KEY + field, disabled=done, type="secondary" if done else "primary"):
         return
     if field == "study":
         with session_scope(url) as s:

@@ -44,8 +44,15 @@ from spai.weights import origin_of
 JobView = jobs.JobView
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a training run's name (a folder)
 # What each job kind counts in its progress (import jobs by source).
-UNITS = {"infer": "images", "make-condition": "images", "train": "steps",
-         "register-folder": "files", "register-csv": "rows", "study": "runs", "csv": "runs"}
+UNITS = {
+    "infer": "images",
+    "make-condition": "images",
+    "train": "steps",
+    "register-folder": "files",
+    "register-csv": "rows",
+    "study": "runs",
+    "csv": "runs",
+}
 
 
 def _require(session: Session, entity: type, key: Any, what: str) -> None:
@@ -58,7 +65,10 @@ def _enqueue(session: Session, params: JobParams, actor: Actor) -> int:
 
 
 def ensure_model(
-    session: Session, weights: str | Path, *, cfg: str | Path | None = None,
+    session: Session,
+    weights: str | Path,
+    *,
+    cfg: str | Path | None = None,
     owner: str | None = None,
 ) -> int:
     """The id of the model whose weights file is ``weights``, registering it first if no model
@@ -76,37 +86,53 @@ def ensure_model(
 
 
 def enqueue_infer(
-    session: Session, *, model_id: int, imageset_id: int, condition_id: str = ORIGINAL,
-    batch_size: int = 16, device: str = "auto", actor: Actor = LOCAL,
+    session: Session,
+    *,
+    model_id: int,
+    imageset_id: int,
+    condition_id: str = ORIGINAL,
+    batch_size: int = 16,
+    device: str = "auto",
+    actor: Actor = LOCAL,
 ) -> int:
     """Queue scoring of an image set under a condition (derived files are made first)."""
     _require(session, Model, model_id, "model")
     _require(session, ImageSet, imageset_id, "image set")
     if session.get(Model, model_id).path is None:
-        raise ValueError(f"model {model_id} has imported scores only (no weights file); "
-                         f"it cannot run inference")
-    return _enqueue(session, InferParams(model_id=model_id, imageset_id=imageset_id,
-                                         condition_id=condition_id, batch_size=batch_size,
-                                         device=device), actor)
+        raise ValueError(f"model {model_id} has imported scores only (no weights file); it cannot run inference")
+    return _enqueue(
+        session,
+        InferParams(
+            model_id=model_id, imageset_id=imageset_id, condition_id=condition_id, batch_size=batch_size, device=device
+        ),
+        actor,
+    )
 
 
 def enqueue_score_set(
-    session: Session, *, weights: str | Path, cfg: str | Path | None = None,
-    imageset_ids: list[int], conditions: list[str], actor: Actor = LOCAL,
+    session: Session,
+    *,
+    weights: str | Path,
+    cfg: str | Path | None = None,
+    imageset_ids: list[int],
+    conditions: list[str],
+    actor: Actor = LOCAL,
 ) -> list[int]:
     """Queue scoring of image sets under conditions with the model in ``weights`` (registered
     when needed); each job derives its condition's files first. Returns the job ids."""
     if not imageset_ids or not conditions:
         raise ValueError("choose at least one image set and one condition")
     model_id = ensure_model(session, weights, cfg=cfg, owner=actor.owner)
-    return [enqueue_infer(session, model_id=model_id, imageset_id=i, condition_id=c, actor=actor)
-            for i in imageset_ids for c in conditions]
+    return [
+        enqueue_infer(session, model_id=model_id, imageset_id=i, condition_id=c, actor=actor)
+        for i in imageset_ids
+        for c in conditions
+    ]
 
 
 def run_names(session: Session, train_dir: str | Path) -> set[str]:
     """Training run names in use: earlier train jobs' tags and folders under ``train_dir``."""
-    tags = {str((p or {}).get("tag")) for p in session.scalars(
-        select(Job.params).where(Job.kind == "train"))}
+    tags = {str((p or {}).get("tag")) for p in session.scalars(select(Job.params).where(Job.kind == "train"))}
     folder = Path(train_dir)
     return tags | ({p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set())
 
@@ -114,54 +140,68 @@ def run_names(session: Session, train_dir: str | Path) -> set[str]:
 def free_run_name(session: Session, train_dir: str | Path, base: str = "finetune") -> str:
     """``base``, or ``base-2``, ``base-3``, ... : the first name no run uses."""
     used = run_names(session, train_dir)
-    return next(n for n in [base] + [f"{base}-{i}" for i in range(2, len(used) + 3)]
-                if n not in used)
+    return next(n for n in [base] + [f"{base}-{i}" for i in range(2, len(used) + 3)] if n not in used)
 
 
 def check_run_name(
-    session: Session, tag: str, *, train_dir: str | Path, resume: bool = False,
+    session: Session,
+    tag: str,
+    *,
+    train_dir: str | Path,
+    resume: bool = False,
 ) -> Path:
     """The output folder ``<train_dir>/<tag>`` of a new run (or, with ``resume``, of the run to
     continue); ``ValueError`` for a malformed name, a name already used (by an earlier job or a
     folder) unless resuming, or resuming a name never used."""
     if not RUN_NAME.fullmatch(tag):
-        raise ValueError(f"run name {tag!r}: use letters, digits, '.', '_' or '-' (at most 64, "
-                         f"not starting with '.' or '-')")
+        raise ValueError(
+            f"run name {tag!r}: use letters, digits, '.', '_' or '-' (at most 64, not starting with '.' or '-')"
+        )
     used = tag in run_names(session, train_dir)
     if used and not resume:
-        raise ValueError(f"a run named {tag!r} exists: choose another name, or tick "
-                         f"\"Resume\" to continue it")
+        raise ValueError(f'a run named {tag!r} exists: choose another name, or tick "Resume" to continue it')
     if resume and not used:
         raise ValueError(f"no run named {tag!r} to resume")
     return Path(train_dir) / tag
 
 
 def enqueue_train(
-    session: Session, params: dict[str, Any], *, train_dir: str | Path, resume: bool = False,
+    session: Session,
+    params: dict[str, Any],
+    *,
+    train_dir: str | Path,
+    resume: bool = False,
     actor: Actor = LOCAL,
 ) -> int:
     """Queue a training job writing to ``<train_dir>/<params['tag']>`` (see ``check_run_name``:
     an existing name is refused unless ``resume``, which continues that run from its last
     checkpoint)."""
-    out = check_run_name(session, str(params.get("tag") or ""), train_dir=train_dir,
-                         resume=resume)
+    out = check_run_name(session, str(params.get("tag") or ""), train_dir=train_dir, resume=resume)
     if not params.get("data_path"):
         raise ValueError("train job: give data_path (a training CSV)")
     return _enqueue(session, TrainParams.from_dict(dict(params, output=str(out))), actor)
 
 
 def enqueue_make_condition(
-    session: Session, *, imageset_id: int, condition_id: str, actor: Actor = LOCAL,
+    session: Session,
+    *,
+    imageset_id: int,
+    condition_id: str,
+    actor: Actor = LOCAL,
 ) -> int:
     """Queue derivation of an image set's files under a condition."""
     _require(session, ImageSet, imageset_id, "image set")
-    return _enqueue(session, MakeConditionParams(imageset_id=imageset_id,
-                                                 condition_id=condition_id), actor)
+    return _enqueue(session, MakeConditionParams(imageset_id=imageset_id, condition_id=condition_id), actor)
 
 
 def enqueue_register_folder(
-    session: Session, folder: str, *, name: str, kind: str | None,
-    generator: str | None = None, actor: Actor,
+    session: Session,
+    folder: str,
+    *,
+    name: str,
+    kind: str | None,
+    generator: str | None = None,
+    actor: Actor,
 ) -> int:
     """Queue registration of a folder of images as an image set of label ``kind`` (real or
     fake), or, with ``kind=None``, as ``<name>-real`` and ``<name>-fake`` from its label
@@ -169,23 +209,32 @@ def enqueue_register_folder(
     require_admin(actor, "register server folders")
     if kind is None and label_layout(folder) is None:
         raise ValueError(f"{folder} has no real/ and fake/ subfolders: choose its label")
-    return _enqueue(session, RegisterFolder(folder=folder, name=name, kind=kind,
-                                            generator=generator), actor)
+    return _enqueue(session, RegisterFolder(folder=folder, name=name, kind=kind, generator=generator), actor)
 
 
 def enqueue_register_csv(
-    session: Session, csv_path: str, root: str, *, name: str, generator: str | None = None,
-    split: str | None = None, actor: Actor,
+    session: Session,
+    csv_path: str,
+    root: str,
+    *,
+    name: str,
+    generator: str | None = None,
+    split: str | None = None,
+    actor: Actor,
 ) -> int:
     """Queue registration of an official-format CSV (image,class[,split]) under a root folder.
     Administrators only (it reads server folders)."""
     require_admin(actor, "register server folders")
-    return _enqueue(session, RegisterCsv(csv_path=csv_path, root=root, name=name,
-                                         generator=generator, split=split), actor)
+    return _enqueue(
+        session, RegisterCsv(csv_path=csv_path, root=root, name=name, generator=generator, split=split), actor
+    )
 
 
 def enqueue_import_study(
-    session: Session, folder: str | None = None, *, actor: Actor = LOCAL,
+    session: Session,
+    folder: str | None = None,
+    *,
+    actor: Actor = LOCAL,
 ) -> int:
     """Queue an import of a study folder (default: the shipped robustness study; another
     folder is a server folder: administrators only)."""
@@ -195,16 +244,31 @@ def enqueue_import_study(
 
 
 def enqueue_import_csv(
-    session: Session, csv_path: str, *, model_name: str, condition_id: str = ORIGINAL,
-    imageset: str | None = None, root: str | None = None, score_column: str | None = None,
+    session: Session,
+    csv_path: str,
+    *,
+    model_name: str,
+    condition_id: str = ORIGINAL,
+    imageset: str | None = None,
+    root: str | None = None,
+    score_column: str | None = None,
     actor: Actor,
 ) -> int:
     """Queue an import of an official ``infer`` output CSV as one run. Administrators only
     (it reads server files)."""
     require_admin(actor, "import CSV files from the server")
-    return _enqueue(session, CsvImport(csv_path=csv_path, model_name=model_name,
-                                       condition_id=condition_id, imageset=imageset, root=root,
-                                       score_column=score_column), actor)
+    return _enqueue(
+        session,
+        CsvImport(
+            csv_path=csv_path,
+            model_name=model_name,
+            condition_id=condition_id,
+            imageset=imageset,
+            root=root,
+            score_column=score_column,
+        ),
+        actor,
+    )
 
 
 def describe(session: Session, views: list[JobView]) -> dict[int, str]:
@@ -247,21 +311,22 @@ def _sentence(v: JobView, models: dict[int, str], sets: dict[int, str]) -> str:
     under = "the original images" if cond == ORIGINAL else cond
     source = p.get("source")
     if v.kind == "infer":
-        return (f"Score {name(sets, 'imageset_id', 'set')} with "
-                f"{name(models, 'model_id', 'model')} on {under}")
+        return f"Score {name(sets, 'imageset_id', 'set')} with {name(models, 'model_id', 'model')} on {under}"
     if v.kind == "make-condition":
         return f"Derive {name(sets, 'imageset_id', 'set')} under {cond}"
     if v.kind == "train":
         return f"Train {p.get('tag') or 'a model'} on {Path(str(p.get('data_path'))).name}"
     if source == "register-folder":
-        target = (f"{p.get('name')}-real and {p.get('name')}-fake" if p.get("kind") is None
-                  else f"{p.get('name')} ({p.get('kind')})")
+        target = (
+            f"{p.get('name')}-real and {p.get('name')}-fake"
+            if p.get("kind") is None
+            else f"{p.get('name')} ({p.get('kind')})"
+        )
         return f"Register folder {p.get('folder')} as {target}"
     if source == "register-csv":
         return f"Register {Path(str(p.get('csv_path'))).name} as {p.get('name')}"
     if source == "study":
-        return "Import the robustness study" if not p.get("folder") else \
-            f"Import the study in {p.get('folder')}"
+        return "Import the robustness study" if not p.get("folder") else f"Import the study in {p.get('folder')}"
     if source == "csv":
         return f"Import {Path(str(p.get('csv_path'))).name} as scores of {p.get('model_name')}"
     return f"{v.kind} job"
@@ -281,8 +346,9 @@ def cancel(session: Session, job_id: int, *, actor: Actor) -> str:
     return jobs.request_cancel(session, job_id)
 
 
-def retry(session: Session, job_id: int, *, actor: Actor, redo_errors: bool = False,
-          error_kind: str | None = None) -> int:
+def retry(
+    session: Session, job_id: int, *, actor: Actor, redo_errors: bool = False, error_kind: str | None = None
+) -> int:
     """Requeue a job (the job's owner or an administrator); it resumes where it stopped. With
     ``redo_errors`` its error rows (only those of ``error_kind`` when given) are computed
     again, and a done job may be requeued. Returns how many error rows will be redone."""

@@ -81,8 +81,7 @@ def get_detector(weights: str, cfg: str | None = None, device: str = "auto") -> 
 
 @st.cache_resource(show_spinner=False)
 def _preload() -> threading.Thread:
-    thread = threading.Thread(target=importlib.import_module, args=("spai.detector",),
-                              name="spai-preload", daemon=True)
+    thread = threading.Thread(target=importlib.import_module, args=("spai.detector",), name="spai-preload", daemon=True)
     thread.start()
     return thread
 
@@ -116,8 +115,7 @@ def score_prepared(det: Detector, prepared: PreparedImage, sha: str, name: str) 
     return pred
 
 
-def prepared_uploads(det: Detector, page: str, uploads: dict[str, bytes]
-                     ) -> dict[str, PreparedImage | str]:
+def prepared_uploads(det: Detector, page: str, uploads: dict[str, bytes]) -> dict[str, PreparedImage | str]:
     """Each upload (image sha256 -> bytes) decoded once per session and page: its decoded image
     and model input, or why it cannot be scored. Reruns reuse them; uploads no longer on the
     page are dropped, so the session holds only what the page shows."""
@@ -191,10 +189,11 @@ def worker_status() -> WorkerStatus:
         running = jobqueue.recent(s, statuses=["running"])
         names = jobqueue.describe(s, running)
         queued = len(jobqueue.recent(s, statuses=["queued"]))
-    alive = tuple((w.id, f"job #{w.current_job_id}: {names[w.current_job_id]}"
-                   if w.current_job_id in names else None) for w in rows)
+    alive = tuple(
+        (w.id, f"job #{w.current_job_id}: {names[w.current_job_id]}" if w.current_job_id in names else None)
+        for w in rows
+    )
     proc = _worker_slot().proc
     code = proc.poll() if proc is not None else None
     starting = proc is not None and code is None and proc.pid not in {w.pid for w in rows}
-    return WorkerStatus(os.environ.get(ENV_START_WORKER, "1") != "0", alive, queued, code,
-                        starting)
+    return WorkerStatus(os.environ.get(ENV_START_WORKER, "1") != "0", alive, queued, code, starting)

@@ -50,15 +50,19 @@ def gate() -> Actor:
     draw the sign-in screen (or the configuration error) and stop the run."""
     problem = access.auth_problem(auth_section())
     if problem:
-        st.error(f"Sign-in is configured in .streamlit/secrets.toml but incomplete: {problem} "
-                 "(see README, Security). Nothing is served until it is fixed.",
-                 icon=":material/block:")
+        st.error(
+            f"Sign-in is configured in .streamlit/secrets.toml but incomplete: {problem} "
+            "(see README, Security). Nothing is served until it is fixed.",
+            icon=":material/block:",
+        )
         st.stop()
     actor = access.actor_for(st.user.to_dict())
     if actor is None:
         st.title("SPAI dashboard")
-        st.info("Sign in to use this dashboard: jobs, image sets and models you create are "
-                "recorded as yours.", icon=":material/lock:")
+        st.info(
+            "Sign in to use this dashboard: jobs, image sets and models you create are recorded as yours.",
+            icon=":material/lock:",
+        )
         st.button("Sign in", key="signin.login", type="primary", on_click=st.login)
         st.stop()
     return actor

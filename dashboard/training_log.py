@@ -37,6 +37,7 @@ def read_training_log(path: str | Path) -> TrainingLog:
             if isinstance(ev, dict):
                 events.append(ev)
     steps = pd.DataFrame([e for e in events if e.get("type") == "step"])
-    epochs = pd.DataFrame([{k: v for k, v in e.items() if not isinstance(v, dict)}
-                           for e in events if e.get("type") == "epoch"])
+    epochs = pd.DataFrame(
+        [{k: v for k, v in e.items() if not isinstance(v, dict)} for e in events if e.get("type") == "epoch"]
+    )
     return TrainingLog(steps, epochs, [e for e in events if e.get("type") == "info"])

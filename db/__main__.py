@@ -1,12 +1,12 @@
 """CLI of the prediction store.
 
-    python -m db migrate
-    python -m db import-study [FOLDER]
-    python -m db import-csv FILE.csv --model NAME [--condition ID [--new-condition]]
-                            [--imageset NAME] [--root DIR]
-    python -m db register-folder DIR --name NAME --kind real|fake
-    python -m db register-csv FILE.csv --root DIR --name NAME
-    python -m db export OUT.{csv,parquet} [--run ID ...] [--model NAME ...] [--condition ID ...]
+python -m db migrate
+python -m db import-study [FOLDER]
+python -m db import-csv FILE.csv --model NAME [--condition ID [--new-condition]]
+                        [--imageset NAME] [--root DIR]
+python -m db register-folder DIR --name NAME --kind real|fake
+python -m db register-csv FILE.csv --root DIR --name NAME
+python -m db export OUT.{csv,parquet} [--run ID ...] [--model NAME ...] [--condition ID ...]
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from spai.cli_errors import UserError, one_line, run_main
 
 
 def _print_report(rep) -> None:
-    for key in ("runs", "images_added", "derived_added", "predictions_added", "added",
-                "already_present"):
+    for key in ("runs", "images_added", "derived_added", "predictions_added", "added", "already_present"):
         if hasattr(rep, key):
             print(f"{key}: {getattr(rep, key)}")
     for what in ("conditions", "imagesets", "models"):
@@ -51,8 +50,11 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--imageset", default=None)
     p.add_argument("--root", default=None)
     p.add_argument("--score-column", default=None)
-    p.add_argument("--new-condition", action="store_true",
-                   help="create --condition although it is neither registered nor in the store")
+    p.add_argument(
+        "--new-condition",
+        action="store_true",
+        help="create --condition although it is neither registered nor in the store",
+    )
     p = sub.add_parser("register-folder", help="register a folder of images as an image set")
     p.add_argument("folder")
     p.add_argument("--name", required=True)
@@ -98,14 +100,20 @@ def _run(args: argparse.Namespace, url: str | None):
         elif args.cmd == "import-csv":
             from db.importers import import_csv
 
-            rep = import_csv(s, args.csv, model_name=args.model, condition_id=args.condition,
-                             imageset=args.imageset, root=args.root,
-                             score_column=args.score_column, new_condition=args.new_condition)
+            rep = import_csv(
+                s,
+                args.csv,
+                model_name=args.model,
+                condition_id=args.condition,
+                imageset=args.imageset,
+                root=args.root,
+                score_column=args.score_column,
+                new_condition=args.new_condition,
+            )
         elif args.cmd == "register-folder":
             from db.imagesets import register_folder
 
-            rep = register_folder(s, args.folder, name=args.name, kind=args.kind,
-                                  generator=args.generator)
+            rep = register_folder(s, args.folder, name=args.name, kind=args.kind, generator=args.generator)
         elif args.cmd == "register-csv":
             from db.imagesets import register_csv
 
@@ -113,9 +121,15 @@ def _run(args: argparse.Namespace, url: str | None):
         else:
             from db.export import export_predictions
 
-            n = export_predictions(s, args.out, fmt=args.format, run_ids=args.runs,
-                                   models=args.models, imagesets=args.imagesets,
-                                   conditions=args.conditions)
+            n = export_predictions(
+                s,
+                args.out,
+                fmt=args.format,
+                run_ids=args.runs,
+                models=args.models,
+                imagesets=args.imagesets,
+                conditions=args.conditions,
+            )
             print(f"wrote {n} predictions to {args.out}")
             return None
     return rep

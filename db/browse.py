@@ -31,7 +31,11 @@ def _resolve(path: str | None, root: str | None) -> str | None:
 
 
 def cell_images(
-    session: Session, *, model_id: int, imageset_id: int, condition_id: str,
+    session: Session,
+    *,
+    model_id: int,
+    imageset_id: int,
+    condition_id: str,
     limit: int | None = CELL_LIMIT,
 ) -> pd.DataFrame:
     """Predictions of the run (model, set, condition), worst misses first (one SELECT).
@@ -45,13 +49,13 @@ def cell_images(
     order = Prediction.score.asc() if iset.kind == "fake" else Prediction.score.desc()
     derived = and_(DerivedImage.image_id == Image.id, DerivedImage.condition_id == condition_id)
     stmt = (
-        select(Prediction.image_id, Image.relpath, Prediction.score, Prediction.error,
-               DerivedImage.path, Image.has_file)
+        select(
+            Prediction.image_id, Image.relpath, Prediction.score, Prediction.error, DerivedImage.path, Image.has_file
+        )
         .join(Run, Run.id == Prediction.run_id)
         .join(Image, Image.id == Prediction.image_id)
         .outerjoin(DerivedImage, derived)
-        .where(Run.model_id == model_id, Run.imageset_id == imageset_id,
-               Run.condition_id == condition_id)
+        .where(Run.model_id == model_id, Run.imageset_id == imageset_id, Run.condition_id == condition_id)
         .order_by(Prediction.score.is_(None), order, Prediction.image_id)
     )
     if limit is not None:

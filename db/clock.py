@@ -44,5 +44,4 @@ def _sqlite(element: seconds_ago, compiler, **kw) -> str:
 @compiles(seconds_ago, "postgresql")
 def _postgresql(element: seconds_ago, compiler, **kw) -> str:
     # clock_timestamp(): the time of the statement, not of the start of its transaction.
-    return (f"(timezone('utc', clock_timestamp()) - "
-            f"make_interval(secs => {element.seconds:.3f}))")
+    return f"(timezone('utc', clock_timestamp()) - make_interval(secs => {element.seconds:.3f}))"

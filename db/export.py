@@ -17,17 +17,29 @@ EXPORT_FORMATS = ("csv", "parquet")
 
 
 def predictions_frame(
-    session: Session, *, run_ids: Sequence[int] | None = None,
-    models: Sequence[str] | None = None, imagesets: Sequence[str] | None = None,
+    session: Session,
+    *,
+    run_ids: Sequence[int] | None = None,
+    models: Sequence[str] | None = None,
+    imagesets: Sequence[str] | None = None,
     conditions: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Predictions matching every given filter (None = no filter), one row each, one SELECT."""
     stmt = (
-        select(Prediction.run_id, Model.name.label("model"), ImageSet.name.label("imageset"),
-               ImageSet.kind, case((ImageSet.kind == "fake", 1), else_=0).label("label"),
-               Run.condition_id.label("condition"), Image.relpath.label("image"),
-               Image.sha256, Prediction.score, Prediction.logit, Prediction.error,
-               Prediction.seconds)
+        select(
+            Prediction.run_id,
+            Model.name.label("model"),
+            ImageSet.name.label("imageset"),
+            ImageSet.kind,
+            case((ImageSet.kind == "fake", 1), else_=0).label("label"),
+            Run.condition_id.label("condition"),
+            Image.relpath.label("image"),
+            Image.sha256,
+            Prediction.score,
+            Prediction.logit,
+            Prediction.error,
+            Prediction.seconds,
+        )
         .select_from(Prediction)
         .join(Run, Run.id == Prediction.run_id)
         .join(Model, Model.id == Run.model_id)
@@ -58,22 +70,30 @@ def _check_known(session: Session, column, wanted: Sequence | None, what: str) -
 
 
 def export_predictions(
-    session: Session, out_path: str | Path, *, fmt: str | None = None,
-    run_ids: Sequence[int] | None = None, models: Sequence[str] | None = None,
-    imagesets: Sequence[str] | None = None, conditions: Sequence[str] | None = None,
+    session: Session,
+    out_path: str | Path,
+    *,
+    fmt: str | None = None,
+    run_ids: Sequence[int] | None = None,
+    models: Sequence[str] | None = None,
+    imagesets: Sequence[str] | None = None,
+    conditions: Sequence[str] | None = None,
 ) -> int:
     """Write the selected predictions to ``out_path``; returns the number of rows written."""
     out = Path(out_path)
     fmt = (fmt or out.suffix.lstrip(".")).lower()
     if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"export format must be one of {EXPORT_FORMATS} (from --format or the "
-                         f"file extension), got {fmt!r}")
-    for column, wanted, what in ((Run.id, run_ids, "run id"), (Model.name, models, "model"),
-                                 (ImageSet.name, imagesets, "image set"),
-                                 (Run.condition_id, conditions, "condition")):
+        raise ValueError(
+            f"export format must be one of {EXPORT_FORMATS} (from --format or the file extension), got {fmt!r}"
+        )
+    for column, wanted, what in (
+        (Run.id, run_ids, "run id"),
+        (Model.name, models, "model"),
+        (ImageSet.name, imagesets, "image set"),
+        (Run.condition_id, conditions, "condition"),
+    ):
         _check_known(session, column, wanted, what)
-    frame = predictions_frame(session, run_ids=run_ids, models=models, imagesets=imagesets,
-                              conditions=conditions)
+    frame = predictions_frame(session, run_ids=run_ids, models=models, imagesets=imagesets, conditions=conditions)
     with atomic_path(out) as tmp:  # a failed export never leaves a file that looks whole
         if fmt == "csv":
             frame.to_csv(tmp, index=False)

@@ -29,14 +29,13 @@ def imagesets_overview(session: Session) -> list[tuple[int, str, str, int, int]]
     return [tuple(r) for r in session.execute(stmt).all()]
 
 
-def images_in_set(
-    session: Session, imageset_id: int, *, limit: int = 500
-) -> list[tuple[int, str, bool]]:
+def images_in_set(session: Session, imageset_id: int, *, limit: int = 500) -> list[tuple[int, str, bool]]:
     """(image id, relpath, has a readable file) of a set's images, in path order."""
     stmt = (
         select(Image.id, Image.relpath, Image.has_file & Image.error.is_(None))
         .where(Image.imageset_id == imageset_id)
-        .order_by(Image.relpath).limit(limit)
+        .order_by(Image.relpath)
+        .limit(limit)
     )
     return [(i, r, bool(f)) for i, r, f in session.execute(stmt).all()]
 
@@ -46,7 +45,8 @@ def image_by_id(session: Session, image_id: int) -> tuple[Path, str | None]:
     ``PermissionError`` (a path leading out of the set's root) with the reason otherwise."""
     row = session.execute(
         select(Image.relpath, Image.sha256, Image.has_file, ImageSet.root)
-        .join(ImageSet, ImageSet.id == Image.imageset_id).where(Image.id == image_id)
+        .join(ImageSet, ImageSet.id == Image.imageset_id)
+        .where(Image.id == image_id)
     ).one_or_none()
     if row is None:
         raise KeyError(f"no image with id {image_id}")
@@ -59,9 +59,7 @@ def image_by_id(session: Session, image_id: int) -> tuple[Path, str | None]:
         raise PermissionError(f"image {image_id}: {exc}") from None
 
 
-def image_history(
-    session: Session, *, sha256: str | None = None, image_id: int | None = None
-) -> pd.DataFrame:
+def image_history(session: Session, *, sha256: str | None = None, image_id: int | None = None) -> pd.DataFrame:
     """Every stored score of an image (matched by id, or by content hash across sets): model,
     image set, condition, score, error, run id, sorted by model then condition."""
     if sha256 is None and image_id is None:
@@ -70,9 +68,15 @@ def image_history(
     if image_id is not None and sha256 is not None:
         match = or_(Image.id == image_id, Image.sha256 == sha256)
     stmt = (
-        select(Model.name.label("model"), ImageSet.name.label("image_set"),
-               Run.condition_id.label("condition"), Prediction.score, Prediction.error,
-               Run.id.label("run_id"), Image.relpath.label("image"))
+        select(
+            Model.name.label("model"),
+            ImageSet.name.label("image_set"),
+            Run.condition_id.label("condition"),
+            Prediction.score,
+            Prediction.error,
+            Run.id.label("run_id"),
+            Image.relpath.label("image"),
+        )
         .select_from(Prediction)
         .join(Image, Image.id == Prediction.image_id)
         .join(Run, Run.id == Prediction.run_id)

@@ -33,8 +33,7 @@ REGISTER_BATCH = 64  # images inserted (and committed, by a checkpoint) per batc
 Checkpoint = Callable[[int], None]  # called between batches with the items handled since
 # Subfolder names (lower case) that label their images, as (real, fake) pairs: the common layouts
 # of detector datasets (plain, CNNDetection's 0_real/1_fake, GenImage's nature/ai).
-LABEL_LAYOUTS: tuple[tuple[str, str], ...] = (("real", "fake"), ("0_real", "1_fake"),
-                                              ("nature", "ai"))
+LABEL_LAYOUTS: tuple[tuple[str, str], ...] = (("real", "fake"), ("0_real", "1_fake"), ("nature", "ai"))
 
 
 @dataclass(frozen=True)
@@ -91,17 +90,34 @@ def resolve_inside(root: Path, relpath: str) -> Path:
 
 
 def ensure_imageset(
-    session: Session, name: str, *, kind: str, root: str | None, origin: str,
-    generator: str | None = None, owner: str | None = None,
+    session: Session,
+    name: str,
+    *,
+    kind: str,
+    root: str | None,
+    origin: str,
+    generator: str | None = None,
+    owner: str | None = None,
 ) -> ImageSet:
     """Return the image set ``name``, creating it (for ``owner``); an existing one must have
     the same kind."""
     if kind not in IMAGESET_KINDS:
         raise ValueError(f"image set kind must be one of {IMAGESET_KINDS}, got {kind!r}")
-    insert_ignore(session, ImageSet.__table__, [{
-        "name": name, "kind": kind, "root": root, "origin": origin, "generator": generator,
-        "created_at": utcnow(), "owner": owner,
-    }])
+    insert_ignore(
+        session,
+        ImageSet.__table__,
+        [
+            {
+                "name": name,
+                "kind": kind,
+                "root": root,
+                "origin": origin,
+                "generator": generator,
+                "created_at": utcnow(),
+                "owner": owner,
+            }
+        ],
+    )
     found = session.scalars(select(ImageSet).where(ImageSet.name == name)).one()
     if found.kind != kind:
         raise ValueError(f"image set {name!r} already exists with kind {found.kind!r}, not {kind!r}")
@@ -109,8 +125,12 @@ def ensure_imageset(
 
 
 def _register_paths(
-    session: Session, imageset: ImageSet, root: Path, items: list[tuple[int | None, str]],
-    report: RegistrationReport, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    session: Session,
+    imageset: ImageSet,
+    root: Path,
+    items: list[tuple[int | None, str]],
+    report: RegistrationReport,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     checkpoint: Checkpoint | None = None,
 ) -> None:
     """Inspect and insert the items; with ``checkpoint``, rows are inserted in batches of
@@ -143,18 +163,33 @@ def _register_paths(
         if facts.error:
             report.problems.append(RowProblem(row, rel, facts.error))
         known.add(rel)
-        rows.append({"imageset_id": imageset.id, "relpath": rel, "sha256": facts.sha256,
-                     "width": facts.width, "height": facts.height, "format": facts.format,
-                     "has_file": True, "error": facts.error})
+        rows.append(
+            {
+                "imageset_id": imageset.id,
+                "relpath": rel,
+                "sha256": facts.sha256,
+                "width": facts.width,
+                "height": facts.height,
+                "format": facts.format,
+                "has_file": True,
+                "error": facts.error,
+            }
+        )
     report.added += insert_ignore(session, Image.__table__, rows)
     if checkpoint is not None:
         checkpoint(handled)
 
 
 def register_folder(
-    session: Session, folder: str | Path, *, name: str, kind: str,
-    generator: str | None = None, recursive: bool = True,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS, checkpoint: Checkpoint | None = None,
+    session: Session,
+    folder: str | Path,
+    *,
+    name: str,
+    kind: str,
+    generator: str | None = None,
+    recursive: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    checkpoint: Checkpoint | None = None,
     owner: str | None = None,
 ) -> RegistrationReport:
     """Register every image file under ``folder`` as the set ``name`` with label ``kind``
@@ -162,13 +197,20 @@ def register_folder(
     root = Path(folder).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
-    imageset = ensure_imageset(session, name, kind=kind, root=str(root), origin="folder",
-                               generator=generator, owner=owner)
+    imageset = ensure_imageset(
+        session, name, kind=kind, root=str(root), origin="folder", generator=generator, owner=owner
+    )
     files = image_files(root, recursive=recursive)
     report = RegistrationReport()
-    _register_paths(session, imageset, root,
-                    [(None, p.relative_to(root).as_posix()) for p in files], report, max_pixels,
-                    checkpoint=checkpoint)
+    _register_paths(
+        session,
+        imageset,
+        root,
+        [(None, p.relative_to(root).as_posix()) for p in files],
+        report,
+        max_pixels,
+        checkpoint=checkpoint,
+    )
     return report
 
 
@@ -192,8 +234,13 @@ def image_files(folder: Path, *, recursive: bool = True) -> list[Path]:
 
 
 def register_labelled_folder(
-    session: Session, folder: str | Path, *, name: str, generator: str | None = None,
-    checkpoint: Checkpoint | None = None, owner: str | None = None,
+    session: Session,
+    folder: str | Path,
+    *,
+    name: str,
+    generator: str | None = None,
+    checkpoint: Checkpoint | None = None,
+    owner: str | None = None,
 ) -> RegistrationReport:
     """Register a folder with label subfolders (``label_layout``) as ``<name>-real`` and
     ``<name>-fake``, each rooted at its subfolder. Images outside the two subfolders are
@@ -204,26 +251,44 @@ def register_labelled_folder(
     layout = label_layout(root)
     if layout is None:
         pairs = ", ".join(f"{r}/ and {f}/" for r, f in LABEL_LAYOUTS)
-        raise ValueError(f"{root} has no label subfolders ({pairs}); register it with one "
-                         f"label (real or fake) instead")
+        raise ValueError(f"{root} has no label subfolders ({pairs}); register it with one label (real or fake) instead")
     report = RegistrationReport()
     for kind, sub in layout.items():
-        imageset = ensure_imageset(session, f"{name}-{kind}", kind=kind, root=str(sub.resolve()),
-                                   origin="folder", generator=generator, owner=owner)
-        _register_paths(session, imageset, sub.resolve(),
-                        [(None, p.relative_to(sub).as_posix()) for p in image_files(sub)],
-                        report, checkpoint=checkpoint)
+        imageset = ensure_imageset(
+            session,
+            f"{name}-{kind}",
+            kind=kind,
+            root=str(sub.resolve()),
+            origin="folder",
+            generator=generator,
+            owner=owner,
+        )
+        _register_paths(
+            session,
+            imageset,
+            sub.resolve(),
+            [(None, p.relative_to(sub).as_posix()) for p in image_files(sub)],
+            report,
+            checkpoint=checkpoint,
+        )
     for path in image_files(root):
         if not any(path.is_relative_to(sub) for sub in layout.values()):
-            report.problems.append(RowProblem(None, path.relative_to(root).as_posix(),
-                                              "outside the label subfolders: not registered"))
+            report.problems.append(
+                RowProblem(None, path.relative_to(root).as_posix(), "outside the label subfolders: not registered")
+            )
     return report
 
 
 def register_csv(
-    session: Session, csv_path: str | Path, root: str | Path, *, name: str,
-    generator: str | None = None, split: str | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS, checkpoint: Checkpoint | None = None,
+    session: Session,
+    csv_path: str | Path,
+    root: str | Path,
+    *,
+    name: str,
+    generator: str | None = None,
+    split: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    checkpoint: Checkpoint | None = None,
     owner: str | None = None,
 ) -> RegistrationReport:
     """Register the rows of an official ``image,class,split`` CSV (paths relative to ``root``).
@@ -240,22 +305,20 @@ def register_csv(
         reader = csv.DictReader(f)
         missing = {"image", "class"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}; "
-                             f"expected header image,class,split")
+            raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}; expected header image,class,split")
         for i, rec in enumerate(reader, start=1):
             if split is not None and (rec.get("split") or "") != split:
                 continue
             label = (rec.get("class") or "").strip()
             if label not in ("0", "1"):
-                report.problems.append(RowProblem(i, rec.get("image") or "",
-                                                  f"class must be 0 or 1, got {label!r}"))
+                report.problems.append(RowProblem(i, rec.get("image") or "", f"class must be 0 or 1, got {label!r}"))
                 continue
             by_kind["fake" if label == "1" else "real"].append((i, rec.get("image") or ""))
     kinds = [k for k, items in by_kind.items() if items]
     for kind in kinds:
         set_name = name if len(kinds) == 1 else f"{name}-{kind}"
-        imageset = ensure_imageset(session, set_name, kind=kind, root=str(root), origin="csv",
-                                   generator=generator, owner=owner)
-        _register_paths(session, imageset, root, by_kind[kind], report, max_pixels,
-                        checkpoint=checkpoint)
+        imageset = ensure_imageset(
+            session, set_name, kind=kind, root=str(root), origin="csv", generator=generator, owner=owner
+        )
+        _register_paths(session, imageset, root, by_kind[kind], report, max_pixels, checkpoint=checkpoint)
     return report

@@ -55,27 +55,46 @@ class StudyCondition:
 
 
 STUDY_CONDITIONS = (
-    StudyCondition(ORIGINAL, "identity", "inference", "eval_splitmlp_all", {},
-                   "unmodified images"),
-    StudyCondition("instagram-filter", "instagram-filter", "filter_inference",
-                   "eval_splitmlp_data_with_filter",
-                   {"filters": "pilgram2, 40 filters, one at random per image", "jpeg_quality": 75},
-                   "random Instagram-style filter, saved as JPEG q75 (study recipe)"),
-    StudyCondition("meme", "meme", "meme_inference", "eval_splitmlp_meme_simulation",
-                   {"caption_corpus": "Genesis (KJV)", "font_height_frac": [0.05, 0.10],
-                    "format": "png"},
-                   "top/bottom caption drawn on the image (study recipe)"),
-    StudyCondition("screenshot", "screenshot", "ss_inference", "eval_splitmlp_screenshot",
-                   {"post_width_px": 375, "renderer": "Instagram-like post"},
-                   "image shown in a simulated Instagram post, screenshotted (study recipe)"),
-    StudyCondition("super-resolution/bsrgan-x2", "super-resolution", "inference_sr",
-                   "eval_splitmlp_sr", {"model": "BSRGAN", "downscale": 2, "upscale": 2},
-                   "downscale x2 then BSRGAN x2 upscaling (study recipe)"),
+    StudyCondition(ORIGINAL, "identity", "inference", "eval_splitmlp_all", {}, "unmodified images"),
+    StudyCondition(
+        "instagram-filter",
+        "instagram-filter",
+        "filter_inference",
+        "eval_splitmlp_data_with_filter",
+        {"filters": "pilgram2, 40 filters, one at random per image", "jpeg_quality": 75},
+        "random Instagram-style filter, saved as JPEG q75 (study recipe)",
+    ),
+    StudyCondition(
+        "meme",
+        "meme",
+        "meme_inference",
+        "eval_splitmlp_meme_simulation",
+        {"caption_corpus": "Genesis (KJV)", "font_height_frac": [0.05, 0.10], "format": "png"},
+        "top/bottom caption drawn on the image (study recipe)",
+    ),
+    StudyCondition(
+        "screenshot",
+        "screenshot",
+        "ss_inference",
+        "eval_splitmlp_screenshot",
+        {"post_width_px": 375, "renderer": "Instagram-like post"},
+        "image shown in a simulated Instagram post, screenshotted (study recipe)",
+    ),
+    StudyCondition(
+        "super-resolution/bsrgan-x2",
+        "super-resolution",
+        "inference_sr",
+        "eval_splitmlp_sr",
+        {"model": "BSRGAN", "downscale": 2, "upscale": 2},
+        "downscale x2 then BSRGAN x2 upscaling (study recipe)",
+    ),
 )
 Checkpoint = Callable[["ImportReport"], None]  # called between files (see import_study)
 SET_FILE = re.compile(r"^(fake|real)_([A-Za-z0-9.\-]+)\.csv$")
-ROGER_FILE = re.compile(r"^(fake|real)_([A-Za-z0-9.\-]+)_test_embeddings(?:_SplitMLP-v1)?"
-                        r"_prediction_results\.csv$")
+ROGER_FILE = re.compile(
+    r"^(fake|real)_([A-Za-z0-9.\-]+)_test_embeddings(?:_SplitMLP-v1)?"
+    r"_prediction_results\.csv$"
+)
 
 
 @dataclass
@@ -106,8 +125,7 @@ def _read_scores(path: Path, score_column: str | None) -> tuple[list[dict], str]
         if score_column is None:
             extra = [c for c in cols if c not in ("image", "class", "split")]
             if len(extra) != 1:
-                raise ValueError(f"{path}: cannot tell the score column among {cols}; "
-                                 f"pass score_column")
+                raise ValueError(f"{path}: cannot tell the score column among {cols}; pass score_column")
             score_column = extra[0]
         if score_column not in cols or "class" not in cols:
             raise ValueError(f"{path}: needs columns 'class' and {score_column!r}, has {cols}")
@@ -115,9 +133,17 @@ def _read_scores(path: Path, score_column: str | None) -> tuple[list[dict], str]
 
 
 def attach_scores(
-    session: Session, *, imageset: ImageSet, condition_id: str, model: Model,
-    relpaths: list[str], scores: list[float | None], source: str, report: ImportReport,
-    root: Path | None = None, owner: str | None = None,
+    session: Session,
+    *,
+    imageset: ImageSet,
+    condition_id: str,
+    model: Model,
+    relpaths: list[str],
+    scores: list[float | None],
+    source: str,
+    report: ImportReport,
+    root: Path | None = None,
+    owner: str | None = None,
 ) -> list[int]:
     """Store one file's scores as the run (model, set, condition; a new run is ``owner``'s);
     return image ids by row.
@@ -139,27 +165,41 @@ def attach_scores(
                         facts, has_file = inspect_image(full), True
                 except ValueError as exc:
                     report.problems.append(f"{source}: {exc}")
-            new_images.append({
-                "imageset_id": imageset.id, "relpath": rel, "has_file": has_file,
-                "sha256": facts.sha256 if facts else None, "width": facts.width if facts else None,
-                "height": facts.height if facts else None,
-                "format": facts.format if facts else None, "error": facts.error if facts else None,
-            })
+            new_images.append(
+                {
+                    "imageset_id": imageset.id,
+                    "relpath": rel,
+                    "has_file": has_file,
+                    "sha256": facts.sha256 if facts else None,
+                    "width": facts.width if facts else None,
+                    "height": facts.height if facts else None,
+                    "format": facts.format if facts else None,
+                    "error": facts.error if facts else None,
+                }
+            )
             by_stem[_stem(rel)] = -1  # placeholder until the id is known
     report.images_added += insert_ignore(session, Image.__table__, new_images)
     if new_images:
-        rows = session.execute(
-            select(Image.relpath, Image.id).where(Image.imageset_id == imageset.id))
+        rows = session.execute(select(Image.relpath, Image.id).where(Image.imageset_id == imageset.id))
         by_path = {p: i for p, i in rows}
         by_stem = {_stem(p): i for p, i in by_path.items()}
     image_ids = [by_path.get(rel) or by_stem[_stem(rel)] for rel in relpaths]
     if condition_id != ORIGINAL:
-        derived = [{"image_id": iid, "condition_id": condition_id, "path": rel,
-                    "params": {"source": source}, "seed": None, "has_file": False}
-                   for iid, rel in zip(image_ids, relpaths)]
+        derived = [
+            {
+                "image_id": iid,
+                "condition_id": condition_id,
+                "path": rel,
+                "params": {"source": source},
+                "seed": None,
+                "has_file": False,
+            }
+            for iid, rel in zip(image_ids, relpaths)
+        ]
         report.derived_added += insert_ignore(session, DerivedImage.__table__, derived)
-    run = get_or_create_run(session, model.id, imageset.id, condition_id, status="imported",
-                            settings={"source": source}, owner=owner)
+    run = get_or_create_run(
+        session, model.id, imageset.id, condition_id, status="imported", settings={"source": source}, owner=owner
+    )
     seen: set[int] = set()
     preds = []
     for row, (iid, score) in enumerate(zip(image_ids, scores), start=1):
@@ -167,8 +207,14 @@ def attach_scores(
             report.problems.append(f"{source}: row {row} repeats an image; kept the first")
             continue
         seen.add(iid)
-        preds.append({"run_id": run.id, "image_id": iid, "score": score,
-                      "error": None if score is not None else "no score in the file"})
+        preds.append(
+            {
+                "run_id": run.id,
+                "image_id": iid,
+                "score": score,
+                "error": None if score is not None else "no score in the file",
+            }
+        )
     report.predictions_added += bulk_insert_predictions(session, preds)
     report.runs += 1
     report.files_imported += 1
@@ -191,9 +237,11 @@ def check_condition_id(session: Session, condition_id: str) -> None:
     otherwise create a new condition)."""
     known = known_condition_ids(session)
     if condition_id not in known:
-        raise ValueError(f"unknown condition {condition_id!r}"
-                         f"{closest(condition_id, known, listing='python -m robustness list')}"
-                         f"; to create it anyway pass --new-condition")
+        raise ValueError(
+            f"unknown condition {condition_id!r}"
+            f"{closest(condition_id, known, listing='python -m robustness list')}"
+            f"; to create it anyway pass --new-condition"
+        )
 
 
 def _float_or_none(text: str | None) -> float | None:
@@ -221,7 +269,10 @@ def _study_files(cond_dir: Path, report: ImportReport) -> list[Path]:
 
 
 def import_study(
-    session: Session, folder: str | Path | None = None, *, checkpoint: Checkpoint | None = None,
+    session: Session,
+    folder: str | Path | None = None,
+    *,
+    checkpoint: Checkpoint | None = None,
     owner: str | None = None,
 ) -> ImportReport:
     """Import a study folder laid out like the robustness study (default: the shipped copy);
@@ -233,36 +284,55 @@ def import_study(
     if not root.is_dir():
         raise FileNotFoundError(f"study folder not found: {root}")
     if not any((root / c.spai_dir).is_dir() for c in STUDY_CONDITIONS):
-        raise ValueError(f"{root} is not a study folder: it has none of the condition folders "
-                         f"{', '.join(c.spai_dir + '/' for c in STUDY_CONDITIONS)}")
+        raise ValueError(
+            f"{root} is not a study folder: it has none of the condition folders "
+            f"{', '.join(c.spai_dir + '/' for c in STUDY_CONDITIONS)}"
+        )
     report = ImportReport()
-    spai = get_or_create_model(session, SPAI_STUDY_MODEL, origin=IMPORTED, owner=owner,
-                               config={"weights": "official SPAI weights", "source": str(root.name)})
-    roger = get_or_create_model(session, ROGER_STUDY_MODEL, origin=IMPORTED, owner=owner,
-                                config={"fused": "SPAI + SplitMLP-v1", "source": str(root.name)})
+    spai = get_or_create_model(
+        session,
+        SPAI_STUDY_MODEL,
+        origin=IMPORTED,
+        owner=owner,
+        config={"weights": "official SPAI weights", "source": str(root.name)},
+    )
+    roger = get_or_create_model(
+        session,
+        ROGER_STUDY_MODEL,
+        origin=IMPORTED,
+        owner=owner,
+        config={"fused": "SPAI + SplitMLP-v1", "source": str(root.name)},
+    )
     for cond in STUDY_CONDITIONS:
         cond_dir = root / cond.spai_dir
         if not cond_dir.is_dir():
             report.skipped.append((str(cond_dir), "condition folder absent"))
             continue
-        get_or_create_condition(session, cond.id, family=cond.family, params=cond.params,
-                                description=cond.description)
+        get_or_create_condition(session, cond.id, family=cond.family, params=cond.params, description=cond.description)
         image_ids_by_set: dict[str, list[int]] = {}
         for path in _study_files(cond_dir, report):
             kind, name = SET_FILE.match(path.name).groups()
             records, col = _read_scores(path, "spai")
             labels = {r["class"] for r in records}
             if labels != {"1" if kind == "fake" else "0"}:
-                report.problems.append(f"{path}: class column {sorted(labels)} contradicts "
-                                       f"the {kind}_ prefix; file skipped")
+                report.problems.append(
+                    f"{path}: class column {sorted(labels)} contradicts the {kind}_ prefix; file skipped"
+                )
                 continue
-            imageset = ensure_imageset(session, name, kind=kind, root=None, origin=STUDY_ORIGIN,
-                                       generator=name, owner=owner)
+            imageset = ensure_imageset(
+                session, name, kind=kind, root=None, origin=STUDY_ORIGIN, generator=name, owner=owner
+            )
             image_ids_by_set[name] = attach_scores(
-                session, imageset=imageset, condition_id=cond.id, model=spai,
+                session,
+                imageset=imageset,
+                condition_id=cond.id,
+                model=spai,
                 relpaths=[r["image"] for r in records],
                 scores=[_float_or_none(r[col]) for r in records],
-                source=str(path.relative_to(root)), report=report, owner=owner)
+                source=str(path.relative_to(root)),
+                report=report,
+                owner=owner,
+            )
             if checkpoint is not None:
                 checkpoint(report)
         _import_roger(session, root, cond, roger, image_ids_by_set, report, owner)
@@ -275,8 +345,13 @@ def import_study(
 
 
 def _import_roger(
-    session: Session, root: Path, cond: StudyCondition, roger: Model,
-    image_ids_by_set: dict[str, list[int]], report: ImportReport, owner: str | None,
+    session: Session,
+    root: Path,
+    cond: StudyCondition,
+    roger: Model,
+    image_ids_by_set: dict[str, list[int]],
+    report: ImportReport,
+    owner: str | None,
 ) -> None:
     folder = root / "combi-model" / cond.roger_dir
     if not folder.is_dir():
@@ -294,17 +369,29 @@ def _import_roger(
             continue
         records, _ = _read_scores(path, "spai")
         if len(records) != len(ids):
-            report.problems.append(f"{path}: {len(records)} rows but the SPAI file has "
-                                   f"{len(ids)}; rows cannot be paired, skipped")
+            report.problems.append(
+                f"{path}: {len(records)} rows but the SPAI file has {len(ids)}; rows cannot be paired, skipped"
+            )
             continue
         imageset = session.scalars(select(ImageSet).where(ImageSet.name == name)).one()
-        run = get_or_create_run(session, roger.id, imageset.id, cond.id, status="imported",
-                                settings={"source": str(path.relative_to(root)),
-                                          "paired_by": "row order with the SPAI file"},
-                                owner=owner)
-        preds = [{"run_id": run.id, "image_id": iid, "score": _float_or_none(r["spai"]),
-                  "error": None if _float_or_none(r["spai"]) is not None else "no score"}
-                 for iid, r in zip(ids, records)]
+        run = get_or_create_run(
+            session,
+            roger.id,
+            imageset.id,
+            cond.id,
+            status="imported",
+            settings={"source": str(path.relative_to(root)), "paired_by": "row order with the SPAI file"},
+            owner=owner,
+        )
+        preds = [
+            {
+                "run_id": run.id,
+                "image_id": iid,
+                "score": _float_or_none(r["spai"]),
+                "error": None if _float_or_none(r["spai"]) is not None else "no score",
+            }
+            for iid, r in zip(ids, records)
+        ]
         report.predictions_added += bulk_insert_predictions(session, preds)
         report.runs += 1
         report.files_imported += 1
@@ -312,10 +399,18 @@ def _import_roger(
 
 
 def import_csv(
-    session: Session, csv_path: str | Path, *, model_name: str, condition_id: str = ORIGINAL,
-    imageset: str | None = None, root: str | Path | None = None, score_column: str | None = None,
-    model_origin: str = IMPORTED, new_condition: bool = False,
-    checkpoint: Checkpoint | None = None, owner: str | None = None,
+    session: Session,
+    csv_path: str | Path,
+    *,
+    model_name: str,
+    condition_id: str = ORIGINAL,
+    imageset: str | None = None,
+    root: str | Path | None = None,
+    score_column: str | None = None,
+    model_origin: str = IMPORTED,
+    new_condition: bool = False,
+    checkpoint: Checkpoint | None = None,
+    owner: str | None = None,
 ) -> ImportReport:
     """Import an official ``infer`` output CSV (``image,class,split,<tag>``) as a run (new
     rows are ``owner``'s).
@@ -344,13 +439,27 @@ def import_csv(
     kinds = [k for k, rows in groups.items() if rows]
     for kind in kinds:
         name = base if len(kinds) == 1 else f"{base}-{kind}"
-        iset = ensure_imageset(session, name, kind=kind,
-                               root=str(root_path) if root_path else None,
-                               origin=f"csv:{path.name}", generator=name, owner=owner)
-        attach_scores(session, imageset=iset, condition_id=condition_id, model=model,
-                      relpaths=[r["image"] for r in groups[kind]],
-                      scores=[_float_or_none(r[col]) for r in groups[kind]],
-                      source=str(path), report=report, root=root_path, owner=owner)
+        iset = ensure_imageset(
+            session,
+            name,
+            kind=kind,
+            root=str(root_path) if root_path else None,
+            origin=f"csv:{path.name}",
+            generator=name,
+            owner=owner,
+        )
+        attach_scores(
+            session,
+            imageset=iset,
+            condition_id=condition_id,
+            model=model,
+            relpaths=[r["image"] for r in groups[kind]],
+            scores=[_float_or_none(r[col]) for r in groups[kind]],
+            source=str(path),
+            report=report,
+            root=root_path,
+            owner=owner,
+        )
         if checkpoint is not None:
             checkpoint(report)
     return report

@@ -55,17 +55,31 @@ class JobView:
 
 def view(job: Job) -> JobView:
     return JobView(
-        id=job.id, kind=job.kind, params=dict(job.params or {}), status=job.status,
-        progress_done=job.progress_done, progress_total=job.progress_total,
-        worker_id=job.worker_id, attempts=job.attempts, cancel_requested=job.cancel_requested,
-        log_tail=job.log_tail or "", traceback=job.traceback, result=job.result,
-        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-        heartbeat_at=job.heartbeat_at, owner=job.owner,
+        id=job.id,
+        kind=job.kind,
+        params=dict(job.params or {}),
+        status=job.status,
+        progress_done=job.progress_done,
+        progress_total=job.progress_total,
+        worker_id=job.worker_id,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+        log_tail=job.log_tail or "",
+        traceback=job.traceback,
+        result=job.result,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        heartbeat_at=job.heartbeat_at,
+        owner=job.owner,
     )
 
 
 def enqueue(
-    session: Session, kind: str, params: dict[str, Any] | None = None, *,
+    session: Session,
+    kind: str,
+    params: dict[str, Any] | None = None,
+    *,
     owner: str | None = None,
 ) -> int:
     """Queue a job for ``owner`` and return its id; the same job (kind and parameters) already
@@ -76,12 +90,22 @@ def enqueue(
     if session.get_bind().dialect.name == "postgresql":  # serialise enqueues of one kind
         session.execute(select(func.pg_advisory_xact_lock(ENQUEUE_LOCK, func.hashtext(kind))))
     same = _canonical(params)
-    for job_id, other in session.execute(select(Job.id, Job.params).where(
-            Job.kind == kind, Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id)):
+    for job_id, other in session.execute(
+        select(Job.id, Job.params).where(Job.kind == kind, Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id)
+    ):
         if _canonical(other or {}) == same:
             return job_id
-    job = Job(kind=kind, params=params, status="queued", created_at=server_now(),
-              progress_done=0, attempts=0, cancel_requested=False, log_tail="", owner=owner)
+    job = Job(
+        kind=kind,
+        params=params,
+        status="queued",
+        created_at=server_now(),
+        progress_done=0,
+        attempts=0,
+        cancel_requested=False,
+        log_tail="",
+        owner=owner,
+    )
     session.add(job)
     session.flush()
     return job.id
@@ -98,7 +122,10 @@ def _claimable(stale_after: float):
 
 
 def fail_exhausted(
-    session: Session, kinds: list[str] | None = None, *, stale_after: float = STALE_AFTER_S,
+    session: Session,
+    kinds: list[str] | None = None,
+    *,
+    stale_after: float = STALE_AFTER_S,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> list[int]:
     """Claimable jobs already started ``max_attempts`` times (their workers died each time,
@@ -109,19 +136,26 @@ def fail_exhausted(
     ids = list(session.scalars(select(Job.id).where(where).with_for_update()))
     for job_id in ids:
         job = session.get(Job, job_id)
-        reason = (f"gave up after {job.attempts} attempts: each time, its worker "
-                  f"({job.worker_id or 'unknown'} last) stopped without finishing it (killed, "
-                  f"out of memory, or an input that crashes the process?); Retry starts it "
-                  f"again")
+        reason = (
+            f"gave up after {job.attempts} attempts: each time, its worker "
+            f"({job.worker_id or 'unknown'} last) stopped without finishing it (killed, "
+            f"out of memory, or an input that crashes the process?); Retry starts it "
+            f"again"
+        )
         append_log(session, job_id, reason)
-        session.execute(update(Job).where(Job.id == job_id).values(
-            status="failed", finished_at=server_now(), traceback=reason))
+        session.execute(
+            update(Job).where(Job.id == job_id).values(status="failed", finished_at=server_now(), traceback=reason)
+        )
     return ids
 
 
 def claim(
-    session: Session, worker_id: str, kinds: list[str] | None = None, *,
-    stale_after: float = STALE_AFTER_S, max_attempts: int = MAX_ATTEMPTS,
+    session: Session,
+    worker_id: str,
+    kinds: list[str] | None = None,
+    *,
+    stale_after: float = STALE_AFTER_S,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> Job | None:
     """Atomically take the oldest claimable job of ``kinds`` for ``worker_id``; ``None`` if none.
 
@@ -132,33 +166,28 @@ def claim(
     where = and_(_claimable(stale_after), Job.attempts < max_attempts)
     if kinds is not None:
         where = and_(where, Job.kind.in_(kinds))
-    values = {"status": "running", "worker_id": worker_id, "heartbeat_at": server_now(),
-              "attempts": Job.attempts + 1}
+    values = {"status": "running", "worker_id": worker_id, "heartbeat_at": server_now(), "attempts": Job.attempts + 1}
     if session.get_bind().dialect.name == "postgresql":
-        job_id = session.scalar(
-            select(Job.id).where(where).order_by(Job.id).limit(1)
-            .with_for_update(skip_locked=True)
-        )
+        job_id = session.scalar(select(Job.id).where(where).order_by(Job.id).limit(1).with_for_update(skip_locked=True))
         if job_id is None:
             return None
         session.execute(update(Job).where(Job.id == job_id).values(**values))
     else:
         pick = select(Job.id).where(where).order_by(Job.id).limit(1).scalar_subquery()
-        job_id = session.scalar(
-            update(Job).where(Job.id == pick, where).values(**values).returning(Job.id)
-        )
+        job_id = session.scalar(update(Job).where(Job.id == pick, where).values(**values).returning(Job.id))
         if job_id is None:
             return None
-    session.execute(
-        update(Job).where(Job.id == job_id, Job.started_at.is_(None))
-        .values(started_at=server_now())
-    )
+    session.execute(update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=server_now()))
     job = session.get(Job, job_id, populate_existing=True)
     return job
 
 
 def heartbeat(
-    session: Session, job_id: int, worker_id: str, *, done: int | None = None,
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    *,
+    done: int | None = None,
     total: int | None = None,
 ) -> bool | None:
     """Refresh the job's heartbeat (and progress); return its cancel flag.
@@ -189,22 +218,24 @@ def append_log(session: Session, job_id: int, text: str) -> None:
 
 
 def finish(
-    session: Session, job_id: int, worker_id: str, status: str, *,
-    result: dict[str, Any] | None = None, traceback: str | None = None,
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    status: str,
+    *,
+    result: dict[str, Any] | None = None,
+    traceback: str | None = None,
 ) -> bool:
     """Mark the job final (done, failed or cancelled) if ``worker_id`` still owns it."""
     if status not in FINAL_STATUSES:
         raise ValueError(f"final status must be one of {FINAL_STATUSES}, got {status!r}")
-    values: dict[str, Any] = {"status": status, "finished_at": server_now(),
-                              "heartbeat_at": server_now()}
+    values: dict[str, Any] = {"status": status, "finished_at": server_now(), "heartbeat_at": server_now()}
     if result is not None:
         values["result"] = result
     if traceback is not None:
         values["traceback"] = traceback
     res = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
-        .values(**values)
+        update(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running").values(**values)
     )
     return res.rowcount == 1
 
@@ -229,8 +260,7 @@ def reap_stale_cancelled(session: Session, *, stale_after: float = STALE_AFTER_S
     """Jobs asked to cancel whose worker died: mark them cancelled (nobody will resume them)."""
     res = session.execute(
         update(Job)
-        .where(Job.status == "running", Job.cancel_requested.is_(True),
-               Job.heartbeat_at < seconds_ago(stale_after))
+        .where(Job.status == "running", Job.cancel_requested.is_(True), Job.heartbeat_at < seconds_ago(stale_after))
         .values(status="cancelled", finished_at=server_now())
     )
     return res.rowcount
@@ -244,10 +274,14 @@ def requeue(session: Session, job_id: int, *, allow_done: bool = False) -> None:
         raise KeyError(f"no job with id {job_id}")
     allowed = ("failed", "cancelled", "done") if allow_done else ("failed", "cancelled")
     if job.status not in allowed:
-        raise ValueError(f"only {' or '.join(allowed)} jobs can be requeued; job {job_id} is "
-                         f"{job.status}")
+        raise ValueError(f"only {' or '.join(allowed)} jobs can be requeued; job {job_id} is {job.status}")
     job.status, job.cancel_requested, job.finished_at, job.traceback, job.attempts = (
-        "queued", False, None, None, 0)  # a person's retry gets a fresh attempt budget
+        "queued",
+        False,
+        None,
+        None,
+        0,
+    )  # a person's retry gets a fresh attempt budget
 
 
 def get_job(session: Session, job_id: int) -> JobView:
@@ -257,9 +291,7 @@ def get_job(session: Session, job_id: int) -> JobView:
     return view(job)
 
 
-def list_jobs(
-    session: Session, *, statuses: list[str] | None = None, limit: int = 200
-) -> list[JobView]:
+def list_jobs(session: Session, *, statuses: list[str] | None = None, limit: int = 200) -> list[JobView]:
     """Newest first."""
     for s in statuses or []:
         if s not in JOB_STATUSES:
@@ -274,24 +306,36 @@ def list_jobs(
 
 
 def register_worker(session: Session, worker_id: str, hostname: str, pid: int) -> None:
-    session.merge(Worker(id=worker_id, hostname=hostname, pid=pid, started_at=server_now(),
-                         heartbeat_at=server_now(), stopped_at=None, current_job_id=None))
+    session.merge(
+        Worker(
+            id=worker_id,
+            hostname=hostname,
+            pid=pid,
+            started_at=server_now(),
+            heartbeat_at=server_now(),
+            stopped_at=None,
+            current_job_id=None,
+        )
+    )
 
 
 def worker_heartbeat(session: Session, worker_id: str, current_job_id: int | None) -> None:
-    session.execute(update(Worker).where(Worker.id == worker_id).values(
-        heartbeat_at=server_now(), current_job_id=current_job_id))
+    session.execute(
+        update(Worker).where(Worker.id == worker_id).values(heartbeat_at=server_now(), current_job_id=current_job_id)
+    )
 
 
 def worker_stopped(session: Session, worker_id: str) -> None:
-    session.execute(update(Worker).where(Worker.id == worker_id).values(
-        stopped_at=server_now(), current_job_id=None))
+    session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=server_now(), current_job_id=None))
 
 
 def alive_workers(session: Session, *, stale_after: float = STALE_AFTER_S) -> list[Worker]:
     """Workers with a recent heartbeat that have not said they stopped."""
-    return list(session.scalars(select(Worker).where(
-        Worker.stopped_at.is_(None), Worker.heartbeat_at >= seconds_ago(stale_after))))
+    return list(
+        session.scalars(
+            select(Worker).where(Worker.stopped_at.is_(None), Worker.heartbeat_at >= seconds_ago(stale_after))
+        )
+    )
 
 
 def release(session: Session, job_id: int, worker_id: str) -> bool:

@@ -28,13 +28,19 @@ class FirstRun:
 
 def first_run(session: Session) -> FirstRun:
     """Which of the guide's steps the store shows as done."""
-    scored = session.scalar(select(exists().where(
-        Prediction.run_id == Run.id, Run.model_id == Model.id, Model.path.is_not(None),
-        Prediction.score.is_not(None))))
+    scored = session.scalar(
+        select(
+            exists().where(
+                Prediction.run_id == Run.id,
+                Run.model_id == Model.id,
+                Model.path.is_not(None),
+                Prediction.score.is_not(None),
+            )
+        )
+    )
     study = session.scalar(select(exists().where(ImageSet.origin == STUDY_ORIGIN)))
     sets = session.scalar(select(exists().where(ImageSet.origin.in_(USER_SET_ORIGINS))))
     job = session.scalar(select(exists().where(Job.kind == "infer", Job.status == "done")))
-    pending = session.scalars(select(Job.params).where(
-        Job.kind == "import", Job.status.in_(("queued", "running"))))
+    pending = session.scalars(select(Job.params).where(Job.kind == "import", Job.status.in_(("queued", "running"))))
     queued = any((p or {}).get("source") == "study" for p in pending)
     return FirstRun(bool(scored), bool(study), bool(sets), bool(job), queued)

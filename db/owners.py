@@ -48,12 +48,13 @@ def require_owner(actor: Actor, owner: str | None, action: str) -> None:
     """``NotAllowed`` unless ``actor`` owns the row (``owner``) or is an administrator."""
     if not may_change(actor, owner):
         whose = f"its owner ({owner})" if owner else "its owner (nobody: made without sign-in)"
-        raise NotAllowed(f"Only {whose} or an administrator may {action}; you are signed in "
-                         f"as {actor.owner}.")
+        raise NotAllowed(f"Only {whose} or an administrator may {action}; you are signed in as {actor.owner}.")
 
 
 def require_admin(actor: Actor, action: str) -> None:
     """``NotAllowed`` unless ``actor`` is an administrator."""
     if not actor.admin:
-        raise NotAllowed(f"Only an administrator may {action}; you are signed in as "
-                         f"{actor.owner}. Administrators are listed in SPAI_ADMINS.")
+        raise NotAllowed(
+            f"Only an administrator may {action}; you are signed in as "
+            f"{actor.owner}. Administrators are listed in SPAI_ADMINS."
+        )

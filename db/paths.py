@@ -21,8 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from db.session import REPO_ROOT
 
-__all__ = ["ENV_ROOTS", "PathNotAllowed", "data_dir", "data_roots", "join_inside",
-           "require_inside_roots", "slug"]
+__all__ = ["ENV_ROOTS", "PathNotAllowed", "data_dir", "data_roots", "join_inside", "require_inside_roots", "slug"]
 
 ENV_ROOTS = "SPAI_DATA_ROOTS"
 SLUG_MAX = 80  # characters of a slug
@@ -52,13 +51,16 @@ def data_roots() -> tuple[Path, ...]:
     if configured is not None and configured.strip():
         roots = [Path(p).expanduser() for p in configured.split(os.pathsep) if p.strip()]
     else:
-        roots = [data_dir(), REPO_ROOT / "examples", REPO_ROOT / "robustness" / "study",
-                 REPO_ROOT / "tests" / "fixtures"]
+        roots = [
+            data_dir(),
+            REPO_ROOT / "examples",
+            REPO_ROOT / "robustness" / "study",
+            REPO_ROOT / "tests" / "fixtures",
+        ]
     return tuple(dict.fromkeys(r.resolve() for r in roots))
 
 
-def require_inside_roots(path: str | os.PathLike, what: str = "path", *,
-                         extra: tuple[Path, ...] = ()) -> Path:
+def require_inside_roots(path: str | os.PathLike, what: str = "path", *, extra: tuple[Path, ...] = ()) -> Path:
     """The resolved ``path`` if it is inside an allowed root (or one of ``extra``, e.g. the
     repository's configs), else ``PathNotAllowed``."""
     resolved = Path(path).expanduser().resolve()

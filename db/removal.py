@@ -33,24 +33,28 @@ def _row(session: Session, entity: type, row_id: int, what: str):
 def _active_jobs_using(session: Session, **params: object) -> list[int]:
     """Queued or running jobs whose params hold every ``key=value`` given."""
     rows = session.execute(select(Job.id, Job.params).where(Job.status.in_(ACTIVE_STATUSES)))
-    return [i for i, p in rows
-            if all(str((p or {}).get(k)) == str(v) for k, v in params.items())]
+    return [i for i, p in rows if all(str((p or {}).get(k)) == str(v) for k, v in params.items())]
 
 
 def _refuse_if_used(session: Session, what: str, **params: object) -> None:
     if used := _active_jobs_using(session, **params):
-        raise ValueError(f"{what} is used by queued or running job(s) "
-                         f"{', '.join(map(str, used))}: cancel them first")
+        raise ValueError(f"{what} is used by queued or running job(s) {', '.join(map(str, used))}: cancel them first")
 
 
 def _refuse_others_runs(session: Session, actor: Actor, what: str, *where) -> None:
     if actor.admin:
         return
-    others = sorted({o or "nobody (made without sign-in)" for o in session.scalars(
-        select(Run.owner).where(*where)) if o != actor.owner})
+    others = sorted(
+        {
+            o or "nobody (made without sign-in)"
+            for o in session.scalars(select(Run.owner).where(*where))
+            if o != actor.owner
+        }
+    )
     if others:
-        raise NotAllowed(f"{what} has runs of {', '.join(others)}: only an administrator may "
-                         "delete it with their results")
+        raise NotAllowed(
+            f"{what} has runs of {', '.join(others)}: only an administrator may delete it with their results"
+        )
 
 
 def delete_job(session: Session, job_id: int, *, actor: Actor) -> None:
@@ -66,8 +70,9 @@ def delete_run(session: Session, run_id: int, *, actor: Actor) -> None:
     """Delete a run and its predictions."""
     run = _row(session, Run, run_id, "run")
     require_owner(actor, run.owner, f"delete run {run_id}")
-    _refuse_if_used(session, f"run {run_id}", model_id=run.model_id,
-                    imageset_id=run.imageset_id, condition_id=run.condition_id)
+    _refuse_if_used(
+        session, f"run {run_id}", model_id=run.model_id, imageset_id=run.imageset_id, condition_id=run.condition_id
+    )
     session.execute(delete(Run).where(Run.id == run_id))
 
 

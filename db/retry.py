@@ -44,24 +44,41 @@ def _targets(session: Session, job_id: int) -> tuple[list[int], int | None, str]
     imageset_id, cond = int(p["imageset_id"]), str(p.get("condition_id") or ORIGINAL)
     runs = []
     if job.kind == "infer":
-        runs = list(session.scalars(select(Run.id).where(
-            Run.model_id == p.get("model_id"), Run.imageset_id == imageset_id,
-            Run.condition_id == cond)))
+        runs = list(
+            session.scalars(
+                select(Run.id).where(
+                    Run.model_id == p.get("model_id"), Run.imageset_id == imageset_id, Run.condition_id == cond
+                )
+            )
+        )
     return runs, imageset_id, cond
 
 
 def _errors(session: Session, job_id: int) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """The job's error predictions and error derived rows as (row id, error)."""
     runs, imageset_id, cond = _targets(session, job_id)
-    preds = list(session.execute(select(Prediction.id, Prediction.error).where(
-        Prediction.run_id.in_(runs), Prediction.error.is_not(None))).all()) if runs else []
+    preds = (
+        list(
+            session.execute(
+                select(Prediction.id, Prediction.error).where(
+                    Prediction.run_id.in_(runs), Prediction.error.is_not(None)
+                )
+            ).all()
+        )
+        if runs
+        else []
+    )
     derived = []
     if imageset_id is not None and cond != ORIGINAL:
-        derived = list(session.execute(
-            select(DerivedImage.id, DerivedImage.error)
-            .join(Image, Image.id == DerivedImage.image_id)
-            .where(Image.imageset_id == imageset_id, DerivedImage.condition_id == cond,
-                   DerivedImage.error.is_not(None))).all())
+        derived = list(
+            session.execute(
+                select(DerivedImage.id, DerivedImage.error)
+                .join(Image, Image.id == DerivedImage.image_id)
+                .where(
+                    Image.imageset_id == imageset_id, DerivedImage.condition_id == cond, DerivedImage.error.is_not(None)
+                )
+            ).all()
+        )
     return preds, derived
 
 
@@ -93,8 +110,13 @@ def _reinspect(session: Session, job_id: int, prediction_ids: list[int]) -> None
         select(Image.id, Image.relpath, ImageSet.root)
         .join(Prediction, Prediction.image_id == Image.id)
         .join(ImageSet, ImageSet.id == Image.imageset_id)
-        .where(Prediction.id.in_(prediction_ids), Image.error.is_not(None),
-               Image.has_file.is_(True), ImageSet.root.is_not(None))).all()
+        .where(
+            Prediction.id.in_(prediction_ids),
+            Image.error.is_not(None),
+            Image.has_file.is_(True),
+            ImageSet.root.is_not(None),
+        )
+    ).all()
     for image_id, relpath, root in rows:
         try:  # read again only inside the set's root (symlinks followed, then checked)
             path = resolve_inside(Path(root), relpath)
@@ -103,6 +125,8 @@ def _reinspect(session: Session, job_id: int, prediction_ids: list[int]) -> None
         if not path.is_file():
             continue
         facts = inspect_image(path)
-        session.execute(update(Image).where(Image.id == image_id).values(
-            sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format,
-            error=facts.error))
+        session.execute(
+            update(Image)
+            .where(Image.id == image_id)
+            .values(sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format, error=facts.error)
+        )

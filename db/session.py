@@ -44,8 +44,8 @@ def sqlite_busy_timeout_ms() -> int:
 def store_busy(exc: BaseException) -> bool:
     """Whether ``exc`` means another process holds the store's write lock (retry later)."""
     text = str(getattr(exc, "orig", exc)).lower()
-    return isinstance(exc, OperationalError) and ("database is locked" in text
-                                                   or "database table is locked" in text)
+    return isinstance(exc, OperationalError) and ("database is locked" in text or "database table is locked" in text)
+
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -62,17 +62,18 @@ def database_url(url: str | None = None) -> str:
     try:
         parsed = make_url(raw)
     except ArgumentError:
-        raise StoreUnavailable(f"not a database URL: {raw!r} (expected e.g. "
-                               f"sqlite:///data/spai.db or postgresql+psycopg://user@host/db)"
-                               ) from None
+        raise StoreUnavailable(
+            f"not a database URL: {raw!r} (expected e.g. sqlite:///data/spai.db or postgresql+psycopg://user@host/db)"
+        ) from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database)
         if not path.is_absolute():  # relative to the repository: its data folder is ours
             path = REPO_ROOT / path
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.parent.is_dir():  # never create folders elsewhere (e.g. at the root)
-            raise StoreUnavailable(f"the folder of the SQLite database {path} does not exist; "
-                                   f"create it or fix the database URL")
+            raise StoreUnavailable(
+                f"the folder of the SQLite database {path} does not exist; create it or fix the database URL"
+            )
         raw = parsed.set(database=str(path)).render_as_string(hide_password=False)
     return raw
 
@@ -110,9 +111,7 @@ def get_engine(url: str | None = None) -> Engine:
         engine = _engines.get(resolved)
         if engine is None:
             if make_url(resolved).get_backend_name() == "sqlite":
-                engine = create_engine(
-                    resolved, connect_args={"timeout": sqlite_busy_timeout_ms() / 1000}
-                )
+                engine = create_engine(resolved, connect_args={"timeout": sqlite_busy_timeout_ms() / 1000})
                 event.listen(engine, "connect", _sqlite_on_connect)
                 event.listen(engine, "begin", _sqlite_on_begin)
             else:

@@ -40,8 +40,9 @@ def stored_models(session: Session) -> list[StoredModel]:
     """Every model in the store with its run and prediction counts (one grouped SELECT)."""
     n_runs = func.count(func.distinct(Run.id))
     stmt = (
-        select(Model.id, Model.name, Model.origin, Model.path, Model.sha256, n_runs,
-               func.count(Prediction.id), Model.owner)
+        select(
+            Model.id, Model.name, Model.origin, Model.path, Model.sha256, n_runs, func.count(Prediction.id), Model.owner
+        )
         .outerjoin(Run, Run.model_id == Model.id)
         .outerjoin(Prediction, Prediction.run_id == Run.id)
         .group_by(Model.id, Model.name, Model.origin, Model.path, Model.sha256, Model.owner)
@@ -75,12 +76,17 @@ def evaluation_summary(session: Session, model_id: int) -> pd.DataFrame:
         y = (part["kind"] == "fake").to_numpy(dtype=np.int8)
         s = part["score"].to_numpy(dtype=np.float64)
         both = 0 < y.sum() < len(y)
-        rows.append({
-            "condition": cond, "n_real": int((y == 0).sum()), "n_fake": int(y.sum()),
-            "auc": auc(y, s) if both else np.nan, "ap": ap(y, s) if both else np.nan,
-            "mean_score_real": float(s[y == 0].mean()) if (y == 0).any() else np.nan,
-            "mean_score_fake": float(s[y == 1].mean()) if y.any() else np.nan,
-        })
+        rows.append(
+            {
+                "condition": cond,
+                "n_real": int((y == 0).sum()),
+                "n_fake": int(y.sum()),
+                "auc": auc(y, s) if both else np.nan,
+                "ap": ap(y, s) if both else np.nan,
+                "mean_score_real": float(s[y == 0].mean()) if (y == 0).any() else np.nan,
+                "mean_score_fake": float(s[y == 1].mean()) if y.any() else np.nan,
+            }
+        )
     cols = ["condition", "n_real", "n_fake", "auc", "ap", "mean_score_real", "mean_score_fake"]
     out = pd.DataFrame(rows, columns=cols)
     if len(out):  # the unmodified images first

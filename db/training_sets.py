@@ -40,9 +40,11 @@ def _usable_files(session: Session, imageset_ids: list[int], kind: str) -> list[
             raise ValueError(f"image set {iset.name!r} is {iset.kind}, not {kind}")
         if iset.root is None:
             raise ValueError(f"image set {iset.name!r} has no image files (imported scores only)")
-        rels = session.scalars(select(Image.relpath).where(
-            Image.imageset_id == set_id, Image.has_file.is_(True), Image.error.is_(None))
-            .order_by(Image.id))
+        rels = session.scalars(
+            select(Image.relpath)
+            .where(Image.imageset_id == set_id, Image.has_file.is_(True), Image.error.is_(None))
+            .order_by(Image.id)
+        )
         files += [Path(iset.root) / r for r in rels]
     return files
 
@@ -55,19 +57,25 @@ def _split(n: int, val_fraction: float, rng: np.random.Generator) -> list[str]:
 
 
 def write_training_csv(
-    session: Session, out_csv: str | Path, *, real_ids: list[int], fake_ids: list[int],
-    val_fraction: float = 0.2, seed: int = 0,
+    session: Session,
+    out_csv: str | Path,
+    *,
+    real_ids: list[int],
+    fake_ids: list[int],
+    val_fraction: float = 0.2,
+    seed: int = 0,
 ) -> TrainingCsv:
     """Write the official training CSV for the chosen real and fake sets (usable images only:
     with a file, decodable) and return where it is and what it holds."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    by_kind = {"real": _usable_files(session, real_ids, "real"),
-               "fake": _usable_files(session, fake_ids, "fake")}
+    by_kind = {"real": _usable_files(session, real_ids, "real"), "fake": _usable_files(session, fake_ids, "fake")}
     for kind, files in by_kind.items():
         if len(files) < 2:
-            raise ValueError(f"need at least 2 usable {kind} images to train and validate, "
-                             f"found {len(files)}: choose more {kind} sets")
+            raise ValueError(
+                f"need at least 2 usable {kind} images to train and validate, "
+                f"found {len(files)}: choose more {kind} sets"
+            )
     root = Path(os.path.commonpath([f.parent.resolve() for fs in by_kind.values() for f in fs]))
     rng = np.random.default_rng(seed)
     rows, skipped = [], []

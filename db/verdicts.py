@@ -58,20 +58,26 @@ class Verdict:
     calibrated: bool  # False when no reference run backed the thresholds
 
 
-
 def _reference_filter(model_ids: list[int]) -> tuple:
-    return (Run.model_id.in_(model_ids), Run.condition_id == ORIGINAL, ImageSet.kind == "real",
-            Prediction.score.is_not(None))
+    return (
+        Run.model_id.in_(model_ids),
+        Run.condition_id == ORIGINAL,
+        ImageSet.kind == "real",
+        Prediction.score.is_not(None),
+    )
 
 
 def reference_real_count(session: Session, model_ids: list[int]) -> int:
     """Real images the models scored unmodified (what the verdict bands are measured on)."""
     if not model_ids:
         return 0
-    stmt = (select(func.count(Prediction.id)).select_from(Prediction)
-            .join(Run, Run.id == Prediction.run_id)
-            .join(ImageSet, ImageSet.id == Run.imageset_id)
-            .where(*_reference_filter(model_ids)))
+    stmt = (
+        select(func.count(Prediction.id))
+        .select_from(Prediction)
+        .join(Run, Run.id == Prediction.run_id)
+        .join(ImageSet, ImageSet.id == Run.imageset_id)
+        .where(*_reference_filter(model_ids))
+    )
     return int(session.scalar(stmt) or 0)
 
 
@@ -96,8 +102,10 @@ def reference_thresholds(
     scores = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
     sources = tuple(sorted({f"{m} / {s}" for m, s, _ in rows}))
     return ReferenceThresholds(
-        by_fpr={f: threshold_at_fpr(scores, fpr=f) for f in fprs}, n_real=len(rows),
-        sources=sources, model_names=tuple(sorted({r[0] for r in rows})),
+        by_fpr={f: threshold_at_fpr(scores, fpr=f) for f in fprs},
+        n_real=len(rows),
+        sources=sources,
+        model_names=tuple(sorted({r[0] for r in rows})),
     )
 
 
@@ -116,21 +124,32 @@ def verdict(score: float, ref: ReferenceThresholds | None) -> Verdict:
     strict_fpr, loose_fpr = min(ref.by_fpr), max(ref.by_fpr)
     strict, loose = ref.by_fpr[strict_fpr], ref.by_fpr[loose_fpr]
     if np.isinf(strict) and score >= loose:
-        return Verdict("inconclusive",
-                       f"above the {loose_fpr:.0%}-FPR threshold ({loose:.3f}); a "
-                       f"{strict_fpr:.1%}-FPR threshold needs at least "
-                       f"{min_reals_for_fpr(strict_fpr)} real reference images "
-                       f"({ref.n_real} here), so no call of "
-                       "AI-generated is made at that rate", calibrated=True)
+        return Verdict(
+            "inconclusive",
+            f"above the {loose_fpr:.0%}-FPR threshold ({loose:.3f}); a "
+            f"{strict_fpr:.1%}-FPR threshold needs at least "
+            f"{min_reals_for_fpr(strict_fpr)} real reference images "
+            f"({ref.n_real} here), so no call of "
+            "AI-generated is made at that rate",
+            calibrated=True,
+        )
     if score >= strict:
-        return Verdict("likely AI-generated",
-                       f"at most {strict_fpr:.0%} of the {ref.n_real} real reference images "
-                       f"score this high (threshold {strict:.3f})", calibrated=True)
+        return Verdict(
+            "likely AI-generated",
+            f"at most {strict_fpr:.0%} of the {ref.n_real} real reference images "
+            f"score this high (threshold {strict:.3f})",
+            calibrated=True,
+        )
     if score < loose:
-        return Verdict("likely real",
-                       f"more than {loose_fpr:.0%} of the {ref.n_real} real reference images "
-                       f"score at least this high (threshold {loose:.3f})", calibrated=True)
-    return Verdict("inconclusive",
-                   f"between the {loose_fpr:.0%}-FPR threshold ({loose:.3f}) and the "
-                   f"{strict_fpr:.0%}-FPR threshold ({strict:.3f}) of the real reference images",
-                   calibrated=True)
+        return Verdict(
+            "likely real",
+            f"more than {loose_fpr:.0%} of the {ref.n_real} real reference images "
+            f"score at least this high (threshold {loose:.3f})",
+            calibrated=True,
+        )
+    return Verdict(
+        "inconclusive",
+        f"between the {loose_fpr:.0%}-FPR threshold ({loose:.3f}) and the "
+        f"{strict_fpr:.0%}-FPR threshold ({strict:.3f}) of the real reference images",
+        calibrated=True,
+    )

@@ -68,15 +68,16 @@ class JobContext:
     def check(self) -> None:
         """Raise if the job must stop now (call between batches)."""
         if self._lost():
-            raise JobLost(f"job {self.job_id}: taken over by another worker, or no heartbeat "
-                          f"for {time.monotonic() - self.beat_ok_at:.1f} s")
+            raise JobLost(
+                f"job {self.job_id}: taken over by another worker, or no heartbeat "
+                f"for {time.monotonic() - self.beat_ok_at:.1f} s"
+            )
         if self.cancel_event.is_set():
             raise JobCancelled(f"job {self.job_id} cancelled")
         if self.stop_event.is_set():
             raise WorkerStopping(f"worker {self.worker_id} stopping")
 
-    def progress(self, done: int, total: int | None = None, *,
-                 session: Session | None = None) -> None:
+    def progress(self, done: int, total: int | None = None, *, session: Session | None = None) -> None:
         """Set the counter (and the total, when given) and write it with a heartbeat, in
         ``session`` when given, else in a unit of work of its own."""
         self.done, self.total = done, total if total is not None else self.total
@@ -110,9 +111,13 @@ class JobContext:
             queue.append_log(s, self.job_id, message)
 
     def _beat(self, session: Session, *, progress: bool = False) -> None:
-        flag = queue.heartbeat(session, self.job_id, self.worker_id,
-                               done=self.done if progress else None,
-                               total=self.total if progress else None)
+        flag = queue.heartbeat(
+            session,
+            self.job_id,
+            self.worker_id,
+            done=self.done if progress else None,
+            total=self.total if progress else None,
+        )
         self.apply_flag(flag)
 
     def apply_flag(self, flag: bool | None) -> None:

@@ -31,8 +31,7 @@ def ensure_condition_row(session: Session, condition_id: str) -> None:
     from robustness.registry import get
 
     cond = get(condition_id)
-    get_or_create_condition(session, condition_id, family=cond.family, params=cond.params,
-                            description=cond.description)
+    get_or_create_condition(session, condition_id, family=cond.family, params=cond.params, description=cond.description)
 
 
 def derive_items(iset: ImageSet, images: list[Image], condition_id: str) -> list[DeriveItem]:
@@ -51,14 +50,21 @@ def derive_items(iset: ImageSet, images: list[Image], condition_id: str) -> list
 
 def derived_row(d: Derived, condition_id: str) -> dict[str, Any]:
     """The ``derived_images`` row of a result (the same keys in every row)."""
-    return {"image_id": d.image_id, "condition_id": condition_id, "params": d.params,
-            "seed": d.seed, "width": d.width, "height": d.height,
-            "path": stored(d.path) if d.path else "", "has_file": d.path is not None,
-            "error": d.error, "created_at": utcnow()}
+    return {
+        "image_id": d.image_id,
+        "condition_id": condition_id,
+        "params": d.params,
+        "seed": d.seed,
+        "width": d.width,
+        "height": d.height,
+        "path": stored(d.path) if d.path else "",
+        "has_file": d.path is not None,
+        "error": d.error,
+        "created_at": utcnow(),
+    }
 
 
-def derive_step(ctx: JobContext, imageset_id: int, condition_id: str,
-                executor: ExecutorParams) -> dict[str, int]:
+def derive_step(ctx: JobContext, imageset_id: int, condition_id: str, executor: ExecutorParams) -> dict[str, int]:
     """Derive every image of the set that has no derived file under the condition; returns
     counts (derived, derive_errors, images). Resumable: files already recorded are skipped."""
     with session_scope(ctx.url) as s:
@@ -67,11 +73,9 @@ def derive_step(ctx: JobContext, imageset_id: int, condition_id: str,
         if iset is None:
             raise KeyError(f"no image set with id {imageset_id}")
         have = derived_paths(s, imageset_id, condition_id)
-        images = list(s.scalars(select(Image).where(Image.imageset_id == imageset_id)
-                                .order_by(Image.id)))
+        images = list(s.scalars(select(Image).where(Image.imageset_id == imageset_id).order_by(Image.id)))
         missing = [im for im in images if im.id not in have]
-        ctx.log(f"derive: {len(missing)} of {len(images)} images of {iset.name!r} under "
-                f"{condition_id!r}", session=s)
+        ctx.log(f"derive: {len(missing)} of {len(images)} images of {iset.name!r} under {condition_id!r}", session=s)
         ctx.progress(len(images) - len(missing), len(images), session=s)
     todo = derive_items(iset, missing, condition_id)
     counts = {"derived": 0, "derive_errors": 0, "images": len(images)}
@@ -79,9 +83,9 @@ def derive_step(ctx: JobContext, imageset_id: int, condition_id: str,
     if unreadable:
         write_derived(ctx, unreadable, condition_id, counts)
     readable = [it for it in todo if it.src is not None]
-    batches = get_executor(executor).map(DeriveTask(condition_id), readable,
-                                         batch_size=DERIVE_BATCH, should_stop=ctx.should_stop,
-                                         log=ctx.log)
+    batches = get_executor(executor).map(
+        DeriveTask(condition_id), readable, batch_size=DERIVE_BATCH, should_stop=ctx.should_stop, log=ctx.log
+    )
     with closing(batches):  # a write that raises (job lost) stops the executor's work at once
         for results in batches:
             write_derived(ctx, results, condition_id, counts)
@@ -89,8 +93,7 @@ def derive_step(ctx: JobContext, imageset_id: int, condition_id: str,
     return counts
 
 
-def write_derived(ctx: JobContext, results: list[Derived], condition_id: str,
-                  counts: dict[str, int]) -> None:
+def write_derived(ctx: JobContext, results: list[Derived], condition_id: str, counts: dict[str, int]) -> None:
     """Record a batch of results (existing rows kept) and advance the progress with them."""
     with ctx.owned_session() as s:
         insert_ignore(s, DerivedImage.__table__, [derived_row(d, condition_id) for d in results])

@@ -32,17 +32,29 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
         if isinstance(p, StudyImport):
             rep = import_study(s, p.folder, checkpoint=checkpoint, owner=ctx.owner)
         elif isinstance(p, CsvImport):
-            rep = import_csv(s, p.csv_path, model_name=p.model_name, condition_id=p.condition_id,
-                             imageset=p.imageset, root=p.root, score_column=p.score_column,
-                             checkpoint=checkpoint, owner=ctx.owner)
+            rep = import_csv(
+                s,
+                p.csv_path,
+                model_name=p.model_name,
+                condition_id=p.condition_id,
+                imageset=p.imageset,
+                root=p.root,
+                score_column=p.score_column,
+                checkpoint=checkpoint,
+                owner=ctx.owner,
+            )
         else:
             raise TypeError(f"import job: no importer for {type(p).__name__}")
     for problem in rep.problems[:PROBLEMS_LOGGED]:
         ctx.log(problem)
     ctx.progress(rep.runs, rep.runs)  # counted in runs imported
-    return {"runs": rep.runs, "images_added": rep.images_added,
-            "predictions_added": rep.predictions_added, "problems": len(rep.problems),
-            "skipped_files": len(rep.skipped)}
+    return {
+        "runs": rep.runs,
+        "images_added": rep.images_added,
+        "predictions_added": rep.predictions_added,
+        "problems": len(rep.problems),
+        "skipped_files": len(rep.skipped),
+    }
 
 
 def run_register(ctx: JobContext, p: RegisterFolder | RegisterCsv) -> dict[str, Any]:
@@ -62,22 +74,36 @@ def run_register(ctx: JobContext, p: RegisterFolder | RegisterCsv) -> dict[str, 
             ctx.check()
 
         if isinstance(p, RegisterFolder) and p.kind is None:
-            rep = register_labelled_folder(s, p.folder, name=p.name, generator=p.generator,
-                                           checkpoint=checkpoint, owner=ctx.owner)
+            rep = register_labelled_folder(
+                s, p.folder, name=p.name, generator=p.generator, checkpoint=checkpoint, owner=ctx.owner
+            )
         elif isinstance(p, RegisterFolder):
-            rep = register_folder(s, p.folder, name=p.name, kind=p.kind, generator=p.generator,
-                                  checkpoint=checkpoint, owner=ctx.owner)
+            rep = register_folder(
+                s, p.folder, name=p.name, kind=p.kind, generator=p.generator, checkpoint=checkpoint, owner=ctx.owner
+            )
         else:
-            rep = register_csv(s, p.csv_path, p.root, name=p.name, generator=p.generator,
-                               split=p.split, checkpoint=checkpoint, owner=ctx.owner)
+            rep = register_csv(
+                s,
+                p.csv_path,
+                p.root,
+                name=p.name,
+                generator=p.generator,
+                split=p.split,
+                checkpoint=checkpoint,
+                owner=ctx.owner,
+            )
     for problem in rep.problems[:PROBLEMS_LOGGED]:
         ctx.log(f"{problem.path}: {problem.reason}")
     seen = rep.added + rep.already_present
     ctx.progress(seen, seen + len(rep.problems))  # counted in files, problems included
-    return {"imageset_ids": rep.imageset_ids, "added": rep.added,
-            "already_present": rep.already_present,
-            "problems": [{"row": q.row, "path": q.path, "problem": q.reason}
-                         for q in rep.problems[:REGISTER_PROBLEMS_KEPT]]}
+    return {
+        "imageset_ids": rep.imageset_ids,
+        "added": rep.added,
+        "already_present": rep.already_present,
+        "problems": [
+            {"row": q.row, "path": q.path, "problem": q.reason} for q in rep.problems[:REGISTER_PROBLEMS_KEPT]
+        ],
+    }
 
 
 register_handler("import", run_import, params=ImportParams)

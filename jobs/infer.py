@@ -55,17 +55,26 @@ def open_run(ctx: JobContext, p: InferParams) -> InferRun:
         if model.path is None:
             raise ValueError(f"model {model.name!r} has no weights file")
         ensure_condition_row(s, p.condition_id)
-        run = get_or_create_run(s, model.id, iset.id, p.condition_id, owner=ctx.owner,
-                                settings={"batch_size": p.batch_size, "job_id": ctx.job_id})
-        s.execute(update(Run).where(Run.id == run.id).values(
-            status="running", started_at=func.coalesce(Run.started_at, utcnow())))
-        task = ScoreTask(model_file(model.path, (model.config or {}).get("cfg_path")),
-                         p.device, model.sha256)
+        run = get_or_create_run(
+            s,
+            model.id,
+            iset.id,
+            p.condition_id,
+            owner=ctx.owner,
+            settings={"batch_size": p.batch_size, "job_id": ctx.job_id},
+        )
+        s.execute(
+            update(Run)
+            .where(Run.id == run.id)
+            .values(status="running", started_at=func.coalesce(Run.started_at, utcnow()))
+        )
+        task = ScoreTask(model_file(model.path, (model.config or {}).get("cfg_path")), p.device, model.sha256)
         return InferRun(run.id, iset, model.name, task)
 
 
-def source_of(iset: ImageSet, im: Image, condition_id: str,
-              derived: dict[int, DerivedImage]) -> tuple[Path | None, str | None]:
+def source_of(
+    iset: ImageSet, im: Image, condition_id: str, derived: dict[int, DerivedImage]
+) -> tuple[Path | None, str | None]:
     """The file to score for the image under the condition, or the reason there is none."""
     if condition_id == ORIGINAL:
         return image_file(iset, im)
@@ -83,10 +92,12 @@ def score_step(ctx: JobContext, r: InferRun, p: InferParams) -> None:
     with session_scope(ctx.url) as s:
         total = s.scalar(select(func.count()).where(Image.imageset_id == r.imageset.id)) or 0
         todo = images_without_prediction(s, r.run_id, r.imageset.id)
-        derived = (derived_paths(s, r.imageset.id, p.condition_id)
-                   if p.condition_id != ORIGINAL else {})
-        ctx.log(f"score: run {r.run_id}: {len(todo)} images to score ({total - len(todo)} "
-                f"already done) with {r.model_name!r} under {p.condition_id!r}", session=s)
+        derived = derived_paths(s, r.imageset.id, p.condition_id) if p.condition_id != ORIGINAL else {}
+        ctx.log(
+            f"score: run {r.run_id}: {len(todo)} images to score ({total - len(todo)} "
+            f"already done) with {r.model_name!r} under {p.condition_id!r}",
+            session=s,
+        )
         ctx.progress(total - len(todo), total, session=s)
     items, missing = [], []
     for im in todo:
@@ -97,8 +108,7 @@ def score_step(ctx: JobContext, r: InferRun, p: InferParams) -> None:
             missing.append(Scored(im.id, None, error=error))
     if missing:
         write_scored(ctx, r, missing)
-    batches = get_executor(p).map(r.task, items, batch_size=p.batch_size,
-                                  should_stop=ctx.should_stop, log=ctx.log)
+    batches = get_executor(p).map(r.task, items, batch_size=p.batch_size, should_stop=ctx.should_stop, log=ctx.log)
     with closing(batches):  # a write that raises (job lost) stops the executor's work at once
         for results in batches:
             write_scored(ctx, r, results)
@@ -117,8 +127,7 @@ def close_run(ctx: JobContext, r: InferRun) -> dict[str, Any]:
     """Mark the run done (unless the job must stop) and return the job result."""
     ctx.check()
     with session_scope(ctx.url) as s:
-        s.execute(update(Run).where(Run.id == r.run_id).values(status="done",
-                                                               finished_at=utcnow()))
+        s.execute(update(Run).where(Run.id == r.run_id).values(status="done", finished_at=utcnow()))
     return {"run_id": r.run_id, "predictions": ctx.done, "images": ctx.total}
 
 
@@ -136,9 +145,11 @@ def mark_run(ctx: JobContext, status: str) -> None:
     """After a cancel or a failure: the job's run (if it was opened) says so."""
     p: InferParams = ctx.params
     with session_scope(ctx.url) as s:
-        s.execute(update(Run).where(
-            Run.model_id == p.model_id, Run.imageset_id == p.imageset_id,
-            Run.condition_id == p.condition_id).values(status=status))
+        s.execute(
+            update(Run)
+            .where(Run.model_id == p.model_id, Run.imageset_id == p.imageset_id, Run.condition_id == p.condition_id)
+            .values(status=status)
+        )
 
 
 register_handler("infer", run_infer, params=InferParams, on_stop=mark_run)

@@ -47,8 +47,9 @@ class JobParams:
         names = {f.name for f in fields}
         unknown = sorted(set(raw) - names - set(cls._fixed()))
         if unknown:
-            raise ParamError(f"{cls.job_kind} job: unknown parameter(s) {', '.join(unknown)}; "
-                             f"valid: {', '.join(sorted(names))}")
+            raise ParamError(
+                f"{cls.job_kind} job: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+            )
         values = {}
         for f in fields:
             value = raw.get(f.name)
@@ -83,9 +84,12 @@ def _typed(kind: str, name: str, value: Any, hint: Any) -> Any:
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     if hint == tuple[tuple[str, float], ...]:
         return _aug_conditions(kind, name, value)
-    ok = {int: isinstance(value, int) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool),
-          str: isinstance(value, str), bool: isinstance(value, bool)}[hint]
+    ok = {
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        bool: isinstance(value, bool),
+    }[hint]
     if not ok:
         what = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
         raise ParamError(f"{kind} job: {name} must be {what[hint]}, got {value!r}")
@@ -104,10 +108,10 @@ def _aug_conditions(kind: str, name: str, value: Any) -> tuple[tuple[str, float]
             pair = tuple(item)
         else:
             pair = (None, None)
-        if not isinstance(pair[0], str) or isinstance(pair[1], bool) or not isinstance(
-                pair[1], (int, float)):
-            raise ParamError(f"{kind} job: each of {name} must be {{id: <condition id>, "
-                             f"p: <probability>}}, got {item!r}")
+        if not isinstance(pair[0], str) or isinstance(pair[1], bool) or not isinstance(pair[1], (int, float)):
+            raise ParamError(
+                f"{kind} job: each of {name} must be {{id: <condition id>, p: <probability>}}, got {item!r}"
+            )
         out.append((pair[0], float(pair[1])))
     return tuple(out)
 
@@ -193,10 +197,12 @@ class ImportParams(JobParams):
             return super().from_dict(raw)
         variant = IMPORT_SOURCES.get(raw.get("source")) if isinstance(raw, dict) else None
         if variant is None:
-            raise ParamError(f"import job: source must be "
-                             f"{', '.join(repr(s) for s in list(IMPORT_SOURCES)[:-1])} or "
-                             f"{list(IMPORT_SOURCES)[-1]!r}, got "
-                             f"{raw.get('source') if isinstance(raw, dict) else raw!r}")
+            raise ParamError(
+                f"import job: source must be "
+                f"{', '.join(repr(s) for s in list(IMPORT_SOURCES)[:-1])} or "
+                f"{list(IMPORT_SOURCES)[-1]!r}, got "
+                f"{raw.get('source') if isinstance(raw, dict) else raw!r}"
+            )
         return variant.from_dict(raw)
 
     @classmethod
@@ -250,9 +256,11 @@ class RegisterCsv(ImportParams):
 
 
 IMPORT_SOURCES: dict[str, type[ImportParams]] = {
-    c.source: c for c in (StudyImport, CsvImport, RegisterFolder, RegisterCsv)}
+    c.source: c for c in (StudyImport, CsvImport, RegisterFolder, RegisterCsv)
+}
 KINDS: dict[str, type[JobParams]] = {
-    c.job_kind: c for c in (InferParams, MakeConditionParams, TrainParams, ImportParams)}
+    c.job_kind: c for c in (InferParams, MakeConditionParams, TrainParams, ImportParams)
+}
 
 
 def parse(kind: str, raw: dict[str, Any]) -> JobParams:
@@ -260,6 +268,7 @@ def parse(kind: str, raw: dict[str, Any]) -> JobParams:
     try:
         cls = KINDS[kind]
     except KeyError:
-        raise ParamError(f"no parameters are declared for job kind {kind!r}; known: "
-                         f"{', '.join(sorted(KINDS))}") from None
+        raise ParamError(
+            f"no parameters are declared for job kind {kind!r}; known: {', '.join(sorted(KINDS))}"
+        ) from None
     return cls.from_dict(raw)

@@ -43,8 +43,12 @@ KINDS: dict[str, JobKind] = {}
 
 
 def register_handler(
-    kind: str, fn: Handler, *, params: type[JobParams] | None = None,
-    on_stop: Callable[[JobContext, str], None] | None = None, replace: bool = False,
+    kind: str,
+    fn: Handler,
+    *,
+    params: type[JobParams] | None = None,
+    on_stop: Callable[[JobContext, str], None] | None = None,
+    replace: bool = False,
 ) -> Handler:
     """Register the function that runs jobs of ``kind``; a duplicate kind raises."""
     if kind in KINDS and not replace and KINDS[kind].run is not fn:
@@ -57,5 +61,4 @@ def get_kind(kind: str) -> JobKind:
     try:
         return KINDS[kind]
     except KeyError:
-        raise KeyError(f"No handler for job kind {kind!r}. Available: "
-                       f"{', '.join(sorted(KINDS))}") from None
+        raise KeyError(f"No handler for job kind {kind!r}. Available: {', '.join(sorted(KINDS))}") from None

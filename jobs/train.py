@@ -23,8 +23,12 @@ if TYPE_CHECKING:
     from spai.config import Config
 
 DEFAULT_CFG = REPO_ROOT / "configs" / "demo.yaml"
-PARAM_TO_KEY = {"epochs": "TRAIN.EPOCHS", "batch_size": "DATA.BATCH_SIZE",
-                "learning_rate": "TRAIN.BASE_LR", "aug_conditions": "AUG.CONDITIONS"}
+PARAM_TO_KEY = {
+    "epochs": "TRAIN.EPOCHS",
+    "batch_size": "DATA.BATCH_SIZE",
+    "learning_rate": "TRAIN.BASE_LR",
+    "aug_conditions": "AUG.CONDITIONS",
+}
 
 
 def _path(value: str | None) -> Path | None:
@@ -39,8 +43,7 @@ def job_config(p: TrainParams) -> Config:
     overrides (epochs, batch size, learning rate, AUG.CONDITIONS) applied."""
     from spai.config import load_config
 
-    opts = [(key, getattr(p, name)) for name, key in PARAM_TO_KEY.items()
-            if getattr(p, name) is not None]
+    opts = [(key, getattr(p, name)) for name, key in PARAM_TO_KEY.items() if getattr(p, name) is not None]
     return load_config(_path(p.cfg) or DEFAULT_CFG, opts)
 
 
@@ -55,16 +58,25 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     if resume is None and (output / CKPT_LAST).is_file():
         resume = output / CKPT_LAST  # restarted after a crash or a cancel: continue
         ctx.log(f"resuming from {resume}")
-    options = TrainOptions(data_path=_path(p.data_path), csv_root_dir=_path(p.csv_root_dir),
-                           output=output, pretrained=_path(p.pretrained), resume=resume,
-                           init_from=_path(p.init_from), device=p.device)
+    options = TrainOptions(
+        data_path=_path(p.data_path),
+        csv_root_dir=_path(p.csv_root_dir),
+        output=output,
+        pretrained=_path(p.pretrained),
+        resume=resume,
+        init_from=_path(p.init_from),
+        device=p.device,
+    )
 
     def on_progress(event: dict[str, Any]) -> bool:
         if event.get("type") == "step":
             ctx.progress(int(event["step"]), int(event.get("total_steps") or 0) or None)
         elif event.get("type") == "epoch":
-            ctx.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in event.items() if k != "type"))
+            ctx.log(
+                " ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in event.items() if k != "type"
+                )
+            )
         return not ctx.should_stop()
 
     result = train(cfg, options, on_progress)
@@ -73,14 +85,19 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     name = f"trained-{p.tag or ctx.job_id}"
     with session_scope(ctx.url) as s:
         try:
-            model_id = register_model(s, ckpt, name=name, cfg=cfg_path, origin=TRAINED,
-                                      owner=ctx.owner)
+            model_id = register_model(s, ckpt, name=name, cfg=cfg_path, origin=TRAINED, owner=ctx.owner)
         except ValueError:  # a resumed run: the name holds its earlier checkpoint
-            model_id = register_model(s, ckpt, name=f"{name}-step{result.steps}", cfg=cfg_path,
-                                      origin=TRAINED, owner=ctx.owner)
-    return {"output": str(result.output), "best_checkpoint": str(ckpt),
-            "best_epoch": result.best_epoch, "steps": result.steps, "model_id": model_id,
-            "skipped_images": len(result.skipped)}
+            model_id = register_model(
+                s, ckpt, name=f"{name}-step{result.steps}", cfg=cfg_path, origin=TRAINED, owner=ctx.owner
+            )
+    return {
+        "output": str(result.output),
+        "best_checkpoint": str(ckpt),
+        "best_epoch": result.best_epoch,
+        "steps": result.steps,
+        "model_id": model_id,
+        "skipped_images": len(result.skipped),
+    }
 
 
 register_handler("train", run_train, params=TrainParams)

@@ -27,8 +27,9 @@ def detector(model: ModelFile, device: str = "auto", sha256: str | None = None) 
     if key not in _DETECTORS:
         from spai.detector import Detector
 
-        _DETECTORS[key] = Detector.load(model.path, cfg=model.config, device=device,
-                                        origin=model.origin, expect_sha256=sha256)
+        _DETECTORS[key] = Detector.load(
+            model.path, cfg=model.config, device=device, origin=model.origin, expect_sha256=sha256
+        )
     return _DETECTORS[key]
 
 
@@ -54,14 +55,19 @@ class Scored:
 
     @classmethod
     def of(cls, image_id: int, pred: ImageResult) -> Scored:
-        return cls(image_id, pred.score, pred.logit, pred.attention_mean or None, pred.error,
-                   pred.seconds)
+        return cls(image_id, pred.score, pred.logit, pred.attention_mean or None, pred.error, pred.seconds)
 
     def row(self, run_id: int) -> dict[str, Any]:
         """The prediction row (``db.queries.bulk_insert_predictions``)."""
-        return {"run_id": run_id, "image_id": self.image_id, "score": self.score,
-                "logit": self.logit, "attention": self.attention, "error": self.error,
-                "seconds": self.seconds}
+        return {
+            "run_id": run_id,
+            "image_id": self.image_id,
+            "score": self.score,
+            "logit": self.logit,
+            "attention": self.attention,
+            "error": self.error,
+            "seconds": self.seconds,
+        }
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,9 @@ class WorkerConfig:
 class Worker:
     """One worker process: registry row, heartbeat thread, claim-run loop."""
 
-    def __init__(self, config: WorkerConfig = WorkerConfig(), url: str | None = None,
-                 worker_id: str | None = None) -> None:
+    def __init__(
+        self, config: WorkerConfig = WorkerConfig(), url: str | None = None, worker_id: str | None = None
+    ) -> None:
         self.config, self.url = config, url
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stop_event = threading.Event()
@@ -99,8 +100,7 @@ class Worker:
         our_parent = pid == os.getppid()  # then a new parent means it died (pid reuse-proof)
         while not self.stop_event.wait(self.config.heartbeat_seconds):
             if (os.getppid() != pid) if our_parent else not pid_alive(pid):
-                print(f"[worker {self.id}] process {pid} that started it is gone: stopping",
-                      flush=True)
+                print(f"[worker {self.id}] process {pid} that started it is gone: stopping", flush=True)
                 self.stop_event.set()
 
     def run_one(self) -> int | None:
@@ -109,27 +109,33 @@ class Worker:
         cfg = self.config
         with session_scope(self.url) as s:
             queue.reap_stale_cancelled(s, stale_after=cfg.stale_after)
-            for job_id in queue.fail_exhausted(s, kinds, stale_after=cfg.stale_after,
-                                               max_attempts=cfg.max_attempts):
-                print(f"[worker {self.id}] job {job_id} failed: attempt limit "
-                      f"({cfg.max_attempts}) reached", file=sys.stderr)
-            job = queue.claim(s, self.id, kinds, stale_after=cfg.stale_after,
-                              max_attempts=cfg.max_attempts)
+            for job_id in queue.fail_exhausted(s, kinds, stale_after=cfg.stale_after, max_attempts=cfg.max_attempts):
+                print(
+                    f"[worker {self.id}] job {job_id} failed: attempt limit ({cfg.max_attempts}) reached",
+                    file=sys.stderr,
+                )
+            job = queue.claim(s, self.id, kinds, stale_after=cfg.stale_after, max_attempts=cfg.max_attempts)
             if job is None:
                 return None
             job_id, kind, raw, owner = job.id, job.kind, dict(job.params or {}), job.owner
             resumed = job.attempts > 1
-            queue.append_log(s, job_id, f"{'resumed' if resumed else 'started'} by worker "
-                                        f"{self.id}")
+            queue.append_log(s, job_id, f"{'resumed' if resumed else 'started'} by worker {self.id}")
         try:
             kind_of = get_kind(kind)
             params = kind_of.parse(raw)
         except (KeyError, ValueError) as exc:  # nothing ran: no run to mark
-            self._end(job_id, "failed", traceback=traceback.format_exc(),
-                      note=f"failed: {type(exc).__name__}: {exc}")
+            self._end(job_id, "failed", traceback=traceback.format_exc(), note=f"failed: {type(exc).__name__}: {exc}")
             return job_id
-        ctx = JobContext(job_id, kind, params, self.id, self.url, stop_event=self.stop_event,
-                         lost_after=cfg.stale_after - cfg.heartbeat_seconds, owner=owner)
+        ctx = JobContext(
+            job_id,
+            kind,
+            params,
+            self.id,
+            self.url,
+            stop_event=self.stop_event,
+            lost_after=cfg.stale_after - cfg.heartbeat_seconds,
+            owner=owner,
+        )
         self.ctx = ctx
         try:
             result = kind_of.run(ctx)
@@ -145,15 +151,21 @@ class Worker:
                 queue.append_log(s, job_id, f"worker {self.id} stopped; job requeued")
                 queue.release(s, job_id, self.id)
         except Exception as exc:
-            self._end(job_id, "failed", traceback=traceback.format_exc(),
-                      note=f"failed: {type(exc).__name__}: {exc}")
+            self._end(job_id, "failed", traceback=traceback.format_exc(), note=f"failed: {type(exc).__name__}: {exc}")
             self._stopped(kind_of, ctx, "failed")
         finally:
             self.ctx = None
         return job_id
 
-    def _end(self, job_id: int, status: str, *, result: dict | None = None,
-             traceback: str | None = None, note: str | None = None) -> None:
+    def _end(
+        self,
+        job_id: int,
+        status: str,
+        *,
+        result: dict | None = None,
+        traceback: str | None = None,
+        note: str | None = None,
+    ) -> None:
         """Record the job's final status, with a log line."""
         with session_scope(self.url) as s:
             queue.append_log(s, job_id, note or status)
@@ -182,10 +194,13 @@ class Worker:
                 try:
                     job_id = self.run_one()
                 except (SQLAlchemyError, OSError) as exc:  # store busy or unreachable
-                    delay = min(STORE_BACKOFF_MAX_S, self.config.poll_seconds * 2 ** errors)
+                    delay = min(STORE_BACKOFF_MAX_S, self.config.poll_seconds * 2**errors)
                     errors += 1
-                    print(f"[worker {self.id}] store error ({one_line(exc)}); retrying in "
-                          f"{delay:g} s", file=sys.stderr, flush=True)
+                    print(
+                        f"[worker {self.id}] store error ({one_line(exc)}); retrying in {delay:g} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     self.stop_event.wait(delay)
                     continue
                 errors = 0
@@ -225,8 +240,7 @@ def live_workers(session, *, stale_after: float = queue.STALE_AFTER_S) -> list[A
     """``db.jobs.alive_workers`` less those of this machine whose process is gone (a killed worker
     counts as dead at once, not only once its heartbeat is stale)."""
     host = socket.gethostname()
-    return [w for w in queue.alive_workers(session, stale_after=stale_after)
-            if w.hostname != host or pid_alive(w.pid)]
+    return [w for w in queue.alive_workers(session, stale_after=stale_after) if w.hostname != host or pid_alive(w.pid)]
 
 
 def load_plugins(extra: str | None = None) -> None:
@@ -237,8 +251,11 @@ def load_plugins(extra: str | None = None) -> None:
 
 
 def ensure_worker_running(
-    url: str | None = None, *, stale_after: float = queue.STALE_AFTER_S,
-    log_path: str | Path | None = None, parent_pid: int | None = None,
+    url: str | None = None,
+    *,
+    stale_after: float = queue.STALE_AFTER_S,
+    log_path: str | Path | None = None,
+    parent_pid: int | None = None,
     idle_exit: float | None = None,
 ) -> subprocess.Popen | None:
     """Start a detached ``python -m jobs.worker`` unless a live worker heartbeats; it
@@ -258,8 +275,12 @@ def ensure_worker_running(
     args += ["--idle-exit", str(idle_exit)] if idle_exit is not None else []
     with open(log, "ab") as out:
         return subprocess.Popen(
-            args, cwd=str(REPO_ROOT), env=env,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            args,
+            cwd=str(REPO_ROOT),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -269,13 +290,14 @@ def check_config(config: WorkerConfig) -> None:
     worker could hit between two heartbeats, job kinds nobody handles."""
     for name in ("poll_seconds", "heartbeat_seconds", "stale_after"):
         if not getattr(config, name) > 0:
-            raise UserError(f"--{name.replace('_', '-')} must be positive, got "
-                            f"{getattr(config, name)}")
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
     if config.stale_after < STALE_HEARTBEATS * config.heartbeat_seconds:
-        raise UserError(f"--stale-after ({config.stale_after:g} s) must be at least "
-                        f"{STALE_HEARTBEATS} x --heartbeat-seconds "
-                        f"({STALE_HEARTBEATS * config.heartbeat_seconds:g} s), or live jobs "
-                        f"would be taken over")
+        raise UserError(
+            f"--stale-after ({config.stale_after:g} s) must be at least "
+            f"{STALE_HEARTBEATS} x --heartbeat-seconds "
+            f"({STALE_HEARTBEATS * config.heartbeat_seconds:g} s), or live jobs "
+            f"would be taken over"
+        )
     for kind in config.kinds or ():
         if kind not in KINDS:
             raise UserError(f"unknown job kind {kind!r} in --kinds{closest(kind, KINDS)}")
@@ -287,38 +309,54 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m jobs.worker", description=__doc__.split(
-        "\n")[0])
-    ap.add_argument("--once", action="store_true",
-                    help="exit when no job is claimable instead of polling")
+    ap = argparse.ArgumentParser(prog="python -m jobs.worker", description=__doc__.split("\n")[0])
+    ap.add_argument("--once", action="store_true", help="exit when no job is claimable instead of polling")
     ap.add_argument("--poll-seconds", type=float, default=WorkerConfig.poll_seconds)
     ap.add_argument("--heartbeat-seconds", type=float, default=WorkerConfig.heartbeat_seconds)
-    ap.add_argument("--stale-after", type=float, default=WorkerConfig.stale_after,
-                    help="seconds without heartbeat after which a running job is taken over")
+    ap.add_argument(
+        "--stale-after",
+        type=float,
+        default=WorkerConfig.stale_after,
+        help="seconds without heartbeat after which a running job is taken over",
+    )
     ap.add_argument("--max-jobs", type=int, default=None)
     ap.add_argument("--kinds", default=None, help="comma-separated job kinds to serve")
     ap.add_argument("--database-url", default=None, help="overrides DATABASE_URL")
-    ap.add_argument("--parent-pid", type=int, default=None,
-                    help="exit when this process is gone (the dashboard passes its own pid)")
-    ap.add_argument("--idle-exit", type=float, default=None,
-                    help="exit after this many seconds without a job")
-    ap.add_argument("--executor", choices=list(EXECUTORS), default=None,
-                    help="executor of infer/make-condition jobs that name none (SPAI_EXECUTOR)")
-    ap.add_argument("--ray-address", default=None,
-                    help="Ray cluster for the 'ray' executor; 'auto' joins this node's cluster "
-                         "(RAY_ADDRESS)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads for this process (default: torch's choice, one per "
-                         "core); with several workers on one machine give each cores / workers")
+    ap.add_argument(
+        "--parent-pid", type=int, default=None, help="exit when this process is gone (the dashboard passes its own pid)"
+    )
+    ap.add_argument("--idle-exit", type=float, default=None, help="exit after this many seconds without a job")
+    ap.add_argument(
+        "--executor",
+        choices=list(EXECUTORS),
+        default=None,
+        help="executor of infer/make-condition jobs that name none (SPAI_EXECUTOR)",
+    )
+    ap.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster for the 'ray' executor; 'auto' joins this node's cluster (RAY_ADDRESS)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for this process (default: torch's choice, one per "
+        "core); with several workers on one machine give each cores / workers",
+    )
     args = ap.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     load_plugins(os.environ.get("SPAI_WORKER_PLUGINS"))
     config = WorkerConfig(
-        poll_seconds=args.poll_seconds, heartbeat_seconds=args.heartbeat_seconds,
-        stale_after=args.stale_after, once=args.once, max_jobs=args.max_jobs,
+        poll_seconds=args.poll_seconds,
+        heartbeat_seconds=args.heartbeat_seconds,
+        stale_after=args.stale_after,
+        once=args.once,
+        max_jobs=args.max_jobs,
         kinds=tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else None,
-        parent_pid=args.parent_pid, idle_exit=args.idle_exit,
+        parent_pid=args.parent_pid,
+        idle_exit=args.idle_exit,
     )
     check_config(config)
     check_store(args.database_url)
@@ -337,8 +375,11 @@ def _main(argv: list[str] | None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    print(f"[worker {worker.id}] serving {database_url(args.database_url)} with "
-          f"{torch.get_num_threads()} torch thread(s)", flush=True)
+    print(
+        f"[worker {worker.id}] serving {database_url(args.database_url)} with "
+        f"{torch.get_num_threads()} torch thread(s)",
+        flush=True,
+    )
     n = worker.serve()
     print(f"[worker {worker.id}] exiting after {n} job(s)", flush=True)
     return 0

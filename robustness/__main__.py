@@ -41,9 +41,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         raise UserError(f"input {src} is neither a CSV file nor a folder")
     if not items:
         raise UserError(f"{src}: no images to derive")
-    res = derive_items(
-        items, args.condition, Path(args.output), name, progress=not args.no_progress
-    )
+    res = derive_items(items, args.condition, Path(args.output), name, progress=not args.no_progress)
     print(f"{res.n_ok} derived, {len(res.errors)} errors -> {res.csv_path}, {res.json_path}")
     for err in res.errors:
         print(f"error: {err['image']}: {err['error']}", file=sys.stderr)

@@ -26,8 +26,7 @@ from spai.limits import DEFAULT_MAX_PIXELS
 if TYPE_CHECKING:  # the caller passes its loaded detector; torch is not imported here
     from spai.detector import Detector
 
-__all__ = ["ConditionScore", "DerivedFile", "apply_condition", "derive_file", "render",
-           "score_under_conditions"]
+__all__ = ["ConditionScore", "DerivedFile", "apply_condition", "derive_file", "render", "score_under_conditions"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,11 @@ class ConditionScore:
 
 
 def render(
-    img: Image.Image, condition_id: str, image_key: str, *, encoded: bool = True,
+    img: Image.Image,
+    condition_id: str,
+    image_key: str,
+    *,
+    encoded: bool = True,
     seed: int | None = None,
 ) -> tuple[bytes | Image.Image, dict]:
     """Encoded bytes of the derived image (in the condition's file format) and its params;
@@ -77,8 +80,12 @@ def apply_condition(
 
 
 def derive_file(
-    src_path: str | Path, condition_id: str, out_path_without_ext: str | Path, image_key: str,
-    *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    src_path: str | Path,
+    condition_id: str,
+    out_path_without_ext: str | Path,
+    image_key: str,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> DerivedFile:
     """Read ``src_path`` (through the capped decoder), apply the condition, write
     ``<out>.<ext>`` (whole or not at all); errors propagate (``ImageLoadError`` for an image
@@ -91,7 +98,11 @@ def derive_file(
 
 
 def score_under_conditions(
-    detector: Detector, img: Image.Image, image_key: str, conditions: Sequence[str], *,
+    detector: Detector,
+    img: Image.Image,
+    image_key: str,
+    conditions: Sequence[str],
+    *,
     on_variant: Callable[[int, str], None] | None = None,
 ) -> list[ConditionScore]:
     """The image under each condition (seeded by ``image_key``, e.g. its sha256), all variants
@@ -106,8 +117,10 @@ def score_under_conditions(
             failed[cid] = f"{type(exc).__name__}: {exc}"
         if on_variant is not None:
             on_variant(i, cid)
-    preds = dict(zip(variants, detector.score_batch(list(variants.values()),
-                                                    names=list(variants)))) if variants else {}
-    return [ConditionScore(cid, None, None, failed[cid]) if cid in failed else
-            ConditionScore(cid, variants[cid], preds[cid].score, preds[cid].error)
-            for cid in conditions]
+    preds = dict(zip(variants, detector.score_batch(list(variants.values()), names=list(variants)))) if variants else {}
+    return [
+        ConditionScore(cid, None, None, failed[cid])
+        if cid in failed
+        else ConditionScore(cid, variants[cid], preds[cid].score, preds[cid].error)
+        for cid in conditions
+    ]

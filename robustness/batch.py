@@ -68,8 +68,7 @@ def read_csv_items(csv_path: Path, root_dir: Path | None = None) -> list[InputIt
         missing = {"image", "class"} - set(reader.fieldnames or ())
         if missing:
             raise ValueError(
-                f"{csv_path}: missing column(s) {sorted(missing)}; "
-                "expected the SPAI format image,class,split"
+                f"{csv_path}: missing column(s) {sorted(missing)}; expected the SPAI format image,class,split"
             )
         items = []
         for row in reader:
@@ -80,11 +79,7 @@ def read_csv_items(csv_path: Path, root_dir: Path | None = None) -> list[InputIt
                 if label not in (0, 1):
                     raise ValueError
             except (TypeError, ValueError):
-                items.append(
-                    InputItem(
-                        image, None, split, None, f"class must be 0 or 1, got {row.get('class')!r}"
-                    )
-                )
+                items.append(InputItem(image, None, split, None, f"class must be 0 or 1, got {row.get('class')!r}"))
                 continue
             if not image:
                 items.append(InputItem(image, label, split, None, "empty image path"))
@@ -102,12 +97,8 @@ def read_dir_items(folder: Path, label: int | None = None) -> list[InputItem]:
         rel = PurePosixPath(path.relative_to(folder).as_posix())
         lab = _label_from_path(rel)
         lab = label if lab is None else lab
-        err = (
-            None if lab is not None else "class unknown: not under a real/fake folder; pass --label"
-        )
-        items.append(
-            InputItem(str(rel), lab, "test", path.resolve(), err, rel.with_suffix("").as_posix())
-        )
+        err = None if lab is not None else "class unknown: not under a real/fake folder; pass --label"
+        items.append(InputItem(str(rel), lab, "test", path.resolve(), err, rel.with_suffix("").as_posix()))
     return items
 
 
@@ -151,10 +142,7 @@ def derive_items(
         writer = csv.DictWriter(f, fieldnames=["image", "class", "split"])
         writer.writeheader()
         writer.writerows(rows)
-    meta = {
-        k: getattr(cond, k)
-        for k in ("id", "family", "description", "params", "file_format", "save_kwargs")
-    }
+    meta = {k: getattr(cond, k) for k in ("id", "family", "description", "params", "file_format", "save_kwargs")}
     doc = {"condition": meta, "images": records, "errors": result.errors}
     write_text(result.json_path, json.dumps(doc, indent=1, default=str))
     result.n_ok = len(rows)

@@ -44,9 +44,7 @@ def down_up(
     return out, {"intermediate_size": list(small)}
 
 
-def center_crop(
-    img: Image.Image, rng: np.random.Generator, *, fraction: float
-) -> tuple[Image.Image, dict]:
+def center_crop(img: Image.Image, rng: np.random.Generator, *, fraction: float) -> tuple[Image.Image, dict]:
     """Keep the central ``fraction`` of each side."""
     w, h = img.size
     cw, ch = max(1, round(w * fraction)), max(1, round(h * fraction))
@@ -55,25 +53,19 @@ def center_crop(
     return img.crop(box), {"box": list(box)}
 
 
-def gaussian_blur(
-    img: Image.Image, rng: np.random.Generator, *, sigma: float
-) -> tuple[Image.Image, dict]:
+def gaussian_blur(img: Image.Image, rng: np.random.Generator, *, sigma: float) -> tuple[Image.Image, dict]:
     """Gaussian blur with standard deviation ``sigma`` pixels."""
     return img.filter(ImageFilter.GaussianBlur(radius=sigma)), {}
 
 
-def gaussian_noise(
-    img: Image.Image, rng: np.random.Generator, *, sigma: float
-) -> tuple[Image.Image, dict]:
+def gaussian_noise(img: Image.Image, rng: np.random.Generator, *, sigma: float) -> tuple[Image.Image, dict]:
     """Add i.i.d. Gaussian noise (sigma on the 0-255 scale), rounded and clipped to uint8."""
     arr = np.asarray(img, dtype=np.float32)
     noisy = arr + rng.normal(0.0, sigma, size=arr.shape).astype(np.float32)
     return Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), mode="RGB"), {}
 
 
-def cap_long_side(
-    img: Image.Image, rng: np.random.Generator, *, long_side: int
-) -> tuple[Image.Image, dict]:
+def cap_long_side(img: Image.Image, rng: np.random.Generator, *, long_side: int) -> tuple[Image.Image, dict]:
     """Downscale (never upscale) so that the longer side is at most ``long_side``."""
     scale = long_side / max(img.size)
     if scale >= 1.0:
@@ -134,9 +126,7 @@ for _s in (0.5, 0.75, 1.5):
         resize,
         {"scale": _s, "resample": "lanczos"},
     )
-_reg(
-    "crop/center-0.8", "crop", "Central 80% of each side kept, PNG", center_crop, {"fraction": 0.8}
-)
+_reg("crop/center-0.8", "crop", "Central 80% of each side kept, PNG", center_crop, {"fraction": 0.8})
 for _s in (1.0, 2.0):
     _reg(f"blur/s{_s}", "blur", f"Gaussian blur, sigma {_s} px, PNG", gaussian_blur, {"sigma": _s})
 for _s in (5, 10):

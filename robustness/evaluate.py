@@ -92,9 +92,7 @@ def _rows_text(path: Path, rows: np.ndarray, images: pd.Series | None) -> str:
     return f"{path}: row{'s' if rows.size > 1 else ''} {text}"
 
 
-def _read(
-    path: Path, *, drop_missing: bool = False, warn: Callable[[str], None] | None = None
-) -> pd.DataFrame:
+def _read(path: Path, *, drop_missing: bool = False, warn: Callable[[str], None] | None = None) -> pd.DataFrame:
     """One prediction CSV as columns spai (float32) and class (int64).
 
     Labels come from the ``class`` column when present (as the study's code reads them), else
@@ -121,19 +119,21 @@ def _read(
     if missing.size:
         where = _rows_text(path, missing, images)
         if not drop_missing:
-            raise ValueError(f"{where}: no score (an image infer could not score); pass "
-                             f"--drop-missing to leave such rows out")
+            raise ValueError(
+                f"{where}: no score (an image infer could not score); pass --drop-missing to leave such rows out"
+            )
         if warn is not None:
             warn(f"{where}: no score; left out (--drop-missing)")
     keep = ~np.isnan(scores)
     expected = int(path.name.startswith("fake"))
     off = int((labels[keep] != expected).sum())
     if off and warn is not None:
-        warn(f"{path}: {off} row(s) labelled class {1 - expected} in a {path.name[:4]} file; "
-             f"the class column decides, as in the study's code")
+        warn(
+            f"{path}: {off} row(s) labelled class {1 - expected} in a {path.name[:4]} file; "
+            f"the class column decides, as in the study's code"
+        )
     # Parsed as float64 then cast, as the study did (pandas -> torch float32 tensor).
-    return pd.DataFrame({SCORE_COLUMN: scores[keep].astype(np.float32),
-                         LABEL_COLUMN: labels[keep].astype(np.int64)})
+    return pd.DataFrame({SCORE_COLUMN: scores[keep].astype(np.float32), LABEL_COLUMN: labels[keep].astype(np.int64)})
 
 
 def load_prediction_dir(
@@ -148,8 +148,7 @@ def load_prediction_dir(
     files = sorted(folder.glob("fake*.csv")) + sorted(folder.glob("real*.csv"))
     if not files:
         raise ValueError(f"{folder}: no fake*.csv or real*.csv files directly in it")
-    return {f"{p.stem[:4]}_{set_name(p.stem)}": _read(p, drop_missing=drop_missing, warn=warn)
-            for p in files}
+    return {f"{p.stem[:4]}_{set_name(p.stem)}": _read(p, drop_missing=drop_missing, warn=warn) for p in files}
 
 
 def _scores_labels(frame: pd.DataFrame, name: str, default: int) -> tuple[np.ndarray, np.ndarray]:
@@ -191,8 +190,7 @@ def study_table(
         unknown = [n for n in names if n not in pool]
         if unknown or not names:
             raise ValueError(
-                f"{kind} sets {unknown or '(none)'} not available; "
-                f"have: {', '.join(sorted(pool)) or '(none)'}"
+                f"{kind} sets {unknown or '(none)'} not available; have: {', '.join(sorted(pool)) or '(none)'}"
             )
     rows = {}
     for f in fake_names:
@@ -228,8 +226,15 @@ def study_mean_ci(
     rng = np.random.default_rng(seed)
     wf = [resample_counts(rng, a.size, n) for a, _ in fs]
     wr = [resample_counts(rng, a.size, n) for a, _ in rs]
-    values = protocol_replicates([a for a, _ in fs], [a for a, _ in rs], wf, wr, metric=metric,
-                                 fake_labels=[y for _, y in fs], real_labels=[y for _, y in rs])
+    values = protocol_replicates(
+        [a for a, _ in fs],
+        [a for a, _ in rs],
+        wf,
+        wr,
+        metric=metric,
+        fake_labels=[y for _, y in fs],
+        real_labels=[y for _, y in rs],
+    )
     low, high = percentile_interval(values, level=level)
     return BootstrapCI(est.mean, low, high, level, n)
 
@@ -259,10 +264,7 @@ def compare_conditions(
     base = baseline or ("original" if "original" in conditions else names[0])
     if base not in conditions:
         raise ValueError(f"baseline {base!r} is not one of the conditions: {', '.join(names)}")
-    tables = {
-        c: study_table(conditions[c], metric=metric, real_sets=real_sets, fake_sets=fake_sets)
-        for c in names
-    }
+    tables = {c: study_table(conditions[c], metric=metric, real_sets=real_sets, fake_sets=fake_sets) for c in names}
     per_fake = pd.DataFrame({c: t.table["mean"] for c, t in tables.items()})
     means = pd.Series({c: t.mean for c, t in tables.items()})
     summary = pd.DataFrame({"mean": means, "delta": means - means[base]})
@@ -331,9 +333,7 @@ def _main(argv: list[str] | None) -> int:
     )
     p.add_argument("--baseline", help="condition (folder name) the deltas refer to")
     p.add_argument("--real_sets", "--real-sets", help="comma-separated real sets to average over")
-    p.add_argument(
-        "--ci", type=int, default=0, metavar="N", help="bootstrap N replicates for a 95%% CI"
-    )
+    p.add_argument("--ci", type=int, default=0, metavar="N", help="bootstrap N replicates for a 95%% CI")
     p.add_argument(
         "--drop-missing",
         action="store_true",
@@ -349,13 +349,9 @@ def _main(argv: list[str] | None) -> int:
             name = Path(d).resolve().name
             if name in conditions:
                 raise ValueError(f"two input folders are both named {name!r}")
-            conditions[name] = load_prediction_dir(
-                d, drop_missing=args.drop_missing, warn=_warn
-            )
+            conditions[name] = load_prediction_dir(d, drop_missing=args.drop_missing, warn=_warn)
         reals = args.real_sets.split(",") if args.real_sets else None
-        cmp = compare_conditions(
-            conditions, metric=args.metric, baseline=args.baseline, real_sets=reals
-        )
+        cmp = compare_conditions(conditions, metric=args.metric, baseline=args.baseline, real_sets=reals)
     except (KeyError, ValueError, FileNotFoundError) as exc:
         raise UserError(one_line(exc)) from None
     for cond, st in cmp.tables.items():

@@ -76,9 +76,7 @@ def random_filter(
     return apply_filter(img, name), {"filter": name}
 
 
-def fixed_filter(
-    img: Image.Image, rng: np.random.Generator, *, name: str
-) -> tuple[Image.Image, dict]:
+def fixed_filter(img: Image.Image, rng: np.random.Generator, *, name: str) -> tuple[Image.Image, dict]:
     """Apply the named filter."""
     return apply_filter(img, name), {"filter": name}
 

@@ -97,9 +97,7 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def roc_curve_points(
-    y_true: ArrayLike, y_score: ArrayLike
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve_points(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds): one point per distinct score, decreasing thresholds, starting at
     (0, 0) with threshold +inf (sklearn's ``roc_curve(drop_intermediate=False)``)."""
     yt, ys = _check(y_true, y_score)
@@ -147,8 +145,7 @@ def predict_fake(y_score: ArrayLike, *, threshold: float = DECISION_THRESHOLD) -
     return np.asarray(y_score, dtype=np.float64) > threshold
 
 
-def acc_at(y_true: ArrayLike, y_score: ArrayLike, *, threshold: float = DECISION_THRESHOLD
-           ) -> float:
+def acc_at(y_true: ArrayLike, y_score: ArrayLike, *, threshold: float = DECISION_THRESHOLD) -> float:
     """Accuracy of ``predict_fake`` at ``threshold``."""
     yt, ys = _check(y_true, y_score)
     return float(np.mean(predict_fake(ys, threshold=threshold) == (yt == 1)))
@@ -179,8 +176,9 @@ def auc_matrix(fakes: Sequence[ArrayLike], reals: Sequence[ArrayLike]) -> np.nda
         cum = np.r_[0, np.cumsum(so == nf + j)]
         wins[j] = cum[starts] + 0.5 * (cum[ends] - cum[starts])
     is_fake = so < nf
-    counts = np.bincount(so[is_fake] * n_groups + group[is_fake],
-                         minlength=nf * n_groups).reshape(nf, n_groups)  # (F, G)
+    counts = np.bincount(so[is_fake] * n_groups + group[is_fake], minlength=nf * n_groups).reshape(
+        nf, n_groups
+    )  # (F, G)
     return (counts @ wins.T) / np.outer(sizes[:nf], sizes[nf:])  # (F, R)
 
 
@@ -191,8 +189,7 @@ def resample_counts(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=n * size).reshape(n, size).astype(np.float64)
 
 
-def auc_replicates(fake: ArrayLike, real: ArrayLike, wf: np.ndarray, wr: np.ndarray
-                   ) -> np.ndarray:
+def auc_replicates(fake: ArrayLike, real: ArrayLike, wf: np.ndarray, wr: np.ndarray) -> np.ndarray:
     """AUC (ties one half) of each replicate where item i counts ``w[k, i]`` times.
 
     Args:
@@ -204,8 +201,9 @@ def auc_replicates(fake: ArrayLike, real: ArrayLike, wf: np.ndarray, wr: np.ndar
     fake, real = np.asarray(fake, np.float64), np.asarray(real, np.float64)
     order = np.argsort(real, kind="mergesort")
     rs = real[order]
-    cum = np.concatenate([np.zeros((wr.shape[0], 1)), np.cumsum(wr[:, order], axis=1)],
-                         axis=1)  # (n, R + 1): real weight up to each sorted position
+    cum = np.concatenate(
+        [np.zeros((wr.shape[0], 1)), np.cumsum(wr[:, order], axis=1)], axis=1
+    )  # (n, R + 1): real weight up to each sorted position
     lo = np.searchsorted(rs, fake, side="left")  # (F,) reals strictly below each fake
     hi = np.searchsorted(rs, fake, side="right")  # (F,) reals below or tied
     below, upto = cum[:, lo], cum[:, hi]  # (n, F)
@@ -213,16 +211,21 @@ def auc_replicates(fake: ArrayLike, real: ArrayLike, wf: np.ndarray, wr: np.ndar
     return (wf * wins).sum(axis=1) / (wf.sum(axis=1) * wr.sum(axis=1))
 
 
-def _cell_replicates(fn: Callable[[np.ndarray, np.ndarray], float], fs: np.ndarray,
-                     fy: np.ndarray | None, w1: np.ndarray, rs: np.ndarray,
-                     ry: np.ndarray | None, w2: np.ndarray) -> np.ndarray:
+def _cell_replicates(
+    fn: Callable[[np.ndarray, np.ndarray], float],
+    fs: np.ndarray,
+    fy: np.ndarray | None,
+    w1: np.ndarray,
+    rs: np.ndarray,
+    ry: np.ndarray | None,
+    w2: np.ndarray,
+) -> np.ndarray:
     """(n,) values of ``fn`` on one fake set and one real set under counts (labels None: the
     set's kind)."""
     if fn is auc and fy is None and ry is None:
         return auc_replicates(fs, rs, w1, w2)
     scores = np.r_[fs, rs]
-    labels = np.r_[np.ones(fs.size, np.int8) if fy is None else fy,
-                   np.zeros(rs.size, np.int8) if ry is None else ry]
+    labels = np.r_[np.ones(fs.size, np.int8) if fy is None else fy, np.zeros(rs.size, np.int8) if ry is None else ry]
     weights = np.hstack([w1, w2])  # (n, F + R)
     if fn is auc:  # labels given: the positives and negatives of the two sets together
         pos = labels == 1
@@ -241,9 +244,14 @@ def _plain(labels: Sequence[ArrayLike] | None, count: int, kind: int) -> list[np
 
 
 def protocol_replicates(
-    fakes: Sequence[ArrayLike], reals: Sequence[ArrayLike], wf: Sequence[np.ndarray],
-    wr: Sequence[np.ndarray], *, metric: str | Callable[[np.ndarray, np.ndarray], float] = "auc",
-    fake_labels: Sequence[ArrayLike] | None = None, real_labels: Sequence[ArrayLike] | None = None,
+    fakes: Sequence[ArrayLike],
+    reals: Sequence[ArrayLike],
+    wf: Sequence[np.ndarray],
+    wr: Sequence[np.ndarray],
+    *,
+    metric: str | Callable[[np.ndarray, np.ndarray], float] = "auc",
+    fake_labels: Sequence[ArrayLike] | None = None,
+    real_labels: Sequence[ArrayLike] | None = None,
 ) -> np.ndarray:
     """(n,) protocol means under resampling counts: the metric of every fake set against every
     real set, averaged over the cells, where item i of a set counts ``w[k, i]`` times in
@@ -255,8 +263,11 @@ def protocol_replicates(
     fy, ry = _plain(fake_labels, len(fakes), 1), _plain(real_labels, len(reals), 0)
     fakes = [np.asarray(f, np.float64).ravel() for f in fakes]
     reals = [np.asarray(r, np.float64).ravel() for r in reals]
-    cells = [_cell_replicates(fn, f, y1, w1, r, y2, w2)
-             for f, y1, w1 in zip(fakes, fy, wf) for r, y2, w2 in zip(reals, ry, wr)]
+    cells = [
+        _cell_replicates(fn, f, y1, w1, r, y2, w2)
+        for f, y1, w1 in zip(fakes, fy, wf)
+        for r, y2, w2 in zip(reals, ry, wr)
+    ]
     return np.mean(cells, axis=0)
 
 
@@ -336,8 +347,7 @@ def bootstrap_ci(
     fake, real = ys[yt == 1], ys[yt == 0]
     wf = resample_counts(rng, fake.size, n)
     wr = resample_counts(rng, real.size, n)
-    low, high = percentile_interval(protocol_replicates([fake], [real], [wf], [wr], metric=fn),
-                                    level=level)
+    low, high = percentile_interval(protocol_replicates([fake], [real], [wf], [wr], metric=fn), level=level)
     return BootstrapCI(float(fn(yt, ys)), low, high, level, n)
 
 
@@ -355,12 +365,8 @@ METRICS: dict[str, MetricSpec] = {
     "auc": MetricSpec("auc", auc, True, "ROC AUC, fake = positive (ties as sklearn)"),
     "ap": MetricSpec("ap", ap, True, "Average precision, fake = positive"),
     "acc": MetricSpec("acc", acc_at, True, "Accuracy at threshold 0.5 (score > 0.5 = fake)"),
-    "tpr@fpr1%": MetricSpec(
-        "tpr@fpr1%", lambda y, s: tpr_at_fpr(y, s, fpr=0.01), True, "TPR at 1% FPR (exact ROC)"
-    ),
-    "tpr@fpr5%": MetricSpec(
-        "tpr@fpr5%", lambda y, s: tpr_at_fpr(y, s, fpr=0.05), True, "TPR at 5% FPR (exact ROC)"
-    ),
+    "tpr@fpr1%": MetricSpec("tpr@fpr1%", lambda y, s: tpr_at_fpr(y, s, fpr=0.01), True, "TPR at 1% FPR (exact ROC)"),
+    "tpr@fpr5%": MetricSpec("tpr@fpr5%", lambda y, s: tpr_at_fpr(y, s, fpr=0.05), True, "TPR at 5% FPR (exact ROC)"),
     "eer": MetricSpec("eer", eer, False, "Equal error rate (interpolated)"),
 }
 
@@ -370,6 +376,4 @@ def get_metric(name: str) -> MetricSpec:
     try:
         return METRICS[name]
     except KeyError:
-        raise KeyError(
-            f"Unknown metric {name!r}. Available: {', '.join(sorted(METRICS))}"
-        ) from None
+        raise KeyError(f"Unknown metric {name!r}. Available: {', '.join(sorted(METRICS))}") from None

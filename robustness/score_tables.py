@@ -35,9 +35,20 @@ from robustness.metrics import (
     roc_curve_points,
 )
 
-__all__ = ["BOOTSTRAP_N", "MEAN_ROW", "ORIGINAL", "CompareTable", "ScoreData", "bootstrap_cells",
-           "compare_table", "default_real_sets", "has_roc", "long_table", "roc_curve",
-           "score_histogram"]
+__all__ = [
+    "BOOTSTRAP_N",
+    "MEAN_ROW",
+    "ORIGINAL",
+    "CompareTable",
+    "ScoreData",
+    "bootstrap_cells",
+    "compare_table",
+    "default_real_sets",
+    "has_roc",
+    "long_table",
+    "roc_curve",
+    "score_histogram",
+]
 
 ORIGINAL = "original"  # the registered condition id of unmodified images (robustness.compression)
 MEAN_ROW = "mean"
@@ -62,8 +73,7 @@ class ScoreData:
         return sorted(conds, key=lambda c: (c != ORIGINAL, c))
 
     def sets(self, kind: str, condition: str | None = None) -> list[str]:
-        return sorted({s for c, s in self.groups if self.kinds[s] == kind
-                       and (condition is None or c == condition)})
+        return sorted({s for c, s in self.groups if self.kinds[s] == kind and (condition is None or c == condition)})
 
     @property
     def n_predictions(self) -> int:
@@ -85,15 +95,13 @@ class CompareTable:
     unused_real_sets: list[str]  # selected real sets this model has no scores for
 
 
-def default_real_sets(datas: Sequence[ScoreData], conditions: Sequence[str] | None = None
-                      ) -> list[str]:
+def default_real_sets(datas: Sequence[ScoreData], conditions: Sequence[str] | None = None) -> list[str]:
     """The real sets each model has scores for under every compared condition it was scored
     under (all its real sets under those conditions when no set covers them all), pooled over
     the models: each model then averages over its own (see the module docstring)."""
     chosen: set[str] = set()
     for d in datas:
-        conds = [c for c in (conditions if conditions is not None else d.conditions)
-                 if c in d.conditions]
+        conds = [c for c in (conditions if conditions is not None else d.conditions) if c in d.conditions]
         per_cond = [set(d.sets("real", c)) for c in conds]
         common = set.intersection(*per_cond) if per_cond else set()
         chosen |= common or set().union(*per_cond)
@@ -109,8 +117,12 @@ def _pair_values(fn, fake: np.ndarray, reals: list[np.ndarray]) -> float:
 
 
 def compare_table(
-    data: ScoreData, *, metric: str = "auc", real_sets: Sequence[str] | None = None,
-    conditions: Sequence[str] | None = None, fake_sets: Sequence[str] | None = None,
+    data: ScoreData,
+    *,
+    metric: str = "auc",
+    real_sets: Sequence[str] | None = None,
+    conditions: Sequence[str] | None = None,
+    fake_sets: Sequence[str] | None = None,
     baseline: str | None = ORIGINAL,
 ) -> CompareTable:
     """The fake set x condition table of ``metric`` (see the module docstring)."""
@@ -123,17 +135,21 @@ def compare_table(
     counts = pd.DataFrame(0, index=fakes, columns=conds)
     reasons = pd.DataFrame("", index=fakes, columns=conds, dtype=object)
     for c in conds:
-        present = [f for f in fakes if data.groups.get((c, f)) is not None
-                   and data.groups[(c, f)].size]
+        present = [f for f in fakes if data.groups.get((c, f)) is not None and data.groups[(c, f)].size]
         for f in fakes:  # one reason for a whole column the model never scored
             if f not in present:
-                reasons.loc[f, c] = (f"{data.model_name} has no scores of {f} under {c}"
-                                     if present else f"{data.model_name} has no scores under {c}")
+                reasons.loc[f, c] = (
+                    f"{data.model_name} has no scores of {f} under {c}"
+                    if present
+                    else f"{data.model_name} has no scores under {c}"
+                )
         missing = [r for r in reals if (c, r) not in data.groups]
         if not reals or missing:
-            why = (f"real set {', '.join(missing)} not scored under {c} by {data.model_name}"
-                   if reals else f"none of the selected real sets was scored by "
-                   f"{data.model_name}")
+            why = (
+                f"real set {', '.join(missing)} not scored under {c} by {data.model_name}"
+                if reals
+                else f"none of the selected real sets was scored by {data.model_name}"
+            )
             reasons.loc[present, c] = why
             continue
         real_arrays = [data.groups[(c, r)] for r in reals]
@@ -151,8 +167,7 @@ def compare_table(
     delta = values.sub(values[base], axis=0) if base else values * np.nan
     values.index.name = delta.index.name = counts.index.name = reasons.index.name = "fake_set"
     unused = [r for r in chosen if r not in reals]
-    return CompareTable(data.model_name, metric, base, reals, values, delta, counts, reasons,
-                        unused)
+    return CompareTable(data.model_name, metric, base, reals, values, delta, counts, reasons, unused)
 
 
 def _mean_reason(column: pd.Series) -> str:
@@ -165,7 +180,11 @@ def _mean_reason(column: pd.Series) -> str:
 
 
 def bootstrap_cells(
-    data: ScoreData, table: CompareTable, *, n: int = BOOTSTRAP_N, seed: int = 0,
+    data: ScoreData,
+    table: CompareTable,
+    *,
+    n: int = BOOTSTRAP_N,
+    seed: int = 0,
     level: float = 0.95,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Percentile bootstrap intervals (low, high) for every fake-set cell of ``table``.
@@ -195,24 +214,31 @@ def bootstrap_cells(
 
 def has_roc(data: ScoreData, condition: str, real_sets: Sequence[str]) -> bool:
     """Whether ``roc_curve`` has fake and selected real scores under ``condition``."""
-    return bool(data.sets("fake", condition)) and any(
-        (condition, r) in data.groups for r in real_sets)
+    return bool(data.sets("fake", condition)) and any((condition, r) in data.groups for r in real_sets)
 
 
 def roc_curve(
-    data: ScoreData, condition: str, real_sets: Sequence[str], fake_sets: Sequence[str] | None
-    = None, *, max_points: int = ROC_MAX_POINTS,
+    data: ScoreData,
+    condition: str,
+    real_sets: Sequence[str],
+    fake_sets: Sequence[str] | None = None,
+    *,
+    max_points: int = ROC_MAX_POINTS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(fpr, tpr) of the pooled fake sets against the pooled real sets under ``condition``,
     thinned to about ``max_points`` points (end points kept)."""
-    fakes = [data.groups[(condition, f)] for f in (fake_sets or data.sets("fake", condition))
-             if (condition, f) in data.groups]
+    fakes = [
+        data.groups[(condition, f)]
+        for f in (fake_sets or data.sets("fake", condition))
+        if (condition, f) in data.groups
+    ]
     reals = [data.groups[(condition, r)] for r in real_sets if (condition, r) in data.groups]
     if not fakes or not reals:
         raise ValueError(f"condition {condition!r} has no fake or no selected real scores")
     fs, rs = np.concatenate(fakes), np.concatenate(reals)
-    fpr, tpr, _ = roc_curve_points(np.r_[np.ones(fs.size, np.int8), np.zeros(rs.size, np.int8)],
-                                   np.concatenate([fs, rs]))
+    fpr, tpr, _ = roc_curve_points(
+        np.r_[np.ones(fs.size, np.int8), np.zeros(rs.size, np.int8)], np.concatenate([fs, rs])
+    )
     if fpr.size > max_points:
         keep = np.unique(np.r_[np.linspace(0, fpr.size - 1, max_points).astype(int)])
         fpr, tpr = fpr[keep], tpr[keep]
@@ -220,26 +246,31 @@ def roc_curve(
 
 
 def score_histogram(
-    data: ScoreData, condition: str, real_sets: Sequence[str],
-    fake_sets: Sequence[str] | None = None, *, bins: int = 40,
+    data: ScoreData,
+    condition: str,
+    real_sets: Sequence[str],
+    fake_sets: Sequence[str] | None = None,
+    *,
+    bins: int = 40,
 ) -> pd.DataFrame:
     """Share of real and of fake images per score bin in [0, 1] (columns bin, kind, share)."""
     edges = np.linspace(0.0, 1.0, bins + 1)
-    parts = {"real": [data.groups[(condition, r)] for r in real_sets
-                      if (condition, r) in data.groups],
-             "fake": [data.groups[(condition, f)]
-                      for f in (fake_sets or data.sets("fake", condition))
-                      if (condition, f) in data.groups]}
+    parts = {
+        "real": [data.groups[(condition, r)] for r in real_sets if (condition, r) in data.groups],
+        "fake": [
+            data.groups[(condition, f)]
+            for f in (fake_sets or data.sets("fake", condition))
+            if (condition, f) in data.groups
+        ],
+    }
     frames = []
     for kind, arrays in parts.items():
         if not arrays:
             continue
         s = np.clip(np.concatenate(arrays), 0.0, 1.0)
         hist, _ = np.histogram(s, bins=edges)
-        frames.append(pd.DataFrame({"bin": (edges[:-1] + edges[1:]) / 2, "kind": kind,
-                                    "share": hist / max(s.size, 1)}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["bin", "kind", "share"])
+        frames.append(pd.DataFrame({"bin": (edges[:-1] + edges[1:]) / 2, "kind": kind, "share": hist / max(s.size, 1)}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["bin", "kind", "share"])
 
 
 def long_table(tables: Sequence[CompareTable]) -> pd.DataFrame:

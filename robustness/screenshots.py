@@ -79,9 +79,7 @@ def _avatar(d: int, colors: list[list[int]], initials: str, s: int) -> Image.Ima
     return disc
 
 
-def _heart(
-    draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, width: int, fill=None, outline=INK
-) -> None:
+def _heart(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, width: int, fill=None, outline=INK) -> None:
     t = np.linspace(0, 2 * math.pi, 48, endpoint=False)
     x = 16 * np.sin(t) ** 3
     y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
@@ -227,17 +225,13 @@ def _nav_bar(canvas: Image.Image, draw, W: int, y: int, s: int, c: dict, initial
     draw.line([(x - r * 0.5, cy), (x + r * 0.5, cy)], fill=INK, width=w2)
     x = xs[3]  # reels
     draw.rounded_rectangle((x - r, cy - r, x + r, cy + r), radius=5 * s, outline=INK, width=w2)
-    draw.polygon(
-        [(x - r * 0.3, cy - r * 0.4), (x + r * 0.5, cy), (x - r * 0.3, cy + r * 0.4)], fill=INK
-    )
+    draw.polygon([(x - r * 0.3, cy - r * 0.4), (x + r * 0.5, cy), (x - r * 0.3, cy + r * 0.4)], fill=INK)
     d = 26 * s  # profile
     av = _avatar(d, c["avatar_colors"], initials, s)
     canvas.paste(av, (int(xs[4] - d / 2), int(cy - d / 2)), av)
 
 
-def screenshot(
-    img: Image.Image, rng: np.random.Generator, *, dpr: int = 1
-) -> tuple[Image.Image, dict]:
+def screenshot(img: Image.Image, rng: np.random.Generator, *, dpr: int = 1) -> tuple[Image.Image, dict]:
     """Render ``img`` as a feed post screenshot, ``POST_WIDTH * dpr`` px wide, RGB."""
     s = int(dpr)
     c = _choices(rng)
@@ -271,8 +265,7 @@ for _dpr in (1, 2, 3):
         Condition(
             id="screenshot" if _dpr == 1 else f"screenshot/dpr{_dpr}",
             family="screenshot",
-            description=f"Instagram-style feed post screenshot, {POST_WIDTH} px wide "
-            f"at dpr {_dpr}, PNG",
+            description=f"Instagram-style feed post screenshot, {POST_WIDTH} px wide at dpr {_dpr}, PNG",
             params={"dpr": _dpr, "post_width": POST_WIDTH},
             fn=partial(screenshot, dpr=_dpr),
             file_format="PNG",

@@ -55,9 +55,7 @@ TRAIN_SEED_BIT = 1 << 63  # set in every training condition seed; evaluation see
 Array = np.ndarray  # H x W x 3 uint8
 
 
-def random_resized_crop(
-    img: Array, rng: np.random.Generator, size: int, scale: tuple[float, float]
-) -> Array:
+def random_resized_crop(img: Array, rng: np.random.Generator, size: int, scale: tuple[float, float]) -> Array:
     """Crop a random area fraction in `scale` with a random aspect ratio, resize to size x size."""
     h, w = img.shape[:2]
     area = h * w
@@ -141,8 +139,9 @@ def random_crop(img: Array, rng: np.random.Generator, size: int) -> Array:
     return img[top : top + size, left : left + size]
 
 
-def augment_view(img: Array, rng: np.random.Generator, aug: AugConfig, size: int = 224,
-                 scale: tuple[float, float] = (0.2, 1.0)) -> Array:  # fmt: skip
+def augment_view(
+    img: Array, rng: np.random.Generator, aug: AugConfig, size: int = 224, scale: tuple[float, float] = (0.2, 1.0)
+) -> Array:
     """One augmented size x size view of an H x W x 3 uint8 image.
 
     The official code applies RandomResizedCrop only when DATA.MIN_CROP_AREA differs from
@@ -180,8 +179,13 @@ def condition_seed(run_seed: int, epoch: int, image: str, condition_id: str) -> 
 
 
 def apply_conditions(
-    img: Image.Image, rng: np.random.Generator, conditions: tuple[tuple[str, float], ...], *,
-    run_seed: int, epoch: int, image: str,
+    img: Image.Image,
+    rng: np.random.Generator,
+    conditions: tuple[tuple[str, float], ...],
+    *,
+    run_seed: int,
+    epoch: int,
+    image: str,
 ) -> tuple[Image.Image, list[dict[str, Any]]]:
     """Apply each (condition id, p) with probability p, in order; returns the image and what
     was applied (condition id and seed of each), for the training log."""
@@ -208,5 +212,3 @@ def train_views(img: Image.Image | Array, rng: np.random.Generator, cfg: Config)
     scale = (cfg.data.min_crop_area, cfg.data.max_crop_area)
     views = [augment_view(arr, rng, cfg.aug, size, scale) for _ in range(cfg.data.augmented_views)]
     return to_tensor(np.concatenate(views, axis=1))  # 3 x S x (S * views)
-
-

@@ -46,11 +46,11 @@ def _decode(detector: Detector, index: int, name: str, source: Scorable) -> _Dec
     return _Decoded(index, name, got, time.perf_counter() - t0)
 
 
-def _decoded(detector: Detector, sources: Iterable[Scorable], names: Sequence[str] | None,
-             prefetch: int) -> Iterator[_Decoded]:
+def _decoded(
+    detector: Detector, sources: Iterable[Scorable], names: Sequence[str] | None, prefetch: int
+) -> Iterator[_Decoded]:
     """Decode in input order; with ``prefetch`` > 0, that many images ahead in one thread."""
-    items = ((i, names[i] if names is not None else name_of(s), s)
-             for i, s in enumerate(sources))
+    items = ((i, names[i] if names is not None else name_of(s), s) for i, s in enumerate(sources))
     if prefetch <= 0:
         for i, name, source in items:
             yield _decode(detector, i, name, source)
@@ -77,8 +77,7 @@ def _score_group(detector: Detector, group: list[_Decoded]) -> list[ImageResult]
     try:
         preds = detector.score_batch(items, names=names)
     except Exception as exc:  # the group's pass failed: find which image it was
-        preds = ([_scoring_failed(group[0], exc)] if len(group) == 1
-                 else [_score_alone(detector, d) for d in group])
+        preds = [_scoring_failed(group[0], exc)] if len(group) == 1 else [_score_alone(detector, d) for d in group]
     for pred, d in zip(preds, group):
         pred.seconds += d.seconds
     return preds
@@ -168,8 +167,7 @@ def score_many(
 ) -> list[ImageResult]:
     """``score_stream`` collected into a list, with progress after each image."""
     out: list[ImageResult] = []
-    for pred in score_stream(detector, sources, names=names, max_images=max_images,
-                             should_stop=should_stop):
+    for pred in score_stream(detector, sources, names=names, max_images=max_images, should_stop=should_stop):
         out.append(pred)
         if on_progress is not None:
             on_progress(len(out), len(sources))

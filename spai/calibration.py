@@ -46,8 +46,9 @@ class Calibration:
         return self.thresholds.get(fpr) is not None
 
 
-def measure(real_scores: Sequence[float], *, sha256: str, source: str, command: str,
-            fprs: Sequence[float] = FPR_CHOICES) -> Calibration:
+def measure(
+    real_scores: Sequence[float], *, sha256: str, source: str, command: str, fprs: Sequence[float] = FPR_CHOICES
+) -> Calibration:
     """Thresholds at ``fprs`` from the model's scores of real images."""
     scores = np.asarray(real_scores, dtype=np.float64)
     if scores.size == 0:
@@ -60,9 +61,14 @@ def measure(real_scores: Sequence[float], *, sha256: str, source: str, command: 
 
 
 def write(cal: Calibration, path: Path) -> None:
-    data = {"sha256": cal.sha256, "n_real": cal.n_real, "source": cal.source,
-            "command": cal.command, "rule": "fake when score >= threshold",
-            "thresholds": {f"{f:g}": t for f, t in cal.thresholds.items()}}
+    data = {
+        "sha256": cal.sha256,
+        "n_real": cal.n_real,
+        "source": cal.source,
+        "command": cal.command,
+        "rule": "fake when score >= threshold",
+        "thresholds": {f"{f:g}": t for f, t in cal.thresholds.items()},
+    }
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -77,10 +83,7 @@ def read_for(weights: str | Path, sha256: str) -> Calibration | None:
         data = json.loads(path.read_text())
         if data.get("sha256") != sha256:
             return None
-        thresholds = {float(f): (None if t is None else float(t))
-                      for f, t in data["thresholds"].items()}
-        return Calibration(sha256, int(data["n_real"]), thresholds, str(data["source"]),
-                           str(data["command"]))
+        thresholds = {float(f): (None if t is None else float(t)) for f, t in data["thresholds"].items()}
+        return Calibration(sha256, int(data["n_real"]), thresholds, str(data["source"]), str(data["command"]))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path} is not a readable calibration file "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path} is not a readable calibration file ({type(exc).__name__}: {exc})") from None

@@ -73,9 +73,7 @@ def read_checkpoint(path: str | Path, *, expect_sha256: str | None = None) -> di
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint not found: {path} (see weights/README.md for where to get SPAI weights)"
-        )
+        raise CheckpointError(f"checkpoint not found: {path} (see weights/README.md for where to get SPAI weights)")
     if expect_sha256 is not None and (actual := file_sha256(path)) != expect_sha256:
         raise CheckpointError(
             f"{path} changed since the model was registered (sha256 {actual[:12]}..., "
@@ -94,9 +92,7 @@ def read_checkpoint(path: str | Path, *, expect_sha256: str | None = None) -> di
         ) from None
     except Exception as exc:  # a damaged archive
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"cannot read {path}: truncated or corrupt PyTorch checkpoint ({first})"
-        ) from None
+        raise CheckpointError(f"cannot read {path}: truncated or corrupt PyTorch checkpoint ({first})") from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict, found {type(obj).__name__}")
     return {k: _plain(v) if k == "config" else v for k, v in obj.items()}
@@ -111,12 +107,14 @@ def _check_container(path: Path) -> None:
     if not head:
         raise CheckpointError(f"{path} is empty (0 bytes): not a PyTorch checkpoint")
     text = head.decode("utf-8", "replace").lstrip().lower()
-    what = ("an HTML page (a download that saved a web page instead of the weights?)"
-            if text.startswith(("<!doctype html", "<html", "<?xml", "<head", "<body"))
-            else "text" if head.isascii() and all(b >= 9 for b in head) else "unknown data")
-    raise CheckpointError(
-        f"{path} is not a PyTorch checkpoint: it holds {what}, starting {head[:24]!r}"
+    what = (
+        "an HTML page (a download that saved a web page instead of the weights?)"
+        if text.startswith(("<!doctype html", "<html", "<?xml", "<head", "<body"))
+        else "text"
+        if head.isascii() and all(b >= 9 for b in head)
+        else "unknown data"
     )
+    raise CheckpointError(f"{path} is not a PyTorch checkpoint: it holds {what}, starting {head[:24]!r}")
 
 
 def _plain(value: Any) -> Any:
@@ -185,9 +183,7 @@ def extract_state_dict(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_state(
-    model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "checkpoint"
-) -> list[str]:
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> list[str]:
     """Load a state dict: missing or mis-shaped keys raise; extra keys warn. Returns the extras."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]

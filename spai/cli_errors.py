@@ -60,9 +60,7 @@ def closest(value: str, choices: Iterable[str], *, listing: str | None = None) -
     return (f"; did you mean {', '.join(near)}?" if near else "") + where
 
 
-def run_main(
-    main: Callable[[], int | None], *, user_errors: tuple[type[BaseException], ...] = ()
-) -> int:
+def run_main(main: Callable[[], int | None], *, user_errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run a CLI's main; print user errors as one line and return 2 for them."""
     try:
         return int(main() or 0)

@@ -20,25 +20,48 @@ __all__ = ["train_cmd"]
 @click.option("--cfg", required=True, type=click.Path(exists=True, dir_okay=False), help="YAML config.")
 @click.option("--batch-size", type=int, help="Batch size (DATA.BATCH_SIZE).")
 @click.option("--learning-rate", type=float, help="Base learning rate (TRAIN.BASE_LR).")
-@click.option("--data-path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Training CSV (image,class,split); its train and val rows are used.")
-@click.option("--csv-root-dir", type=click.Path(exists=True, file_okay=False),
-              help="Root for relative image paths (default: the CSV's folder).")
+@click.option(
+    "--data-path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Training CSV (image,class,split); its train and val rows are used.",
+)
+@click.option(
+    "--csv-root-dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Root for relative image paths (default: the CSV's folder).",
+)
 @click.option("--lmdb", type=click.Path(), help="Not supported here (accepted for compatibility).")
-@click.option("--pretrained", type=click.Path(exists=True, dir_okay=False),
-              help="MFM backbone weights (keys under 'encoder.'); the backbone is then frozen.")
+@click.option(
+    "--pretrained",
+    type=click.Path(exists=True, dir_okay=False),
+    help="MFM backbone weights (keys under 'encoder.'); the backbone is then frozen.",
+)
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), help="Checkpoint to resume.")
 @click.option("--accumulation-steps", type=int, help="Gradient accumulation steps.")
 @click.option("--use-checkpoint", is_flag=True, help="Accepted; activation checkpointing is not used.")
-@click.option("--amp-opt-level", type=click.Choice(["O0", "O1", "O2"]), default="O1",
-              show_default=True, help="O0: float32; O1/O2: torch.amp on CUDA.")
+@click.option(
+    "--amp-opt-level",
+    type=click.Choice(["O0", "O1", "O2"]),
+    default="O1",
+    show_default=True,
+    help="O0: float32; O1/O2: torch.amp on CUDA.",
+)
 @click.option("--output", type=click.Path(file_okay=False), default="output", show_default=True)
 @click.option("--tag", default="spai", show_default=True, help="Run name (folder under --output).")
 @click.option("--local_rank", type=int, default=0, help="Ignored (single-process training).")
-@click.option("--test-csv", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="CSV whose test rows are scored every epoch (repeatable).")
-@click.option("--test-csv-root-dir", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Root for each --test-csv, in order (default: each CSV's folder).")
+@click.option(
+    "--test-csv",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV whose test rows are scored every epoch (repeatable).",
+)
+@click.option(
+    "--test-csv-root-dir",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Root for each --test-csv, in order (default: each CSV's folder).",
+)
 @click.option("--data-workers", type=int, help="DataLoader workers (DATA.NUM_WORKERS).")
 @click.option("--disable-pin-memory", is_flag=True)
 @click.option("--data-prefetch-factor", type=int)
@@ -46,10 +69,31 @@ __all__ = ["train_cmd"]
 @click.option("--opt", nargs=2, multiple=True, metavar="KEY VALUE", help="Config override.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--epochs", type=int, help="TRAIN.EPOCHS override.")
-def train_cmd(cfg, batch_size, learning_rate, data_path, csv_root_dir, lmdb, pretrained, resume,
-              accumulation_steps, use_checkpoint, amp_opt_level, output, tag, local_rank, test_csv,
-              test_csv_root_dir, data_workers, disable_pin_memory, data_prefetch_factor, save_all,
-              opt, device, epochs) -> None:  # fmt: skip
+def train_cmd(
+    cfg,
+    batch_size,
+    learning_rate,
+    data_path,
+    csv_root_dir,
+    lmdb,
+    pretrained,
+    resume,
+    accumulation_steps,
+    use_checkpoint,
+    amp_opt_level,
+    output,
+    tag,
+    local_rank,
+    test_csv,
+    test_csv_root_dir,
+    data_workers,
+    disable_pin_memory,
+    data_prefetch_factor,
+    save_all,
+    opt,
+    device,
+    epochs,
+) -> None:
     """Train or fine-tune SPAI on a CSV data set."""
     from spai.config import load_config
     from spai.training import TrainOptions, read_csv_samples, train
@@ -59,10 +103,14 @@ def train_cmd(cfg, batch_size, learning_rate, data_path, csv_root_dir, lmdb, pre
     if len(test_csv_root_dir) > len(test_csv):
         raise click.UsageError("more --test-csv-root-dir than --test-csv values")
     opts = [(k, v) for k, v in opt]
-    for key, value in (("DATA.BATCH_SIZE", batch_size), ("TRAIN.BASE_LR", learning_rate),
-                       ("TRAIN.ACCUMULATION_STEPS", accumulation_steps),
-                       ("DATA.NUM_WORKERS", data_workers), ("TRAIN.EPOCHS", epochs),
-                       ("DATA.PREFETCH_FACTOR", data_prefetch_factor)):  # fmt: skip
+    for key, value in (
+        ("DATA.BATCH_SIZE", batch_size),
+        ("TRAIN.BASE_LR", learning_rate),
+        ("TRAIN.ACCUMULATION_STEPS", accumulation_steps),
+        ("DATA.NUM_WORKERS", data_workers),
+        ("TRAIN.EPOCHS", epochs),
+        ("DATA.PREFETCH_FACTOR", data_prefetch_factor),
+    ):
         if value is not None:
             opts.append((key, value))
     if disable_pin_memory:
@@ -88,13 +136,17 @@ def train_cmd(cfg, batch_size, learning_rate, data_path, csv_root_dir, lmdb, pre
 
     def show(event: dict) -> None:
         if event["type"] == "step" and event["step"] % max(1, config.print_freq) == 0:
-            click.echo(f"step {event['step']}/{event['total_steps']} epoch {event['epoch']} "
-                       f"loss {event['loss']:.4f} lr {event['lr']:.2e}")  # fmt: skip
+            click.echo(
+                f"step {event['step']}/{event['total_steps']} epoch {event['epoch']} "
+                f"loss {event['loss']:.4f} lr {event['lr']:.2e}"
+            )
         elif event["type"] == "epoch":
             test = {k: round(v.get("auc", float("nan")), 4) for k, v in event.get("test", {}).items()}
-            click.echo(f"epoch {event['epoch']}: val loss {event['val_loss']:.4f} "
-                       f"AUC {event['val_auc']:.4f} AP {event['val_ap']:.4f} "
-                       f"{'(best) ' if event['best'] else ''}{'test AUC ' + str(test) if test else ''}")  # fmt: skip
+            click.echo(
+                f"epoch {event['epoch']}: val loss {event['val_loss']:.4f} "
+                f"AUC {event['val_auc']:.4f} AP {event['val_ap']:.4f} "
+                f"{'(best) ' if event['best'] else ''}{'test AUC ' + str(test) if test else ''}"
+            )
         elif event["type"] == "info":
             click.echo(json.dumps(event))
 

@@ -122,14 +122,12 @@ def _aug_conditions(raw: Any) -> tuple[tuple[str, float], ...]:
         if isinstance(item, dict):
             keys = {str(k).lower(): v for k, v in item.items()}
             if set(keys) != {"id", "p"}:
-                raise ValueError(f"AUG.CONDITIONS[{i}]: needs exactly the keys id and p, got "
-                                 f"{sorted(item)}")
+                raise ValueError(f"AUG.CONDITIONS[{i}]: needs exactly the keys id and p, got {sorted(item)}")
             cid, p = keys["id"], keys["p"]
         elif isinstance(item, (list, tuple)) and len(item) == 2:
             cid, p = item
         else:
-            raise ValueError(f"AUG.CONDITIONS[{i}]: expected {{id: <condition id>, p: <0..1>}}, "
-                             f"got {item!r}")
+            raise ValueError(f"AUG.CONDITIONS[{i}]: expected {{id: <condition id>, p: <0..1>}}, got {item!r}")
         if not isinstance(cid, str) or not cid:
             raise ValueError(f"AUG.CONDITIONS[{i}].id: must be a condition id, got {cid!r}")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
@@ -242,11 +240,7 @@ def _set_path(tree: dict[str, Any], parts: list[str], value: Any) -> None:
 
 def _to_upper(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
-        return {
-            f.name.upper(): _to_upper(getattr(obj, f.name))
-            for f in dataclasses.fields(obj)
-            if f.name != "extra"
-        }
+        return {f.name.upper(): _to_upper(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "extra"}
     if isinstance(obj, tuple):
         return [_to_upper(v) for v in obj]
     return obj
@@ -289,9 +283,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     return dataclasses.replace(cfg, extra=tuple(unknown))
 
 
-def load_config(
-    path: str | Path | None = None, opts: Iterable[tuple[str, Any]] = ()
-) -> Config:
+def load_config(path: str | Path | None = None, opts: Iterable[tuple[str, Any]] = ()) -> Config:
     """Read an official-layout YAML (``BASE`` includes honoured) and apply ``--opt`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:

@@ -174,8 +174,9 @@ class Detector:
 
         def output(logit: float, attn: Any) -> PatchOutput:
             n = attn.shape[-1]
-            return PatchOutput(torch.tensor(logit), torch.from_numpy(attn), torch.empty(n, 0),
-                               torch.zeros(n, 6, 0), torch.empty(0))
+            return PatchOutput(
+                torch.tensor(logit), torch.from_numpy(attn), torch.empty(n, 0), torch.zeros(n, 6, 0), torch.empty(0)
+            )
 
         def forward_many(images: Sequence[torch.Tensor], chunk: int | None = None) -> list[PatchOutput]:
             return [output(*r) for r in onnx.forward_images([x.cpu() for x in images])]
@@ -217,8 +218,7 @@ class Detector:
         return self.score_batch([source], names=None if name is None else [name])[0]
 
     @torch.inference_mode()
-    def score_batch(self, items: Sequence[Scorable], *, names: Sequence[str] | None = None
-                    ) -> list[ImageResult]:
+    def score_batch(self, items: Sequence[Scorable], *, names: Sequence[str] | None = None) -> list[ImageResult]:
         """Score several images in one pass: the crops of all of them go through the backbone
         together, ``self.chunk`` at a time (scores equal those of one-by-one scoring).
 
@@ -240,8 +240,7 @@ class Detector:
             return preds
         t0 = time.perf_counter()
         with self._lock:
-            outs = self._forward_many([p.tensor.to(self.device) for _, p in ready],
-                                      chunk=self.chunk)
+            outs = self._forward_many([p.tensor.to(self.device) for _, p in ready], chunk=self.chunk)
         layouts = [self.model.layout(p.tensor.shape[1], p.tensor.shape[2]) for _, p in ready]
         per_crop = (time.perf_counter() - t0) / sum(len(lay.boxes) for lay in layouts)
         for (pred, prepared), out, layout in zip(ready, outs, layouts):
@@ -260,8 +259,9 @@ class Detector:
     ) -> list[ImageResult]:
         """Score many images in order, their crops batched across images (see
         ``spai.batching``); progress after each; stops early if should_stop()."""
-        return score_many(self, items, names=names, max_images=max_images,
-                          on_progress=on_progress, should_stop=should_stop)
+        return score_many(
+            self, items, names=names, max_images=max_images, on_progress=on_progress, should_stop=should_stop
+        )
 
 
 def _fill(pred: ImageResult, prepared: PreparedImage, out: Any, layout: Any) -> None:

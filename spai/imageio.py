@@ -86,8 +86,7 @@ def _load(img: Image.Image) -> Image.Image:
         raise ImageLoadError(f"cannot decode image ({img.format}): {exc}") from None
 
 
-def thumbnail(source: ImageSource, size: int = 240,
-              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def thumbnail(source: ImageSource, size: int = 240, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """A small RGB copy for display (JPEGs decoded at reduced scale), under the same cap."""
     if isinstance(source, Image.Image):
         img = open_rgb(source, max_pixels).copy()
@@ -150,13 +149,10 @@ def pad_to_min_side(arr: np.ndarray, size: int) -> np.ndarray:
     if h >= size and w >= size:
         return arr
     ph, pw = max(0, size - h), max(0, size - w)
-    return cv2.copyMakeBorder(arr, ph // 2, ph - ph // 2, pw // 2, pw - pw // 2,
-                              cv2.BORDER_REFLECT_101)
+    return cv2.copyMakeBorder(arr, ph // 2, ph - ph // 2, pw // 2, pw - pw // 2, cv2.BORDER_REFLECT_101)
 
 
-def to_model_input(
-    img: Image.Image, size: int = 224, resize_to: int | None = None
-) -> torch.Tensor:
+def to_model_input(img: Image.Image, size: int = 224, resize_to: int | None = None) -> torch.Tensor:
     """RGB PIL image -> 3 x H x W float32 in [0,1], padded (reflect-101, centred) to >= size."""
     import torch  # here, so that decoding alone (registration, pages) does not load torch
 

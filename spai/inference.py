@@ -111,8 +111,9 @@ def read_input(path: str | Path, root: str | Path | None = None, split: str = "t
 def check_labels(table: InputTable, source: str | Path, split: str | None = "test") -> None:
     """Raise ValueError naming the first row of ``split`` whose ``class`` is not 0 or 1."""
     if "class" not in table.columns:
-        raise ValueError(f"{source}: CSV needs a 'class' column (0 real, 1 fake) to be "
-                         f"evaluated (found: {', '.join(table.columns)})")
+        raise ValueError(
+            f"{source}: CSV needs a 'class' column (0 real, 1 fake) to be evaluated (found: {', '.join(table.columns)})"
+        )
     for i, row in enumerate(table.rows, start=1):
         if split is not None and row.get("split", split) != split:
             continue
@@ -122,8 +123,7 @@ def check_labels(table: InputTable, source: str | Path, split: str | None = "tes
         except ValueError:
             value = None
         if value not in (0.0, 1.0):
-            raise ValueError(f"{source}: row {i} ({row.get('image')!r}): class must be 0 or 1, "
-                             f"got {label!r}")
+            raise ValueError(f"{source}: row {i} ({row.get('image')!r}): class must be 0 or 1, got {label!r}")
 
 
 def write_overlay(pred: ImageResult, source: Path, out_dir: Path, detector: Detector) -> Path:
@@ -138,14 +138,23 @@ def write_overlay(pred: ImageResult, source: Path, out_dir: Path, detector: Dete
     return out_dir / "attn_mask.png"
 
 
-def _run_arguments(detector: Detector, table: InputTable, tag: str, split: str | None,
-                   export_patches: bool) -> dict[str, object]:
+def _run_arguments(
+    detector: Detector, table: InputTable, tag: str, split: str | None, export_patches: bool
+) -> dict[str, object]:
     """What decides an output row: an interrupted output is resumed only when these match."""
     images = hashlib.sha256("\n".join(r.get("image", "") for r in table.rows).encode())
-    return {"model_sha256": detector.info.sha256, "config": detector.info.config,
-            "backend": getattr(detector, "backend", "torch"), "resize_to": detector.resize_to,
-            "max_pixels": detector.max_pixels, "root": str(table.root), "tag": tag,
-            "split": split, "export_patches": export_patches, "images": images.hexdigest()}
+    return {
+        "model_sha256": detector.info.sha256,
+        "config": detector.info.config,
+        "backend": getattr(detector, "backend", "torch"),
+        "resize_to": detector.resize_to,
+        "max_pixels": detector.max_pixels,
+        "root": str(table.root),
+        "tag": tag,
+        "split": split,
+        "export_patches": export_patches,
+        "images": images.hexdigest(),
+    }
 
 
 def _score_of(text: str | None) -> float | None:
@@ -177,8 +186,9 @@ def score_table(
     columns = list(table.columns)
     extra_cols = [tag, "error"] + ([f"{tag}_mask"] if export_patches else [])
     columns += [c for c in extra_cols if c not in columns]
-    out = PartialCsv(output_dir / f"{table.name}.csv", columns,
-                     _run_arguments(detector, table, tag, split, export_patches))
+    out = PartialCsv(
+        output_dir / f"{table.name}.csv", columns, _run_arguments(detector, table, tag, split, export_patches)
+    )
     kept = out.start([r.get("image", "") for r in table.rows], key="image")
     preds: list[ImageResult | None] = [None] * len(table.rows)
     scores: list[float | None] = [_score_of(r.get(tag)) for r in kept]
@@ -186,8 +196,9 @@ def score_table(
     failed = sum(1 for i, r in enumerate(kept) if i in wanted and r.get("error"))
     done = sum(1 for i in range(len(kept)) if i in wanted)
     todo = [i for i in range(len(kept), len(table.rows)) if i in wanted and not table.errors[i]]
-    stream = score_stream(detector, [table.paths[i] for i in todo],
-                          names=[table.rows[i]["image"] for i in todo], max_images=batch_size)
+    stream = score_stream(
+        detector, [table.paths[i] for i in todo], names=[table.rows[i]["image"] for i in todo], max_images=batch_size
+    )
     try:
         for i in range(len(kept), len(table.rows)):
             row = dict(table.rows[i])
@@ -202,8 +213,9 @@ def score_table(
                     scores[i] = float(np.float32(pred.score))
                     row[tag] = format_score(pred.score)
                     if export_patches:
-                        row[f"{tag}_mask"] = str(write_overlay(
-                            pred, table.paths[i], output_dir / tag / "images" / str(i), detector))
+                        row[f"{tag}_mask"] = str(
+                            write_overlay(pred, table.paths[i], output_dir / tag / "images" / str(i), detector)
+                        )
                 else:
                     failed += 1
                     row["error"] = pred.error or ""
@@ -216,8 +228,15 @@ def score_table(
         stream.close()
         out.close()
     scored = sum(1 for i in wanted if scores[i] is not None)
-    return InferSummary(out.target, scored, failed, len(table.rows) - len(wanted), preds, scores,
-                      resumed=sum(1 for i in range(len(kept)) if i in wanted))
+    return InferSummary(
+        out.target,
+        scored,
+        failed,
+        len(table.rows) - len(wanted),
+        preds,
+        scores,
+        resumed=sum(1 for i in range(len(kept)) if i in wanted),
+    )
 
 
 def labels_and_scores(summary: InferSummary, table: InputTable) -> tuple[np.ndarray, np.ndarray]:
@@ -234,9 +253,7 @@ def iter_checkpoints(model: str | Path) -> Iterable[Path]:
     """A file, or a directory scanned for ckpt_epoch_*.pth (newest epoch last)."""
     model = Path(model)
     if model.is_dir():
-        found = sorted(
-            model.glob("ckpt_epoch_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[-1] or 0)
-        )
+        found = sorted(model.glob("ckpt_epoch_*.pth"), key=lambda p: int(p.stem.rsplit("_", 1)[-1] or 0))
         if not found:
             raise FileNotFoundError(f"no ckpt_epoch_*.pth files in {model}")
         return found

@@ -52,9 +52,7 @@ def crop_layout(height: int, width: int, size: int, stride: int, minimum: int) -
     cols = (width - size) // stride + 1
     if rows * cols >= minimum:
         boxes = tuple(
-            (c * stride, r * stride, c * stride + size, r * stride + size)
-            for r in range(rows)
-            for c in range(cols)
+            (c * stride, r * stride, c * stride + size, r * stride + size) for r in range(rows) for c in range(cols)
         )
         return CropLayout(rows, cols, False, boxes, size, stride)
     top = int(round((height - size) / 2.0))
@@ -202,9 +200,7 @@ class MFViT(nn.Module):
     def __init__(self, cfg: ModelConfig, img_size: int) -> None:
         super().__init__()
         self.cfg = cfg
-        self.frequencies_mask = nn.Parameter(
-            frequency_mask(img_size, cfg.fre.masking_radius), requires_grad=False
-        )
+        self.frequencies_mask = nn.Parameter(frequency_mask(img_size, cfg.fre.masking_radius), requires_grad=False)
         self.vit = VisionTransformer(cfg.vit, img_size, cfg.drop_path_rate)
         self.features_processor = FrequencyRestorationEstimator(cfg)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
@@ -330,9 +326,7 @@ class SPAI(nn.Module):
         """crops: L x 3 x 224 x 224 -> L x P."""
         return self.mfvit(crops)
 
-    def aggregate(
-        self, feats: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def aggregate(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Spectral context attention over each image's patches.
 
         feats: B x L x P -> (logits B, attention B x heads x L, pooled B x P before the norm).
@@ -360,8 +354,7 @@ class SPAI(nn.Module):
         """
         return self.forward_images([image], chunk)[0]
 
-    def forward_images(self, images: Sequence[torch.Tensor], chunk: int | None = None
-                       ) -> list[PatchOutput]:
+    def forward_images(self, images: Sequence[torch.Tensor], chunk: int | None = None) -> list[PatchOutput]:
         """Several images of any sizes >= 224 -> one PatchOutput each, as ``forward_image``.
 
         The crops of all images go through the backbone together, ``chunk`` at a time (a
@@ -382,8 +375,7 @@ class SPAI(nn.Module):
             n = len(lay.boxes)
             f = features[start : start + n]
             logits, attn, pooled = self.aggregate(f.unsqueeze(0))
-            out.append(PatchOutput(logits[0], attn[0], f, similarity[start : start + n],
-                                   pooled[0]))
+            out.append(PatchOutput(logits[0], attn[0], f, similarity[start : start + n], pooled[0]))
             start += n
         return out
 

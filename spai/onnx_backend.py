@@ -64,17 +64,29 @@ def export_onnx(model: SPAI, out_dir: str | Path, *, exclude_preprocessing: bool
     enc_path, agg_path = out_dir / ENCODER_FILE, out_dir / AGGREGATOR_FILE
     with torch.no_grad():
         torch.onnx.export(
-            enc, example, str(enc_path), input_names=names, output_names=["features"],
+            enc,
+            example,
+            str(enc_path),
+            input_names=names,
+            output_names=["features"],
             dynamic_axes={n: {0: "batch"} for n in names + ["features"]},
-            opset_version=OPSET, dynamo=False,
+            opset_version=OPSET,
+            dynamo=False,
         )
         dim = model.mfvit.out_dim
         torch.onnx.export(
-            _Aggregator(model).eval(), (torch.rand(1, 5, dim),), str(agg_path),
-            input_names=["features"], output_names=["logit", "attention"],
-            dynamic_axes={"features": {0: "batch", 1: "patches"}, "logit": {0: "batch"},
-                          "attention": {0: "batch", 2: "patches"}},
-            opset_version=OPSET, dynamo=False,
+            _Aggregator(model).eval(),
+            (torch.rand(1, 5, dim),),
+            str(agg_path),
+            input_names=["features"],
+            output_names=["logit", "attention"],
+            dynamic_axes={
+                "features": {0: "batch", 1: "patches"},
+                "logit": {0: "batch"},
+                "attention": {0: "batch", 2: "patches"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
         )
     return enc_path, agg_path
 
@@ -88,9 +100,13 @@ class OnnxModel:
         onnx_dir = Path(onnx_dir)
         opts = ort.SessionOptions()
         self.encoder = ort.InferenceSession(str(onnx_dir / ENCODER_FILE), opts, providers=["CPUExecutionProvider"])
-        self.aggregator = ort.InferenceSession(str(onnx_dir / AGGREGATOR_FILE), opts, providers=["CPUExecutionProvider"])
+        self.aggregator = ort.InferenceSession(
+            str(onnx_dir / AGGREGATOR_FILE), opts, providers=["CPUExecutionProvider"]
+        )
         if len(self.encoder.get_inputs()) != 1:
-            raise ValueError("this encoder was exported with --exclude-preprocessing; re-export it with the split inside")
+            raise ValueError(
+                "this encoder was exported with --exclude-preprocessing; re-export it with the split inside"
+            )
         self.model = model  # for crop geometry only
         self.chunk = chunk
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-__all__ = ["OVERLAY_SCALES", "OverlayScale", "attention_map", "coolwarm", "overlay_image",
-           "overlay_scale"]
+__all__ = ["OVERLAY_SCALES", "OverlayScale", "attention_map", "coolwarm", "overlay_image", "overlay_scale"]
 
 OVERLAY_SCALES = ("uniform", "stretch")
 UNIFORM_SPAN = 4.0  # the "uniform" scale runs from 1/4 to 4 times the uniform weight
@@ -72,11 +71,15 @@ class OverlayScale:
     def describe(self) -> str:
         """One line for the colour bar's caption."""
         if self.mode == "uniform":
-            return (f"fixed scale: grey = uniform attention ({self.mid:.4f} per crop), blue = "
-                    f"{1 / UNIFORM_SPAN:g}x ({self.lo:.4f}) or less, red = {UNIFORM_SPAN:g}x "
-                    f"({self.hi:.4f}) or more")
-        return (f"stretched to this image: blue = its lowest weight {self.lo:.4f}, red = its "
-                f"highest {self.hi:.4f} (a difference of {self.hi - self.lo:.4f})")
+            return (
+                f"fixed scale: grey = uniform attention ({self.mid:.4f} per crop), blue = "
+                f"{1 / UNIFORM_SPAN:g}x ({self.lo:.4f}) or less, red = {UNIFORM_SPAN:g}x "
+                f"({self.hi:.4f}) or more"
+            )
+        return (
+            f"stretched to this image: blue = its lowest weight {self.lo:.4f}, red = its "
+            f"highest {self.hi:.4f} (a difference of {self.hi - self.lo:.4f})"
+        )
 
 
 def overlay_scale(weights: Sequence[float], mode: str = "uniform") -> OverlayScale:

@@ -89,7 +89,8 @@ class PartialCsv:
             return []
         try:
             if json.loads(self.meta.read_text(encoding="utf-8")) != json.loads(
-                    json.dumps(self.arguments, sort_keys=True, default=str)):
+                json.dumps(self.arguments, sort_keys=True, default=str)
+            ):
                 return []
             data = self.partial.read_bytes()
         except (OSError, ValueError):

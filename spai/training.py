@@ -123,8 +123,7 @@ def read_csv_samples(csv_path: Path, root: Path | None = None) -> list[Sample]:
         reader = csv.DictReader(f)
         missing = {"image", "class", "split"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}; "
-                             f"found {reader.fieldnames}")  # fmt: skip
+            raise ValueError(f"{csv_path}: missing column(s) {sorted(missing)}; found {reader.fieldnames}")
         out = []
         for line, row in enumerate(reader, start=2):
             try:
@@ -162,16 +161,17 @@ class _ViewsDataset(torch.utils.data.Dataset):
         applied: list[dict[str, Any]] = []
         if self.cfg.aug.conditions:  # own stream: adding conditions keeps the views' randomness
             crng = np.random.default_rng([self.cfg.seed, self.epoch, i, CONDITION_STREAM])
-            img, applied = apply_conditions(img, crng, self.cfg.aug.conditions,
-                                            run_seed=self.cfg.seed, epoch=self.epoch,
-                                            image=str(s.path))
+            img, applied = apply_conditions(
+                img, crng, self.cfg.aug.conditions, run_seed=self.cfg.seed, epoch=self.epoch, image=str(s.path)
+            )
             applied = [{"epoch": self.epoch, "image": str(s.path), **a} for a in applied]
         rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
         return train_views(img, rng, self.cfg), float(s.label), i, applied
 
 
-def _collate(items: list[tuple[Any, Any, int, list]]
-             ) -> tuple[torch.Tensor | None, torch.Tensor, list[str], list[dict[str, Any]]]:
+def _collate(
+    items: list[tuple[Any, Any, int, list]],
+) -> tuple[torch.Tensor | None, torch.Tensor, list[str], list[dict[str, Any]]]:
     good = [(x, y) for x, y, _, _ in items if x is not None]
     bad = [str(msg) for x, msg, _, _ in items if x is None]
     applied = [a for *_, app in items for a in app]
@@ -207,8 +207,9 @@ def _layer_id(name: str, depth: int) -> int:
     return depth + 1
 
 
-def param_groups(model: nn.Module, weight_decay: float, layer_decay: float,
-                 mode: str = "official") -> list[dict[str, Any]]:  # fmt: skip
+def param_groups(
+    model: nn.Module, weight_decay: float, layer_decay: float, mode: str = "official"
+) -> list[dict[str, Any]]:
     """AdamW parameter groups: no decay on 1-D params and biases; per-layer ``lr_scale``.
 
     mode "official": every group has lr_scale 1.0 (the official name lookup never matches
@@ -225,9 +226,12 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float,
         lid = _layer_id(name, depth) if mode == "effective" else depth + 1
         key = (lid, no_decay)
         if key not in groups:
-            groups[key] = {"params": [], "names": [],
-                           "weight_decay": 0.0 if no_decay else weight_decay,
-                           "lr_scale": float(layer_decay ** (depth + 1 - lid))}  # fmt: skip
+            groups[key] = {
+                "params": [],
+                "names": [],
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "lr_scale": float(layer_decay ** (depth + 1 - lid)),
+            }
         groups[key]["params"].append(p)
         groups[key]["names"].append(name)
     return [groups[k] for k in sorted(groups)]
@@ -240,8 +244,15 @@ class WarmupCosine:
     min_lr + (base_lr - min_lr) * (1 + cos(pi * t / total)) / 2. Each group gets lr * lr_scale.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, min_lr: float,
-                 warmup_lr: float, warmup_steps: int, total_steps: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        base_lr: float,
+        min_lr: float,
+        warmup_lr: float,
+        warmup_steps: int,
+        total_steps: int,
+    ) -> None:
         self.optimizer = optimizer
         self.base_lr, self.min_lr, self.warmup_lr = base_lr, min_lr, warmup_lr
         self.warmup_steps, self.total_steps = warmup_steps, max(1, total_steps)
@@ -286,8 +297,11 @@ def load_pretrained_backbone(model: SPAI, path: Path) -> dict[str, list[str]]:
         state = {k.split("encoder.", 1)[1]: v for k, v in state.items() if "encoder." in k}
     vit = model.get_vision_transformer()
     own = vit.state_dict()
-    bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-           for k, v in state.items() if k in own and own[k].shape != v.shape]  # fmt: skip
+    bad = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and own[k].shape != v.shape
+    ]
     if bad:
         raise ValueError(f"{path}: shape mismatch for backbone keys: " + "; ".join(bad[:10]))
     if not any(k in own for k in state):
@@ -296,23 +310,39 @@ def load_pretrained_backbone(model: SPAI, path: Path) -> dict[str, list[str]]:
     return {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
 
 
-def _save(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: WarmupCosine,
-          scaler: torch.amp.GradScaler | None, cfg: Config, epoch: int, step: int,
-          best: dict[str, Any]) -> None:  # fmt: skip
+def _save(
+    path: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: WarmupCosine,
+    scaler: torch.amp.GradScaler | None,
+    cfg: Config,
+    epoch: int,
+    step: int,
+    best: dict[str, Any],
+) -> None:
     extra: dict[str, Any] = {"step": step, "best": best}  # step: optimiser steps done
     if scaler is not None:
         extra["scaler"] = scaler.state_dict()
-    save_training_checkpoint(path, model, config=cfg.to_dict(), epoch=epoch, optimizer=opt,
-                             lr_scheduler=sched, max_accuracy=float(best.get("val_acc", 0.0)),
-                             extra=extra)  # fmt: skip
+    save_training_checkpoint(
+        path,
+        model,
+        config=cfg.to_dict(),
+        epoch=epoch,
+        optimizer=opt,
+        lr_scheduler=sched,
+        max_accuracy=float(best.get("val_acc", 0.0)),
+        extra=extra,
+    )
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
 @torch.no_grad()
-def evaluate(model: SPAI, samples: Sequence[Sample], device: torch.device,
-             amp: bool = False) -> tuple[dict[str, float], dict[str, str]]:  # fmt: skip
+def evaluate(
+    model: SPAI, samples: Sequence[Sample], device: torch.device, amp: bool = False
+) -> tuple[dict[str, float], dict[str, str]]:
     """Score whole images (inference path) -> ({loss, auc, ap, acc, n}, skipped)."""
     model.eval()
     labels, logits, skipped = [], [], {}
@@ -439,37 +469,65 @@ def _setup(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None) -
     val_s = [s for s in samples if s.split == "val"]
     if not train_s:
         raise ValueError(f"{options.data_path}: no rows with split 'train'")
-    tests = {str(c): [s for s in read_csv_samples(c, r) if s.split == "test"]
-             for c, r in options.test_csvs}
+    tests = {str(c): [s for s in read_csv_samples(c, r) if s.split == "test"] for c, r in options.test_csvs}
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     if options.pretrained is not None:
         info = load_pretrained_backbone(model, Path(options.pretrained))
         model.freeze_backbone(True)
-        log({"type": "info", "pretrained": str(options.pretrained),
-             "missing": len(info["missing"]), "unexpected": len(info["unexpected"])})
+        log(
+            {
+                "type": "info",
+                "pretrained": str(options.pretrained),
+                "missing": len(info["missing"]),
+                "unexpected": len(info["unexpected"]),
+            }
+        )
     else:
         model.freeze_backbone(False)
     if options.init_from is not None and options.resume is None:
-        load_state(model, extract_state_dict(read_checkpoint(options.init_from)),
-                   source=str(options.init_from))
+        load_state(model, extract_state_dict(read_checkpoint(options.init_from)), source=str(options.init_from))
         log({"type": "info", "init_from": str(options.init_from)})
     model.to(device)
 
     groups = param_groups(model, t_cfg.weight_decay, t_cfg.layer_decay, t_cfg.layer_decay_mode)
-    opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in groups],
-                            lr=t_cfg.base_lr, eps=t_cfg.optimizer_eps,
-                            betas=tuple(t_cfg.optimizer_betas))
+    opt = torch.optim.AdamW(
+        [{k: v for k, v in g.items() if k != "names"} for g in groups],
+        lr=t_cfg.base_lr,
+        eps=t_cfg.optimizer_eps,
+        betas=tuple(t_cfg.optimizer_betas),
+    )
     accum = max(1, t_cfg.accumulation_steps)
     micro_per_epoch = math.ceil(len(train_s) / cfg.data.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / accum)
-    sched = WarmupCosine(opt, t_cfg.base_lr, t_cfg.min_lr, t_cfg.warmup_lr,
-                         t_cfg.warmup_epochs * steps_per_epoch, t_cfg.epochs * steps_per_epoch)
+    sched = WarmupCosine(
+        opt,
+        t_cfg.base_lr,
+        t_cfg.min_lr,
+        t_cfg.warmup_lr,
+        t_cfg.warmup_epochs * steps_per_epoch,
+        t_cfg.epochs * steps_per_epoch,
+    )
     use_amp = options.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    return _Run(cfg, options, out, log, device, use_amp, model, opt, sched, scaler, train_s,
-                val_s, tests, accum, steps_per_epoch)
+    return _Run(
+        cfg,
+        options,
+        out,
+        log,
+        device,
+        use_amp,
+        model,
+        opt,
+        sched,
+        scaler,
+        train_s,
+        val_s,
+        tests,
+        accum,
+        steps_per_epoch,
+    )
 
 
 def _resume(run: _Run, path: Path) -> None:
@@ -494,16 +552,25 @@ def _loader(run: _Run) -> tuple[torch.utils.data.DataLoader, _ConditionLog]:
     cfg, options = run.cfg, run.options
     if cfg.aug.conditions:
         _check_conditions(cfg.aug.conditions)
-        run.log({"type": "info", "aug_conditions": [list(c) for c in cfg.aug.conditions],
-                 "conditions_file": CONDITIONS_FILE})
+        run.log(
+            {
+                "type": "info",
+                "aug_conditions": [list(c) for c in cfg.aug.conditions],
+                "conditions_file": CONDITIONS_FILE,
+            }
+        )
     record_conditions = _ConditionLog(run.out / CONDITIONS_FILE)
     dataset = _ViewsDataset(run.train_s, cfg)
     sampler = _EpochSampler(len(run.train_s), cfg.seed)
     workers = cfg.data.num_workers if options.num_workers is None else options.num_workers
     pin = cfg.data.pin_memory if options.pin_memory is None else options.pin_memory
-    loader_kw: dict[str, Any] = {"batch_size": cfg.data.batch_size, "sampler": sampler,
-                                 "collate_fn": _collate, "num_workers": workers,
-                                 "pin_memory": pin and run.device.type == "cuda"}
+    loader_kw: dict[str, Any] = {
+        "batch_size": cfg.data.batch_size,
+        "sampler": sampler,
+        "collate_fn": _collate,
+        "num_workers": workers,
+        "pin_memory": pin and run.device.type == "cuda",
+    }
     if workers > 0:
         loader_kw["prefetch_factor"] = options.prefetch_factor or cfg.data.prefetch_factor
     return torch.utils.data.DataLoader(dataset, **loader_kw), record_conditions
@@ -526,8 +593,7 @@ def _optimizer_step(run: _Run) -> tuple[float, torch.Tensor]:
     return lr, norm
 
 
-def _train_epoch(run: _Run, loader: torch.utils.data.DataLoader, record_conditions: _ConditionLog,
-                 epoch: int) -> bool:
+def _train_epoch(run: _Run, loader: torch.utils.data.DataLoader, record_conditions: _ConditionLog, epoch: int) -> bool:
     """The optimiser steps of one epoch (from the resume point within it); False when the
     progress callback cancelled."""
     cfg, batch = run.cfg, run.cfg.data.batch_size
@@ -554,10 +620,16 @@ def _train_epoch(run: _Run, loader: torch.utils.data.DataLoader, record_conditio
             continue
         pending = 0
         lr, norm = _optimizer_step(run)
-        event = {"type": "step", "step": run.step, "epoch": epoch, "loss": run.last_loss,
-                 "lr": lr, "grad_norm": float(norm),
-                 "elapsed_s": round(time.perf_counter() - run.t0, 3),
-                 "total_steps": cfg.train.epochs * run.steps_per_epoch}
+        event = {
+            "type": "step",
+            "step": run.step,
+            "epoch": epoch,
+            "loss": run.last_loss,
+            "lr": lr,
+            "grad_norm": float(norm),
+            "elapsed_s": round(time.perf_counter() - run.t0, 3),
+            "total_steps": cfg.train.epochs * run.steps_per_epoch,
+        }
         if not run.log(event, write=run.step % run.options.log_every == 0):
             return False
     if pending:  # an unfinished accumulation at the end of the epoch still counts
@@ -570,8 +642,7 @@ def _end_of_epoch(run: _Run, epoch: int, record_conditions: _ConditionLog) -> bo
     epoch; False when the progress callback cancelled."""
     val, bad_val = evaluate(run.model, run.val_s, run.device, run.use_amp)
     run.skipped.update(bad_val)
-    ev: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": run.step,
-                          **{f"val_{k}": v for k, v in val.items()}}
+    ev: dict[str, Any] = {"type": "epoch", "epoch": epoch, "step": run.step, **{f"val_{k}": v for k, v in val.items()}}
     if run.cfg.aug.conditions:
         ev["aug_conditions"] = record_conditions.take_counts()
     for name, rows in run.tests.items():
@@ -580,8 +651,12 @@ def _end_of_epoch(run: _Run, epoch: int, record_conditions: _ConditionLog) -> bo
         ev["test"] = {**ev.get("test", {}), name: res}
     improved = bool(run.val_s) and val["loss"] < run.best["val_loss"]
     if improved or not run.val_s:
-        run.best = {"val_loss": val.get("loss", math.nan), "val_acc": val.get("acc", 0.0),
-                    "val_auc": val.get("auc", math.nan), "epoch": epoch}
+        run.best = {
+            "val_loss": val.get("loss", math.nan),
+            "val_acc": val.get("acc", 0.0),
+            "val_auc": val.get("auc", math.nan),
+            "epoch": epoch,
+        }
     ev["best"] = improved
     if improved or run.options.save_all or not run.val_s:
         path = run.out / f"ckpt_epoch_{epoch}.pth"
@@ -610,13 +685,20 @@ def train(cfg: Config, options: TrainOptions, on_progress: ProgressFn | None = N
     cancelled = False
     run.t0 = time.perf_counter()
     for epoch in range(run.step // run.steps_per_epoch, cfg.train.epochs):
-        if (not _train_epoch(run, loader, record_conditions, epoch)
-                or not _end_of_epoch(run, epoch, record_conditions)):
+        if not _train_epoch(run, loader, record_conditions, epoch) or not _end_of_epoch(run, epoch, record_conditions):
             cancelled = True
             break
     if cancelled:  # the resume point: step counts optimiser steps, epoch the completed ones
         _save_run(run, run.out / CKPT_LAST, run.step // run.steps_per_epoch - 1)
     if run.skipped:
         run.log({"type": "info", "skipped": run.skipped})
-    return TrainResult(run.out, run.out / CKPT_LAST, run.best_path, run.best.get("epoch"),
-                       run.step, cancelled, run.history, run.skipped)
+    return TrainResult(
+        run.out,
+        run.out / CKPT_LAST,
+        run.best_path,
+        run.best.get("epoch"),
+        run.step,
+        cancelled,
+        run.history,
+        run.skipped,
+    )

@@ -88,9 +88,7 @@ def center_crop(img: Image.Image, size: int = CROP_SIZE) -> Image.Image:
     return img.crop(crop_box(img.width, img.height, size))
 
 
-def low_high_views(
-    crop: Image.Image, radius: int = 16, *, size: int = CROP_SIZE
-) -> tuple[Image.Image, Image.Image]:
+def low_high_views(crop: Image.Image, radius: int = 16, *, size: int = CROP_SIZE) -> tuple[Image.Image, Image.Image]:
     """The low- and high-pass views SPAI compares, for one crop, at a chosen masking radius.
 
     The crop is resized to size x size only if it is not already that size (the model works on
@@ -143,17 +141,19 @@ def patch_table(
         raise ValueError(f"attention has {att.shape[1]} patches, boxes {n}")
     mean = att.mean(axis=0) if att.size else np.zeros(n)
     total = mean.sum()
-    frame = pd.DataFrame({
-        "patch": np.arange(n),
-        "row": [i // grid_cols if grid_cols else -1 for i in range(n)],
-        "col": [i % grid_cols if grid_cols else -1 for i in range(n)],
-        "left": [int(b[0]) for b in boxes],
-        "top": [int(b[1]) for b in boxes],
-        "right": [int(b[2]) for b in boxes],
-        "bottom": [int(b[3]) for b in boxes],
-        "attention": mean,
-        "attention_share": mean / total if total > 0 else np.zeros(n),
-    })
+    frame = pd.DataFrame(
+        {
+            "patch": np.arange(n),
+            "row": [i // grid_cols if grid_cols else -1 for i in range(n)],
+            "col": [i % grid_cols if grid_cols else -1 for i in range(n)],
+            "left": [int(b[0]) for b in boxes],
+            "top": [int(b[1]) for b in boxes],
+            "right": [int(b[2]) for b in boxes],
+            "bottom": [int(b[3]) for b in boxes],
+            "attention": mean,
+            "attention_share": mean / total if total > 0 else np.zeros(n),
+        }
+    )
     for h in range(att.shape[0] if att.size else 0):
         frame[f"head_{h}"] = att[h]
     sims = similarity_by_stat(similarity)

@@ -100,9 +100,7 @@ class VisionTransformer(nn.Module):
         self.cls_pos_embed = nn.Parameter(torch.zeros(1, num_tokens + 1, dim))
         self.actual_cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.cls_blocks = nn.ModuleList([Block(cfg)])
-        self.intermediate_fc_norm = nn.ModuleList(
-            [nn.LayerNorm(dim, eps=VIT_LN_EPS) for _ in self.layers]
-        )
+        self.intermediate_fc_norm = nn.ModuleList([nn.LayerNorm(dim, eps=VIT_LN_EPS) for _ in self.layers])
         self.fc_norm = nn.LayerNorm(dim, eps=VIT_LN_EPS)
         self.head = nn.Linear(dim * len(self.layers), 2)
         self._init_weights()
@@ -147,5 +145,3 @@ class VisionTransformer(nn.Module):
         for i, feat in self.iter_layers(x):
             outs[i] = feat
         return torch.stack(outs, dim=1)
-
-

@@ -178,8 +178,11 @@ def environment_model(environ: Mapping[str, str] | None = None) -> ModelFile | N
 
 
 def active_model(
-    explicit: str | Path | None = None, config: str | Path | None = None, *,
-    saved: str | None = None, environ: Mapping[str, str] | None = None,
+    explicit: str | Path | None = None,
+    config: str | Path | None = None,
+    *,
+    saved: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> ActiveModel:
     """Which model scores: ``explicit`` (with ``config``), else ``saved`` while its file exists,
     else the environment's ``SPAI_MODEL_WEIGHTS`` when ``environ`` is given, else

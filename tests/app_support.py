@@ -63,15 +63,15 @@ def texts(at: AppTest, kind: str) -> list[str]:
     return [str(e.value) for e in getattr(at, kind)]
 
 
-def score_own_sets(url: str, folder: Path, sets: dict[str, tuple[str, list[str], tuple[str, ...]]],
-                   *, model_name: str = "tiny") -> dict[tuple[str, str], int]:
+def score_own_sets(
+    url: str, folder: Path, sets: dict[str, tuple[str, list[str], tuple[str, ...]]], *, model_name: str = "tiny"
+) -> dict[tuple[str, str], int]:
     """Register fixture images as the user's own sets and score them with the tiny model, as a
     finished infer job leaves them: {name: (kind, fixture file names, condition ids)}.
     Returns {(set name, condition): run id}."""
     from db.imagesets import register_folder
     from db.models import Image as ImageRow
-    from db.queries import (bulk_insert_predictions, get_or_create_condition,
-                            get_or_create_model, get_or_create_run)
+    from db.queries import bulk_insert_predictions, get_or_create_condition, get_or_create_model, get_or_create_run
     from db.session import session_scope
     from robustness.apply import apply_condition
     from spai.checkpoint import file_sha256
@@ -81,8 +81,9 @@ def score_own_sets(url: str, folder: Path, sets: dict[str, tuple[str, list[str],
     det = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG, device="cpu")
     runs = {}
     with session_scope(url) as s:
-        model = get_or_create_model(s, model_name, origin="demo", path=str(TINY_WEIGHTS),
-                                    sha256=file_sha256(TINY_WEIGHTS))
+        model = get_or_create_model(
+            s, model_name, origin="demo", path=str(TINY_WEIGHTS), sha256=file_sha256(TINY_WEIGHTS)
+        )
         for name, (kind, files, conditions) in sets.items():
             root = folder / name
             root.mkdir(parents=True)
@@ -98,8 +99,7 @@ def score_own_sets(url: str, folder: Path, sets: dict[str, tuple[str, list[str],
                     img = open_rgb(root / im.relpath)
                     if cond != "original":
                         img, _ = apply_condition(img, cond, im.relpath)
-                    rows.append({"run_id": run.id, "image_id": im.id,
-                                 "score": det.score_one(img, im.relpath).score})
+                    rows.append({"run_id": run.id, "image_id": im.id, "score": det.score_one(img, im.relpath).score})
                 bulk_insert_predictions(s, rows)
                 runs[(name, cond)] = run.id
     return runs
@@ -112,8 +112,7 @@ def shown_missing(at: AppTest) -> list[str]:
 
     bad = []
     word = re.compile(r"\b(None|nan|NaN)\b")
-    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader",
-                 "title", "header"):
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title", "header"):
         bad += [f"{kind}: {t}" for t in texts(at, kind) if word.search(t)]
     for m in at.metric:
         if word.search(str(m.value)) or word.search(str(m.label)):

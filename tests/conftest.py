@@ -64,17 +64,25 @@ def pg_server() -> Iterator[str]:
         shutil.chown(tmp, "postgres")
         shutil.chown(sockdir, "postgres")
     port = _free_port()
-    subprocess.run(_as_postgres([str(bindir / "initdb"), "-A", "trust", "-U", "postgres",
-                                 "-D", str(datadir)]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres([str(bindir / "initdb"), "-A", "trust", "-U", "postgres", "-D", str(datadir)]),
+        check=True,
+        capture_output=True,
+    )
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockdir} -c fsync=off"
-    subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts,
-                                 "-l", str(tmp / "pg.log"), "-w", "start"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(tmp / "pg.log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast",
-                                     "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"]), capture_output=True
+        )
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -84,8 +92,7 @@ def pg_url(pg_server: str) -> str:
     import psycopg
 
     name = f"t{os.getpid()}_{next(_db_counter)}"
-    with psycopg.connect(pg_server.replace("postgresql+psycopg", "postgresql") + "/postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(pg_server.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return f"{pg_server}/{name}"
 
@@ -112,8 +119,7 @@ def page_store(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     """A fresh database of each back-end; also exported as DATABASE_URL for subprocesses."""
-    url = (request.getfixturevalue("sqlite_url") if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
+    url = request.getfixturevalue("sqlite_url") if request.param == "sqlite" else request.getfixturevalue("pg_url")
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     yield url

@@ -47,20 +47,19 @@ def test_import_then_study_table(study_url) -> None:
     assert summary.loc["original", "mean auc"] == pytest.approx(0.919, abs=5e-4)
     assert summary.loc["screenshot", "mean auc"] == pytest.approx(0.623, abs=5e-4)
     assert summary.loc["screenshot", "delta"] == pytest.approx(0.623 - 0.919, abs=1e-3)
-    assert at.multiselect(key="compare.reals").value == ["coco", "fodb", "imagenet",
-                                                         "openimages"]
+    assert at.multiselect(key="compare.reals").value == ["coco", "fodb", "imagenet", "openimages"]
     table = at.dataframe(key="compare.table").value
     assert list(table.columns)[0] == "original" and table.index[-1] == "mean"
     heat = at.get("plotly_chart")[0].proto.spec
-    assert "Heatmap".lower() in heat.lower() and "toImageButtonOptions" in \
-        at.get("plotly_chart")[0].proto.config
+    assert "Heatmap".lower() in heat.lower() and "toImageButtonOptions" in at.get("plotly_chart")[0].proto.config
 
 
 def test_models_side_by_side_metric_and_reals(study_url) -> None:
     url, _ = study_url
     at = _page(url)
     at.multiselect(key="compare.models").set_value(
-        ["SPAI (official weights, study)", "ROGER (study fused model)"]).run()
+        ["SPAI (official weights, study)", "ROGER (study fused model)"]
+    ).run()
     assert not at.exception
     roger = at.dataframe[1].value
     assert 0.5 < roger.loc["original", "mean auc"] <= 1.0
@@ -77,16 +76,16 @@ def test_models_side_by_side_metric_and_reals(study_url) -> None:
 def test_cell_drilldown_and_csv(study_url) -> None:
     url, _ = study_url
     at = _page(url)
-    at.session_state["compare.table"] = {"selection": {"rows": [], "columns": [],
-                                                       "cells": [[0, "screenshot"]]}}
+    at.session_state["compare.table"] = {"selection": {"rows": [], "columns": [], "cells": [[0, "screenshot"]]}}
     at.run()
     assert not at.exception
     assert any("dalle2 · screenshot" in h.value for h in at.subheader)
     rows = at.dataframe[-1].value
     assert len(rows) > 0 and rows["score"].is_monotonic_increasing  # worst misses first
     assert not rows["on this machine"].any()  # imported scores: shown as paths
-    assert any("None of these" in i.value and "not" not in i.value[:5] and "paths" in i.value
-               for i in at.info)  # drill-down says the study's files are not here
+    assert any(
+        "None of these" in i.value and "not" not in i.value[:5] and "paths" in i.value for i in at.info
+    )  # drill-down says the study's files are not here
     csv = at.get("download_button")[0]
     assert csv.proto.label == "Download the table as CSV"
 
@@ -103,10 +102,8 @@ def test_bootstrap_intervals_on_hover(study_url) -> None:
 # --- the user's own data beside the study (issue 12.1) ----------------------------------------
 
 STUDY_SPAI = "SPAI (official weights, study)"
-OWN_REAL = ["01_rgb_224x224.png", "02_rgb_500x300.png", "03_rgb_1024x768.png",
-            "07_photo_640x427.jpg"]
-OWN_FAKE = ["04_rgb_97x130.png", "05_gray_320x256.png", "06_rgba_460x470.png",
-            "08_synth_449x450.png"]
+OWN_REAL = ["01_rgb_224x224.png", "02_rgb_500x300.png", "03_rgb_1024x768.png", "07_photo_640x427.jpg"]
+OWN_FAKE = ["04_rgb_97x130.png", "05_gray_320x256.png", "06_rgba_460x470.png", "08_synth_449x450.png"]
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +116,14 @@ def mixed_store(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("mixed")
     db = study_store(tmp)
     url = f"sqlite:///{db}"
-    runs = score_own_sets(url, tmp / "own", {
-        "my_real": ("real", OWN_REAL, ("original",)),
-        "my_fake": ("fake", OWN_FAKE, ("original", "meme")),
-    })
+    runs = score_own_sets(
+        url,
+        tmp / "own",
+        {
+            "my_real": ("real", OWN_REAL, ("original",)),
+            "my_fake": ("fake", OWN_FAKE, ("original", "meme")),
+        },
+    )
     dispose_all()
     mp = pytest.MonkeyPatch()
     mp.setenv("DATABASE_URL", url)
@@ -142,10 +143,8 @@ def test_study_model_beside_own_model_renders_every_condition(mixed_store) -> No
     assert not at.exception
     conds = at.multiselect(key="compare.conditions").value
     assert "meme" in conds and "screenshot" in conds  # every condition of both models
-    assert at.multiselect(key="compare.reals").value == [
-        "coco", "fodb", "imagenet", "my_real", "openimages"]
-    assert any("scored on different real sets" in i and "tiny**: my_real" in i
-               for i in (e.value for e in at.info))
+    assert at.multiselect(key="compare.reals").value == ["coco", "fodb", "imagenet", "my_real", "openimages"]
+    assert any("scored on different real sets" in i and "tiny**: my_real" in i for i in (e.value for e in at.info))
     study, own = at.dataframe[0].value, at.dataframe[1].value
     assert study.loc["original", "mean auc"] == pytest.approx(0.919, abs=5e-4)
     assert 0.0 <= own.loc["original", "mean auc"] <= 1.0  # the own model's mean has a number
@@ -154,13 +153,11 @@ def test_study_model_beside_own_model_renders_every_condition(mixed_store) -> No
     heat = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]
     reasons = [c for row in heat["customdata"] for c in row if "no value" in c]
     assert any("real set my_real not scored under meme by tiny" in r for r in reasons)
-    assert any("tiny has no scores of my_fake under jpeg" in r or "under screenshot" in r
-               for r in reasons)
+    assert any("tiny has no scores of my_fake under jpeg" in r or "under screenshot" in r for r in reasons)
     at.selectbox(key="compare.roc_condition").set_value("meme").run()
     at.selectbox(key="compare.table_model").set_value("tiny").run()
     assert not at.exception and shown_missing(at) == []
-    assert any("real set my_real not scored under meme" in c
-               for c in (e.value for e in at.caption))
+    assert any("real set my_real not scored under meme" in c for c in (e.value for e in at.caption))
 
 
 def test_own_model_alone_defaults_to_its_real_sets(mixed_store) -> None:
@@ -190,8 +187,7 @@ def test_run_link_opens_compare_on_its_run(mixed_store) -> None:
     assert not at.exception
     assert at.multiselect(key="compare.models").value == ["tiny"]
     assert at.selectbox(key="compare.roc_condition").value == "meme"
-    assert any(f"Run {run_id}: **tiny** on the fake set **my_fake** under **meme**" in i.value
-               for i in at.info)
+    assert any(f"Run {run_id}: **tiny** on the fake set **my_fake** under **meme**" in i.value for i in at.info)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.query_params["run"] = "999999"
     at.run()
@@ -205,8 +201,7 @@ def test_paired_deltas_between_two_models(study_url) -> None:
     url, _ = study_url
     at = _page(url)
     assert "Pick two models above" in " ".join(c.value for c in at.caption)
-    at.multiselect(key="compare.models").set_value(
-        ["ROGER (study fused model)", STUDY_SPAI]).run()
+    at.multiselect(key="compare.models").set_value(["ROGER (study fused model)", STUDY_SPAI]).run()
     at.toggle(key="compare.delta_on").set_value(True).run()
     assert not at.exception
     frame = at.dataframe[-1].value.set_index("condition")  # the page's last table
@@ -234,7 +229,8 @@ def test_study_file_upload_shows_its_tables_and_report(study_url) -> None:
     at = _page(url)
     at.text_input(key="compare.study_base").set_value(str(ROGER_YAML.parent))
     at.file_uploader(key="compare.study_file").set_value(
-        ("roger.yaml", ROGER_YAML.read_bytes(), "application/x-yaml")).run()
+        ("roger.yaml", ROGER_YAML.read_bytes(), "application/x-yaml")
+    ).run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "| **Mean** | 0.919 | 0.743 | 0.812 | 0.623 | 0.806 |" in text
@@ -248,17 +244,15 @@ def test_study_file_upload_errors(study_url) -> None:
     at = _page(url)
     bad = ROGER_YAML.read_text().replace("metrics: [auc]", "metrics: [auroc]")
     at.text_input(key="compare.study_base").set_value(str(ROGER_YAML.parent))
-    at.file_uploader(key="compare.study_file").set_value(
-        ("bad.yaml", bad.encode(), "application/x-yaml")).run()
+    at.file_uploader(key="compare.study_file").set_value(("bad.yaml", bad.encode(), "application/x-yaml")).run()
     assert not at.exception
     assert "metrics[0]: unknown metric 'auroc'" in at.error[0].value
     missing = bad.replace("metrics: [auroc]", "metrics: [auc]").replace(
-        "real_sets: [coco, fodb, imagenet, openimages]", "real_sets: [coco, raise-2]")
-    at.file_uploader(key="compare.study_file").set_value(
-        ("partial.yaml", missing.encode(), "application/x-yaml")).run()
+        "real_sets: [coco, fodb, imagenet, openimages]", "real_sets: [coco, raise-2]"
+    )
+    at.file_uploader(key="compare.study_file").set_value(("partial.yaml", missing.encode(), "application/x-yaml")).run()
     assert not at.exception
-    assert any("is not all in the store yet" in i.value and "raise-2" in i.value
-               for i in at.info)
+    assert any("is not all in the store yet" in i.value and "raise-2" in i.value for i in at.info)
 
 
 def test_study_file_upload_stays_inside_the_data_roots(study_url, tmp_path) -> None:
@@ -268,13 +262,13 @@ def test_study_file_upload_stays_inside_the_data_roots(study_url, tmp_path) -> N
     at = _page(url)
     at.text_input(key="compare.study_base").set_value("/etc").run()
     at.file_uploader(key="compare.study_file").set_value(
-        ("roger.yaml", ROGER_YAML.read_bytes(), "application/x-yaml")).run()
+        ("roger.yaml", ROGER_YAML.read_bytes(), "application/x-yaml")
+    ).run()
     assert not at.exception
     assert "outside the folders this server allows" in at.error[0].value
     escaping = ROGER_YAML.read_text().replace("study: roger-study", f"study: {tmp_path}")
     assert escaping != ROGER_YAML.read_text()
     at.text_input(key="compare.study_base").set_value(str(ROGER_YAML.parent))
-    at.file_uploader(key="compare.study_file").set_value(
-        ("escape.yaml", escaping.encode(), "application/x-yaml")).run()
+    at.file_uploader(key="compare.study_file").set_value(("escape.yaml", escaping.encode(), "application/x-yaml")).run()
     assert not at.exception
     assert "a path in the study" in at.error[0].value and str(tmp_path) in at.error[0].value

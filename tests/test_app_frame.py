@@ -10,9 +10,7 @@ from app_support import new_app, texts, use_store
 from tiny_model import TINY_IMAGES
 
 
-def test_frame_lists_existing_pages_and_names_the_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_frame_lists_existing_pages_and_names_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
     at = new_app().run()
     assert not at.exception
@@ -33,12 +31,10 @@ def test_frame_registers_all_seven_pages() -> None:
     from app_support import APP
 
     tree = ast.parse(APP.read_text())
-    [pages] = [n.value for n in tree.body if isinstance(n, ast.Assign)
-               and getattr(n.targets[0], "id", "") == "PAGES"]
+    [pages] = [n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PAGES"]
     pages = ast.literal_eval(pages)
     titles = [t for _, _, t, _ in pages]
-    assert titles == ["Start", "Score", "Inspect", "Image sets", "Jobs", "Compare", "Models",
-                      "Train"]
+    assert titles == ["Start", "Score", "Inspect", "Image sets", "Jobs", "Compare", "Models", "Train"]
     for mine in ("home.py", "score.py", "inspect.py", "models.py"):
         assert (APP.parent / "views" / mine).is_file()
     # Regression: opening /score said "Page not found". Streamlit serves the default (first)
@@ -50,9 +46,7 @@ def test_frame_registers_all_seven_pages() -> None:
     assert "url_path=Path(file).stem" in APP.read_text()
 
 
-def test_frame_without_any_model_file_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_frame_without_any_model_file_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, tmp_path / "spai.db", model=False)
     at = new_app().run()
     assert not at.exception
@@ -65,9 +59,7 @@ def test_frame_without_any_model_file_says_so(
     assert not at.exception
 
 
-def test_frame_reports_a_worker_that_cannot_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_frame_reports_a_worker_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An unreachable store: the worker start fails, the sidebar says why, pages still run."""
     use_store(monkeypatch, tmp_path / "spai.db")
     monkeypatch.setenv("SPAI_START_WORKER", "1")
@@ -76,20 +68,22 @@ def test_frame_reports_a_worker_that_cannot_start(
     at = new_app().run()
     assert not at.exception
     assert any("Background worker not started" in w for w in texts(at.sidebar, "warning")), (
-        texts(at.sidebar, "warning"), texts(at, "warning"), texts(at, "error"))
+        texts(at.sidebar, "warning"),
+        texts(at, "warning"),
+        texts(at, "error"),
+    )
     at.switch_page("views/score.py").run()
     assert texts(at, "title") == ["Score images"]
     at.file_uploader(key="score.uploads").set_value(
-        [("photo.png", (TINY_IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]).run()
+        [("photo.png", (TINY_IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]
+    ).run()
     assert not at.exception and len(at.metric) == 1  # scoring works without the store
     assert any("store is unavailable" in w for w in texts(at, "warning"))
     at.switch_page("views/inspect.py").run()
     assert not at.exception
 
 
-def test_busy_store_says_so_and_the_page_recovers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_busy_store_says_so_and_the_page_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process holding SQLite's write lock: the page says the store is busy and that it
     retries, instead of a traceback; once the lock is released the next run renders (14.2)."""
     import sqlite3
@@ -125,20 +119,30 @@ def test_frame_and_page_modules_do_not_import_torch() -> None:
 
     from app_support import REPO
 
-    modules = ["dashboard.access", "dashboard.components", "dashboard.resources",
-               "dashboard.state", "dashboard.guide", "spai.weights", "db.verdicts",
-               "db.stored_models", "db.image_lookup", "db.session", "robustness.apply",
-               "spai.calibration", "spai.overlay"]
-    code = ("import importlib, sys\n"
-            f"for m in {modules!r}: importlib.import_module(m)\n"
-            "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         timeout=300)
+    modules = [
+        "dashboard.access",
+        "dashboard.components",
+        "dashboard.resources",
+        "dashboard.state",
+        "dashboard.guide",
+        "spai.weights",
+        "db.verdicts",
+        "db.stored_models",
+        "db.image_lookup",
+        "db.session",
+        "robustness.apply",
+        "spai.calibration",
+        "spai.overlay",
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
     for file in ("app.py", "views/score.py", "views/inspect.py"):
         source = (REPO / "dashboard" / file).read_text()
-        top = [ln.split("#")[0] for ln in source.splitlines()
-               if ln.startswith(("import ", "from "))]
-        assert not any("spai.detector" in ln or "spai.visualize" in ln or "torch" in ln
-                       for ln in top), file
+        top = [ln.split("#")[0] for ln in source.splitlines() if ln.startswith(("import ", "from "))]
+        assert not any("spai.detector" in ln or "spai.visualize" in ln or "torch" in ln for ln in top), file

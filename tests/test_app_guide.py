@@ -33,7 +33,8 @@ def test_fresh_store_shows_every_step(tmp_path: Path, monkeypatch: pytest.Monkey
     assert texts(at, "title") == ["Score images"]  # the button opens the page
     assert "**Getting started**" not in texts(at, "markdown")  # only on the Start page
     at.file_uploader(key="score.uploads").set_value(
-        [("photo.png", (TINY_IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]).run()
+        [("photo.png", (TINY_IMAGES / "02_rgb_500x300.png").read_bytes(), "image/png")]
+    ).run()
     at.switch_page("views/home.py").run()
     assert _guide_buttons(at)["guide.scored"] is True  # scored in this session
     at.button(key="guide.study").click().run()  # queues the study import right here
@@ -48,14 +49,12 @@ def test_fresh_store_shows_every_step(tmp_path: Path, monkeypatch: pytest.Monkey
     dispose_all()
 
 
-def test_steps_tick_off_and_the_guide_goes(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_steps_tick_off_and_the_guide_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = study_store(tmp_path)  # the study is imported
     use_store(monkeypatch, db)
     url = f"sqlite:///{db}"
     at = new_app().run()
-    assert _guide_buttons(at) == {"guide.scored": False, "guide.study": True,
-                                  "guide.sets": False, "guide.job": False}
+    assert _guide_buttons(at) == {"guide.scored": False, "guide.study": True, "guide.sets": False, "guide.job": False}
     for label in ("real", "fake"):
         (tmp_path / "mine" / label).mkdir(parents=True)
         shutil.copy(TINY_IMAGES / "07_photo_640x427.jpg", tmp_path / "mine" / label / "a.jpg")
@@ -65,8 +64,9 @@ def test_steps_tick_off_and_the_guide_goes(tmp_path: Path,
     assert _guide_buttons(at)["guide.sets"] is True and _guide_buttons(at)["guide.job"] is False
 
     with session_scope(url) as s:
-        jobqueue.enqueue_score_set(s, weights=TINY_WEIGHTS, cfg=TINY_CFG,
-                                   imageset_ids=[ids["mine-real"]], conditions=["original"])
+        jobqueue.enqueue_score_set(
+            s, weights=TINY_WEIGHTS, cfg=TINY_CFG, imageset_ids=[ids["mine-real"]], conditions=["original"]
+        )
     assert Worker(WorkerConfig(once=True), url=url).serve() == 1
     at = new_app().run()
     assert not at.exception

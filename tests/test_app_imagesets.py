@@ -93,10 +93,8 @@ def test_register_folder_counts_errors_thumbnails(app_env) -> None:
     assert list(errors["relpath"]) == ["broken.png"]
 
 
-@pytest.mark.parametrize("real,fake", [("Real", "FAKE"), ("0_real", "1_fake"),
-                                       ("nature", "ai")])
-def test_register_folder_labels_from_subfolders(app_env, tmp_path: Path, real: str,
-                                                fake: str) -> None:
+@pytest.mark.parametrize("real,fake", [("Real", "FAKE"), ("0_real", "1_fake"), ("nature", "ai")])
+def test_register_folder_labels_from_subfolders(app_env, tmp_path: Path, real: str, fake: str) -> None:
     """Regression: a folder of mixed real and fake images registered entirely under one label."""
     url, _ = app_env
     mixed = tmp_path / "mine"
@@ -144,8 +142,9 @@ def test_register_bad_inputs_show_messages(app_env, tmp_path: Path) -> None:
 def test_register_csv_splits_classes(app_env) -> None:
     url, folder = app_env
     csv = folder.parent / "sets.csv"
-    csv.write_text("image,class,split\nim0.png,0,test\nim1.jpeg,1,test\nim2.png,1,train\n"
-                   "../escape.png,1,test\nim2.png,7,test\n")
+    csv.write_text(
+        "image,class,split\nim0.png,0,test\nim1.jpeg,1,test\nim2.png,1,train\n../escape.png,1,test\nim2.png,7,test\n"
+    )
     at = _page()
     at.text_input(key="imagesets.csv").input(str(csv))
     at.text_input(key="imagesets.root").input(str(folder))
@@ -167,8 +166,7 @@ def test_derive_conditions_job(app_env) -> None:
     assert Worker(WorkerConfig(once=True), url=url).serve() == 1
     with session_scope(url, readonly=True) as s:
         job = jobqueue.recent(s)[0]
-    assert job.status == "done" and job.result == {"derived": 3, "derive_errors": 1,
-                                                   "images": 4}
+    assert job.status == "done" and job.result == {"derived": 3, "derive_errors": 1, "images": 4}
     at = _page()
     overview = at.dataframe[0].value
     assert overview["conditions"].iloc[0] == "jpeg/q75"
@@ -191,7 +189,8 @@ def test_score_this_set_one_click(app_env, monkeypatch) -> None:
         views = [v for v in jobqueue.recent(s, statuses=["done"]) if v.kind == "infer"]
         assert sorted(jobqueue.describe(s, views).values()) == [
             "Score tiny-fakes with spai_tiny_seed0 on meme",
-            "Score tiny-fakes with spai_tiny_seed0 on the original images"]
+            "Score tiny-fakes with spai_tiny_seed0 on the original images",
+        ]
     assert {v.result["predictions"] for v in views} == {4}
 
 

@@ -21,13 +21,10 @@ def _open_inspect(at):
     return at
 
 
-def test_inspect_upload_shows_spectrum_patches_and_views(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_inspect_upload_shows_spectrum_patches_and_views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
     at = _open_inspect(new_app())
-    at.file_uploader(key="inspect.upload").set_value(
-        ("photo.jpg", PHOTO.read_bytes(), "image/jpeg")).run()
+    at.file_uploader(key="inspect.upload").set_value(("photo.jpg", PHOTO.read_bytes(), "image/jpeg")).run()
     assert not at.exception and not at.error
     assert float(at.metric[0].value) >= 0.0
     table = at.dataframe[0].value
@@ -57,8 +54,7 @@ def test_inspect_decodes_the_upload_once(tmp_path: Path, monkeypatch: pytest.Mon
     use_store(monkeypatch, tmp_path / "spai.db")
     at = _open_inspect(new_app())
     decoded = count_decodes(monkeypatch)
-    at.file_uploader(key="inspect.upload").set_value(
-        ("photo.jpg", PHOTO.read_bytes(), "image/jpeg")).run()
+    at.file_uploader(key="inspect.upload").set_value(("photo.jpg", PHOTO.read_bytes(), "image/jpeg")).run()
     at.slider(key="inspect.radius").set_value(48).run()
     at.multiselect(key="inspect.conditions").set_value(["meme", "screenshot"]).run()
     assert not at.exception and not at.error
@@ -69,9 +65,7 @@ def _image_captions(at) -> list[str]:
     return [img.caption for node in at.main.get("image") for img in node.proto.imgs]
 
 
-def test_inspect_broken_upload_shows_an_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_inspect_broken_upload_shows_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
     at = _open_inspect(new_app())
     at.file_uploader(key="inspect.upload").set_value(("x.png", b"\x89PNG\r\n\x1a\nxx", "image/png"))
@@ -80,9 +74,7 @@ def test_inspect_broken_upload_shows_an_error(
     assert any(e.startswith("x.png:") for e in texts(at, "error"))
 
 
-def test_inspect_image_from_a_registered_set_with_its_history(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_inspect_image_from_a_registered_set_with_its_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from db.imagesets import register_folder
     from db.session import dispose_all, session_scope
 
@@ -97,20 +89,16 @@ def test_inspect_image_from_a_registered_set_with_its_history(
     at = _open_inspect(new_app())
     at.radio(key="inspect.source").set_value("From an image set").run()
     assert not at.exception
-    assert at.selectbox(key="inspect.image").format_func(at.selectbox(
-        key="inspect.image").value) == "photo.jpg"
+    assert at.selectbox(key="inspect.image").format_func(at.selectbox(key="inspect.image").value) == "photo.jpg"
     assert at.metric and at.dataframe
 
 
-def test_inspect_study_image_shows_score_history(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_inspect_study_image_shows_score_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, study_store(tmp_path))
     at = _open_inspect(new_app())
     at.radio(key="inspect.source").set_value("From an image set").run()
     assert not at.exception
     assert any("imported scores only" in i for i in texts(at, "info"))
     history = at.dataframe[0].value
-    assert set(history["model"]) == {"SPAI (official weights, study)",
-                                     "ROGER (study fused model)"}
+    assert set(history["model"]) == {"SPAI (official weights, study)", "ROGER (study fused model)"}
     assert "original" in set(history["condition"]) and len(history) >= 5

@@ -31,13 +31,11 @@ def _store(url: str, tmp: Path, *, model: bool = True) -> None:
     folder.mkdir()
     rng = np.random.default_rng(1)
     for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(
-            folder / f"t{i}.png")
+        Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(folder / f"t{i}.png")
     (folder / "bad.png").write_bytes(b"nope")
     with session_scope(url) as s:
         if model:
-            jobqueue.register_model(s, TINY_WEIGHTS, name="tiny",
-                                    cfg=TINY_CFG, origin="trained")
+            jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", cfg=TINY_CFG, origin="trained")
         register_folder(s, folder, name="tiny-set", kind="fake")
 
 
@@ -107,8 +105,7 @@ def test_cancel_failure_traceback_and_retry(page_store) -> None:
     _store(url, tmp)
     with session_scope(url) as s:
         queued = jobqueue.enqueue_infer(s, model_id=1, imageset_id=1, condition_id="jpeg/q75")
-        bad = jobs.enqueue(s, "infer", {"model_id": 1, "imageset_id": 1,
-                                        "condition_id": "no-such-condition"})
+        bad = jobs.enqueue(s, "infer", {"model_id": 1, "imageset_id": 1, "condition_id": "no-such-condition"})
     at = _page()
     assert len(at.get("progress")) == 2
     at.button(key=f"jobs.cancel.{queued}").click().run()

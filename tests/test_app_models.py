@@ -23,9 +23,7 @@ def _demo_weights(tmp_path: Path) -> Path:
     return weights
 
 
-def test_models_page_empty_store_lists_the_active_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_models_page_empty_store_lists_the_active_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import spai.weights
     from spai.checkpoint import file_sha256
 
@@ -42,9 +40,7 @@ def test_models_page_empty_store_lists_the_active_checkpoint(
     assert any("has no models yet" in c for c in texts(at, "caption"))
 
 
-def test_models_page_demo_model_card_badge_and_default_choice(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_models_page_demo_model_card_badge_and_default_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import spai.weights
 
     weights = _demo_weights(tmp_path)
@@ -101,8 +97,9 @@ def test_models_page_with_the_study_shows_stored_models_and_their_evaluation(
     assert summary["auc"].between(0.5, 1.0).all()
     assert (summary["n_real"] > 0).all() and (summary["n_fake"] > 0).all()
     shown = json.loads(at.dataframe[1].proto.columns)  # one number format, not "0" and "0.0278"
-    assert {c: shown[c]["type_config"]["format"] for c in ("auc", "ap", "mean_score_real", "mean_score_fake")} \
-        == dict.fromkeys(("auc", "ap", "mean_score_real", "mean_score_fake"), "%.4f")
+    assert {
+        c: shown[c]["type_config"]["format"] for c in ("auc", "ap", "mean_score_real", "mean_score_fake")
+    } == dict.fromkeys(("auc", "ap", "mean_score_real", "mean_score_fake"), "%.4f")
 
 
 def test_an_unloadable_default_model_gives_a_clear_error_on_score(
@@ -135,15 +132,16 @@ def test_models_page_with_imported_and_own_models_shows_no_none(
     monkeypatch.setattr(spai.weights, "WEIGHTS_DIR", tmp_path / "no-weights")
     db = study_store(tmp_path)
     use_store(monkeypatch, db)
-    score_own_sets(f"sqlite:///{db}", tmp_path / "own",
-                   {"my_fake": ("fake", ["04_rgb_97x130.png", "08_synth_449x450.png"],
-                                ("original",))})
+    score_own_sets(
+        f"sqlite:///{db}",
+        tmp_path / "own",
+        {"my_fake": ("fake", ["04_rgb_97x130.png", "08_synth_449x450.png"], ("original",))},
+    )
     at = new_app().run()
     at.switch_page("views/models.py").run()
     assert not at.exception
     stored = at.dataframe[-2].value
     assert stored["sha256"].isna().any()  # imported models have no weights file
-    at.selectbox(key="models.stored").set_value(
-        int(stored.loc[stored["name"] == "tiny", "id"].iloc[0])).run()
+    at.selectbox(key="models.stored").set_value(int(stored.loc[stored["name"] == "tiny", "id"].iloc[0])).run()
     assert at.dataframe[-1].value["auc"].isna().all()  # fakes only: no AUC
     assert shown_missing(at) == []

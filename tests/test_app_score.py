@@ -33,9 +33,7 @@ def _upload(at, files):
     return at.run()
 
 
-def test_score_upload_shows_score_verdict_overlay_and_grid(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_score_upload_shows_score_verdict_overlay_and_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
     at = _score_page()
     assert not at.exception
@@ -53,15 +51,13 @@ def test_score_upload_shows_score_verdict_overlay_and_grid(
     [verdict] = [m for m in texts(at, "markdown") if label in m]
     assert "uncalibrated" in verdict and ":material/" not in verdict
     assert any("0.5 decision threshold" in c for c in texts(at, "caption"))
-    assert any("needs at least 20 real images scored by this model" in i and "0 so far" in i
-               for i in texts(at, "info"))
+    assert any("needs at least 20 real images scored by this model" in i and "0 so far" in i for i in texts(at, "info"))
     sha = hashlib.sha256(PHOTO).hexdigest()[:12]
     assert at.toggle(key=f"score.overlay.{sha}").value is True
     assert at.radio(key=f"score.scale.{sha}").value == "uniform"  # the fixed scale by default
     assert any("grey = uniform attention" in c for c in texts(at, "caption"))
     at.radio(key=f"score.scale.{sha}").set_value("stretch").run()
-    assert any("stretched to this image" in c and "a difference of" in c
-               for c in texts(at, "caption"))
+    assert any("stretched to this image" in c and "a difference of" in c for c in texts(at, "caption"))
     at.slider(key=f"score.opacity.{sha}").set_value(0.8).run()
     at.toggle(key=f"score.overlay.{sha}").set_value(False).run()
     assert not at.exception
@@ -73,12 +69,15 @@ def test_score_broken_uploads_show_errors_and_the_good_one_still_scores(
 ) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
     at = _score_page()
-    _upload(at, [
-        ("notes.png", b"this is not an image", "image/png"),
-        ("cut.png", PHOTO[: len(PHOTO) // 2], "image/png"),
-        ("huge.png", _huge_png(), "image/png"),
-        ("photo.png", PHOTO, "image/png"),
-    ])
+    _upload(
+        at,
+        [
+            ("notes.png", b"this is not an image", "image/png"),
+            ("cut.png", PHOTO[: len(PHOTO) // 2], "image/png"),
+            ("huge.png", _huge_png(), "image/png"),
+            ("photo.png", PHOTO, "image/png"),
+        ],
+    )
     assert not at.exception
     errors = texts(at, "error")
     assert len(errors) == 3
@@ -88,9 +87,7 @@ def test_score_broken_uploads_show_errors_and_the_good_one_still_scores(
     assert len(at.metric) == 1  # the good image is scored all the same
 
 
-def test_score_what_if_scores_each_condition(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_score_what_if_scores_each_condition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
     at = _score_page()
     _upload(at, [("photo.png", PHOTO, "image/png")])
@@ -143,14 +140,11 @@ def test_score_decodes_each_upload_once_and_scores_variants_in_one_batch(
         assert abs(score - det.score_one(variant).score) < 1e-6  # equal to one-by-one scoring
 
 
-def test_score_verdict_is_calibrated_by_a_reference_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_score_verdict_is_calibrated_by_a_reference_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reference run of the active model on a real set gives thresholds at 1% and 5% FPR."""
 
     from db.models import ORIGINAL
-    from db.queries import (bulk_insert_predictions, get_or_create_model, get_or_create_run,
-                            insert_ignore)
+    from db.queries import bulk_insert_predictions, get_or_create_model, get_or_create_run, insert_ignore
     from db.imagesets import ensure_imageset
     from db.models import Image as ImageRow
     from db.session import dispose_all, session_scope
@@ -159,35 +153,42 @@ def test_score_verdict_is_calibrated_by_a_reference_run(
     db = tmp_path / "spai.db"
     use_store(monkeypatch, db)
     with session_scope(f"sqlite:///{db}") as s:
-        model = get_or_create_model(s, "tiny", origin="trained", path=str(TINY_WEIGHTS),
-                                    sha256=file_sha256(TINY_WEIGHTS))
+        model = get_or_create_model(
+            s, "tiny", origin="trained", path=str(TINY_WEIGHTS), sha256=file_sha256(TINY_WEIGHTS)
+        )
         real = ensure_imageset(s, "reals", kind="real", root=None, origin="test")
-        insert_ignore(s, ImageRow.__table__, [
-            {"imageset_id": real.id, "relpath": f"r{i}.png", "has_file": False}
-            for i in range(200)])
-        ids = [i for (i,) in s.execute(ImageRow.__table__.select().with_only_columns(
-            ImageRow.id).where(ImageRow.imageset_id == real.id))]
+        insert_ignore(
+            s,
+            ImageRow.__table__,
+            [{"imageset_id": real.id, "relpath": f"r{i}.png", "has_file": False} for i in range(200)],
+        )
+        ids = [
+            i
+            for (i,) in s.execute(
+                ImageRow.__table__.select().with_only_columns(ImageRow.id).where(ImageRow.imageset_id == real.id)
+            )
+        ]
         from db.queries import get_or_create_condition
 
         get_or_create_condition(s, ORIGINAL)
         run = get_or_create_run(s, model.id, real.id, ORIGINAL, status="done")
-        bulk_insert_predictions(s, [{"run_id": run.id, "image_id": iid, "score": k / 1000}
-                                    for k, iid in enumerate(ids)])  # reals score 0 .. 0.199
+        bulk_insert_predictions(
+            s, [{"run_id": run.id, "image_id": iid, "score": k / 1000} for k, iid in enumerate(ids)]
+        )  # reals score 0 .. 0.199
     dispose_all()
     at = _score_page()
     _upload(at, [("photo.png", PHOTO, "image/png")])
     assert not at.exception
     at.select_slider(key="score.fpr_loose").set_value(0.1).run()
-    assert any("200 real reference images" in c and "tiny / reals" in c and "10% FPR" in c
-               for c in texts(at, "caption"))
+    assert any(
+        "200 real reference images" in c and "tiny / reals" in c and "10% FPR" in c for c in texts(at, "caption")
+    )
     score = float(at.metric[0].value)
     assert score > 0.199  # above every real reference score -> beyond the 1% FPR threshold
     assert any("likely AI-generated" in m for m in texts(at, "markdown"))
 
 
-def test_score_reference_fprs_are_chosen_on_the_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_score_reference_fprs_are_chosen_on_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from db.verdicts import ReferenceThresholds, verdict
 
     use_store(monkeypatch, tmp_path / "spai.db")
@@ -214,14 +215,19 @@ def test_score_says_what_calibration_needs_and_uses_new_reference_scores_at_once
     db = tmp_path / "spai.db"
     use_store(monkeypatch, db)
     url = f"sqlite:///{db}"
-    six = ["01_rgb_224x224.png", "02_rgb_500x300.png", "03_rgb_1024x768.png",
-           "05_gray_320x256.png", "06_rgba_460x470.png", "07_photo_640x427.jpg"]
+    six = [
+        "01_rgb_224x224.png",
+        "02_rgb_500x300.png",
+        "03_rgb_1024x768.png",
+        "05_gray_320x256.png",
+        "06_rgba_460x470.png",
+        "07_photo_640x427.jpg",
+    ]
     score_own_sets(url, tmp_path / "own", {"six_reals": ("real", six, ("original",))})
     at = _score_page()
     _upload(at, [("photo.png", PHOTO, "image/png")])
     assert not at.exception
-    assert any("needs at least 20 real images scored by this model; 6 so far" in i
-               for i in texts(at, "info"))
+    assert any("needs at least 20 real images scored by this model; 6 so far" in i for i in texts(at, "info"))
     assert shown_missing(at) == []
     score_own_sets(url, tmp_path / "more", {"more_reals": ("real", six * 3, ("original",))})
     at.run()
@@ -235,9 +241,7 @@ def test_score_says_what_calibration_needs_and_uses_new_reference_scores_at_once
     assert "uncalibrated" not in verdict and ":material/" in verdict  # a calibrated verdict
 
 
-def test_shipped_demo_model_is_calibrated_on_day_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_shipped_demo_model_is_calibrated_on_day_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo model's calibration.json (measured on the demo test reals) gives verdict bands
     on an empty store."""
     from app_support import REPO, shown_missing
@@ -254,8 +258,12 @@ def test_shipped_demo_model_is_calibrated_on_day_one(
     assert at.select_slider(key="score.fpr_strict").value == 0.02  # 54 reals: 2% is the lowest
     _upload(at, [("photo.png", PHOTO, "image/png")])
     assert not at.exception
-    assert any("Verdict bands from 54 real reference images" in c and "shipped with the model"
-               in c and f"{cal.thresholds[0.05]:.3f} at 5% FPR" in c for c in texts(at, "caption"))
+    assert any(
+        "Verdict bands from 54 real reference images" in c
+        and "shipped with the model" in c
+        and f"{cal.thresholds[0.05]:.3f} at 5% FPR" in c
+        for c in texts(at, "caption")
+    )
     assert not any("))" in c for c in texts(at, "caption"))  # the source's own brackets
     assert not any("not calibrated" in i for i in texts(at, "info"))
     [verdict] = [m for m in texts(at, "markdown") if m.startswith("###")]
@@ -263,11 +271,8 @@ def test_shipped_demo_model_is_calibrated_on_day_one(
     assert shown_missing(at) == []
 
 
-def test_damaged_calibration_file_is_reported_and_not_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_damaged_calibration_file_is_reported_and_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
-
 
     model_dir = tmp_path / "model"
     model_dir.mkdir()
@@ -278,6 +283,5 @@ def test_damaged_calibration_file_is_reported_and_not_used(
     monkeypatch.setenv("SPAI_MODEL_CFG", str(TINY_CFG))
     at = _score_page()
     assert not at.exception
-    assert any("calibration.json is not a readable calibration file" in w
-               for w in texts(at, "warning"))
+    assert any("calibration.json is not a readable calibration file" in w for w in texts(at, "warning"))
     assert any("not calibrated" in i for i in texts(at, "info"))

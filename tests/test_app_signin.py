@@ -23,9 +23,13 @@ from db.settings import DEFAULT_MODEL, get_setting
 from tiny_model import TINY_WEIGHTS
 
 PAGES = ("home", "score", "inspect", "imagesets", "jobs", "compare", "models", "train")
-AUTH = {"redirect_uri": "http://lab.example:8501/oauth2callback", "cookie_secret": "c" * 32,
-        "client_id": "spai", "client_secret": "secret",
-        "server_metadata_url": "http://idp.example/.well-known/openid-configuration"}
+AUTH = {
+    "redirect_uri": "http://lab.example:8501/oauth2callback",
+    "cookie_secret": "c" * 32,
+    "client_id": "spai",
+    "client_secret": "secret",
+    "server_metadata_url": "http://idp.example/.well-known/openid-configuration",
+}
 ALICE = {"is_logged_in": True, "email": "alice@lab.org", "sub": "alice", "name": "Alice"}
 BOB = {"is_logged_in": True, "email": "bob@lab.org", "sub": "bob", "name": "Bob"}
 ROOT = {"is_logged_in": True, "email": "root@lab.org", "sub": "root", "name": "Root"}
@@ -51,8 +55,7 @@ def lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
 def _page(name: str, user: dict, auth: dict | None = None, *, frame: bool = True):
     """The page in the app's frame (sign-in, sidebar), or alone (``frame=False``: a button in
     a polling fragment reruns only its fragment, which AppTest cannot do inside the frame)."""
-    at = new_app() if frame else AppTest.from_file(str(VIEWS / f"{name}.py"),
-                                                   default_timeout=TIMEOUT_S)
+    at = new_app() if frame else AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=TIMEOUT_S)
     at.secrets = {"auth": dict(AUTH if auth is None else auth)}
     at.user = dict(user)
     if frame:
@@ -86,8 +89,7 @@ def test_signed_in_every_page_is_served_on_any_bind_without_the_banner(lab: str)
         assert not any("Refusing" in e for e in texts(at, "error")), name
         assert "Signed in as **bob@lab.org** (user)" in [c.value for c in at.sidebar.caption]
     at = _page("home", ROOT)
-    assert "Signed in as **root@lab.org** (administrator)" in [c.value for c in
-                                                              at.sidebar.caption]
+    assert "Signed in as **root@lab.org** (administrator)" in [c.value for c in at.sidebar.caption]
 
 
 def test_a_user_cannot_cancel_anothers_job_an_administrator_can(lab: str) -> None:
@@ -97,8 +99,11 @@ def test_a_user_cannot_cancel_anothers_job_an_administrator_can(lab: str) -> Non
     assert at.dataframe[0].value.set_index("id").loc[job, "owner"] == "alice@lab.org"
     at.button(key=f"jobs.cancel.{job}").click().run()
     assert not at.exception
-    assert any(f"Only its owner (alice@lab.org) or an administrator may cancel job {job}; you "
-               "are signed in as bob@lab.org" in e for e in texts(at, "error"))
+    assert any(
+        f"Only its owner (alice@lab.org) or an administrator may cancel job {job}; you "
+        "are signed in as bob@lab.org" in e
+        for e in texts(at, "error")
+    )
     with session_scope(lab, readonly=True) as s:
         assert jobqueue.status(s, job).status == "queued"
     at = _page("jobs", ROOT, frame=False)
@@ -112,8 +117,10 @@ def test_only_an_administrator_changes_the_default_model(lab: str) -> None:
     at = _page("models", ALICE)
     at.button(key="models.set_default").click().run()
     assert not at.exception
-    assert any("Only an administrator may change the default model; you are signed in as "
-               "alice@lab.org" in e for e in texts(at, "error"))
+    assert any(
+        "Only an administrator may change the default model; you are signed in as alice@lab.org" in e
+        for e in texts(at, "error")
+    )
     with session_scope(lab, readonly=True) as s:
         assert get_setting(s, DEFAULT_MODEL) is None
     at = _page("models", ROOT)
@@ -131,8 +138,7 @@ def test_users_are_told_they_cannot_register_server_folders(lab: str, tmp_path: 
     at.text_input(key="imagesets.folder").set_value(str(folder)).run()
     at.radio(key="imagesets.folder_kind").set_value("real").run()
     at.button(key="imagesets.register_folder").click().run()
-    assert any("Only an administrator may register server folders" in e
-               for e in texts(at, "error"))
+    assert any("Only an administrator may register server folders" in e for e in texts(at, "error"))
     with session_scope(lab, readonly=True) as s:
         assert jobqueue.recent(s) == []
 
@@ -160,16 +166,15 @@ def test_a_user_cannot_retry_or_delete_anothers_job(lab: str) -> None:
     from db.models import Job
 
     with session_scope(lab) as s:
-        job = jobs.enqueue(s, "import", {"source": "study", "folder": None},
-                           owner="alice@lab.org")
+        job = jobs.enqueue(s, "import", {"source": "study", "folder": None}, owner="alice@lab.org")
         s.get(Job, job).status = "failed"
     at = _page("jobs", BOB, frame=False)
     at.button(key="jobs.retry").click().run()
-    assert any(f"Only its owner (alice@lab.org) or an administrator may retry job {job}" in e
-               for e in texts(at, "error"))
+    assert any(
+        f"Only its owner (alice@lab.org) or an administrator may retry job {job}" in e for e in texts(at, "error")
+    )
     at.button(key="jobs.delete").click().run()
-    assert any(f"may delete job {job}; you are signed in as bob@lab.org" in e
-               for e in texts(at, "error"))
+    assert any(f"may delete job {job}; you are signed in as bob@lab.org" in e for e in texts(at, "error"))
     with session_scope(lab, readonly=True) as s:
         assert jobqueue.status(s, job).status == "failed"
     at = _page("jobs", ALICE, frame=False)
@@ -179,8 +184,7 @@ def test_a_user_cannot_retry_or_delete_anothers_job(lab: str) -> None:
         assert jobqueue.recent(s) == []
 
 
-def test_image_sets_and_models_are_deleted_by_their_owner_only(lab: str,
-                                                               tmp_path: Path) -> None:
+def test_image_sets_and_models_are_deleted_by_their_owner_only(lab: str, tmp_path: Path) -> None:
     from PIL import Image
 
     from db.imagesets import register_folder
@@ -198,20 +202,20 @@ def test_image_sets_and_models_are_deleted_by_their_owner_only(lab: str,
         at.checkbox(key="imagesets.delete_sure").check().run()
         at.button(key="imagesets.delete").click().run()
         assert not at.exception
-        said = any("Only its owner (alice@lab.org) or an administrator may delete image set "
-                   "'mine'" in e for e in texts(at, "error"))
+        said = any(
+            "Only its owner (alice@lab.org) or an administrator may delete image set 'mine'" in e
+            for e in texts(at, "error")
+        )
         assert said is refused
         at = _page("models", user)
         stored = at.dataframe[-1].value.set_index("name")
         assert stored.loc["tiny", "owner"] == "alice@lab.org"
         at.button(key="models.delete").click().run()
         assert not at.exception
-        said = any("may delete model 'tiny'; you are signed in as bob@lab.org" in e
-                   for e in texts(at, "error"))
+        said = any("may delete model 'tiny'; you are signed in as bob@lab.org" in e for e in texts(at, "error"))
         assert said is refused
         with session_scope(lab, readonly=True) as s:
-            assert (s.query(ImageSet).count(), s.query(Model).count()) == ((1, 1) if refused
-                                                                            else (0, 0))
+            assert (s.query(ImageSet).count(), s.query(Model).count()) == ((1, 1) if refused else (0, 0))
     assert folder.joinpath("a.png").is_file()  # files on disk stay
 
 
@@ -230,16 +234,17 @@ def test_a_run_is_deleted_from_its_job_by_its_owner_only(lab: str, tmp_path: Pat
         set_id = register_folder(s, folder, name="mine", kind="real").imageset_ids["mine"]
         model_id = jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", origin="demo")
         get_or_create_condition(s, "original")
-        run = get_or_create_run(s, model_id, set_id, "original", status="done",
-                                owner="alice@lab.org").id
-        job = jobs.enqueue(s, "infer", {"model_id": model_id, "imageset_id": set_id,
-                                        "condition_id": "original"}, owner="alice@lab.org")
+        run = get_or_create_run(s, model_id, set_id, "original", status="done", owner="alice@lab.org").id
+        job = jobs.enqueue(
+            s, "infer", {"model_id": model_id, "imageset_id": set_id, "condition_id": "original"}, owner="alice@lab.org"
+        )
         row = s.get(Job, job)
         row.status, row.result = "done", {"run_id": run}
     at = _page("jobs", BOB, frame=False)
     at.button(key="jobs.delete_run").click().run()
-    assert any(f"Only its owner (alice@lab.org) or an administrator may delete run {run}" in e
-               for e in texts(at, "error"))
+    assert any(
+        f"Only its owner (alice@lab.org) or an administrator may delete run {run}" in e for e in texts(at, "error")
+    )
     at = _page("jobs", ALICE, frame=False)
     at.button(key="jobs.delete_run").click().run()
     assert not at.exception and not texts(at, "error")

@@ -24,8 +24,13 @@ from tiny_model import TINY_CFG, TINY_IMAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "dashboard" / "views" / "train.py")
-FAST = [("DATA.BATCH_SIZE", "2"), ("DATA.NUM_WORKERS", "0"), ("TRAIN.EPOCHS", "2"),
-        ("TRAIN.WARMUP_EPOCHS", "0"), ("DATA.AUGMENTED_VIEWS", "1")]
+FAST = [
+    ("DATA.BATCH_SIZE", "2"),
+    ("DATA.NUM_WORKERS", "0"),
+    ("TRAIN.EPOCHS", "2"),
+    ("TRAIN.WARMUP_EPOCHS", "0"),
+    ("DATA.AUGMENTED_VIEWS", "1"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     photo = np.asarray(Image.open(TINY_IMAGES / "07_photo_640x427.jpg").convert("RGB"))
     rows = []
     for i in range(3):
-        crop = Image.fromarray(photo[40 * i: 40 * i + 224, 100 * i: 100 * i + 224])
+        crop = Image.fromarray(photo[40 * i : 40 * i + 224, 100 * i : 100 * i + 224])
         crop.save(root / f"r{i}.png")
         crop.filter(ImageFilter.GaussianBlur(3)).save(root / f"f{i}.png")
         split = "val" if i == 2 else "train"
@@ -46,8 +51,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with (root / "data.csv").open("w", newline="") as f:
         csv.writer(f).writerows([("image", "class", "split"), *rows])
     out = root / "run"
-    train(load_config(TINY_CFG, FAST),
-          TrainOptions(data_path=root / "data.csv", output=out, device="cpu"))
+    train(load_config(TINY_CFG, FAST), TrainOptions(data_path=root / "data.csv", output=out, device="cpu"))
     return out
 
 
@@ -175,23 +179,18 @@ def test_training_csv_is_seeded_and_stays_in_its_root(page_store) -> None:
     _sets(url, tmp, n=10)
     with session_scope(url) as s:
         ids = {n: i for i, n in s.execute(select(ImageSet.id, ImageSet.name))}
-        a = write_training_csv(s, tmp / "a.csv", real_ids=[ids["mine-real"]],
-                               fake_ids=[ids["mine-fake"]], seed=3)
-        b = write_training_csv(s, tmp / "b.csv", real_ids=[ids["mine-real"]],
-                               fake_ids=[ids["mine-fake"]], seed=3)
-        c = write_training_csv(s, tmp / "c.csv", real_ids=[ids["mine-real"]],
-                               fake_ids=[ids["mine-fake"]], seed=4)
+        a = write_training_csv(s, tmp / "a.csv", real_ids=[ids["mine-real"]], fake_ids=[ids["mine-fake"]], seed=3)
+        b = write_training_csv(s, tmp / "b.csv", real_ids=[ids["mine-real"]], fake_ids=[ids["mine-fake"]], seed=3)
+        c = write_training_csv(s, tmp / "c.csv", real_ids=[ids["mine-real"]], fake_ids=[ids["mine-fake"]], seed=4)
         with pytest.raises(ValueError, match="is fake, not real"):
-            write_training_csv(s, tmp / "d.csv", real_ids=[ids["mine-fake"]],
-                               fake_ids=[ids["mine-fake"]])
+            write_training_csv(s, tmp / "d.csv", real_ids=[ids["mine-fake"]], fake_ids=[ids["mine-fake"]])
     assert a.path.read_text() == b.path.read_text() != c.path.read_text()
     assert a.counts == {"train real": 8, "train fake": 8, "val real": 2, "val fake": 2}
     # a file that links outside the root is left out, not written
     (tmp / "mine" / "real" / "0.png").unlink()
     (tmp / "mine" / "real" / "0.png").symlink_to(TINY_IMAGES / "07_photo_640x427.jpg")
     with session_scope(url) as s:
-        d = write_training_csv(s, tmp / "d.csv", real_ids=[ids["mine-real"]],
-                               fake_ids=[ids["mine-fake"]], seed=3)
+        d = write_training_csv(s, tmp / "d.csv", real_ids=[ids["mine-real"]], fake_ids=[ids["mine-fake"]], seed=3)
     assert len(d.skipped) == 1 and "escapes the root" in d.skipped[0]
     assert "0.png" not in d.path.read_text().split("real/", 1)[1].split("\n")[0]
 
@@ -201,8 +200,7 @@ def test_curves_from_a_real_run_and_register(page_store, trained: Path) -> None:
     log = read_training_log(trained / "metrics.jsonl")
     assert len(log.steps) >= 2 and list(log.epochs["epoch"]) == [0, 1]
     with session_scope(url) as s:
-        job_id = jobs.enqueue(s, "train", {"output": str(trained), "tag": "tiny",
-                                           "cfg": str(TINY_CFG)})
+        job_id = jobs.enqueue(s, "train", {"output": str(trained), "tag": "tiny", "cfg": str(TINY_CFG)})
         jobs.claim(s, "test-worker", ["train"])
     at = _page()
     assert not at.exception

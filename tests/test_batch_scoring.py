@@ -45,8 +45,7 @@ def test_batch_equals_one_by_one(det: Detector, one_by_one: list, chunk: int) ->
 def test_batch_keeps_order_and_reports_bad_inputs_in_place(det: Detector) -> None:
     prepared = det.prepare_image(IMAGES[2])
     assert isinstance(prepared, PreparedImage) and prepared.size == (1024, 768)
-    preds = det.score_batch([b"not an image", prepared, b"", IMAGES[6]],
-                            names=["junk", "prepared", "empty", "photo"])
+    preds = det.score_batch([b"not an image", prepared, b"", IMAGES[6]], names=["junk", "prepared", "empty", "photo"])
     assert [p.source for p in preds] == ["junk", "prepared", "empty", "photo"]
     assert "not an image" in preds[0].error and preds[0].score is None
     assert "empty input" in preds[2].error
@@ -68,8 +67,9 @@ def test_score_under_conditions_scores_each_variant_as_one_by_one(det: Detector)
 
     img = det.prepare_image(IMAGES[-1]).image
     seen = []
-    got = score_under_conditions(det, img, "key", ["jpeg/q75", "no/such", "original"],
-                                 on_variant=lambda i, cid: seen.append((i, cid)))
+    got = score_under_conditions(
+        det, img, "key", ["jpeg/q75", "no/such", "original"], on_variant=lambda i, cid: seen.append((i, cid))
+    )
     assert seen == [(0, "jpeg/q75"), (1, "no/such"), (2, "original")]
     assert [r.condition_id for r in got] == ["jpeg/q75", "no/such", "original"]
     bad = got[1]

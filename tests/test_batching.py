@@ -44,19 +44,21 @@ def passes(det: Detector):
     det._forward_many = real
 
 
-@pytest.mark.parametrize("max_crops,max_images,prefetch,groups", [
-    (16, None, 0, [10, 12, 14, 9]),  # whole images, never above 16 crops
-    (64, None, 2, [45]),  # all at once, decoding two ahead in a thread
-    (64, 3, 0, [22, 14, 9]),
-    (16, 1, 0, CROPS),  # one image at a time
-])
-def test_groups_match_fixture_and_one_by_one(det: Detector, passes: list[int], max_crops: int,
-                                             max_images: int | None, prefetch: int,
-                                             groups: list[int]) -> None:
+@pytest.mark.parametrize(
+    "max_crops,max_images,prefetch,groups",
+    [
+        (16, None, 0, [10, 12, 14, 9]),  # whole images, never above 16 crops
+        (64, None, 2, [45]),  # all at once, decoding two ahead in a thread
+        (64, 3, 0, [22, 14, 9]),
+        (16, 1, 0, CROPS),  # one image at a time
+    ],
+)
+def test_groups_match_fixture_and_one_by_one(
+    det: Detector, passes: list[int], max_crops: int, max_images: int | None, prefetch: int, groups: list[int]
+) -> None:
     alone = [det.score_one(p) for p in IMAGES]
     passes.clear()
-    preds = list(score_stream(det, IMAGES, max_crops=max_crops, max_images=max_images,
-                              prefetch=prefetch))
+    preds = list(score_stream(det, IMAGES, max_crops=max_crops, max_images=max_images, prefetch=prefetch))
     assert passes == groups
     expected = _expected()
     assert [p.source for p in preds] == [str(p) for p in IMAGES]
@@ -126,9 +128,24 @@ def test_infer_cli_batch_sizes_agree(tmp_path: Path) -> None:
     got = {}
     for size in ("1", "3"):
         out = tmp_path / f"out{size}"
-        res = CliRunner().invoke(cli, ["infer", "-i", str(folder), "-m", str(TINY_WEIGHTS),
-                                       "--cfg", str(TINY_CFG), "-o", str(out), "--batch-size", size,
-                                       "--device", "cpu"])
+        res = CliRunner().invoke(
+            cli,
+            [
+                "infer",
+                "-i",
+                str(folder),
+                "-m",
+                str(TINY_WEIGHTS),
+                "--cfg",
+                str(TINY_CFG),
+                "-o",
+                str(out),
+                "--batch-size",
+                size,
+                "--device",
+                "cpu",
+            ],
+        )
         assert res.exit_code == 0, res.output
         assert "8 scored, 1 failed" in res.output
         with open(out / "mixed.csv", newline="") as fh:
@@ -138,9 +155,22 @@ def test_infer_cli_batch_sizes_agree(tmp_path: Path) -> None:
         assert abs(float(got["3"][name]["spai"]) - score) < 1e-5
         assert abs(float(got["3"][name]["spai"]) - float(got["1"][name]["spai"])) < 1e-6
     assert got["3"]["05b_broken.png"]["error"] and got["3"]["05b_broken.png"]["spai"] == ""
-    res = CliRunner().invoke(cli, ["infer", "-i", str(folder), "-m", str(TINY_WEIGHTS),
-                                   "--cfg", str(TINY_CFG), "-o", str(tmp_path / "x"),
-                                   "--batch-size", "0"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "infer",
+            "-i",
+            str(folder),
+            "-m",
+            str(TINY_WEIGHTS),
+            "--cfg",
+            str(TINY_CFG),
+            "-o",
+            str(tmp_path / "x"),
+            "--batch-size",
+            "0",
+        ],
+    )
     assert res.exit_code == 2 and "--batch-size" in res.output
 
 

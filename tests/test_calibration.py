@@ -15,7 +15,6 @@ from spai.checkpoint import file_sha256
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
 
-
 def test_measure_write_read_round_trip(tmp_path: Path) -> None:
     scores = np.linspace(0.0, 0.5, 60)
     cal = calibration.measure(scores, sha256="abc", source="s", command="c")
@@ -53,8 +52,7 @@ def test_demo_calibrate_measures_the_split_reals(tmp_path: Path) -> None:
     rows = []
     for i, img in enumerate(images):
         shutil.copy(img, data / "test" / img.name)
-        rows.append({"image": f"test/{img.name}", "class": int(i >= 6),
-                     "split": "test" if i != 5 else "val"})
+        rows.append({"image": f"test/{img.name}", "class": int(i >= 6), "split": "test" if i != 5 else "val"})
     with (data / "demo.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, ["image", "class", "split"])
         writer.writeheader()

@@ -21,8 +21,7 @@ def _colour(fig, value: float) -> str:
 def test_auc_heatmap_uses_a_fixed_scale_with_chance_neutral() -> None:
     """Regression: 0.472 was bright green beside 0.444 deep red (scale stretched to the data)."""
     values = pd.DataFrame({"original": [0.472, 0.444, np.nan]}, index=["a", "b", "mean"])
-    reasons = pd.DataFrame({"original": ["", "", "the mean needs every fake set"]},
-                           index=values.index)
+    reasons = pd.DataFrame({"original": ["", "", "the mean needs every fake set"]}, index=values.index)
     fig = charts.heatmap_figure(values, title="t", metric="auc", reasons=reasons)
     trace = fig.data[0]
     assert (trace.zmin, trace.zmax) == (0.0, 1.0)
@@ -41,8 +40,7 @@ def test_scales_per_metric() -> None:
 
 
 def test_roc_legend_sits_below_the_plot() -> None:
-    curves = {f"model {i} · original": (np.array([0, 0.5, 1]), np.array([0, 0.8, 1]))
-              for i in range(6)}
+    curves = {f"model {i} · original": (np.array([0, 0.5, 1]), np.array([0, 0.8, 1])) for i in range(6)}
     fig = charts.roc_figure(curves, title="ROC")
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
     assert fig.layout.height >= 440

@@ -47,8 +47,7 @@ def _one_error_line(capsys: pytest.CaptureFixture[str], rc: int, *needles: str) 
 def scored_csv(tmp_path: Path) -> Path:
     """A small infer output CSV: two real, one fake image, scores in column spai."""
     path = tmp_path / "scored.csv"
-    path.write_text("image,class,split,spai\na.png,0,test,0.1\nb.png,0,test,0.2\n"
-                    "c.png,1,test,0.9\n")
+    path.write_text("image,class,split,spai\na.png,0,test,0.1\nb.png,0,test,0.2\nc.png,1,test,0.9\n")
     return path
 
 
@@ -72,8 +71,9 @@ def test_spai_test_csv_that_is_not_text(tmp_path: Path, capsys) -> None:
 def test_spai_test_bad_class_value(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "labels.csv"
     bad.write_text("image,class,split\n01_rgb_224x224.png,0,test\n02_rgb_500x300.png,fake,test\n")
-    rc = spai_main(["test", "--test-csv", str(bad), "--test-csv-root-dir", str(TINY_IMAGES),
-                    "--output", str(tmp_path / "o")])
+    rc = spai_main(
+        ["test", "--test-csv", str(bad), "--test-csv-root-dir", str(TINY_IMAGES), "--output", str(tmp_path / "o")]
+    )
     _one_error_line(capsys, rc, str(bad), "row 2", "'fake'")
     assert not (tmp_path / "o").exists()  # refused before any model was loaded
 
@@ -86,8 +86,9 @@ def test_spai_test_csv_without_class_column(tmp_path: Path, capsys) -> None:
 
 
 def test_spai_infer_missing_model_file(tmp_path: Path, capsys) -> None:
-    rc = spai_main(["infer", "--input", str(TINY_IMAGES), "--model", str(tmp_path / "nope.pth"),
-                    "--output", str(tmp_path / "o")])
+    rc = spai_main(
+        ["infer", "--input", str(TINY_IMAGES), "--model", str(tmp_path / "nope.pth"), "--output", str(tmp_path / "o")]
+    )
     _one_error_line(capsys, rc, "nope.pth")
 
 
@@ -102,22 +103,24 @@ def test_spai_unknown_option(capsys) -> None:
 def test_robustness_apply_csv_missing_columns(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "list.csv"
     bad.write_text("path\n01_rgb_224x224.png\n")
-    rc = robustness_main(["apply", "--condition", "jpeg/q75", "--input", str(bad),
-                          "--output", str(tmp_path / "o"), "--no-progress"])
+    rc = robustness_main(
+        ["apply", "--condition", "jpeg/q75", "--input", str(bad), "--output", str(tmp_path / "o"), "--no-progress"]
+    )
     _one_error_line(capsys, rc, str(bad), "missing column(s)", "'class'", "'image'")
 
 
 def test_robustness_unknown_condition_suggests_close_ids(tmp_path: Path, capsys) -> None:
-    rc = robustness_main(["apply", "--condition", "jpeg/q7", "--input", str(TINY_IMAGES),
-                          "--output", str(tmp_path / "o")])
-    line = _one_error_line(capsys, rc, "'jpeg/q7'", "did you mean", "jpeg/q75",
-                           "python -m robustness list")
+    rc = robustness_main(
+        ["apply", "--condition", "jpeg/q7", "--input", str(TINY_IMAGES), "--output", str(tmp_path / "o")]
+    )
+    line = _one_error_line(capsys, rc, "'jpeg/q7'", "did you mean", "jpeg/q75", "python -m robustness list")
     assert "instagram/" not in line  # not the whole list
 
 
 def test_robustness_apply_missing_input(tmp_path: Path, capsys) -> None:
-    rc = robustness_main(["apply", "--condition", "jpeg/q75", "--input", str(tmp_path / "no"),
-                          "--output", str(tmp_path / "o")])
+    rc = robustness_main(
+        ["apply", "--condition", "jpeg/q75", "--input", str(tmp_path / "no"), "--output", str(tmp_path / "o")]
+    )
     _one_error_line(capsys, rc, str(tmp_path / "no"))
 
 
@@ -142,8 +145,7 @@ def test_db_import_study_missing_folder(sqlite_url: str, tmp_path: Path, capsys)
     _one_error_line(capsys, rc, str(tmp_path / "missing"), "not found")
 
 
-def test_db_import_study_folder_that_is_not_a_study(sqlite_url: str, tmp_path: Path,
-                                                    capsys) -> None:
+def test_db_import_study_folder_that_is_not_a_study(sqlite_url: str, tmp_path: Path, capsys) -> None:
     """Was a silent success ("runs: 0", exit 0)."""
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -153,8 +155,7 @@ def test_db_import_study_folder_that_is_not_a_study(sqlite_url: str, tmp_path: P
 
 
 def test_db_import_csv_missing_file(sqlite_url: str, tmp_path: Path, capsys) -> None:
-    rc = db_main(["--database-url", sqlite_url, "import-csv", str(tmp_path / "x.csv"),
-                  "--model", "m"])
+    rc = db_main(["--database-url", sqlite_url, "import-csv", str(tmp_path / "x.csv"), "--model", "m"])
     _one_error_line(capsys, rc, str(tmp_path / "x.csv"), "not found")
 
 
@@ -167,12 +168,23 @@ def test_db_import_csv_wrong_columns(sqlite_url: str, tmp_path: Path, capsys) ->
 
 def test_db_import_csv_misspelt_condition(sqlite_url: str, scored_csv: Path, capsys) -> None:
     """Was a silent success that created the misspelt condition."""
-    rc = db_main(["--database-url", sqlite_url, "import-csv", str(scored_csv), "--model", "m",
-                  "--condition", "instagram_filtre"])
-    _one_error_line(capsys, rc, "'instagram_filtre'", "did you mean", "instagram-filter",
-                    "--new-condition")
-    rc = db_main(["--database-url", sqlite_url, "import-csv", str(scored_csv), "--model", "m",
-                  "--condition", "my-phone-camera", "--new-condition"])
+    rc = db_main(
+        ["--database-url", sqlite_url, "import-csv", str(scored_csv), "--model", "m", "--condition", "instagram_filtre"]
+    )
+    _one_error_line(capsys, rc, "'instagram_filtre'", "did you mean", "instagram-filter", "--new-condition")
+    rc = db_main(
+        [
+            "--database-url",
+            sqlite_url,
+            "import-csv",
+            str(scored_csv),
+            "--model",
+            "m",
+            "--condition",
+            "my-phone-camera",
+            "--new-condition",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
 
 
@@ -182,16 +194,19 @@ def test_db_export_unknown_format(sqlite_url: str, tmp_path: Path, capsys) -> No
     assert not (tmp_path / "x.xlsx").exists()
 
 
-@pytest.mark.parametrize("flag,value,expected", [
-    ("--condition", "orignal", "original"),
-    ("--model", "my modle", "my model"),
-    ("--imageset", "scoredd", "scored"),
-])
-def test_db_export_unknown_filter_value(sqlite_url: str, scored_csv: Path, tmp_path: Path,
-                                        capsys, flag: str, value: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    "flag,value,expected",
+    [
+        ("--condition", "orignal", "original"),
+        ("--model", "my modle", "my model"),
+        ("--imageset", "scoredd", "scored"),
+    ],
+)
+def test_db_export_unknown_filter_value(
+    sqlite_url: str, scored_csv: Path, tmp_path: Path, capsys, flag: str, value: str, expected: str
+) -> None:
     """Was a silent success writing 0 rows."""
-    assert db_main(["--database-url", sqlite_url, "import-csv", str(scored_csv),
-                    "--model", "my model"]) == 0
+    assert db_main(["--database-url", sqlite_url, "import-csv", str(scored_csv), "--model", "my model"]) == 0
     capsys.readouterr()
     out = tmp_path / "out.csv"
     rc = db_main(["--database-url", sqlite_url, "export", str(out), flag, value])
@@ -227,8 +242,7 @@ def test_worker_unknown_kind(sqlite_url: str, capsys) -> None:
 
 
 def test_worker_stale_limit_below_three_heartbeats(sqlite_url: str, capsys) -> None:
-    rc = _worker_main(["--once", "--database-url", sqlite_url, "--heartbeat-seconds", "2",
-                       "--stale-after", "5"])
+    rc = _worker_main(["--once", "--database-url", sqlite_url, "--heartbeat-seconds", "2", "--stale-after", "5"])
     _one_error_line(capsys, rc, "--stale-after", "3 x --heartbeat-seconds")
 
 
@@ -240,22 +254,25 @@ def test_worker_non_positive_heartbeat(sqlite_url: str, capsys) -> None:
 # --- the real entry points --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["spai", "test", "--test-csv", "{bad}"], "'image' column"),
-    (["db", "--database-url", "sqlite:///{tmp}/absent/x.db", "migrate"], "does not exist"),
-    (["robustness", "apply", "--condition", "jpeg/q75", "--input", "{bad}", "--output",
-      "{tmp}/o"], "missing column(s)"),
-    (["robustness.evaluate", "--input_dir", "{tmp}/none"], "not found"),
-    (["jobs.worker", "--once", "--database-url", "nonsense"], "not a database URL"),
-    (["dashboard.worker", "--once", "--database-url", "nonsense"], "not a database URL"),  # alias
-])
-def test_python_dash_m_exits_2_with_one_line(tmp_path: Path, argv: list[str],
-                                             needle: str) -> None:
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["spai", "test", "--test-csv", "{bad}"], "'image' column"),
+        (["db", "--database-url", "sqlite:///{tmp}/absent/x.db", "migrate"], "does not exist"),
+        (
+            ["robustness", "apply", "--condition", "jpeg/q75", "--input", "{bad}", "--output", "{tmp}/o"],
+            "missing column(s)",
+        ),
+        (["robustness.evaluate", "--input_dir", "{tmp}/none"], "not found"),
+        (["jobs.worker", "--once", "--database-url", "nonsense"], "not a database URL"),
+        (["dashboard.worker", "--once", "--database-url", "nonsense"], "not a database URL"),  # alias
+    ],
+)
+def test_python_dash_m_exits_2_with_one_line(tmp_path: Path, argv: list[str], needle: str) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("path\nx.png\n")
     args = [a.format(bad=bad, tmp=tmp_path) for a in argv]
-    res = subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == EXIT_USER_ERROR, res.stderr
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in res.stderr, res.stderr
@@ -272,9 +289,13 @@ def test_the_worker_process_serves_every_job_kind(tmp_path: Path, module: str) -
 
     assert "train" in KINDS
     url = f"sqlite:///{tmp_path / 'w.db'}"
-    res = subprocess.run([sys.executable, "-m", module, "--once", "--database-url", url,
-                          "--kinds", ",".join(sorted(KINDS))], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", module, "--once", "--database-url", url, "--kinds", ",".join(sorted(KINDS))],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert "exiting after 0 job(s)" in res.stdout
 
@@ -290,15 +311,13 @@ def _two_images(tmp_path: Path) -> Path:
     return folder
 
 
-def test_spai_infer_default_model_is_the_demo_model(tmp_path: Path, capsys,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spai_infer_default_model_is_the_demo_model(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     import spai.weights
 
     monkeypatch.setattr(spai.weights, "OFFICIAL_WEIGHTS", tmp_path / "absent" / "spai.pth")
     assert spai.weights.DEMO_WEIGHTS.is_file()  # shipped in weights/demo
     out = tmp_path / "out"
-    rc = spai_main(["infer", "--input", str(_two_images(tmp_path)), "--output", str(out),
-                    "--device", "cpu"])
+    rc = spai_main(["infer", "--input", str(_two_images(tmp_path)), "--output", str(out), "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 0, err
     assert f"DEMO model: {spai.weights.DEMO_WEIGHTS}" in err
@@ -315,8 +334,9 @@ def test_spai_infer_default_model_prefers_official_weights(
     official.parent.mkdir()
     official.write_bytes((TINY_WEIGHTS).read_bytes())
     monkeypatch.setattr(spai.weights, "OFFICIAL_WEIGHTS", official)
-    rc = spai_main(["infer", "--input", str(_two_images(tmp_path)), "--output",
-                    str(tmp_path / "out"), "--cfg", str(TINY_CFG)])
+    rc = spai_main(
+        ["infer", "--input", str(_two_images(tmp_path)), "--output", str(tmp_path / "out"), "--cfg", str(TINY_CFG)]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "DEMO model" not in err and f"model: {official}" in err

@@ -11,16 +11,25 @@ from db.browse import cell_images
 from db.importers import import_study
 from db.imagesets import ensure_imageset
 from db.models import ORIGINAL, Image, Prediction
-from db.queries import bulk_insert_predictions, get_or_create_condition, get_or_create_model, \
-    get_or_create_run, insert_ignore
+from db.queries import (
+    bulk_insert_predictions,
+    get_or_create_condition,
+    get_or_create_model,
+    get_or_create_run,
+    insert_ignore,
+)
 from db.session import dispose_all, session_scope
 from robustness import score_tables
 from robustness.evaluate import study_table
 from robustness.metrics import auc, auc_matrix, auc_replicates, resample_counts
 
 RNG = np.random.default_rng(7)
-SETS = {"real_a": ("real", 60, 0.3), "real_b": ("real", 40, 0.4),
-        "fake_x": ("fake", 50, 0.7), "fake_y": ("fake", 30, 0.5)}
+SETS = {
+    "real_a": ("real", 60, 0.3),
+    "real_b": ("real", 40, 0.4),
+    "fake_x": ("fake", 50, 0.7),
+    "fake_y": ("fake", 30, 0.5),
+}
 
 
 def _store(url: str, conditions=(ORIGINAL, "jpeg/q75")) -> dict:
@@ -32,17 +41,23 @@ def _store(url: str, conditions=(ORIGINAL, "jpeg/q75")) -> dict:
             get_or_create_condition(s, cond)
         for name, (kind, n, mu) in SETS.items():
             iset = ensure_imageset(s, name, kind=kind, root=None, origin="test")
-            insert_ignore(s, Image.__table__, [{"imageset_id": iset.id, "relpath": f"{i}.png",
-                                                "has_file": False} for i in range(n)])
+            insert_ignore(
+                s,
+                Image.__table__,
+                [{"imageset_id": iset.id, "relpath": f"{i}.png", "has_file": False} for i in range(n)],
+            )
             ids = [im.id for im in iset.images]
             for k, cond in enumerate(conditions):
                 run = get_or_create_run(s, model.id, iset.id, cond)
                 sc = np.clip(RNG.normal(mu - 0.1 * k, 0.2, n), 0, 1).round(4)
                 scores[(cond, name)] = sc
-                rows = [{"run_id": run.id, "image_id": i, "score": float(v)}
-                        for i, v in zip(ids, sc)]
-                rows[0] = {"run_id": run.id, "image_id": ids[0], "score": None,
-                           "error": "unreadable"}  # errors never count
+                rows = [{"run_id": run.id, "image_id": i, "score": float(v)} for i, v in zip(ids, sc)]
+                rows[0] = {
+                    "run_id": run.id,
+                    "image_id": ids[0],
+                    "score": None,
+                    "error": "unreadable",
+                }  # errors never count
                 bulk_insert_predictions(s, rows)
         return {"model_id": model.id, "scores": scores}
 
@@ -80,14 +95,11 @@ def test_table_matches_the_study_protocol(store) -> None:
         for cond in data.conditions:
             ref = study_table(_frames(info["scores"], cond), metric=metric)
             got = table.values[cond].drop(score_tables.MEAN_ROW)
-            want = ref.table["mean"].rename(index=lambda n: f"fake_{n}" if n[:5] != "fake_"
-                                            else n)
-            np.testing.assert_allclose(got.sort_index().to_numpy(),
-                                       want.sort_index().to_numpy(), rtol=1e-6)
+            want = ref.table["mean"].rename(index=lambda n: f"fake_{n}" if n[:5] != "fake_" else n)
+            np.testing.assert_allclose(got.sort_index().to_numpy(), want.sort_index().to_numpy(), rtol=1e-6)
             assert table.values.loc[score_tables.MEAN_ROW, cond] == pytest.approx(ref.mean)
         np.testing.assert_allclose(table.delta[ORIGINAL], 0.0)
-        assert (table.delta["jpeg/q75"] == table.values["jpeg/q75"]
-                - table.values[ORIGINAL]).all()
+        assert (table.delta["jpeg/q75"] == table.values["jpeg/q75"] - table.values[ORIGINAL]).all()
 
 
 def test_real_set_choice_and_missing_sets(store) -> None:
@@ -96,13 +108,15 @@ def test_real_set_choice_and_missing_sets(store) -> None:
         data = compare.load_scores(s, info["model_id"], [ORIGINAL])
     one = score_tables.compare_table(data, real_sets=["real_b"])
     frames = {k: v for k, v in _frames(info["scores"], ORIGINAL).items() if k != "real_real_a"}
-    assert one.values.loc[score_tables.MEAN_ROW, ORIGINAL] == pytest.approx(
-        study_table(frames).mean)
+    assert one.values.loc[score_tables.MEAN_ROW, ORIGINAL] == pytest.approx(study_table(frames).mean)
     other = score_tables.compare_table(data, real_sets=["real_a", "nope"])  # "nope": not this model's
     assert other.real_sets == ["real_a"] and other.unused_real_sets == ["nope"]
-    assert other.values.loc[score_tables.MEAN_ROW, ORIGINAL] == pytest.approx(study_table(
-        {k: v for k, v in frames.items() if k != "real_real_b"}
-        | {"real_real_a": _frames(info["scores"], ORIGINAL)["real_real_a"]}).mean)
+    assert other.values.loc[score_tables.MEAN_ROW, ORIGINAL] == pytest.approx(
+        study_table(
+            {k: v for k, v in frames.items() if k != "real_real_b"}
+            | {"real_real_a": _frames(info["scores"], ORIGINAL)["real_real_a"]}
+        ).mean
+    )
     with session_scope(url, readonly=True) as s:
         both = compare.load_scores(s, info["model_id"])
     groups = {k: v for k, v in both.groups.items() if k != ("jpeg/q75", "real_b")}
@@ -111,19 +125,21 @@ def test_real_set_choice_and_missing_sets(store) -> None:
     table = score_tables.compare_table(gap, real_sets=["real_a", "real_b"])
     assert table.values["jpeg/q75"].isna().all()  # a model's real set missing: column empty
     assert not table.values[ORIGINAL].isna().any()
-    assert table.reasons.loc["fake_x", "jpeg/q75"] == "real set real_b not scored under " \
-        "jpeg/q75 by m"
+    assert table.reasons.loc["fake_x", "jpeg/q75"] == "real set real_b not scored under jpeg/q75 by m"
     assert table.reasons.loc[score_tables.MEAN_ROW, "jpeg/q75"].startswith("no fake set has a value")
     assert (table.reasons[ORIGINAL] == "").all()
-    solo = score_tables.ScoreData(both.model_id, "m", {k: v for k, v in both.groups.items()
-                                                       if k != ("jpeg/q75", "fake_y")},
-                                  both.kinds, both.imageset_ids)
+    solo = score_tables.ScoreData(
+        both.model_id,
+        "m",
+        {k: v for k, v in both.groups.items() if k != ("jpeg/q75", "fake_y")},
+        both.kinds,
+        both.imageset_ids,
+    )
     partly = score_tables.compare_table(solo, real_sets=["real_a"])
     assert partly.reasons.loc["fake_y", "jpeg/q75"] == "m has no scores of fake_y under jpeg/q75"
     # a condition the model never scored: one reason for its whole column, not one per set
     none = score_tables.compare_table(data, real_sets=["real_a"], conditions=[ORIGINAL, "meme"])
-    assert set(none.reasons["meme"].drop(score_tables.MEAN_ROW)) == {
-        f"{data.model_name} has no scores under meme"}
+    assert set(none.reasons["meme"].drop(score_tables.MEAN_ROW)) == {f"{data.model_name} has no scores under meme"}
     with pytest.raises(KeyError, match="Unknown metric 'bogus'. Available"):
         score_tables.compare_table(data, metric="bogus")
 
@@ -169,8 +185,7 @@ def test_roc_histogram_and_long_table(store) -> None:
     with pytest.raises(ValueError, match="no fake or no selected real"):
         score_tables.roc_curve(data, ORIGINAL, ["nope"])
     long = score_tables.long_table([score_tables.compare_table(data)])
-    assert list(long.columns) == ["model", "fake_set", "condition", "auc", "delta",
-                                  "n_fake_images", "real_sets"]
+    assert list(long.columns) == ["model", "fake_set", "condition", "auc", "delta", "n_fake_images", "real_sets"]
     assert len(long) == 3 * 2  # (2 fake sets + mean) x 2 conditions
 
 
@@ -178,10 +193,10 @@ def test_cell_images_worst_misses_first(store) -> None:
     url, info = store
     with session_scope(url, readonly=True) as s:
         data = compare.load_scores(s, info["model_id"])
-        fake = cell_images(s, model_id=info["model_id"], imageset_id=data.imageset_ids["fake_x"],
-                           condition_id=ORIGINAL)
-        real = cell_images(s, model_id=info["model_id"], imageset_id=data.imageset_ids["real_a"],
-                           condition_id=ORIGINAL, limit=5)
+        fake = cell_images(s, model_id=info["model_id"], imageset_id=data.imageset_ids["fake_x"], condition_id=ORIGINAL)
+        real = cell_images(
+            s, model_id=info["model_id"], imageset_id=data.imageset_ids["real_a"], condition_id=ORIGINAL, limit=5
+        )
         with pytest.raises(KeyError, match="no image set"):
             cell_images(s, model_id=1, imageset_id=999, condition_id=ORIGINAL)
     scored = fake["score"].dropna().to_numpy()
@@ -211,5 +226,4 @@ def test_auc_matrix_equals_pairwise_auc() -> None:
     m = auc_matrix(fakes, reals)
     for i, f in enumerate(fakes):
         for j, r in enumerate(reals):
-            assert m[i, j] == pytest.approx(auc(np.r_[np.ones(f.size), np.zeros(r.size)],
-                                                np.r_[f, r]), abs=1e-12)
+            assert m[i, j] == pytest.approx(auc(np.r_[np.ones(f.size), np.zeros(r.size)], np.r_[f, r]), abs=1e-12)

@@ -71,9 +71,7 @@ def photo(w: int, h: int, seed: int = 0) -> Image.Image:
     """A smooth gradient with some texture, RGB."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack(
-        [xx * 255 / max(1, w - 1), yy * 255 / max(1, h - 1), np.full((h, w), 128.0)], axis=-1
-    )
+    base = np.stack([xx * 255 / max(1, w - 1), yy * 255 / max(1, h - 1), np.full((h, w), 128.0)], axis=-1)
     return Image.fromarray(np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8))
 
 
@@ -440,8 +438,7 @@ def test_pilgram2_filters_match_the_study_version(name: str) -> None:
     import importlib.metadata
 
     assert importlib.metadata.version("pilgram2") == "2.0.6"
-    with Image.open(PILGRAM_REFERENCE / "source.png") as src, \
-            Image.open(PILGRAM_REFERENCE / f"{name}.png") as want:
+    with Image.open(PILGRAM_REFERENCE / "source.png") as src, Image.open(PILGRAM_REFERENCE / f"{name}.png") as want:
         got = apply_filter(src.convert("RGB"), name)
         assert got.size == want.size and got.mode == want.mode == "RGB"
         assert got.tobytes() == want.tobytes()

@@ -27,8 +27,19 @@ from db.queries import (
 )
 from db.session import get_engine, init_db, session_scope
 
-TABLES = {"image_sets", "images", "conditions", "derived_images", "models", "runs",
-          "predictions", "jobs", "workers", "settings", "alembic_version"}
+TABLES = {
+    "image_sets",
+    "images",
+    "conditions",
+    "derived_images",
+    "models",
+    "runs",
+    "predictions",
+    "jobs",
+    "workers",
+    "settings",
+    "alembic_version",
+}
 
 
 def _png(path: Path, size=(32, 24), color=(200, 10, 10)) -> None:
@@ -54,13 +65,15 @@ def test_register_folder_and_csv_report_broken_rows(db_url: str, tmp_path: Path)
     _png(root / "sub" / "b.png", size=(10, 20))
     (root / "broken.png").write_bytes(b"this is not an image")
     csv = tmp_path / "list.csv"
-    csv.write_text("image,class,split\n"
-                   "a.png,1,test\n"
-                   "../outside.png,1,test\n"
-                   "missing.png,1,test\n"
-                   "broken.png,1,test\n"
-                   "sub/b.png,1,test\n"
-                   "sub/b.png,x,test\n")
+    csv.write_text(
+        "image,class,split\n"
+        "a.png,1,test\n"
+        "../outside.png,1,test\n"
+        "missing.png,1,test\n"
+        "broken.png,1,test\n"
+        "sub/b.png,1,test\n"
+        "sub/b.png,x,test\n"
+    )
     _png(tmp_path / "outside.png")  # exists, but outside the root
     with session_scope(db_url) as s:
         rep = register_csv(s, csv, root, name="mine")
@@ -104,17 +117,19 @@ def _seed_runs(url: str, n_images: int = 50) -> tuple[int, list[int]]:
             s.add(ImageSet(name=f"set-{kind}", kind=kind, origin="test"))
             s.flush()
             iset = s.scalars(select(ImageSet).where(ImageSet.name == f"set-{kind}")).one()
-            insert_ignore(s, Image.__table__, [
-                {"imageset_id": iset.id, "relpath": f"{i}.png", "has_file": False}
-                for i in range(n_images)])
+            insert_ignore(
+                s,
+                Image.__table__,
+                [{"imageset_id": iset.id, "relpath": f"{i}.png", "has_file": False} for i in range(n_images)],
+            )
             ids = list(s.scalars(select(Image.id).where(Image.imageset_id == iset.id)))
             for cond in ("original", "jpeg/q75"):
                 get_or_create_condition(s, cond)
                 run = get_or_create_run(s, model.id, iset.id, cond)
                 run_ids.append(run.id)
-                bulk_insert_predictions(s, [
-                    {"run_id": run.id, "image_id": iid, "score": float(rng.random())}
-                    for iid in ids])
+                bulk_insert_predictions(
+                    s, [{"run_id": run.id, "image_id": iid, "score": float(rng.random())} for iid in ids]
+                )
         return model.id, run_ids
 
 
@@ -122,15 +137,15 @@ def test_bulk_insert_is_idempotent_and_aggregates(db_url: str) -> None:
     model_id, run_ids = _seed_runs(db_url)
     with session_scope(db_url) as s:
         ids = list(s.scalars(select(Image.id).order_by(Image.id).limit(5)))
-        again = bulk_insert_predictions(s, [{"run_id": run_ids[0], "image_id": i, "score": 0.5}
-                                            for i in ids])
+        again = bulk_insert_predictions(s, [{"run_id": run_ids[0], "image_id": i, "score": 0.5} for i in ids])
         assert again == 0
         assert s.scalar(select(func.count()).select_from(Prediction)) == 200
         arrays = score_arrays(s, run_ids)
         assert sorted(arrays) == sorted(run_ids)
         assert all(len(a) == 50 and a.dtype == np.float64 for a in arrays.values())
-        first = list(s.scalars(select(Prediction.score).where(Prediction.run_id == run_ids[0])
-                               .order_by(Prediction.image_id)))
+        first = list(
+            s.scalars(select(Prediction.score).where(Prediction.run_id == run_ids[0]).order_by(Prediction.image_id))
+        )
         np.testing.assert_allclose(arrays[run_ids[0]], first)
         frame = study_frame(s, model_id, ["jpeg/q75"])
         one = run_predictions(s, run_ids[0])
@@ -165,9 +180,9 @@ def _writer(url: str, worker: int, run_id: int, image_ids: list[int], q: mp.Queu
         for start in range(0, len(image_ids), 25):
             with session_scope(url) as s:
                 s.scalar(select(func.count()).select_from(Prediction))  # read, then write
-                bulk_insert_predictions(s, [
-                    {"run_id": run_id, "image_id": i, "score": worker / 10}
-                    for i in image_ids[start:start + 25]])
+                bulk_insert_predictions(
+                    s, [{"run_id": run_id, "image_id": i, "score": worker / 10} for i in image_ids[start : start + 25]]
+                )
         q.put((worker, "ok"))
     except Exception as exc:  # reported to the parent, which fails the test
         q.put((worker, f"{type(exc).__name__}: {exc}"))
@@ -179,15 +194,17 @@ def test_four_processes_write_sqlite_without_lock_errors(sqlite_url: str) -> Non
         iset = ImageSet(name="s", kind="real", origin="test")
         s.add(iset)
         s.flush()
-        insert_ignore(s, Image.__table__, [{"imageset_id": iset.id, "relpath": f"{i}",
-                                            "has_file": False} for i in range(400)])
+        insert_ignore(
+            s, Image.__table__, [{"imageset_id": iset.id, "relpath": f"{i}", "has_file": False} for i in range(400)]
+        )
         ids = list(s.scalars(select(Image.id).order_by(Image.id)))
         run_id = get_or_create_run(s, model.id, iset.id, get_or_create_condition(s, "original").id).id
     get_engine(sqlite_url).dispose()
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(sqlite_url, w, run_id,
-                                                ids[w * 50:] + ids[:w * 50], q)) for w in range(4)]
+    procs = [
+        ctx.Process(target=_writer, args=(sqlite_url, w, run_id, ids[w * 50 :] + ids[: w * 50], q)) for w in range(4)
+    ]
     for p in procs:
         p.start()
     results = dict(q.get(timeout=120) for _ in procs)
@@ -195,8 +212,7 @@ def test_four_processes_write_sqlite_without_lock_errors(sqlite_url: str) -> Non
         p.join(timeout=30)
     assert results == {w: "ok" for w in range(4)}
     with session_scope(sqlite_url) as s:
-        rows = s.execute(select(Prediction.image_id, func.count()).group_by(
-            Prediction.image_id)).all()
+        rows = s.execute(select(Prediction.image_id, func.count()).group_by(Prediction.image_id)).all()
     assert len(rows) == 400 and {c for _, c in rows} == {1}
 
 
@@ -204,19 +220,22 @@ def test_attention_round_trip_and_null(db_url: str) -> None:
     _, run_ids = _seed_runs(db_url, n_images=3)
     with session_scope(db_url) as s:
         ids = list(s.scalars(select(Image.id).order_by(Image.id).limit(2)))
-        run = get_or_create_run(s, get_or_create_model(s, "m2", origin="demo").id,
-                                s.get(Image, ids[0]).imageset_id, "original")
-        added = bulk_insert_predictions(s, [
-            {"run_id": run.id, "image_id": ids[0], "score": 0.25, "attention": [0.5, 0.25, 0.25]},
-            {"run_id": run.id, "image_id": ids[1], "error": "cannot decode image: x"}])
+        run = get_or_create_run(
+            s, get_or_create_model(s, "m2", origin="demo").id, s.get(Image, ids[0]).imageset_id, "original"
+        )
+        added = bulk_insert_predictions(
+            s,
+            [
+                {"run_id": run.id, "image_id": ids[0], "score": 0.25, "attention": [0.5, 0.25, 0.25]},
+                {"run_id": run.id, "image_id": ids[1], "error": "cannot decode image: x"},
+            ],
+        )
         assert added == 2
         with pytest.raises(ValueError, match="may only have"):
             bulk_insert_predictions(s, [{"run_id": run.id, "image_id": ids[0], "bogus": 1}])
     with session_scope(db_url) as s:
-        got = {p.image_id: p for p in s.scalars(select(Prediction).where(
-            Prediction.run_id == run.id))}
-        null_att = s.scalar(select(func.count()).where(Prediction.run_id == run.id,
-                                                       Prediction.attention.is_(None)))
+        got = {p.image_id: p for p in s.scalars(select(Prediction).where(Prediction.run_id == run.id))}
+        null_att = s.scalar(select(func.count()).where(Prediction.run_id == run.id, Prediction.attention.is_(None)))
     assert got[ids[0]].attention == [0.5, 0.25, 0.25]
     assert got[ids[1]].score is None and got[ids[1]].error.startswith("cannot decode")
     assert null_att == 1  # SQL NULL, not the JSON text 'null'
@@ -257,8 +276,7 @@ def test_a_model_origin_outside_the_vocabulary_is_refused(sqlite_url: str) -> No
     """Stored models carry spai.weights' origins only; anything else is refused, naming them,
     and nothing is written."""
     with session_scope(sqlite_url) as s:
-        with pytest.raises(ValueError, match="'custom' is not one of official, demo, trained, "
-                                             "imported"):
+        with pytest.raises(ValueError, match="'custom' is not one of official, demo, trained, imported"):
             get_or_create_model(s, "mine", origin="custom")
         assert get_or_create_model(s, "mine", origin="trained").origin == "trained"
     with session_scope(sqlite_url, readonly=True) as s:

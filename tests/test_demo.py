@@ -26,9 +26,16 @@ def _sources() -> list[PhotoSource]:
 
 
 def _mini(out: Path, seed: int = 0) -> BuildConfig:
-    return BuildConfig(output=out, seed=seed, crop_sizes=((64, 64), (96, 64), (64, 80)),
-                       pixels_per_crop=10**9, min_crops=2, max_crops=2, min_photos=3,
-                       autoencoder=MINI_AE)  # fmt: skip
+    return BuildConfig(
+        output=out,
+        seed=seed,
+        crop_sizes=((64, 64), (96, 64), (64, 80)),
+        pixels_per_crop=10**9,
+        min_crops=2,
+        max_crops=2,
+        min_photos=3,
+        autoencoder=MINI_AE,
+    )
 
 
 def _rows(csv_path: Path) -> list[dict[str, str]]:
@@ -37,8 +44,9 @@ def _rows(csv_path: Path) -> list[dict[str, str]]:
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*.png"))}  # fmt: skip
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))
+    }
 
 
 def test_mini_build_splits_by_source_and_pairs_real_with_fake(tmp_path: Path) -> None:
@@ -135,20 +143,38 @@ def test_reproduce_trains_evaluates_and_writes_the_card(tmp_path: Path) -> None:
     from spai.demo.reproduce import TARGET_AUC, reproduce
     from spai.detector import Detector
 
-    cfg = BuildConfig(output=tmp_path / "demo", seed=0, crop_sizes=((224, 224), (256, 224)),
-                      pixels_per_crop=10**9, min_crops=1, max_crops=1, min_photos=4,
-                      autoencoder=MINI_AE)
+    cfg = BuildConfig(
+        output=tmp_path / "demo",
+        seed=0,
+        crop_sizes=((224, 224), (256, 224)),
+        pixels_per_crop=10**9,
+        min_crops=1,
+        max_crops=1,
+        min_photos=4,
+        autoencoder=MINI_AE,
+    )
     build_demo_set(cfg, _sources(), log=lambda _: None)
     demo_yaml = Path(__file__).parents[1] / "configs" / "demo.yaml"
     fast = tmp_path / "fast.yaml"  # the shipped demo config, cut to one short epoch
-    fast.write_text(f"BASE: ['{demo_yaml.as_posix()}']\nDATA:\n  BATCH_SIZE: 2\n"
-                    "  AUGMENTED_VIEWS: 2\nTRAIN:\n  WARMUP_EPOCHS: 0\n")
-    info = reproduce(tmp_path / "demo", tmp_path / "weights", tmp_path / "runs" / "demo",
-                     epochs=1, skip_build=True, conditions=("original", "jpeg/q75", "no/such"),
-                     log=lambda _: None, config=fast)  # fmt: skip
+    fast.write_text(
+        f"BASE: ['{demo_yaml.as_posix()}']\nDATA:\n  BATCH_SIZE: 2\n  AUGMENTED_VIEWS: 2\nTRAIN:\n  WARMUP_EPOCHS: 0\n"
+    )
+    info = reproduce(
+        tmp_path / "demo",
+        tmp_path / "weights",
+        tmp_path / "runs" / "demo",
+        epochs=1,
+        skip_build=True,
+        conditions=("original", "jpeg/q75", "no/such"),
+        log=lambda _: None,
+        config=fast,
+    )
     weights = tmp_path / "weights" / "spai_demo.pth"
-    assert Detector.load(weights, device="cpu").score_one(
-        Image.open(tmp_path / "demo" / _rows(tmp_path / "demo" / "demo.csv")[0]["image"])).ok
+    assert (
+        Detector.load(weights, device="cpu")
+        .score_one(Image.open(tmp_path / "demo" / _rows(tmp_path / "demo" / "demo.csv")[0]["image"]))
+        .ok
+    )
     assert info["epochs"] == 1 and info["build_note"].startswith("as recorded")
     manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
     assert info["build_s"] == manifest["timing_s"]["total"]
@@ -169,14 +195,25 @@ def test_evaluate_remeasures_the_shipped_model_and_keeps_its_training_facts(
     test_reproduce_trains_evaluates_and_writes_the_card(tmp_path)
     out = tmp_path / "weights"
     before = json.loads((out / "eval.json").read_text())
-    res = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "demo"), "--output",
-                                   str(out), "--condition", "original", "--condition", "meme"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--data",
+            str(tmp_path / "demo"),
+            "--output",
+            str(out),
+            "--condition",
+            "original",
+            "--condition",
+            "meme",
+        ],
+    )
     assert res.exit_code == 0, res.output
     after = json.loads((out / "eval.json").read_text())
     assert list(after["test"]) == ["original", "meme"]
     assert after["test"]["original"] == before["test"]["original"]  # same model, same images
-    assert {k: v for k, v in after.items() if k != "test"} == {
-        k: v for k, v in before.items() if k != "test"}
+    assert {k: v for k, v in after.items() if k != "test"} == {k: v for k, v in before.items() if k != "test"}
     assert "| `meme` |" in (out / "MODEL_CARD.md").read_text()
     (out / "spai_demo.pth").write_bytes((out / "spai_demo.pth").read_bytes() + b"x")
     res = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "demo"), "--output", str(out)])
@@ -194,12 +231,31 @@ def test_evaluate_build_measures_another_seed_and_adds_it_to_the_card(tmp_path: 
     trained = set(before["data"]["train_photos"])
     assert trained and trained < {s.id for s in _sources()}
     other = tmp_path / "seed1"
-    cfg = BuildConfig(output=other, seed=1, crop_sizes=((224, 224), (256, 224)),
-                      pixels_per_crop=10**9, min_crops=1, max_crops=1, min_photos=4,
-                      autoencoder=dataclasses.replace(MINI_AE, seed=1))  # fmt: skip
+    cfg = BuildConfig(
+        output=other,
+        seed=1,
+        crop_sizes=((224, 224), (256, 224)),
+        pixels_per_crop=10**9,
+        min_crops=1,
+        max_crops=1,
+        min_photos=4,
+        autoencoder=dataclasses.replace(MINI_AE, seed=1),
+    )
     build_demo_set(cfg, _sources(), log=lambda _: None)
-    res = CliRunner().invoke(cli, ["evaluate-build", "--data", str(other), "--output", str(out),
-                                   "--condition", "original", "--condition", "meme"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "evaluate-build",
+            "--data",
+            str(other),
+            "--output",
+            str(out),
+            "--condition",
+            "original",
+            "--condition",
+            "meme",
+        ],
+    )
     assert res.exit_code == 0, res.output
     after = json.loads((out / "eval.json").read_text())
     assert {k: v for k, v in after.items() if k != "other_builds"} == before  # the card's own rows kept
@@ -236,8 +292,7 @@ def test_real_crops_are_the_reals_a_build_writes(tmp_path: Path) -> None:
 
     cfg = _mini(tmp_path / "demo")
     build_demo_set(cfg, _sources(), log=lambda _: None)
-    built = {r["image"] for r in _rows(tmp_path / "demo" / "demo.csv")
-             if r["split"] == "test" and r["class"] == "0"}
+    built = {r["image"] for r in _rows(tmp_path / "demo" / "demo.csv") if r["split"] == "test" and r["class"] == "0"}
     crops = real_crops(cfg, "test", _sources())
     assert {name for name, _ in crops} == built and built
     for name, img in crops:

@@ -15,30 +15,56 @@ from spai.demo.build import BuildConfig, build_demo_set
 from tests.test_demo import MINI_AE, _rows, _sources
 from tiny_model import TINY_CFG, TINY_WEIGHTS
 
-CONDITIONS = "  CONDITIONS:\n    - {id: meme, p: 1.0}\n    - {id: screenshot, p: 0.5}\n" \
-             "    - {id: instagram-filter, p: 0.5}\n"
+CONDITIONS = (
+    "  CONDITIONS:\n    - {id: meme, p: 1.0}\n    - {id: screenshot, p: 0.5}\n    - {id: instagram-filter, p: 0.5}\n"
+)
 
 
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A miniature demo set (seed 0) and a one-epoch fine-tuning config on the tiny model."""
     root = tmp_path_factory.mktemp("finetune")
-    cfg = BuildConfig(output=root / "demo", seed=0, crop_sizes=((224, 224), (256, 224)),
-                      pixels_per_crop=10**9, min_crops=1, max_crops=1, min_photos=4,
-                      autoencoder=MINI_AE)
+    cfg = BuildConfig(
+        output=root / "demo",
+        seed=0,
+        crop_sizes=((224, 224), (256, 224)),
+        pixels_per_crop=10**9,
+        min_crops=1,
+        max_crops=1,
+        min_photos=4,
+        autoencoder=MINI_AE,
+    )
     build_demo_set(cfg, _sources(), log=lambda _: None)
     (root / "ft.yaml").write_text(
         f"BASE: ['{TINY_CFG.as_posix()}']\nDATA:\n  BATCH_SIZE: 2\n"
         f"  AUGMENTED_VIEWS: 2\nAUG:\n{CONDITIONS}TRAIN:\n  EPOCHS: 1\n  WARMUP_EPOCHS: 0\n"
-        "  BASE_LR: 3e-5\n")
+        "  BASE_LR: 3e-5\n"
+    )
     return root
 
 
 def _run(root: Path, out: str, *extra: str) -> tuple[int, str]:
-    res = CliRunner().invoke(cli, [
-        "finetune", "--data", str(root / "demo"), "--base", str(TINY_WEIGHTS),
-        "--output", str(root / out), "--run-dir", str(root / "runs" / out), "--config",
-        str(root / "ft.yaml"), "--condition", "original", "--condition", "meme", *extra])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "finetune",
+            "--data",
+            str(root / "demo"),
+            "--base",
+            str(TINY_WEIGHTS),
+            "--output",
+            str(root / out),
+            "--run-dir",
+            str(root / "runs" / out),
+            "--config",
+            str(root / "ft.yaml"),
+            "--condition",
+            "original",
+            "--condition",
+            "meme",
+            *extra,
+        ],
+    )
     return res.exit_code, res.output + (str(res.exception) if res.exception else "")
 
 
@@ -48,8 +74,11 @@ def test_finetune_is_seeded_records_its_augmentation_and_writes_the_card(mini: P
     code, out = _run(mini, "a")
     assert code == 0, out
     info = json.loads((mini / "a" / "eval.json").read_text())
-    assert info["aug_conditions"] == [{"id": "meme", "p": 1.0}, {"id": "screenshot", "p": 0.5},
-                                      {"id": "instagram-filter", "p": 0.5}]
+    assert info["aug_conditions"] == [
+        {"id": "meme", "p": 1.0},
+        {"id": "screenshot", "p": 0.5},
+        {"id": "instagram-filter", "p": 0.5},
+    ]
     assert info["seed"] == 0 and info["epochs"] == 1 and info["base_lr"] == 3e-5
     assert set(info["before"]) == set(info["after"]) == {"original", "meme"}
     assert info["after"]["meme"]["n"] == info["before"]["meme"]["n"] > 0
@@ -81,8 +110,9 @@ def test_finetune_is_seeded_records_its_augmentation_and_writes_the_card(mini: P
 def test_finetune_refuses_a_config_without_conditions_and_another_seeds_set(mini: Path) -> None:
     plain = mini / "plain.yaml"
     plain.write_text(f"BASE: ['{TINY_CFG.as_posix()}']\n")
-    res = CliRunner().invoke(cli, ["finetune", "--data", str(mini / "demo"), "--config",
-                                   str(plain), "--base", str(TINY_WEIGHTS)])
+    res = CliRunner().invoke(
+        cli, ["finetune", "--data", str(mini / "demo"), "--config", str(plain), "--base", str(TINY_WEIGHTS)]
+    )
     assert res.exit_code == 1 and "AUG.CONDITIONS is empty" in res.output
     assert "Traceback" not in res.output
     code, out = _run(mini, "d", "--build-seed", "3")
@@ -126,12 +156,28 @@ def test_compare_shows_the_fine_tune_beside_its_base(mini: Path, monkeypatch) ->
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("SPAI_START_WORKER", "0")
     try:
-        assert main(["run", str(mini / "study.yaml"), "--database-url", url, "--output",
-                     str(mini / "out"), "--worker", "inline", "--no-progress", "--threads",
-                     "1"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "run",
+                    str(mini / "study.yaml"),
+                    "--database-url",
+                    url,
+                    "--output",
+                    str(mini / "out"),
+                    "--worker",
+                    "inline",
+                    "--no-progress",
+                    "--threads",
+                    "1",
+                ]
+            )
+            == 0
+        )
         results = load_results(load_study(mini / "study.yaml"), url=url)
-        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "views"
-                                   / "compare.py"), default_timeout=120).run()
+        at = AppTest.from_file(
+            str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "compare.py"), default_timeout=120
+        ).run()
         at.multiselect(key="compare.models").set_value(["tiny-robust", "tiny"]).run()
         at.toggle(key="compare.delta_on").set_value(True).run()
         assert not at.exception
@@ -152,7 +198,8 @@ def test_the_example_study_puts_the_shipped_fine_tune_beside_the_demo_model() ->
     study = load_study(repo / "examples" / "demo-robust-study.yaml")
     assert [(m.name, m.weights) for m in study.models] == [
         ("demo", repo / "weights" / "demo" / "spai_demo.pth"),
-        ("demo-robust", repo / "weights" / "demo-robust" / "spai_demo_robust.pth")]
+        ("demo-robust", repo / "weights" / "demo-robust" / "spai_demo_robust.pth"),
+    ]
     card = (repo / "weights" / "demo-robust" / "MODEL_CARD.md").read_text()
     info = json.loads((repo / "weights" / "demo-robust" / "eval.json").read_text())
     for cond in ("original", "meme", "screenshot", "instagram-filter"):

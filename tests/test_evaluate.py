@@ -102,22 +102,16 @@ def test_in_memory_frames_and_set_choice():
 def test_compare_defaults_to_common_real_sets_and_deltas():
     frames = E.load_prediction_dir(MINI)
     reduced = {k: v for k, v in frames.items() if k != "real_fodb"}
-    degraded = {
-        k: v.assign(spai=np.float32(0.5)) if k == "fake_sd3" else v for k, v in reduced.items()
-    }
+    degraded = {k: v.assign(spai=np.float32(0.5)) if k == "fake_sd3" else v for k, v in reduced.items()}
     cmp = E.compare_conditions({"original": frames, "degraded": degraded}, metric="auc")
     assert cmp.real_sets == ["coco"]
     assert cmp.baseline == "original"
     only_coco = E.study_table(frames, real_sets=["coco"]).mean
     assert cmp.summary.loc["original", "mean"] == pytest.approx(only_coco)
     assert cmp.summary.loc["original", "delta"] == 0.0
-    assert cmp.summary.loc["degraded", "delta"] == pytest.approx(
-        cmp.summary.loc["degraded", "mean"] - only_coco
-    )
+    assert cmp.summary.loc["degraded", "delta"] == pytest.approx(cmp.summary.loc["degraded", "mean"] - only_coco)
     assert cmp.per_fake.loc["sd3", "degraded"] == pytest.approx(
-        roc_auc_score(
-            np.r_[np.ones(60), np.zeros(60)], np.r_[np.full(60, 0.5), frames["real_coco"]["spai"]]
-        )
+        roc_auc_score(np.r_[np.ones(60), np.zeros(60)], np.r_[np.full(60, 0.5), frames["real_coco"]["spai"]])
     )
 
 
@@ -162,9 +156,7 @@ def test_cli_prints_table_and_writes_csv_json(tmp_path, capsys):
     assert "delta vs inference" in text
     doc = json.loads(out_json.read_text())
     assert doc["real_sets"] == ["coco", "fodb", "imagenet", "openimages"]
-    assert doc["conditions"]["meme_inference"]["delta"] == pytest.approx(
-        0.81193 - 0.91910, abs=1e-4
-    )
+    assert doc["conditions"]["meme_inference"]["delta"] == pytest.approx(0.81193 - 0.91910, abs=1e-4)
     long = pd.read_csv(out_csv)
     assert len(long) == 2 * (13 * 5 + 1)
     assert set(long["condition"]) == {"inference", "meme_inference"}
@@ -216,8 +208,7 @@ def test_labels_come_from_the_class_column_as_in_the_study(tmp_path, capsys):
 
 def test_rows_without_a_score_are_named_and_refused(tmp_path, capsys):
     folder = tmp_path / "cond"
-    _write(folder, "fake_f.csv", "image,class,split,spai\na.png,1,test,0.8\nbroken.png,1,test,\n"
-           "c.png,1,test,0.7\n")
+    _write(folder, "fake_f.csv", "image,class,split,spai\na.png,1,test,0.8\nbroken.png,1,test,\nc.png,1,test,0.7\n")
     _write(folder, "real_r.csv", "image,class,split,spai\nd.png,0,test,0.1\ne.png,0,test,0.6\n")
     with pytest.raises(ValueError, match="fake_f.csv: row 2 \\(broken.png\\): no score"):
         E.load_prediction_dir(folder)

@@ -54,7 +54,6 @@ SKEWED_WORKER = textwrap.dedent("""
 """)
 
 
-
 def _wait(url: str, job_id: int, pred: Callable[[jobs.JobView], bool]) -> jobs.JobView:
     return wait_for(url, job_id, pred, WAIT_LIMIT_S)
 
@@ -68,8 +67,7 @@ def _until(cond: Callable[[], bool], what: str) -> None:
 
 def _worker(*extra: str, skew: float | None = None, log: Path | None = None) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    args = ["--poll-seconds", "0.2", "--heartbeat-seconds", HEARTBEAT, "--stale-after", STALE,
-            *extra]
+    args = ["--poll-seconds", "0.2", "--heartbeat-seconds", HEARTBEAT, "--stale-after", STALE, *extra]
     if skew is None:
         cmd = [sys.executable, "-m", "jobs.worker", *args]
     else:
@@ -93,15 +91,13 @@ def _stop(proc: subprocess.Popen) -> None:
 def _infer_job(url: str, folder: Path, copies: int) -> tuple[int, int]:
     set_id, model_id = image_set(url, folder, [PHOTO], copies=copies)
     with session_scope(url) as s:
-        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2,
-                                        device="cpu")
+        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2, device="cpu")
     return job_id, set_id
 
 
 def _counts(url: str) -> dict[int, int]:
     with session_scope(url, readonly=True) as s:
-        return dict(s.execute(select(Prediction.image_id, func.count())
-                              .group_by(Prediction.image_id)).all())
+        return dict(s.execute(select(Prediction.image_id, func.count()).group_by(Prediction.image_id)).all())
 
 
 def _worker_beats(url: str, pid: int) -> list:
@@ -109,9 +105,7 @@ def _worker_beats(url: str, pid: int) -> list:
         return list(s.scalars(select(WorkerRow.heartbeat_at).where(WorkerRow.pid == pid)))
 
 
-def test_worker_with_a_clock_120_s_ahead_takes_over_nothing_alive(
-    db_url: str, tmp_path: Path
-) -> None:
+def test_worker_with_a_clock_120_s_ahead_takes_over_nothing_alive(db_url: str, tmp_path: Path) -> None:
     job_id, _ = _infer_job(db_url, tmp_path / "skew", copies=60)
     owner = _worker()
     skewed = None
@@ -125,7 +119,8 @@ def test_worker_with_a_clock_120_s_ahead_takes_over_nothing_alive(
         _until(lambda: _worker_beats(db_url, skewed.pid)[0] != first, "skewed worker beats")
         with session_scope(db_url, readonly=True) as s:
             assert jobs.get_job(s, job_id).status == "running", (
-                "the job finished before the skewed worker polled: use more images")
+                "the job finished before the skewed worker polled: use more images"
+            )
         view = _wait(db_url, job_id, lambda v: v.status != "running")
     finally:
         _stop(owner)
@@ -137,9 +132,7 @@ def test_worker_with_a_clock_120_s_ahead_takes_over_nothing_alive(
     assert set(_counts(db_url).values()) == {1} and len(_counts(db_url)) == 60
 
 
-def test_paused_worker_stops_writing_once_its_job_was_taken_over(
-    db_url: str, tmp_path: Path
-) -> None:
+def test_paused_worker_stops_writing_once_its_job_was_taken_over(db_url: str, tmp_path: Path) -> None:
     job_id, _ = _infer_job(db_url, tmp_path / "pause", copies=24)
     log = tmp_path / "paused.log"
     paused = _worker(log=log)
@@ -154,8 +147,7 @@ def test_paused_worker_stops_writing_once_its_job_was_taken_over(
             rows_before = s.scalar(select(func.count()).select_from(Prediction))
             last_before = s.scalar(select(func.max(Prediction.id)))
         paused.send_signal(signal.SIGCONT)
-        _until(lambda: "taken over" in log.read_text(errors="replace"),
-               "the resumed worker noticed it lost the job")
+        _until(lambda: "taken over" in log.read_text(errors="replace"), "the resumed worker noticed it lost the job")
         with session_scope(db_url, readonly=True) as s:
             assert s.scalar(select(func.count()).select_from(Prediction)) == rows_before
             assert s.scalar(select(func.max(Prediction.id))) == last_before
@@ -178,8 +170,11 @@ def test_job_that_kills_its_worker_fails_after_the_attempt_limit(
     for attempt in range(1, jobs.MAX_ATTEMPTS + 1):  # the worker dies on this job every time
         proc = _worker()
         try:
-            _wait(sqlite_url, job_id, lambda v, a=attempt: v.status == "running"
-                  and v.attempts == a and v.progress_done >= 1)
+            _wait(
+                sqlite_url,
+                job_id,
+                lambda v, a=attempt: v.status == "running" and v.attempts == a and v.progress_done >= 1,
+            )
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -219,8 +214,12 @@ def small_disk(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
     written by a process whose file-size limit (RLIMIT_FSIZE) is 256 KiB."""
     folder = tmp_path / "disk"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+    )
     prefix = [sys.executable, "-c"]
     if not mounted:
         limit = textwrap.dedent("""
@@ -240,9 +239,14 @@ def test_full_disk_leaves_no_partial_file(small_disk, tmp_path: Path) -> None:
     folder, prefix = small_disk
     script = tmp_path / "check.py"
     script.write_text(FULL_DISK_CHECK)
-    cmd = ([*prefix, FULL_DISK_CHECK] if len(prefix) == 2 else [*prefix, str(script)])
-    res = subprocess.run(cmd + [str(folder), str(TINY_IMAGES / "03_rgb_1024x768.png")],
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=WAIT_LIMIT_S)
+    cmd = [*prefix, FULL_DISK_CHECK] if len(prefix) == 2 else [*prefix, str(script)]
+    res = subprocess.run(
+        cmd + [str(folder), str(TINY_IMAGES / "03_rgb_1024x768.png")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_LIMIT_S,
+    )
     assert res.returncode == 0, res.stderr
     assert "derive refused" in res.stdout and "csv refused" in res.stdout, res.stdout
     assert sorted(p.name for p in folder.iterdir()) == ["old.png"]  # no .tmp, no partial
@@ -268,8 +272,7 @@ def test_registering_2000_files_while_two_workers_finish_jobs(
     conditions = ["jpeg/q50", "jpeg/q75", "jpeg/q90", "meme", "instagram/lark", "instagram/moon"]
     with session_scope(sqlite_url) as s:
         register = jobqueue.enqueue_register_folder(s, str(big), name="big", kind="real", actor=LOCAL)
-        others = [jobqueue.enqueue_make_condition(s, imageset_id=set_id, condition_id=c)
-                  for c in conditions]
+        others = [jobqueue.enqueue_make_condition(s, imageset_id=set_id, condition_id=c) for c in conditions]
     logs = [tmp_path / f"w{i}.log" for i in range(3)]
     procs = [_worker(log=log) for log in logs]
     try:
@@ -283,8 +286,9 @@ def test_registering_2000_files_while_two_workers_finish_jobs(
     with session_scope(sqlite_url, readonly=True) as s:
         reg = jobs.get_job(s, register)
         assert reg.result["added"] == 2000
-        done_meanwhile = [v for v in (jobs.get_job(s, j) for j in others)
-                          if reg.started_at <= v.finished_at <= reg.finished_at]
+        done_meanwhile = [
+            v for v in (jobs.get_job(s, j) for j in others) if reg.started_at <= v.finished_at <= reg.finished_at
+        ]
     assert done_meanwhile, "no other job finished while the registration ran"
     text = "".join(log.read_text(errors="replace") for log in logs)
     assert "database is locked" not in text and "Traceback" not in text

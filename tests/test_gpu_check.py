@@ -16,8 +16,13 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ, PYTHON=sys.executable))
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHON=sys.executable),
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -30,10 +35,10 @@ def test_gpu_check_without_cuda_says_so() -> None:
 
 def test_gpu_check_cpu_dry_run_writes_its_section(tmp_path: Path) -> None:
     doc = tmp_path / "benchmarks.md"
-    doc.write_text("# Benchmarks\n\n## Other\n\nkept\n\n## GPU check\n\nGPU figures are not "
-                   "measured.\n")
-    out = _run("--cpu-dry-run", "--images", "2", "--size", "224", "--batch", "2",
-               "--train-steps", "1", "--doc", str(doc))
+    doc.write_text("# Benchmarks\n\n## Other\n\nkept\n\n## GPU check\n\nGPU figures are not measured.\n")
+    out = _run(
+        "--cpu-dry-run", "--images", "2", "--size", "224", "--batch", "2", "--train-steps", "1", "--doc", str(doc)
+    )
     assert out.returncode == 0, out.stderr
     text = doc.read_text()
     assert "## Other\n\nkept" in text and "not measured" not in text

@@ -15,12 +15,29 @@ from db.models import Condition, DerivedImage, Image, ImageSet, Model, Predictio
 from db.session import REPO_ROOT, session_scope
 
 CONDITIONS = {"original", "instagram-filter", "meme", "screenshot", "super-resolution/bsrgan-x2"}
-FAKE = {"dalle2", "dalle3", "firefly", "flux", "gigagan", "glide", "mjv5", "mjv61", "sd13", "sd14",
-        "sd2", "sd3", "sdxl"}
+FAKE = {
+    "dalle2",
+    "dalle3",
+    "firefly",
+    "flux",
+    "gigagan",
+    "glide",
+    "mjv5",
+    "mjv61",
+    "sd13",
+    "sd14",
+    "sd2",
+    "sd3",
+    "sdxl",
+}
 REAL = {"coco", "fodb", "imagenet", "openimages"}
-SPAI_DIRS = {"original": "inference", "instagram-filter": "filter_inference",
-             "meme": "meme_inference", "screenshot": "ss_inference",
-             "super-resolution/bsrgan-x2": "inference_sr"}
+SPAI_DIRS = {
+    "original": "inference",
+    "instagram-filter": "filter_inference",
+    "meme": "meme_inference",
+    "screenshot": "ss_inference",
+    "super-resolution/bsrgan-x2": "inference_sr",
+}
 
 
 def _rows(path: Path) -> list[dict]:
@@ -43,9 +60,11 @@ def test_import_study_counts_and_idempotence(db_url: str) -> None:
         assert sets == {**{n: "fake" for n in FAKE}, **{n: "real" for n in REAL | {"raise"}}}
         per_run = s.execute(
             select(Model.name, ImageSet.name, Run.condition_id, func.count(Prediction.id))
-            .join(Model, Model.id == Run.model_id).join(ImageSet, ImageSet.id == Run.imageset_id)
+            .join(Model, Model.id == Run.model_id)
+            .join(ImageSet, ImageSet.id == Run.imageset_id)
             .join(Prediction, Prediction.run_id == Run.id)
-            .group_by(Model.name, ImageSet.name, Run.condition_id)).all()
+            .group_by(Model.name, ImageSet.name, Run.condition_id)
+        ).all()
         counts = {(m, n, c): k for m, n, c, k in per_run}
         assert s.scalar(select(func.count()).select_from(Image).where(Image.has_file)) == 0
     for cond in CONDITIONS:
@@ -70,58 +89,69 @@ def test_study_pairs_conditions_and_roger_rows_to_the_same_images(db_url: str) -
     with session_scope(db_url) as s:
         import_study(s)
     spai_rows = _rows(STUDY_DIR / "filter_inference" / "real_imagenet.csv")
-    roger_rows = _rows(STUDY_DIR / "combi-model" / "eval_splitmlp_data_with_filter" /
-                       "real_imagenet_test_embeddings_SplitMLP-v1_prediction_results.csv")
+    roger_rows = _rows(
+        STUDY_DIR
+        / "combi-model"
+        / "eval_splitmlp_data_with_filter"
+        / "real_imagenet_test_embeddings_SplitMLP-v1_prediction_results.csv"
+    )
     orig_rows = _rows(STUDY_DIR / "inference" / "real_imagenet.csv")
     k = 17
     filtered_path = spai_rows[k]["image"]  # extension rewritten to .jpg by the study
-    original_path = next(r["image"] for r in orig_rows
-                         if Path(r["image"]).with_suffix("") == Path(filtered_path).with_suffix(""))
+    original_path = next(
+        r["image"] for r in orig_rows if Path(r["image"]).with_suffix("") == Path(filtered_path).with_suffix("")
+    )
     assert original_path != filtered_path
     with session_scope(db_url) as s:
-        image = s.scalars(select(Image).join(ImageSet).where(
-            ImageSet.name == "imagenet", Image.relpath == original_path)).one()
-        derived = s.scalars(select(DerivedImage).where(
-            DerivedImage.image_id == image.id,
-            DerivedImage.condition_id == "instagram-filter")).one()
+        image = s.scalars(
+            select(Image).join(ImageSet).where(ImageSet.name == "imagenet", Image.relpath == original_path)
+        ).one()
+        derived = s.scalars(
+            select(DerivedImage).where(
+                DerivedImage.image_id == image.id, DerivedImage.condition_id == "instagram-filter"
+            )
+        ).one()
         assert derived.path == filtered_path and not derived.has_file
-        scores = dict(s.execute(
-            select(Model.name, Prediction.score).join(Run, Run.id == Prediction.run_id)
-            .join(Model, Model.id == Run.model_id)
-            .where(Prediction.image_id == image.id, Run.condition_id == "instagram-filter")).all())
+        scores = dict(
+            s.execute(
+                select(Model.name, Prediction.score)
+                .join(Run, Run.id == Prediction.run_id)
+                .join(Model, Model.id == Run.model_id)
+                .where(Prediction.image_id == image.id, Run.condition_id == "instagram-filter")
+            ).all()
+        )
     assert scores[SPAI_STUDY_MODEL] == pytest.approx(float(spai_rows[k]["spai"]))
     assert scores[ROGER_STUDY_MODEL] == pytest.approx(float(roger_rows[k]["spai"]))
 
 
 def test_import_official_csv_as_run(db_url: str, tmp_path: Path) -> None:
     out = tmp_path / "preds.csv"
-    out.write_text("image,class,split,mytag\n"
-                   "a/1.png,1,test,0.9\n"
-                   "a/2.png,1,test,\n"
-                   "b/1.jpg,0,test,0.1\n"
-                   "b/2.jpg,2,test,0.3\n")
+    out.write_text(
+        "image,class,split,mytag\na/1.png,1,test,0.9\na/2.png,1,test,\nb/1.jpg,0,test,0.1\nb/2.jpg,2,test,0.3\n"
+    )
     with session_scope(db_url) as s:
         rep = import_csv(s, out, model_name="my model", condition_id="jpeg/q75", imageset="x")
     assert rep.predictions_added == 3 and len(rep.problems) == 1
     with session_scope(db_url) as s:
-        assert {i.name: i.kind for i in s.scalars(select(ImageSet))} == {"x-fake": "fake",
-                                                                         "x-real": "real"}
+        assert {i.name: i.kind for i in s.scalars(select(ImageSet))} == {"x-fake": "fake", "x-real": "real"}
         errs = list(s.scalars(select(Prediction.error).where(Prediction.score.is_(None))))
         assert errs == ["no score in the file"]
     with session_scope(db_url) as s:
-        assert import_csv(s, out, model_name="my model", condition_id="jpeg/q75",
-                          imageset="x").predictions_added == 0
+        assert import_csv(s, out, model_name="my model", condition_id="jpeg/q75", imageset="x").predictions_added == 0
 
 
 def test_cli_import_study_then_export(sqlite_url: str, tmp_path: Path) -> None:
     env_cmd = [sys.executable, "-m", "db", "--database-url", sqlite_url]
-    first = subprocess.run(env_cmd + ["import-study"], cwd=REPO_ROOT, capture_output=True,
-                           text=True, check=True)
+    first = subprocess.run(env_cmd + ["import-study"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert "predictions_added: 167373" in first.stdout
-    second = subprocess.run(env_cmd + ["import-study", str(STUDY_DIR)], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=True)
+    second = subprocess.run(
+        env_cmd + ["import-study", str(STUDY_DIR)], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
     assert "predictions_added: 0" in second.stdout
-    subprocess.run(env_cmd + ["export", str(tmp_path / "meme.csv"), "--condition", "meme",
-                              "--model", ROGER_STUDY_MODEL], cwd=REPO_ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        env_cmd + ["export", str(tmp_path / "meme.csv"), "--condition", "meme", "--model", ROGER_STUDY_MODEL],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
     assert len(_rows(tmp_path / "meme.csv")) == 16_638

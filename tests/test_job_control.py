@@ -29,8 +29,9 @@ def _run_queue(url: str) -> None:
 
 def _by_name(url: str) -> dict[str, tuple[float | None, str | None]]:
     with session_scope(url, readonly=True) as s:
-        rows = s.execute(select(Image.relpath, Prediction.score, Prediction.error)
-                         .join(Image, Image.id == Prediction.image_id)).all()
+        rows = s.execute(
+            select(Image.relpath, Prediction.score, Prediction.error).join(Image, Image.id == Prediction.image_id)
+        ).all()
     return {rel: (score, err) for rel, score, err in rows}
 
 
@@ -63,7 +64,8 @@ def test_retry_redoes_error_rows_of_the_chosen_kind(
     assert after["zz_broken.png"][1] is None
     assert after["zz_broken.png"][0] == pytest.approx(after[f"c0_{NAMES[0]}"][0])
     assert {k: v for k, v in after.items() if k != "zz_broken.png"} == {
-        k: v for k, v in before.items() if k != "zz_broken.png"}  # the others kept
+        k: v for k, v in before.items() if k != "zz_broken.png"
+    }  # the others kept
     with session_scope(sqlite_url) as s:
         assert jobs.get_job(s, job_id).status == "done"
         assert jobqueue.error_kinds(s, job_id) == {}
@@ -139,6 +141,5 @@ def test_infer_job_refuses_weights_changed_since_registration(
     _run_queue(sqlite_url)
     with session_scope(sqlite_url) as s:
         view = jobs.get_job(s, job_id)
-        assert view.status == "failed" and "changed since the model was registered" in (
-            view.traceback or "")
+        assert view.status == "failed" and "changed since the model was registered" in (view.traceback or "")
         assert s.scalar(select(func.count()).select_from(Prediction)) == 0

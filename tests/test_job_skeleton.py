@@ -39,15 +39,21 @@ NAMES = ["01_rgb_224x224.png", "04_rgb_97x130.png", "05_gray_320x256.png"]
 # --- parameters ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("record", [
-    InferParams(model_id=1, imageset_id=2, condition_id="jpeg/q75", batch_size=4, device="cpu",
-                executor="ray", ray_actors=2),
-    MakeConditionParams(imageset_id=3, condition_id="blur/s1.0"),
-    TrainParams(data_path="d.csv", epochs=2, learning_rate=1e-3,
-                aug_conditions=(("meme", 0.3), ("screenshot", 0.5))),
-    StudyImport(), CsvImport(csv_path="a.csv", model_name="m"),
-    RegisterFolder(folder="f", name="n", kind="real"),
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        InferParams(
+            model_id=1, imageset_id=2, condition_id="jpeg/q75", batch_size=4, device="cpu", executor="ray", ray_actors=2
+        ),
+        MakeConditionParams(imageset_id=3, condition_id="blur/s1.0"),
+        TrainParams(
+            data_path="d.csv", epochs=2, learning_rate=1e-3, aug_conditions=(("meme", 0.3), ("screenshot", 0.5))
+        ),
+        StudyImport(),
+        CsvImport(csv_path="a.csv", model_name="m"),
+        RegisterFolder(folder="f", name="n", kind="real"),
+    ],
+)
 def test_params_round_trip_through_the_stored_json(record) -> None:
     stored = record.to_dict()
     assert parse(record.job_kind, stored) == record
@@ -57,34 +63,52 @@ def test_params_round_trip_through_the_stored_json(record) -> None:
 def test_params_defaults_and_stored_forms() -> None:
     p = parse("infer", {"model_id": 1, "imageset_id": 2, "condition_id": None})
     assert (p.condition_id, p.batch_size, p.device, p.executor) == ("original", 16, "auto", None)
-    t = parse("train", {"data_path": "d.csv", "aug_conditions": [{"id": "meme", "p": 1}],
-                        "learning_rate": 1})
+    t = parse("train", {"data_path": "d.csv", "aug_conditions": [{"id": "meme", "p": 1}], "learning_rate": 1})
     assert t.aug_conditions == (("meme", 1.0),) and t.learning_rate == 1.0
     assert t.to_dict()["aug_conditions"] == [{"id": "meme", "p": 1.0}]  # as the page queues it
-    assert parse("import", {"source": "register-folder", "folder": "f", "name": "n",
-                            "kind": None}) == RegisterFolder(folder="f", name="n")
+    assert parse("import", {"source": "register-folder", "folder": "f", "name": "n", "kind": None}) == RegisterFolder(
+        folder="f", name="n"
+    )
 
 
-@pytest.mark.parametrize("kind,raw,message", [
-    ("infer", {"imageset_id": 2}, "infer job: model_id is required"),
-    ("infer", {"model_id": "1", "imageset_id": 2}, "model_id must be an integer, got '1'"),
-    ("infer", {"model_id": True, "imageset_id": 2}, "model_id must be an integer, got True"),
-    ("infer", {"model_id": 1, "imageset_id": 2, "batch": 4},
-     "unknown parameter(s) batch; valid: batch_size, condition_id"),
-    ("infer", {"model_id": 1, "imageset_id": 2, "batch_size": 0}, "batch_size must be at least 1"),
-    ("infer", {"model_id": 1, "imageset_id": 2, "executor": "spark"},
-     "unknown executor 'spark'; valid: local, ray"),
-    ("make-condition", {"imageset_id": 1, "condition_id": "x", "ray_actors": 0},
-     "ray_actors must be a positive integer, got 0"),
-    ("train", {"data_path": "d.csv", "aug_conditions": [{"id": "meme"}]},
-     "each of aug_conditions must be {id: <condition id>, p: <probability>}"),
-    ("train", {"data_path": "d.csv", "epochs": 1.5}, "epochs must be an integer"),
-    ("import", {"source": "nowhere"},
-     "source must be 'study', 'csv', 'register-folder' or 'register-csv', got 'nowhere'"),
-    ("import", {"source": "csv", "csv_path": "a.csv"}, "import job: model_name is required"),
-    ("import", ["study"], "source must be"),
-    ("mine", {}, "no parameters are declared for job kind 'mine'"),
-])
+@pytest.mark.parametrize(
+    "kind,raw,message",
+    [
+        ("infer", {"imageset_id": 2}, "infer job: model_id is required"),
+        ("infer", {"model_id": "1", "imageset_id": 2}, "model_id must be an integer, got '1'"),
+        ("infer", {"model_id": True, "imageset_id": 2}, "model_id must be an integer, got True"),
+        (
+            "infer",
+            {"model_id": 1, "imageset_id": 2, "batch": 4},
+            "unknown parameter(s) batch; valid: batch_size, condition_id",
+        ),
+        ("infer", {"model_id": 1, "imageset_id": 2, "batch_size": 0}, "batch_size must be at least 1"),
+        (
+            "infer",
+            {"model_id": 1, "imageset_id": 2, "executor": "spark"},
+            "unknown executor 'spark'; valid: local, ray",
+        ),
+        (
+            "make-condition",
+            {"imageset_id": 1, "condition_id": "x", "ray_actors": 0},
+            "ray_actors must be a positive integer, got 0",
+        ),
+        (
+            "train",
+            {"data_path": "d.csv", "aug_conditions": [{"id": "meme"}]},
+            "each of aug_conditions must be {id: <condition id>, p: <probability>}",
+        ),
+        ("train", {"data_path": "d.csv", "epochs": 1.5}, "epochs must be an integer"),
+        (
+            "import",
+            {"source": "nowhere"},
+            "source must be 'study', 'csv', 'register-folder' or 'register-csv', got 'nowhere'",
+        ),
+        ("import", {"source": "csv", "csv_path": "a.csv"}, "import job: model_name is required"),
+        ("import", ["study"], "source must be"),
+        ("mine", {}, "no parameters are declared for job kind 'mine'"),
+    ],
+)
 def test_bad_params_name_the_problem(kind: str, raw, message: str) -> None:
     with pytest.raises(ParamError) as err:
         parse(kind, raw)
@@ -102,8 +126,7 @@ def test_registry_refuses_a_second_handler_and_lists_the_kinds() -> None:
         register_handler("infer", lambda ctx: None)
     with pytest.raises(KeyError, match="Available: import, infer, make-condition"):
         get_kind("infre")
-    assert get_kind("infer").parse({"model_id": 1, "imageset_id": 2}) == InferParams(
-        model_id=1, imageset_id=2)
+    assert get_kind("infer").parse({"model_id": 1, "imageset_id": 2}) == InferParams(model_id=1, imageset_id=2)
 
 
 def test_a_kind_without_declared_params_gets_the_stored_dict() -> None:
@@ -165,8 +188,7 @@ def test_batches_and_executor_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert executor_name(None) == "ray" and executor_name("local") == "local"
     with pytest.raises(ValueError, match="unknown executor 'dask'; valid: local, ray"):
         check_executor("dask")
-    assert isinstance(get_executor(InferParams(model_id=1, imageset_id=1, executor="local")),
-                      LocalExecutor)
+    assert isinstance(get_executor(InferParams(model_id=1, imageset_id=1, executor="local")), LocalExecutor)
 
 
 def test_local_executor_scores_each_image_like_the_detector(tmp_path: Path) -> None:
@@ -191,19 +213,21 @@ def test_local_executor_stops_before_the_next_batch() -> None:
     def stop_after_first() -> bool:
         return len(seen) >= 1
 
-    for batch in LocalExecutor().map(ScoreTask(model_file(TINY_WEIGHTS, TINY_CFG), "cpu"), items,
-                                     batch_size=2, should_stop=stop_after_first):
+    for batch in LocalExecutor().map(
+        ScoreTask(model_file(TINY_WEIGHTS, TINY_CFG), "cpu"), items, batch_size=2, should_stop=stop_after_first
+    ):
         seen.append(batch)
     assert [len(b) for b in seen] == [2]
-    assert list(LocalExecutor().map(ScoreTask(model_file("never-loaded.pth")), [],
-                                  batch_size=2)) == []
+    assert list(LocalExecutor().map(ScoreTask(model_file("never-loaded.pth")), [], batch_size=2)) == []
 
 
 def test_derive_task_writes_files_and_reports_failures(tmp_path: Path) -> None:
-    items = [DeriveItem(1, str(TINY_IMAGES / NAMES[0]), str(tmp_path / "a"), "key-a"),
-             DeriveItem(2, None, str(tmp_path / "b"), "key-b", error="unreadable"),
-             DeriveItem(3, str(tmp_path / "absent.png"), str(tmp_path / "c"), "key-c")]
-    (a, b, c), = LocalExecutor().map(DeriveTask("jpeg/q75"), items, batch_size=8)
+    items = [
+        DeriveItem(1, str(TINY_IMAGES / NAMES[0]), str(tmp_path / "a"), "key-a"),
+        DeriveItem(2, None, str(tmp_path / "b"), "key-b", error="unreadable"),
+        DeriveItem(3, str(tmp_path / "absent.png"), str(tmp_path / "c"), "key-c"),
+    ]
+    ((a, b, c),) = LocalExecutor().map(DeriveTask("jpeg/q75"), items, batch_size=8)
     assert a.error is None and Path(a.path).is_file() and a.params["quality"] == 75
     assert (b.path, b.error) == (None, "unreadable")
     assert c.path is None and c.error.startswith("cannot derive")
@@ -212,9 +236,7 @@ def test_derive_task_writes_files_and_reports_failures(tmp_path: Path) -> None:
 # --- the progress counter, in the store ---------------------------------------------------------
 
 
-def test_progress_is_a_counter_advanced_with_the_rows_actually_added(
-    sqlite_url: str, tmp_path: Path
-) -> None:
+def test_progress_is_a_counter_advanced_with_the_rows_actually_added(sqlite_url: str, tmp_path: Path) -> None:
     """Each batch advances the job's progress by the rows it added, in the same transaction;
     a batch whose rows are already stored adds nothing (no recount of the run)."""
     from db.models import Image
@@ -229,10 +251,8 @@ def test_progress_is_a_counter_advanced_with_the_rows_actually_added(
         queue.claim(s, "w", ["infer"])
         ensure_condition_row(s, "original")
         run_id = get_or_create_run(s, model_id, set_id, "original").id
-        a, b, c = s.scalars(select(Image.id).where(Image.imageset_id == set_id)
-                            .order_by(Image.id))
-    ctx = JobContext(job_id, "infer", InferParams(model_id=model_id, imageset_id=set_id), "w",
-                     sqlite_url)
+        a, b, c = s.scalars(select(Image.id).where(Image.imageset_id == set_id).order_by(Image.id))
+    ctx = JobContext(job_id, "infer", InferParams(model_id=model_id, imageset_id=set_id), "w", sqlite_url)
     ctx.progress(0, 3)
     r = InferRun(run_id, None, "tiny", ScoreTask(model_file(TINY_WEIGHTS)))
     write_scored(ctx, r, [Scored(a, 0.5), Scored(b, 0.25)])

@@ -124,8 +124,7 @@ def test_cancel_queued_and_running(db_url: str) -> None:
     with session_scope(db_url) as s:
         queued = jobs.enqueue(s, "infer", {"n": 1})
         running = jobs.enqueue(s, "infer", {"n": 2})
-        s.execute(update(Job).where(Job.id == running).values(status="running", worker_id="w",
-                                                              heartbeat_at=utcnow()))
+        s.execute(update(Job).where(Job.id == running).values(status="running", worker_id="w", heartbeat_at=utcnow()))
     with session_scope(db_url) as s:
         assert jobs.request_cancel(s, queued) == "cancelled"
         assert jobs.request_cancel(s, running) == "running"
@@ -158,13 +157,13 @@ def test_two_worker_processes_run_each_job_once(db_url: str, tmp_path: Path) -> 
     conditions = ["jpeg/q75", "jpeg/q90", "blur/s1.0", "original", "jpeg/q50", "crop/center-0.8"]
     with session_scope(db_url) as s:
         set_id = register_folder(s, folder, name="tiny", kind="real").imageset_ids["tiny"]
-        job_ids = [jobs.enqueue(s, "make-condition", {"imageset_id": set_id,
-                                                       "condition_id": c}) for c in conditions]
+        job_ids = [jobs.enqueue(s, "make-condition", {"imageset_id": set_id, "condition_id": c}) for c in conditions]
     env = dict(os.environ, OMP_NUM_THREADS="2")  # --threads wins over the environment
-    cmd = [sys.executable, "-m", "jobs.worker", "--once", "--poll-seconds", "0.1",
-           "--threads", "1"]
-    procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    cmd = [sys.executable, "-m", "jobs.worker", "--once", "--poll-seconds", "0.1", "--threads", "1"]
+    procs = [
+        subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert all("with 1 torch thread(s)" in out for out in outs), outs

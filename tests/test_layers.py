@@ -18,8 +18,18 @@ PACKAGES = ("spai", "robustness", "db", "jobs", "dashboard")
 # it sits with jobs. spai's foundation modules (the capped decoder, its pixel limit, atomic
 # writes, one-line CLI errors) import nothing from the project but each other: they sit below
 # robustness, whose conditions decode, write and report errors with them.
-LAYERS = {"dashboard": 5, "jobs": 4, "robustness.study": 4, "db": 3, "spai": 2, "robustness": 1,
-          "spai.imageio": 0, "spai.limits": 0, "spai.atomic": 0, "spai.cli_errors": 0}
+LAYERS = {
+    "dashboard": 5,
+    "jobs": 4,
+    "robustness.study": 4,
+    "db": 3,
+    "spai": 2,
+    "robustness": 1,
+    "spai.imageio": 0,
+    "spai.limits": 0,
+    "spai.atomic": 0,
+    "spai.cli_errors": 0,
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -51,8 +61,9 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules
-                     else node.module for a in node.names]
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names
+            ]
         else:
             continue
         for name in names:
@@ -74,8 +85,12 @@ def _graph() -> dict[str, set[str]]:
 
 
 def test_no_module_imports_a_higher_layer() -> None:
-    bad = sorted(f"{m} (layer {_layer(m)}) imports {t} (layer {_layer(t)})"
-                 for m, targets in _graph().items() for t in targets if _layer(t) > _layer(m))
+    bad = sorted(
+        f"{m} (layer {_layer(m)}) imports {t} (layer {_layer(t)})"
+        for m, targets in _graph().items()
+        for t in targets
+        if _layer(t) > _layer(m)
+    )
     assert not bad, "\n".join(bad)
 
 
@@ -122,10 +137,11 @@ def test_the_import_graph_is_read_from_the_source() -> None:
 
 
 def test_what_a_ray_actor_unpickles_loads_no_database_code() -> None:
-    code = ("import sys, jobs.work, jobs.executors.local, jobs.executors.ray; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('sqlalchemy', 'db', 'dashboard', 'streamlit', 'ray')); "
-            "sys.exit(', '.join(bad) or 0)")
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                         text=True, timeout=120)
+    code = (
+        "import sys, jobs.work, jobs.executors.local, jobs.executors.ray; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'db', 'dashboard', 'streamlit', 'ray')); "
+        "sys.exit(', '.join(bad) or 0)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

@@ -135,7 +135,8 @@ def test_auc_replicates_is_the_auc_of_the_resampled_data_for_any_counts():
         f, r = np.repeat(fake, wf[k].astype(int)), np.repeat(real, wr[k].astype(int))
         assert got[k] == pytest.approx(M.auc([1] * f.size + [0] * r.size, np.r_[f, r]), abs=1e-12)
     assert M.auc_replicates(fake, real, np.ones((1, 30)), np.ones((1, 25)))[0] == pytest.approx(
-        M.auc([1] * 30 + [0] * 25, np.r_[fake, real]), abs=1e-12)
+        M.auc([1] * 30 + [0] * 25, np.r_[fake, real]), abs=1e-12
+    )
 
 
 def _sets(seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -151,8 +152,13 @@ def test_protocol_replicates_with_unit_counts_is_the_mean_of_every_cell():
     got = M.protocol_replicates(fakes, reals, *ones, metric="auc")
     assert got.shape == (1,) and got[0] == pytest.approx(M.auc_matrix(fakes, reals).mean())
     ap = M.protocol_replicates(fakes, reals, *ones, metric="ap")[0]
-    want = np.mean([skm.average_precision_score(np.r_[np.ones(f.size), np.zeros(r.size)],
-                                                np.r_[f, r]) for f in fakes for r in reals])
+    want = np.mean(
+        [
+            skm.average_precision_score(np.r_[np.ones(f.size), np.zeros(r.size)], np.r_[f, r])
+            for f in fakes
+            for r in reals
+        ]
+    )
     assert ap == pytest.approx(want)
 
 

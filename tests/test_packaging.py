@@ -28,8 +28,9 @@ def test_installed_and_spai_script_runs() -> None:
         pytest.fail("the project is not installed: run `pip install -e .` (the README's commands do)")
     installed = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
     assert installed == SCRIPTS
-    out = subprocess.run([str(Path(sys.executable).parent / "spai"), "--help"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "spai"), "--help"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     for command in ("infer", "test", "train", "export-onnx"):
         assert command in out.stdout
@@ -53,17 +54,32 @@ def test_wheel_ships_the_files_the_code_reads(tmp_path: Path) -> None:
 
     src = tmp_path / "src"  # a copy, so the build's folders never land in the checkout
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-            "packages"]["find"]["include"]:  # fmt: skip
+    for name in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"][
+        "include"
+    ]:
         if (ROOT / name.rstrip("*")).is_dir():
             shutil.copytree(ROOT / name.rstrip("*"), src / name.rstrip("*"), ignore=ignore)
     for name in ("pyproject.toml", "requirements.txt", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*")
-                   if p.is_file() and p.parent != src)  # fmt: skip
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                          "--no-index", "-q", "-w", str(tmp_path / "whl"), str(src)],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file() and p.parent != src)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp_path / "whl"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     (wheel,) = (tmp_path / "whl").glob("*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())

@@ -38,10 +38,8 @@ def _owned_set_and_model(url: str, tmp: Path, owner: Actor) -> tuple[int, int]:
     from db.imagesets import register_folder
 
     with session_scope(url) as s:
-        rep = register_folder(s, _folder(tmp / "imgs"), name="mine", kind="real",
-                              owner=owner.owner)
-        model_id = jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", cfg=TINY_CFG,
-                                           origin="demo", owner=owner.owner)
+        rep = register_folder(s, _folder(tmp / "imgs"), name="mine", kind="real", owner=owner.owner)
+        model_id = jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", cfg=TINY_CFG, origin="demo", owner=owner.owner)
     return rep.imageset_ids["mine"], model_id
 
 
@@ -51,41 +49,61 @@ def test_rules_and_their_messages() -> None:
     assert may_change(LOCAL, "alice@lab.org")  # no sign-in: everyone may do everything
     assert not may_change(BOB, None)  # rows made before sign-in: administrators only
     assert not may_change(Actor(None), None)  # a signed-out visitor changes nothing
-    with pytest.raises(NotAllowed, match=r"Only its owner \(alice@lab.org\) or an administrator "
-                                         r"may cancel job 3; you are signed in as bob@lab.org"):
+    with pytest.raises(
+        NotAllowed,
+        match=r"Only its owner \(alice@lab.org\) or an administrator "
+        r"may cancel job 3; you are signed in as bob@lab.org",
+    ):
         require_owner(BOB, "alice@lab.org", "cancel job 3")
-    with pytest.raises(NotAllowed, match="Only an administrator may change the default model; "
-                                         "you are signed in as bob@lab.org"):
+    with pytest.raises(
+        NotAllowed, match="Only an administrator may change the default model; you are signed in as bob@lab.org"
+    ):
         require_admin(BOB, "change the default model")
     require_owner(ALICE, "alice@lab.org", "x")
     require_admin(ADMIN, "x")
     require_admin(LOCAL, "x")
 
 
-@pytest.mark.parametrize("user, env, expected", [
-    ({"is_logged_in": True, "email": "Alice@Lab.org", "sub": "1"}, {}, Actor("alice@lab.org")),
-    ({"is_logged_in": True, "email": "root@lab.org"}, {"SPAI_ADMINS": "x@y, ROOT@lab.org"},
-     Actor("root@lab.org", admin=True)),
-    ({"is_logged_in": True, "email": "root@lab.org", "email_verified": False, "sub": "s9"},
-     {"SPAI_ADMINS": "root@lab.org"}, Actor("s9")),  # an unverified address is not an identity
-    ({"is_logged_in": True, "sub": "s9"}, {"SPAI_ADMINS": "s9"}, Actor("s9", admin=True)),
-    ({"is_logged_in": True, "sub": "S9"}, {"SPAI_ADMINS": "s9"}, Actor("S9")),  # subjects: exact
-    ({"is_logged_in": False, "email": "alice@lab.org"}, {}, None),
-    ({"email": "test@example.com"}, {}, None),
-])
+@pytest.mark.parametrize(
+    "user, env, expected",
+    [
+        ({"is_logged_in": True, "email": "Alice@Lab.org", "sub": "1"}, {}, Actor("alice@lab.org")),
+        (
+            {"is_logged_in": True, "email": "root@lab.org"},
+            {"SPAI_ADMINS": "x@y, ROOT@lab.org"},
+            Actor("root@lab.org", admin=True),
+        ),
+        (
+            {"is_logged_in": True, "email": "root@lab.org", "email_verified": False, "sub": "s9"},
+            {"SPAI_ADMINS": "root@lab.org"},
+            Actor("s9"),
+        ),  # an unverified address is not an identity
+        ({"is_logged_in": True, "sub": "s9"}, {"SPAI_ADMINS": "s9"}, Actor("s9", admin=True)),
+        ({"is_logged_in": True, "sub": "S9"}, {"SPAI_ADMINS": "s9"}, Actor("S9")),  # subjects: exact
+        ({"is_logged_in": False, "email": "alice@lab.org"}, {}, None),
+        ({"email": "test@example.com"}, {}, None),
+    ],
+)
 def test_signed_in_users_become_actors(user: dict, env: dict, expected: Actor | None) -> None:
     assert access.actor_for(user, env) == expected
 
 
 def test_an_auth_section_is_complete_with_one_provider() -> None:
-    full = {"redirect_uri": "http://h/oauth2callback", "cookie_secret": "s", "client_id": "c",
-            "client_secret": "x", "server_metadata_url": "http://p/.well-known/openid-configuration"}
+    full = {
+        "redirect_uri": "http://h/oauth2callback",
+        "cookie_secret": "s",
+        "client_id": "c",
+        "client_secret": "x",
+        "server_metadata_url": "http://p/.well-known/openid-configuration",
+    }
     assert access.auth_problem(full) is None
     nested = {k: full[k] for k in ("redirect_uri", "cookie_secret")} | {
-        "lab": {k: full[k] for k in ("client_id", "client_secret", "server_metadata_url")}}
+        "lab": {k: full[k] for k in ("client_id", "client_secret", "server_metadata_url")}
+    }
     assert access.auth_problem(nested) is None
     assert access.auth_problem({"redirect_uri": "x"}) == (
-        "[auth] lacks cookie_secret, client_id, client_secret, server_metadata_url")
+        "[auth] lacks cookie_secret, client_id, client_secret, server_metadata_url"
+    )
     assert access.auth_problem(None) == "no [auth] section"
 
 
@@ -125,21 +143,17 @@ def test_only_an_administrator_registers_server_folders(db_url: str, tmp_path: P
         with pytest.raises(NotAllowed, match="Only an administrator may register server folders"):
             jobqueue.enqueue_register_folder(s, str(folder), name="x", kind="real", actor=ALICE)
         with pytest.raises(NotAllowed):
-            jobqueue.enqueue_register_csv(s, str(folder / "a.csv"), str(folder), name="x",
-                                          actor=ALICE)
+            jobqueue.enqueue_register_csv(s, str(folder / "a.csv"), str(folder), name="x", actor=ALICE)
         with pytest.raises(NotAllowed):
             jobqueue.enqueue_import_study(s, str(folder), actor=ALICE)
         with pytest.raises(NotAllowed):
             jobqueue.enqueue_import_csv(s, str(folder / "a.csv"), model_name="m", actor=ALICE)
         assert s.scalars(select(Job.id)).all() == []
-        job_id = jobqueue.enqueue_register_folder(s, str(folder), name="x", kind="real",
-                                                  actor=ADMIN)
+        job_id = jobqueue.enqueue_register_folder(s, str(folder), name="x", kind="real", actor=ADMIN)
         assert jobqueue.status(s, job_id).owner == "root@lab.org"
 
 
-def test_only_an_administrator_changes_the_default_model(
-    db_url: str, tmp_path: Path
-) -> None:
+def test_only_an_administrator_changes_the_default_model(db_url: str, tmp_path: Path) -> None:
     with session_scope(db_url) as s:
         set_setting(s, DEFAULT_MODEL, "/before.pth")
     with pytest.raises(NotAllowed, match="change the default model"):
@@ -171,9 +185,9 @@ def test_rows_a_job_creates_are_the_job_owners(
     with session_scope(sqlite_url) as s:
         sets = dict(s.execute(select(ImageSet.name, ImageSet.id)).all())
         assert set(s.scalars(select(ImageSet.owner))) == {"root@lab.org"}
-        [job_id] = jobqueue.enqueue_score_set(s, weights=TINY_WEIGHTS, cfg=TINY_CFG,
-                                              imageset_ids=[sets["lab-real"]],
-                                              conditions=["original"], actor=ALICE)
+        [job_id] = jobqueue.enqueue_score_set(
+            s, weights=TINY_WEIGHTS, cfg=TINY_CFG, imageset_ids=[sets["lab-real"]], conditions=["original"], actor=ALICE
+        )
         assert s.scalars(select(Model.owner)).one() == "alice@lab.org"
     with session_scope(sqlite_url) as s:
         s.get(Job, job_id).params = dict(s.get(Job, job_id).params, device="cpu")
@@ -183,14 +197,14 @@ def test_rows_a_job_creates_are_the_job_owners(
         assert s.scalars(select(Run.owner)).one() == "alice@lab.org"
 
 
-def test_only_owner_or_admin_deletes_and_others_results_are_kept(db_url: str,
-                                                                   tmp_path: Path) -> None:
+def test_only_owner_or_admin_deletes_and_others_results_are_kept(db_url: str, tmp_path: Path) -> None:
     set_id, model_id = _owned_set_and_model(db_url, tmp_path, ALICE)
     with session_scope(db_url) as s:
         get_or_create_condition(s, "original")
         bobs = get_or_create_run(s, model_id, set_id, "original", owner=BOB.owner).id
-        job = jobs.enqueue(s, "infer", {"model_id": model_id, "imageset_id": set_id,
-                                        "condition_id": "original"}, owner=BOB.owner)
+        job = jobs.enqueue(
+            s, "infer", {"model_id": model_id, "imageset_id": set_id, "condition_id": "original"}, owner=BOB.owner
+        )
     with session_scope(db_url) as s:
         with pytest.raises(NotAllowed, match=r"Only its owner \(bob@lab.org\)"):
             removal.delete_run(s, bobs, actor=ALICE)

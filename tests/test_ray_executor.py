@@ -40,8 +40,7 @@ def ray_cluster() -> Iterator[str]:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env(),
-                 log_to_driver=False)
+        ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env(), log_to_driver=False)
         try:
             yield ray.get_runtime_context().gcs_address
         finally:
@@ -54,8 +53,7 @@ def _wait(url: str, job_id: int, pred: Callable[[jobs.JobView], bool]) -> jobs.J
 
 def _per_image_counts(url: str) -> dict[int, int]:
     with session_scope(url, readonly=True) as s:
-        return dict(s.execute(select(Prediction.image_id, func.count())
-                              .group_by(Prediction.image_id)).all())
+        return dict(s.execute(select(Prediction.image_id, func.count()).group_by(Prediction.image_id)).all())
 
 
 def _serve_once(url: str) -> None:
@@ -64,27 +62,44 @@ def _serve_once(url: str) -> None:
 
 def _infer(url: str, model_id: int, set_id: int, **extra: object) -> int:
     with session_scope(url) as s:
-        return jobs.enqueue(s, "infer", {"model_id": model_id, "imageset_id": set_id,
-                                         "batch_size": 2, "device": "cpu", **extra})
+        return jobs.enqueue(
+            s, "infer", {"model_id": model_id, "imageset_id": set_id, "batch_size": 2, "device": "cpu", **extra}
+        )
 
 
 def _rows_by_relpath(url: str, set_id: int) -> dict[str, tuple]:
     with session_scope(url, readonly=True) as s:
-        rows = s.execute(select(Image.relpath, Prediction.score, Prediction.logit,
-                                Prediction.error, Prediction.attention)
-                         .join(Image, Image.id == Prediction.image_id)
-                         .where(Image.imageset_id == set_id)).all()
+        rows = s.execute(
+            select(Image.relpath, Prediction.score, Prediction.logit, Prediction.error, Prediction.attention)
+            .join(Image, Image.id == Prediction.image_id)
+            .where(Image.imageset_id == set_id)
+        ).all()
     assert len(rows) == len({r[0] for r in rows}), "more than one prediction for an image"
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
 def _spawn_ray_worker(address: str, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", RAY_AUTH_MODE="disabled")
-    return subprocess.Popen([sys.executable, "-m", "jobs.worker", "--executor", "ray",
-                             "--ray-address", address, "--poll-seconds", "0.2",
-                             "--heartbeat-seconds", str(HEARTBEAT_S), *extra],
-                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jobs.worker",
+            "--executor",
+            "ray",
+            "--ray-address",
+            address,
+            "--poll-seconds",
+            "0.2",
+            "--heartbeat-seconds",
+            str(HEARTBEAT_S),
+            *extra,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_ray_predictions_equal_local_ones(
@@ -104,8 +119,7 @@ def test_ray_predictions_equal_local_ones(
         assert (v.progress_done, v.progress_total) == (5, 5)
         assert v.result["predictions"] == 5
     assert "CPU actor(s)" in views[1].log_tail
-    local, ray_rows = _rows_by_relpath(sqlite_url, local_set), _rows_by_relpath(sqlite_url,
-                                                                                 ray_set)
+    local, ray_rows = _rows_by_relpath(sqlite_url, local_set), _rows_by_relpath(sqlite_url, ray_set)
     assert local.keys() == ray_rows.keys() and len(local) == 5
     for rel, (score, logit, err, att) in local.items():
         r_score, r_logit, r_err, r_att = ray_rows[rel]
@@ -128,21 +142,20 @@ def test_ray_condition_derivation_equals_local(
         # registered as readable, broken afterwards: derive_file itself fails on it
         (tmp_path / name / f"c0_{SMALL[0]}").write_bytes(b"no longer an image")
     with session_scope(sqlite_url) as s:
-        local_job = jobs.enqueue(s, "make-condition", {"imageset_id": sets["dloc"],
-                                                       "condition_id": "jpeg/q75"})
-        ray_job = jobs.enqueue(s, "make-condition", {"imageset_id": sets["dray"],
-                                                     "condition_id": "jpeg/q75",
-                                                     "executor": "ray"})
-    infer_job = _infer(sqlite_url, model_id, sets["dray"], condition_id="blur/s1.0",
-                       executor="ray")
+        local_job = jobs.enqueue(s, "make-condition", {"imageset_id": sets["dloc"], "condition_id": "jpeg/q75"})
+        ray_job = jobs.enqueue(
+            s, "make-condition", {"imageset_id": sets["dray"], "condition_id": "jpeg/q75", "executor": "ray"}
+        )
+    infer_job = _infer(sqlite_url, model_id, sets["dray"], condition_id="blur/s1.0", executor="ray")
     _serve_once(sqlite_url)
     with session_scope(sqlite_url, readonly=True) as s:
         views = [jobs.get_job(s, j) for j in (local_job, ray_job, infer_job)]
-        derived = s.execute(select(Image.imageset_id, Image.relpath, DerivedImage)
-                            .join(DerivedImage, DerivedImage.image_id == Image.id)
-                            .where(DerivedImage.condition_id == "jpeg/q75")).all()
-        blurred = s.scalars(select(Prediction).join(Run).where(
-            Run.condition_id == "blur/s1.0")).all()
+        derived = s.execute(
+            select(Image.imageset_id, Image.relpath, DerivedImage)
+            .join(DerivedImage, DerivedImage.image_id == Image.id)
+            .where(DerivedImage.condition_id == "jpeg/q75")
+        ).all()
+        blurred = s.scalars(select(Prediction).join(Run).where(Run.condition_id == "blur/s1.0")).all()
     assert [v.status for v in views] == ["done"] * 3, [v.traceback for v in views]
     assert views[0].result == views[1].result == {"derived": 3, "derive_errors": 2, "images": 5}
     by_set: dict[int, dict[str, DerivedImage]] = {}
@@ -152,8 +165,7 @@ def test_ray_condition_derivation_equals_local(
     assert loc.keys() == ray_d.keys() and len(loc) == 5
     for rel, d in loc.items():
         r = ray_d[rel]
-        assert (r.has_file, r.error is None, r.seed, r.params) == (d.has_file, d.error is None,
-                                                                   d.seed, d.params)
+        assert (r.has_file, r.error is None, r.seed, r.params) == (d.has_file, d.error is None, d.seed, d.params)
         if d.has_file:
             assert Path(r.path).parent.name == "jpeg__q75"
             assert (REPO_ROOT / r.path).read_bytes() == (REPO_ROOT / d.path).read_bytes()
@@ -173,8 +185,7 @@ def test_cancel_stops_a_running_ray_job(
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     set_id, model_id = _image_set(sqlite_url, tmp_path / "many", SMALL, copies=8)
     job_id = _infer(sqlite_url, model_id, set_id)  # no executor param: the worker's --executor
-    view = cancel_when_started(sqlite_url, job_id, _spawn_ray_worker(ray_cluster), _wait,
-                               stop_timeout_s=120)
+    view = cancel_when_started(sqlite_url, job_id, _spawn_ray_worker(ray_cluster), _wait, stop_timeout_s=120)
     assert view.status == "cancelled"
     with session_scope(sqlite_url, readonly=True) as s:
         assert s.scalars(select(Run.status)).one() == "cancelled"
@@ -280,8 +291,7 @@ def test_a_wrong_ray_address_fails_fast_and_clearly() -> None:
 
 
 def test_the_worker_does_not_import_ray() -> None:
-    code = ("import sys, jobs.worker, jobs.executors.ray, dashboard.jobqueue; "
-            "sys.exit('ray' in sys.modules)")
+    code = "import sys, jobs.worker, jobs.executors.ray, dashboard.jobqueue; sys.exit('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO_ROOT).returncode == 0
 
 

@@ -39,9 +39,22 @@ def _images(folder: Path, n: int) -> Path:
 
 
 def _infer_cmd(folder: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "spai", "infer", "--input", str(folder), "--output", str(out),
-            "--model", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
-            "--device", "cpu"]
+    return [
+        sys.executable,
+        "-m",
+        "spai",
+        "infer",
+        "--input",
+        str(folder),
+        "--output",
+        str(out),
+        "--model",
+        str(TINY_WEIGHTS),
+        "--cfg",
+        str(TINY_CFG),
+        "--device",
+        "cpu",
+    ]
 
 
 def _data_rows(path: Path) -> int:
@@ -58,8 +71,9 @@ def test_kill_9_during_infer_then_same_command_resumes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     target, partial = out / "imgs.csv", out / f"imgs.csv{PARTIAL_SUFFIX}"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(_infer_cmd(folder, out), cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _infer_cmd(folder, out), cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + WAIT_LIMIT_S
     while _data_rows(partial) < KILL_AFTER_ROWS and proc.poll() is None:
         assert time.monotonic() < deadline, "infer wrote no rows"
@@ -76,14 +90,15 @@ def test_kill_9_during_infer_then_same_command_resumes(tmp_path: Path) -> None:
     lines[1] = ",".join(first)
     partial.write_text("".join(lines))
 
-    res = subprocess.run(_infer_cmd(folder, out), cwd=REPO_ROOT, env=env, capture_output=True,
-                         text=True, timeout=WAIT_LIMIT_S)
+    res = subprocess.run(
+        _infer_cmd(folder, out), cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=WAIT_LIMIT_S
+    )
     assert res.returncode == 0, res.stderr
     rows = _rows(target)
     assert [r["image"] for r in rows] == [f"img{i:03d}.png" for i in range(N_IMAGES)]
     assert rows[0]["spai"] == SENTINEL  # kept, not recomputed
     assert all(r["spai"] and not r["error"] for r in rows)
-    for old, new in zip(before[1:], rows[1:len(before)]):
+    for old, new in zip(before[1:], rows[1 : len(before)]):
         assert old == new
     assert f"{N_IMAGES} scored, 0 failed ({len(before)} resumed" in res.stdout
     assert not partial.exists() and not (out / f"imgs.csv{PARTIAL_SUFFIX}.json").exists()

@@ -34,11 +34,22 @@ def bind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[[
     config.set_option("server.address", before)
 
 
-@pytest.mark.parametrize("address, loopback", [
-    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True), ("127.1.2.3", True),
-    ("0.0.0.0", False), ("", False), (None, False), ("::", False), ("192.168.1.5", False),
-    ("myhost", False),
-])
+@pytest.mark.parametrize(
+    "address, loopback",
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("127.1.2.3", True),
+        ("0.0.0.0", False),
+        ("", False),
+        (None, False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("myhost", False),
+    ],
+)
 def test_loopback_addresses(address: str | None, loopback: bool) -> None:
     assert is_loopback(address) is loopback
     assert (bind_problem(address, {}) is None) is loopback
@@ -85,9 +96,14 @@ def test_the_launcher_refuses_before_starting(monkeypatch: pytest.MonkeyPatch) -
     assert launch.requested_address([]) == "127.0.0.1"  # from .streamlit/config.toml
     assert launch.requested_address(["--server.address=10.0.0.7"]) == "10.0.0.7"
     env = {k: v for k, v in os.environ.items() if k != ENV_ALLOW}
-    res = subprocess.run([sys.executable, "-m", "dashboard.launch", "--server.address",
-                          "0.0.0.0", "--server.port", "1"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "dashboard.launch", "--server.address", "0.0.0.0", "--server.port", "1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 1 and "Refusing to serve on 0.0.0.0" in res.stderr
     assert "Streamlit" not in res.stdout  # no server was started
 
@@ -95,7 +111,7 @@ def test_the_launcher_refuses_before_starting(monkeypatch: pytest.MonkeyPatch) -
 def test_the_docker_image_follows_the_same_rule() -> None:
     lines = (REPO / "Dockerfile").read_text().splitlines()
     [cmd] = [ln for ln in lines if ln.startswith("CMD")]
-    address = launch.requested_address(json.loads(cmd[len("CMD"):]))
+    address = launch.requested_address(json.loads(cmd[len("CMD") :]))
     assert address == "0.0.0.0" and bind_problem(address, {}) is not None
     assert bind_problem(address, {ENV_ALLOW: "1"}) is None
     assert not any(ln.startswith("ENV") and ENV_ALLOW in ln for ln in lines)  # never by default

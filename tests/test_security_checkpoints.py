@@ -51,9 +51,12 @@ def _tiny_state() -> dict[str, torch.Tensor]:
 
 def test_nothing_in_the_repository_unpickles_with_weights_only_false() -> None:
     banned = ("weights_only=" + "False", "pickle." + "load")  # split: this file names them
-    offenders = [p for root in ("spai", "dashboard", "db", "robustness", "benchmarks", "tests")
-                 for p in (SOURCE.parent / root).rglob("*.py")
-                 if any(b in p.read_text() for b in banned)]
+    offenders = [
+        p
+        for root in ("spai", "dashboard", "db", "robustness", "benchmarks", "tests")
+        for p in (SOURCE.parent / root).rglob("*.py")
+        if any(b in p.read_text() for b in banned)
+    ]
     assert offenders == []
 
 
@@ -72,26 +75,54 @@ def test_pickle_payload_is_refused_and_never_runs(tmp_path: Path, fmt: str, caps
         assert "builtins.exec" in str(err.value)
     with pytest.raises(CheckpointError):
         Detector.load(evil, cfg=TINY_CFG, device="cpu")
-    line = _cli_error(capsys, ["infer", "--input", str(TINY_IMAGES), "--model", str(evil),
-                               "--cfg", str(TINY_CFG), "--output", str(tmp_path / "out")])
+    line = _cli_error(
+        capsys,
+        [
+            "infer",
+            "--input",
+            str(TINY_IMAGES),
+            "--model",
+            str(evil),
+            "--cfg",
+            str(TINY_CFG),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+    )
     assert "could run code" in line
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("content, what", [
-    (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head></html>", "HTML page"),
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", "text"),
-    (b"", "empty .0 bytes."),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "unknown data"),
-])
-def test_a_file_that_is_not_a_checkpoint_gets_one_clear_error(tmp_path: Path, content: bytes,
-                                                               what: str, capsys) -> None:
+@pytest.mark.parametrize(
+    "content, what",
+    [
+        (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head></html>", "HTML page"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", "text"),
+        (b"", "empty .0 bytes."),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "unknown data"),
+    ],
+)
+def test_a_file_that_is_not_a_checkpoint_gets_one_clear_error(
+    tmp_path: Path, content: bytes, what: str, capsys
+) -> None:
     bad = tmp_path / "spai.pth"
     bad.write_bytes(content)
     with pytest.raises(CheckpointError, match=what):
         read_checkpoint(bad)
-    line = _cli_error(capsys, ["infer", "--input", str(TINY_IMAGES), "--model", str(bad),
-                               "--cfg", str(TINY_CFG), "--output", str(tmp_path / "out")])
+    line = _cli_error(
+        capsys,
+        [
+            "infer",
+            "--input",
+            str(TINY_IMAGES),
+            "--model",
+            str(bad),
+            "--cfg",
+            str(TINY_CFG),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+    )
     assert "not a PyTorch checkpoint" in line
 
 
@@ -113,9 +144,18 @@ def test_official_training_checkpoint_with_yacs_config_loads_weights_only(tmp_pa
     cfg.TRAIN.EPOCHS = 3
     cfg.freeze()
     path = tmp_path / "ckpt_epoch_2.pth"
-    torch.save({"model": _tiny_state(), "optimizer": {"state": {}, "param_groups": []},
-                "lr_scheduler": {"last_epoch": 2}, "max_accuracy": np.float64(0.91),
-                "epoch": 2, "config": cfg, "amp": None}, path)
+    torch.save(
+        {
+            "model": _tiny_state(),
+            "optimizer": {"state": {}, "param_groups": []},
+            "lr_scheduler": {"last_epoch": 2},
+            "max_accuracy": np.float64(0.91),
+            "epoch": 2,
+            "config": cfg,
+            "amp": None,
+        },
+        path,
+    )
     obj = read_checkpoint(path)
     assert obj["config"] == {"MODEL": {"TYPE": "vit", "SIZES": (1, 2)}, "TRAIN": {"EPOCHS": 3}}
     assert type(obj["config"]) is dict and float(obj["max_accuracy"]) == pytest.approx(0.91)
@@ -125,8 +165,7 @@ def test_official_training_checkpoint_with_yacs_config_loads_weights_only(tmp_pa
     assert abs(det.score_one(img).score - ref.score_one(img).score) < 1e-5
 
 
-def test_convert_checkpoint_needs_trust_then_writes_a_plain_state_dict(tmp_path: Path,
-                                                                       capsys) -> None:
+def test_convert_checkpoint_needs_trust_then_writes_a_plain_state_dict(tmp_path: Path, capsys) -> None:
     src, dst = tmp_path / "odd.pth", tmp_path / "plain.pth"
     torch.save({"model": _tiny_state(), "args": argparse.Namespace(lr=0.1)}, src)
     with pytest.raises(CheckpointError, match="convert-checkpoint --trust"):

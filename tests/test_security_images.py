@@ -88,15 +88,20 @@ def test_a_bomb_is_one_error_row_in_registration_derivation_and_inference(
         set_id = reg.result["imageset_ids"]["bombs"]
         model_id = jobqueue.register_model(s, TINY_WEIGHTS, name="tiny", cfg=TINY_CFG)
         jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, device="cpu")
-        jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, device="cpu",
-                               condition_id="jpeg/q75")
+        jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, device="cpu", condition_id="jpeg/q75")
     infer = _run_next_job(sqlite_url)
     assert infer.status == "done", infer.traceback
     with session_scope(sqlite_url, readonly=True) as s:
-        rows = s.execute(select(ImageRow.relpath, Prediction.score, Prediction.error)
-                         .join(Prediction, Prediction.image_id == ImageRow.id)).all()
-        derived = dict(s.execute(select(ImageRow.relpath, DerivedImage.error)
-                                 .join(DerivedImage, DerivedImage.image_id == ImageRow.id)).all())
+        rows = s.execute(
+            select(ImageRow.relpath, Prediction.score, Prediction.error).join(
+                Prediction, Prediction.image_id == ImageRow.id
+            )
+        ).all()
+        derived = dict(
+            s.execute(
+                select(ImageRow.relpath, DerivedImage.error).join(DerivedImage, DerivedImage.image_id == ImageRow.id)
+            ).all()
+        )
     by_file: dict[str, list] = {}
     for rel, score, err in rows:
         by_file.setdefault(rel, []).append((score, err))
@@ -113,20 +118,35 @@ def test_cli_infer_and_training_skip_the_bomb_with_the_reason(tmp_path: Path, bo
     from spai.training import Sample, evaluate
 
     shutil.copy(TINY_IMAGES / "02_rgb_500x300.png", tmp_path / "good.png")
-    assert spai_main(["infer", "--input", str(tmp_path), "--model", str(TINY_WEIGHTS), "--cfg",
-                      str(TINY_CFG), "--output", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert (
+        spai_main(
+            [
+                "infer",
+                "--input",
+                str(tmp_path),
+                "--model",
+                str(TINY_WEIGHTS),
+                "--cfg",
+                str(TINY_CFG),
+                "--output",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     [out_csv] = (tmp_path / "out").glob("*.csv")
     rows = {Path(r["image"]).name: r for r in csv.DictReader(out_csv.open())}
     assert TOO_LARGE in rows["bomb.png"]["error"] and rows["good.png"]["spai"]
     model = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG, device="cpu").model
-    metrics, skipped = evaluate(model, [Sample(bomb, 1, "val"),
-                                        Sample(tmp_path / "good.png", 0, "val")],
-                                model.cls_head.head[0].weight.device)
+    metrics, skipped = evaluate(
+        model, [Sample(bomb, 1, "val"), Sample(tmp_path / "good.png", 0, "val")], model.cls_head.head[0].weight.device
+    )
     assert metrics["n"] == 1 and TOO_LARGE in skipped[str(bomb)]
 
 
-@pytest.mark.parametrize("page, uploader", [("score", "score.uploads"),
-                                            ("inspect", "inspect.upload")])
+@pytest.mark.parametrize("page, uploader", [("score", "score.uploads"), ("inspect", "inspect.upload")])
 def test_a_bomb_upload_is_an_error_message_not_a_crash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str, uploader: str
 ) -> None:

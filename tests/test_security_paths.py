@@ -58,8 +58,10 @@ def hostile(tmp_path: Path) -> tuple[Path, Path]:
 # --- names ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, expected", [("../../evil", "evil"), ("/etc/cron.d", "etc-cron.d"),
-                                            ("my run 1", "my-run-1"), (".hidden", "hidden")])
+@pytest.mark.parametrize(
+    "name, expected",
+    [("../../evil", "evil"), ("/etc/cron.d", "etc-cron.d"), ("my run 1", "my-run-1"), (".hidden", "hidden")],
+)
 def test_names_become_slugs(name: str, expected: str) -> None:
     assert slug(name) == expected
 
@@ -70,8 +72,7 @@ def test_a_name_with_nothing_left_is_refused(name: str) -> None:
         slug(name)
 
 
-def test_server_written_paths_cannot_leave_their_base(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_written_paths_cannot_leave_their_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     for rel in ("../x.png", "a/../../x.png", "/etc/passwd"):
         with pytest.raises(PathNotAllowed):
@@ -84,12 +85,15 @@ def test_server_written_paths_cannot_leave_their_base(tmp_path: Path,
 # --- allowed roots ----------------------------------------------------------------------------
 
 
-def test_data_roots_default_and_from_the_environment(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_roots_default_and_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("SPAI_DATA_ROOTS", raising=False)
-    assert data_roots() == ((tmp_path / "data").resolve(), REPO_ROOT / "examples",
-                            REPO_ROOT / "robustness" / "study", REPO_ROOT / "tests" / "fixtures")
+    assert data_roots() == (
+        (tmp_path / "data").resolve(),
+        REPO_ROOT / "examples",
+        REPO_ROOT / "robustness" / "study",
+        REPO_ROOT / "tests" / "fixtures",
+    )
     monkeypatch.setenv("SPAI_DATA_ROOTS", os.pathsep.join([str(tmp_path / "a"), "/srv/img"]))
     assert data_roots() == ((tmp_path / "a").resolve(), Path("/srv/img"))
     for outside in ("/", "/etc", str(tmp_path / "a" / ".." / "b")):
@@ -119,8 +123,7 @@ def test_the_page_registers_no_folder_outside_the_roots(
     at.text_input(key="imagesets.csv_name").input("x")
     at.button[-1].click().run()  # Register CSV (the last button while no set exists)
     assert not at.exception
-    assert any("Registration failed: CSV file '/etc/passwd' is outside" in e.value
-               for e in at.error)
+    assert any("Registration failed: CSV file '/etc/passwd' is outside" in e.value for e in at.error)
     with session_scope(url, readonly=True) as s:
         assert jobqueue.recent(s) == []  # nothing was queued
 
@@ -133,8 +136,7 @@ def _serve_all(url: str) -> None:
 
 
 def test_symlinks_out_of_a_set_are_refused_at_registration_and_at_read_time(
-    sqlite_url: str, hostile: tuple[Path, Path], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, hostile: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     root, _ = hostile
@@ -155,8 +157,9 @@ def test_symlinks_out_of_a_set_are_refused_at_registration_and_at_read_time(
     _serve_all(sqlite_url)
     with session_scope(sqlite_url, readonly=True) as s:
         assert {j.status for j in jobs.list_jobs(s)} == {"done"}
-        preds = dict(s.execute(select(Image.relpath, Prediction.error)
-                               .join(Prediction, Prediction.image_id == Image.id)).all())
+        preds = dict(
+            s.execute(select(Image.relpath, Prediction.error).join(Prediction, Prediction.image_id == Image.id)).all()
+        )
         with pytest.raises(PermissionError, match="escapes"):
             image_by_id(s, later)
     assert preds["good.png"] is None and "escapes" in preds["later.png"]
@@ -170,34 +173,76 @@ def _escaped(messages: list[str]) -> int:
     return sum("escapes" in m or "must be relative to the root" in m for m in messages)
 
 
-def test_spai_infer_and_test_refuse_escaping_rows(hostile: tuple[Path, Path], tmp_path: Path,
-                                                  capsys) -> None:
+def test_spai_infer_and_test_refuse_escaping_rows(hostile: tuple[Path, Path], tmp_path: Path, capsys) -> None:
     from spai.__main__ import main as spai_main
 
     root, listing = hostile
     out = tmp_path / "out"
-    assert spai_main(["infer", "--input", str(listing), "--input-csv-root-dir", str(root),
-                      "--model", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
-                      "--output", str(out)]) == 0
+    assert (
+        spai_main(
+            [
+                "infer",
+                "--input",
+                str(listing),
+                "--input-csv-root-dir",
+                str(root),
+                "--model",
+                str(TINY_WEIGHTS),
+                "--cfg",
+                str(TINY_CFG),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader((out / "list.csv").open()))
     assert [bool(r["spai"]) for r in rows] == [True, False, False, False, False]
     assert _escaped([r["error"] for r in rows]) == 4
-    assert spai_main(["test", "--test-csv", str(listing), "--test-csv-root-dir", str(root),
-                      "--model", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
-                      "--output", str(out)]) == 0
+    assert (
+        spai_main(
+            [
+                "test",
+                "--test-csv",
+                str(listing),
+                "--test-csv-root-dir",
+                str(root),
+                "--model",
+                str(TINY_WEIGHTS),
+                "--cfg",
+                str(TINY_CFG),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     [metrics] = json.loads((out / "spai_test_metrics.json").read_text())
     assert metrics["scored"] == 1 and metrics["failed"] == 4
 
 
-def test_robustness_apply_refuses_escaping_rows(hostile: tuple[Path, Path], tmp_path: Path,
-                                                capsys) -> None:
+def test_robustness_apply_refuses_escaping_rows(hostile: tuple[Path, Path], tmp_path: Path, capsys) -> None:
     from robustness.__main__ import main as robustness_main
 
     root, listing = hostile
     out = tmp_path / "derived"
-    assert robustness_main(["apply", "--condition", "jpeg/q75", "--input", str(listing),
-                            "--input-csv-root-dir", str(root), "--output", str(out),
-                            "--no-progress"]) == 1
+    assert (
+        robustness_main(
+            [
+                "apply",
+                "--condition",
+                "jpeg/q75",
+                "--input",
+                str(listing),
+                "--input-csv-root-dir",
+                str(root),
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     errors = json.loads((out / "list.params.json").read_text())["errors"]
     assert _escaped([e["error"] for e in errors]) == 4
     assert [p.name for p in out.rglob("*.jpg")] == ["good.jpg"]
@@ -209,28 +254,54 @@ def test_db_register_csv_and_import_csv_refuse_escaping_rows(
     from db.__main__ import main as db_main
 
     root, listing = hostile
-    assert db_main(["--database-url", sqlite_url, "register-csv", str(listing), "--root",
-                    str(root), "--name", "reg"]) == 0
+    assert (
+        db_main(["--database-url", sqlite_url, "register-csv", str(listing), "--root", str(root), "--name", "reg"]) == 0
+    )
     out = capsys.readouterr().out
     assert "added: 1" in out and _escaped(out.splitlines()) == 4
-    assert db_main(["--database-url", sqlite_url, "import-csv", str(listing), "--model", "m",
-                    "--imageset", "imp", "--root", str(root)]) == 0
+    assert (
+        db_main(
+            [
+                "--database-url",
+                sqlite_url,
+                "import-csv",
+                str(listing),
+                "--model",
+                "m",
+                "--imageset",
+                "imp",
+                "--root",
+                str(root),
+            ]
+        )
+        == 0
+    )
     assert _escaped(capsys.readouterr().out.splitlines()) == 4
     with session_scope(sqlite_url, readonly=True) as s:
         files = set(s.scalars(select(Image.relpath).where(Image.has_file.is_(True))))
     assert files == {"good.png"}  # no escaping row points at a file
 
 
-def test_spai_train_refuses_an_escaping_row(hostile: tuple[Path, Path], tmp_path: Path,
-                                            capsys) -> None:
+def test_spai_train_refuses_an_escaping_row(hostile: tuple[Path, Path], tmp_path: Path, capsys) -> None:
     from spai.__main__ import main as spai_main
     from spai.training import read_csv_samples
 
     root, listing = hostile
     with pytest.raises(ValueError, match=r"list\.csv:3: path escapes"):
         read_csv_samples(listing, root)
-    rc = spai_main(["train", "--cfg", str(TINY_CFG), "--data-path", str(listing), "--csv-root-dir",
-                    str(root), "--output", str(tmp_path / "runs")])
+    rc = spai_main(
+        [
+            "train",
+            "--cfg",
+            str(TINY_CFG),
+            "--data-path",
+            str(listing),
+            "--csv-root-dir",
+            str(root),
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "list.csv:3: path escapes" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.pth"))

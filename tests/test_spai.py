@@ -75,8 +75,13 @@ def test_five_crop_fallback_matches_debug_summary(det: Detector) -> None:
     assert (pred.grid_rows, pred.grid_cols) == (summary["grid_rows"], summary["grid_cols"])
     np.testing.assert_allclose(pred.attention, summary["attention_per_head"], atol=TOL)
     # five crops in image coordinates: corners then centre (offsets round half to even)
-    assert pred.boxes == [(0, 0, 224, 224), (276, 0, 500, 224), (0, 76, 224, 300),
-                          (276, 76, 500, 300), (138, 38, 362, 262)]
+    assert pred.boxes == [
+        (0, 0, 224, 224),
+        (276, 0, 500, 224),
+        (0, 76, 224, 300),
+        (276, 76, 500, 300),
+        (138, 38, 362, 262),
+    ]
 
 
 def test_frequency_mask_geometry() -> None:
@@ -120,8 +125,11 @@ def test_missing_key_is_an_error_and_extra_key_a_warning(tmp_path: Path) -> None
 @pytest.mark.parametrize("container", ["official", "bare", "training"])
 def test_checkpoint_containers_give_the_same_scores(tmp_path: Path, det: Detector, container: str) -> None:
     state = extract_state_dict(read_checkpoint(TINY_WEIGHTS))
-    obj = {"official": {"model": state, "epoch": 3}, "bare": state,
-           "training": {"model": state, "optimizer": None, "epoch": 1, "config": load_config(TINY_CFG).to_dict()}}[container]
+    obj = {
+        "official": {"model": state, "epoch": 3},
+        "bare": state,
+        "training": {"model": state, "optimizer": None, "epoch": 1, "config": load_config(TINY_CFG).to_dict()},
+    }[container]
     path = tmp_path / "m.pth"
     torch.save(obj, path)
     other = Detector.load(path, TINY_CFG if container != "training" else None, "cpu")
@@ -209,8 +217,24 @@ def _broken_folder(tmp: Path) -> Path:
 def test_infer_cli_folder_with_broken_images(tmp_path: Path) -> None:
     folder = _broken_folder(tmp_path)
     out = tmp_path / "out"
-    res = CliRunner().invoke(cli, ["infer", "--input", str(folder), "--model", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
-                                   "--output", str(out), "--max-pixels", "2000000", "--device", "cpu"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "infer",
+            "--input",
+            str(folder),
+            "--model",
+            str(TINY_WEIGHTS),
+            "--cfg",
+            str(TINY_CFG),
+            "--output",
+            str(out),
+            "--max-pixels",
+            "2000000",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "3 scored, 6 failed" in res.output
     with open(out / "mixed.csv", newline="") as fh:
@@ -228,12 +252,31 @@ def test_infer_cli_folder_with_broken_images(tmp_path: Path) -> None:
 
 def test_infer_cli_csv_keeps_columns_split_and_mask(tmp_path: Path) -> None:
     csv_path = tmp_path / "list.csv"
-    csv_path.write_text("image,class,split,note\n01_rgb_224x224.png,0,test,a\n"
-                        "03_rgb_1024x768.png,1,train,b\n../escape.png,1,test,c\n")
+    csv_path.write_text(
+        "image,class,split,note\n01_rgb_224x224.png,0,test,a\n03_rgb_1024x768.png,1,train,b\n../escape.png,1,test,c\n"
+    )
     out = tmp_path / "o"
-    res = CliRunner().invoke(cli, ["infer", "-i", str(csv_path), "--input-csv-root-dir", str(TINY_IMAGES),
-                                   "-m", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG), "-o", str(out), "--tag", "myscore",
-                                   "--opt", "TEST.EXPORT_IMAGE_PATCHES", "True"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "infer",
+            "-i",
+            str(csv_path),
+            "--input-csv-root-dir",
+            str(TINY_IMAGES),
+            "-m",
+            str(TINY_WEIGHTS),
+            "--cfg",
+            str(TINY_CFG),
+            "-o",
+            str(out),
+            "--tag",
+            "myscore",
+            "--opt",
+            "TEST.EXPORT_IMAGE_PATCHES",
+            "True",
+        ],
+    )
     assert res.exit_code == 0, res.output
     with open(out / "list.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -251,8 +294,22 @@ def test_test_cli_reports_metrics(tmp_path: Path) -> None:
     names = [r["image"] for r in _expected()]
     lines = ["image,class,split"] + [f"{n},{i % 2},test" for i, n in enumerate(names)]
     csv_path.write_text("\n".join(lines) + "\n")
-    res = CliRunner().invoke(cli, ["test", "--cfg", str(TINY_CFG), "--model", str(TINY_WEIGHTS), "--test-csv", str(csv_path),
-                                   "--test-csv-root-dir", str(TINY_IMAGES), "--output", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "test",
+            "--cfg",
+            str(TINY_CFG),
+            "--model",
+            str(TINY_WEIGHTS),
+            "--test-csv",
+            str(csv_path),
+            "--test-csv-root-dir",
+            str(TINY_IMAGES),
+            "--output",
+            str(tmp_path / "o"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "o" / "spai_test_metrics.json").read_text())[0]
     from sklearn.metrics import roc_auc_score
@@ -264,7 +321,9 @@ def test_test_cli_reports_metrics(tmp_path: Path) -> None:
 
 
 def test_onnx_export_and_backend_agree(tmp_path: Path, det: Detector) -> None:
-    res = CliRunner().invoke(cli, ["export-onnx", "--cfg", str(TINY_CFG), "--model", str(TINY_WEIGHTS), "--output", str(tmp_path / "onnx")])
+    res = CliRunner().invoke(
+        cli, ["export-onnx", "--cfg", str(TINY_CFG), "--model", str(TINY_WEIGHTS), "--output", str(tmp_path / "onnx")]
+    )
     assert res.exit_code == 0, res.output
     from spai.onnx_backend import OnnxModel
 
@@ -276,8 +335,22 @@ def test_onnx_export_and_backend_agree(tmp_path: Path, det: Detector) -> None:
         assert abs(logit - ref.logit) < 1e-4
         np.testing.assert_allclose(attn, ref.attention, atol=1e-4)
     out = tmp_path / "scored"
-    res = CliRunner().invoke(cli, ["infer", "-i", str(TINY_IMAGES), "-m", str(TINY_WEIGHTS), "--cfg", str(TINY_CFG),
-                                   "-o", str(out), "--backend", "onnx"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "infer",
+            "-i",
+            str(TINY_IMAGES),
+            "-m",
+            str(TINY_WEIGHTS),
+            "--cfg",
+            str(TINY_CFG),
+            "-o",
+            str(out),
+            "--backend",
+            "onnx",
+        ],
+    )
     assert res.exit_code == 0, res.output
     with open(out / "images.csv", newline="") as fh:
         got = {r["image"]: float(r["spai"]) for r in csv.DictReader(fh)}
@@ -295,8 +368,9 @@ def test_chunk_size_does_not_change_results(det: Detector) -> None:
 
 def test_progress_callback_and_errors_in_batch(det: Detector) -> None:
     seen = []
-    preds = det.score([TINY_IMAGES / "01_rgb_224x224.png", b"", b"not an image"],
-                      on_progress=lambda d, t: seen.append((d, t)))
+    preds = det.score(
+        [TINY_IMAGES / "01_rgb_224x224.png", b"", b"not an image"], on_progress=lambda d, t: seen.append((d, t))
+    )
     assert seen == [(1, 3), (2, 3), (3, 3)]
     assert preds[0].ok and not preds[1].ok and not preds[2].ok
     with warnings.catch_warnings():

@@ -31,10 +31,20 @@ from robustness.study.schema import StudyFileError, load_study
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
 ROGER = REPO_ROOT / "robustness" / "study" / "roger.yaml"
-STUDY_MEANS = {"original": 0.919, "instagram-filter": 0.743, "meme": 0.812, "screenshot": 0.623,
-               "super-resolution/bsrgan-x2": 0.806}  # the study's notebook, SPAI rows
-ROGER_MEANS = {"original": 0.958, "instagram-filter": 0.756, "meme": 0.906, "screenshot": 0.912,
-               "super-resolution/bsrgan-x2": 0.958}  # the study's notebook, ROGER rows
+STUDY_MEANS = {
+    "original": 0.919,
+    "instagram-filter": 0.743,
+    "meme": 0.812,
+    "screenshot": 0.623,
+    "super-resolution/bsrgan-x2": 0.806,
+}  # the study's notebook, SPAI rows
+ROGER_MEANS = {
+    "original": 0.958,
+    "instagram-filter": 0.756,
+    "meme": 0.906,
+    "screenshot": 0.912,
+    "super-resolution/bsrgan-x2": 0.958,
+}  # the study's notebook, ROGER rows
 
 
 # --- the schema -------------------------------------------------------------------------------
@@ -54,8 +64,10 @@ real_sets: [pics-real]
 @pytest.fixture
 def study_dir(tmp_path: Path) -> Path:
     """A folder with a valid study file's referenced files (images, weights, config)."""
-    for sub, names in (("real", ["01_rgb_224x224.png", "04_rgb_97x130.png"]),
-                       ("fake", ["05_gray_320x256.png", "02_rgb_500x300.png"])):
+    for sub, names in (
+        ("real", ["01_rgb_224x224.png", "04_rgb_97x130.png"]),
+        ("fake", ["05_gray_320x256.png", "02_rgb_500x300.png"]),
+    ):
         (tmp_path / "pics" / sub).mkdir(parents=True)
         for n in names:
             shutil.copy(TINY_IMAGES / n, tmp_path / "pics" / sub / n)
@@ -89,8 +101,9 @@ BAD = [  # (replace this text of GOOD, by this, the key the error must name, wor
 
 
 @pytest.mark.parametrize(("old", "new", "key", "words"), BAD, ids=[b[2] for b in BAD])
-def test_a_bad_file_gets_one_error_naming_the_key(study_dir: Path, capsys, old: str, new: str,
-                                                  key: str, words: str) -> None:
+def test_a_bad_file_gets_one_error_naming_the_key(
+    study_dir: Path, capsys, old: str, new: str, key: str, words: str
+) -> None:
     path = study_dir / "study.yaml"
     path.write_text(GOOD.replace(old, new, 1))
     with pytest.raises(StudyFileError) as err:
@@ -104,8 +117,13 @@ def test_a_bad_file_gets_one_error_naming_the_key(study_dir: Path, capsys, old: 
 def test_invalid_yaml_and_the_cli_exit_without_traceback(study_dir: Path) -> None:
     path = study_dir / "study.yaml"
     path.write_text(GOOD + "models: [\n")
-    proc = subprocess.run([sys.executable, "-m", "robustness.study", "run", str(path)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "robustness.study", "run", str(path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: study.yaml: study.yaml is not valid YAML at line")
@@ -120,8 +138,10 @@ def roger_store(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("roger")
     url = f"sqlite:///{tmp / 'spai.db'}"
     out = tmp / "out"
-    assert main(["run", str(ROGER), "--database-url", url, "--output", str(out),
-                 "--worker", "inline", "--no-progress"]) == 0
+    assert (
+        main(["run", str(ROGER), "--database-url", url, "--output", str(out), "--worker", "inline", "--no-progress"])
+        == 0
+    )
     yield url, out
     dispose_all()
 
@@ -144,8 +164,10 @@ def test_a_second_run_queues_nothing(roger_store, capsys) -> None:
     url, out = roger_store
     with session_scope(url, readonly=True) as s:
         before = s.scalar(select(func.count()).select_from(Job))
-    assert main(["run", str(ROGER), "--database-url", url, "--output", str(out),
-                 "--worker", "inline", "--no-progress"]) == 0
+    assert (
+        main(["run", str(ROGER), "--database-url", url, "--output", str(out), "--worker", "inline", "--no-progress"])
+        == 0
+    )
     with session_scope(url, readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(Job)) == before
     assert capsys.readouterr().out.count("nothing to do (all stored)") == 3
@@ -154,8 +176,9 @@ def test_a_second_run_queues_nothing(roger_store, capsys) -> None:
 # --- a miniature study end to end -------------------------------------------------------------
 
 
-def test_mini_study_runs_end_to_end_on_the_tiny_model(study_dir: Path, sqlite_url: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mini_study_runs_end_to_end_on_the_tiny_model(
+    study_dir: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SPAI_DATA_DIR", str(study_dir / "data"))
     extra = study_dir / "more"
     extra.mkdir()
@@ -163,8 +186,19 @@ def test_mini_study_runs_end_to_end_on_the_tiny_model(study_dir: Path, sqlite_ur
     text = GOOD.replace("image_sets:\n", "image_sets:\n  - {name: more, folder: more, kind: fake}\n")
     (study_dir / "study.yaml").write_text(text)
     out = study_dir / "out"
-    args = ["run", str(study_dir / "study.yaml"), "--database-url", sqlite_url, "--output",
-            str(out), "--worker", "inline", "--no-progress", "--threads", "1"]
+    args = [
+        "run",
+        str(study_dir / "study.yaml"),
+        "--database-url",
+        sqlite_url,
+        "--output",
+        str(out),
+        "--worker",
+        "inline",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     try:
         assert main(args) == 0
         with session_scope(sqlite_url, readonly=True) as s:
@@ -173,16 +207,18 @@ def test_mini_study_runs_end_to_end_on_the_tiny_model(study_dir: Path, sqlite_ur
             assert s.scalar(select(func.count()).select_from(Prediction)) == 5 * 2
             assert {j.kind for j in jobs.list_jobs(s)} == {"import", "make-condition", "infer"}
             assert {j.status for j in jobs.list_jobs(s)} == {"done"}
-            scores = {(r.imageset_id, r.condition_id): run_predictions(s, r.id)["score"]
-                      for r in runs}
-            set_id = {n: s.scalar(select(ImageSet.id).where(ImageSet.name == n))
-                      for n in ("pics-real", "pics-fake", "more")}
+            scores = {(r.imageset_id, r.condition_id): run_predictions(s, r.id)["score"] for r in runs}
+            set_id = {
+                n: s.scalar(select(ImageSet.id).where(ImageSet.name == n)) for n in ("pics-real", "pics-fake", "more")
+            }
         results = load_results(load_study(study_dir / "study.yaml"), url=sqlite_url)
         assert results.real_sets == ["pics-real"] and results.fake_sets == ["more", "pics-fake"]
         for cond in ("original", "jpeg/q75"):  # the table is the protocol on the stored scores
             real = scores[(set_id["pics-real"], cond)].to_numpy()
-            expect = [auc([1] * len(f) + [0] * len(real), list(f) + list(real))
-                      for f in (scores[(set_id[n], cond)].to_numpy() for n in ("more", "pics-fake"))]
+            expect = [
+                auc([1] * len(f) + [0] * len(real), list(f) + list(real))
+                for f in (scores[(set_id[n], cond)].to_numpy() for n in ("more", "pics-fake"))
+            ]
             assert results.mean("tiny", "auc", cond) == pytest.approx(sum(expect) / 2, abs=1e-6)
         assert json.loads((out / "results.json").read_text())["real_sets"] == ["pics-real"]
         with session_scope(sqlite_url) as s:
@@ -204,13 +240,31 @@ def roger_report(roger_store, tmp_path_factory: pytest.TempPathFactory):
     url, out = roger_store
     text = ROGER.read_text().replace("roger-study}", f"{ROGER.parent / 'roger-study'}}}")
     keep = ("original", "screenshot")
-    text = "\n".join(ln for ln in text.splitlines()
-                     if not ln.startswith("  - {id: ") or ln.split()[2].rstrip(",") in keep)
+    text = "\n".join(
+        ln for ln in text.splitlines() if not ln.startswith("  - {id: ") or ln.split()[2].rstrip(",") in keep
+    )
     study = tmp_path_factory.mktemp("roger-report") / "roger.yaml"
     study.write_text(text)
-    assert main(["report", str(study), "--database-url", url, "--output", str(out),
-                 "--formats", "all", "--ci", "20", "--no-progress",
-                 "--delta", "ROGER (study fused model):SPAI (official weights, study)"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(study),
+                "--database-url",
+                url,
+                "--output",
+                str(out),
+                "--formats",
+                "all",
+                "--ci",
+                "20",
+                "--no-progress",
+                "--delta",
+                "ROGER (study fused model):SPAI (official weights, study)",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -218,8 +272,7 @@ def _tex_engine() -> str | None:
     return next((e for e in ("pdflatex", "lualatex", "xelatex") if shutil.which(e)), None)
 
 
-def test_latex_table_compiles_or_has_the_booktabs_structure(roger_report: Path,
-                                                            tmp_path: Path) -> None:
+def test_latex_table_compiles_or_has_the_booktabs_structure(roger_report: Path, tmp_path: Path) -> None:
     tex = (roger_report / "table_auc.tex").read_text()
     tables = tex.split(r"\begin{table}")[1:]
     assert len(tables) == 3  # the summary, then one per model
@@ -238,10 +291,14 @@ def test_latex_table_compiles_or_has_the_booktabs_structure(roger_report: Path,
     if engine is None:
         return  # no TeX engine installed: the structure above is what was checked
     doc = tmp_path / "doc.tex"
-    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n"
-                   + tex + "\n\\end{document}\n")
-    proc = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", doc.name],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + tex + "\n\\end{document}\n")
+    proc = subprocess.run(
+        [engine, "-interaction=nonstopmode", "-halt-on-error", doc.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:]
 
 
@@ -251,8 +308,7 @@ def test_figures_are_valid_svg_pdf_and_png(roger_report: Path) -> None:
     assert len(stems) == 2 * 3  # heatmap, ROC and score distributions per model
     for stem in stems:
         svg = ET.parse(figs / f"{stem}.svg").getroot()
-        assert svg.tag == "{http://www.w3.org/2000/svg}svg" and float(
-            svg.get("width").rstrip("pt")) > 100
+        assert svg.tag == "{http://www.w3.org/2000/svg}svg" and float(svg.get("width").rstrip("pt")) > 100
         pdf = (figs / f"{stem}.pdf").read_bytes()
         assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
         assert re.search(rb"/Type\s*/Page[^s]", pdf) and b"startxref" in pdf
@@ -275,8 +331,16 @@ def test_html_report_is_self_contained(roger_report: Path) -> None:
     assert not re.search(r"url\(|@import|https?://", page.split("<body>")[0])  # the style sheet
     body_without_data = re.sub(r'src="data:[^"]+"', "", page)
     assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", body_without_data)
-    for text in ("0.919", "0.623", "roger.yaml", "scores: {study: /", "sha256",
-                 "numpy", "matplotlib", "Bootstrap: 20 replicates, seed 0"):
+    for text in (
+        "0.919",
+        "0.623",
+        "roger.yaml",
+        "scores: {study: /",
+        "sha256",
+        "numpy",
+        "matplotlib",
+        "Bootstrap: 20 replicates, seed 0",
+    ):
         assert text in page, text
 
 
@@ -296,38 +360,40 @@ def test_report_deltas_put_models_side_by_side_with_paired_intervals(roger_repor
 
 
 def _side(model: str, cond: str, sets: dict[str, tuple[str, np.ndarray, np.ndarray]]):
-    return {(cond, name): SetScores(kind, ids, sc.astype(np.float32))
-            for name, (kind, ids, sc) in sets.items()}
+    return {(cond, name): SetScores(kind, ids, sc.astype(np.float32)) for name, (kind, ids, sc) in sets.items()}
 
 
 def test_paired_delta_pairs_images_by_id() -> None:
     rng = np.random.default_rng(0)
     ids_f, ids_r = np.arange(100, 160), np.arange(200, 250)
     fake, real = rng.normal(1.0, 1.0, 60), rng.normal(0.0, 1.0, 50)
-    base = ModelScores("b", _side("b", "original", {"f": ("fake", ids_f, fake),
-                                                     "r": ("real", ids_r, real)}))
-    same = paired_delta(base, "original", base, "original", real_sets=["r"], fake_sets=["f"],
-                        n=200)
+    base = ModelScores("b", _side("b", "original", {"f": ("fake", ids_f, fake), "r": ("real", ids_r, real)}))
+    same = paired_delta(base, "original", base, "original", real_sets=["r"], fake_sets=["f"], n=200)
     assert (same.delta, same.low, same.high, same.images) == (0.0, 0.0, 0.0, 110)
     # b's fakes scored a little higher, listed in another order, one image unscored
     order = rng.permutation(60)[:59]
-    better = ModelScores("a", _side("a", "original", {
-        "f": ("fake", ids_f[order], (fake + 0.3)[order]), "r": ("real", ids_r, real)}))
-    d = paired_delta(better, "original", base, "original", real_sets=["r"], fake_sets=["f"],
-                     n=500, seed=1)
+    better = ModelScores(
+        "a", _side("a", "original", {"f": ("fake", ids_f[order], (fake + 0.3)[order]), "r": ("real", ids_r, real)})
+    )
+    d = paired_delta(better, "original", base, "original", real_sets=["r"], fake_sets=["f"], n=500, seed=1)
     kept = np.sort(order)
     y = [1] * 59 + [0] * 50
-    assert d.images == 109 and d.a == pytest.approx(auc(y, np.r_[(fake + 0.3)[kept], real]),
-                                                    abs=1e-6)
+    assert d.images == 109 and d.a == pytest.approx(auc(y, np.r_[(fake + 0.3)[kept], real]), abs=1e-6)
     assert d.b == pytest.approx(auc(y, np.r_[fake[kept], real]), abs=1e-6)
     assert 0 < d.low < d.delta < d.high
     # an unpaired interval (independent resamples of each side) is much wider
     unpaired = np.quantile(
-        [auc(y, np.r_[(fake + 0.3)[kept][i], real[j]]) - auc(y, np.r_[fake[kept][k], real[m]])
-         for i, j, k, m in ((rng.integers(0, 59, 59), rng.integers(0, 50, 50),
-                             rng.integers(0, 59, 59), rng.integers(0, 50, 50))
-                            for _ in range(300))], [0.025, 0.975])
+        [
+            auc(y, np.r_[(fake + 0.3)[kept][i], real[j]]) - auc(y, np.r_[fake[kept][k], real[m]])
+            for i, j, k, m in (
+                (rng.integers(0, 59, 59), rng.integers(0, 50, 50), rng.integers(0, 59, 59), rng.integers(0, 50, 50))
+                for _ in range(300)
+            )
+        ],
+        [0.025, 0.975],
+    )
     assert (d.high - d.low) < 0.6 * (unpaired[1] - unpaired[0])
-    ap_delta = paired_delta(better, "original", base, "original", real_sets=["r"],
-                            fake_sets=["f"], metric="ap", n=50, seed=1)
+    ap_delta = paired_delta(
+        better, "original", base, "original", real_sets=["r"], fake_sets=["f"], metric="ap", n=50, seed=1
+    )
     assert ap_delta.low <= ap_delta.delta <= ap_delta.high and ap_delta.delta > 0

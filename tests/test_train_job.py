@@ -15,17 +15,24 @@ from spai.training import CKPT_LAST, METRICS_FILE
 from tiny_model import TINY_DIR
 
 
-
-def test_train_job_runs_registers_model_and_resumes(
-    sqlite_url: str, tmp_path: Path, tiny_training_csv: Path
-) -> None:
+def test_train_job_runs_registers_model_and_resumes(sqlite_url: str, tmp_path: Path, tiny_training_csv: Path) -> None:
     data = tiny_training_csv
     cfg = tmp_path / "tiny_fast.yaml"
-    cfg.write_text(f"BASE: ['{TINY_DIR / 'spai_tiny.yaml'}']\nDATA:\n  NUM_WORKERS: 0\n"
-                   "  AUGMENTED_VIEWS: 2\nTRAIN:\n  WARMUP_EPOCHS: 0\n")
+    cfg.write_text(
+        f"BASE: ['{TINY_DIR / 'spai_tiny.yaml'}']\nDATA:\n  NUM_WORKERS: 0\n"
+        "  AUGMENTED_VIEWS: 2\nTRAIN:\n  WARMUP_EPOCHS: 0\n"
+    )
     out = tmp_path / "run"
-    params = {"cfg": str(cfg), "data_path": str(data), "output": str(out), "tag": "tiny",
-              "epochs": 1, "batch_size": 2, "learning_rate": 1e-3, "device": "cpu"}
+    params = {
+        "cfg": str(cfg),
+        "data_path": str(data),
+        "output": str(out),
+        "tag": "tiny",
+        "epochs": 1,
+        "batch_size": 2,
+        "learning_rate": 1e-3,
+        "device": "cpu",
+    }
     with session_scope(sqlite_url) as s:
         job_id = jobs.enqueue(s, "train", params)
     assert Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 1
@@ -50,9 +57,7 @@ def test_train_job_runs_registers_model_and_resumes(
         assert view.result["steps"] == 6
 
 
-def test_train_job_fine_tunes_from_a_model(
-    sqlite_url: str, tmp_path: Path, tiny_training_csv: Path
-) -> None:
+def test_train_job_fine_tunes_from_a_model(sqlite_url: str, tmp_path: Path, tiny_training_csv: Path) -> None:
     """init_from loads a model's weights before training (the Train page's "Start from the
     active model"); weights of another architecture fail with the reason."""
     import json
@@ -60,16 +65,26 @@ def test_train_job_fine_tunes_from_a_model(
     import torch
 
     cfg = tmp_path / "tiny_fast.yaml"
-    cfg.write_text(f"BASE: ['{TINY_DIR / 'spai_tiny.yaml'}']\nDATA:\n  NUM_WORKERS: 0\n"
-                   "  AUGMENTED_VIEWS: 1\nTRAIN:\n  WARMUP_EPOCHS: 0\n")
-    base = {"cfg": str(cfg), "data_path": str(tiny_training_csv), "epochs": 1, "batch_size": 2,
-            "learning_rate": 0.0, "device": "cpu"}  # lr 0: the weights stay the loaded ones
+    cfg.write_text(
+        f"BASE: ['{TINY_DIR / 'spai_tiny.yaml'}']\nDATA:\n  NUM_WORKERS: 0\n"
+        "  AUGMENTED_VIEWS: 1\nTRAIN:\n  WARMUP_EPOCHS: 0\n"
+    )
+    base = {
+        "cfg": str(cfg),
+        "data_path": str(tiny_training_csv),
+        "epochs": 1,
+        "batch_size": 2,
+        "learning_rate": 0.0,
+        "device": "cpu",
+    }  # lr 0: the weights stay the loaded ones
     demo = Path(__file__).resolve().parent.parent / "weights" / "demo" / "spai_demo.pth"
     with session_scope(sqlite_url) as s:
-        good = jobs.enqueue(s, "train", base | {"tag": "ft", "output": str(tmp_path / "ft"),
-                                                "init_from": str(TINY_DIR / "spai_tiny_seed0.pth")})
-        bad = jobs.enqueue(s, "train", base | {"tag": "bad", "output": str(tmp_path / "bad"),
-                                               "init_from": str(demo)})
+        good = jobs.enqueue(
+            s,
+            "train",
+            base | {"tag": "ft", "output": str(tmp_path / "ft"), "init_from": str(TINY_DIR / "spai_tiny_seed0.pth")},
+        )
+        bad = jobs.enqueue(s, "train", base | {"tag": "bad", "output": str(tmp_path / "bad"), "init_from": str(demo)})
         jobs.enqueue(s, "train", base | {"tag": "new", "output": str(tmp_path / "new")})
     assert Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 3
     with session_scope(sqlite_url) as s:
@@ -79,6 +94,7 @@ def test_train_job_fine_tunes_from_a_model(
     assert any(x.get("init_from", "").endswith("spai_tiny_seed0.pth") for x in lines)
     start = torch.load(TINY_DIR / "spai_tiny_seed0.pth", map_location="cpu", weights_only=True)
     start = start.get("model", start)
+
     def last(run: str) -> dict:
         return torch.load(tmp_path / run / CKPT_LAST, map_location="cpu", weights_only=True)["model"]
 

@@ -27,9 +27,16 @@ from spai.training import (
 from tiny_model import TINY_CFG, TINY_IMAGES
 
 PHOTO = TINY_IMAGES / "07_photo_640x427.jpg"
-FAST = [("DATA.BATCH_SIZE", "2"), ("DATA.NUM_WORKERS", "0"), ("TRAIN.EPOCHS", "2"),
-        ("TRAIN.WARMUP_EPOCHS", "0"), ("TRAIN.BASE_LR", "1e-3"), ("DATA.AUGMENTED_VIEWS", "2"),
-        ("MODEL.SID_DROPOUT", "0.0"), ("MODEL.DROP_PATH_RATE", "0.0")]  # fmt: skip
+FAST = [
+    ("DATA.BATCH_SIZE", "2"),
+    ("DATA.NUM_WORKERS", "0"),
+    ("TRAIN.EPOCHS", "2"),
+    ("TRAIN.WARMUP_EPOCHS", "0"),
+    ("TRAIN.BASE_LR", "1e-3"),
+    ("DATA.AUGMENTED_VIEWS", "2"),
+    ("MODEL.SID_DROPOUT", "0.0"),
+    ("MODEL.DROP_PATH_RATE", "0.0"),
+]
 
 
 @pytest.fixture
@@ -107,10 +114,11 @@ def test_warmup_cosine_schedule() -> None:
 
 
 def test_training_lowers_loss_and_writes_loadable_checkpoint(data: Path, tmp_path: Path) -> None:
-    no_aug = [(f"AUG.{k}_PROB", "0.0") for k in
-              ("HORIZONTAL_FLIP", "VERTICAL_FLIP", "ROTATION", "GAUSSIAN_BLUR", "GAUSSIAN_NOISE")]
-    cfg = _cfg(("TRAIN.EPOCHS", "5"), ("DATA.BATCH_SIZE", "6"), ("AUG.JPEG_COMPRESSION_PROB", "0.0"),
-               *no_aug)  # fmt: skip
+    no_aug = [
+        (f"AUG.{k}_PROB", "0.0")
+        for k in ("HORIZONTAL_FLIP", "VERTICAL_FLIP", "ROTATION", "GAUSSIAN_BLUR", "GAUSSIAN_NOISE")
+    ]
+    cfg = _cfg(("TRAIN.EPOCHS", "5"), ("DATA.BATCH_SIZE", "6"), ("AUG.JPEG_COMPRESSION_PROB", "0.0"), *no_aug)
     train_rows = [s for s in read_csv_samples(data) if s.split == "train"]
     torch.manual_seed(cfg.seed)
     before, _ = evaluate(build_model(cfg), train_rows, torch.device("cpu"))
@@ -147,9 +155,11 @@ def test_resume_continues_from_the_same_step(data: Path, tmp_path: Path) -> None
     ck = torch.load(part.last_checkpoint, map_location="cpu", weights_only=True)
     assert ck["step"] == 4 and ck["epoch"] == 0  # epoch 0 done, 1 of epoch 1's 3 steps
     seen: list[int] = []
-    resumed = train(cfg, TrainOptions(data_path=data, output=tmp_path / "part",
-                                      resume=part.last_checkpoint),
-                    on_progress=lambda e: seen.append(e["step"]) if e["type"] == "step" else None)  # fmt: skip
+    resumed = train(
+        cfg,
+        TrainOptions(data_path=data, output=tmp_path / "part", resume=part.last_checkpoint),
+        on_progress=lambda e: seen.append(e["step"]) if e["type"] == "step" else None,
+    )
     assert seen[0] == 5 and resumed.steps == full.steps == 9
     a = torch.load(full.last_checkpoint, weights_only=True)["model"]
     b = torch.load(resumed.last_checkpoint, weights_only=True)["model"]
@@ -165,8 +175,10 @@ def test_unreadable_image_is_skipped_not_fatal(data: Path, tmp_path: Path) -> No
     lines = [rows[0]] + [f"{root / r.split(',')[0]},{','.join(r.split(',')[1:])}" for r in rows[1:]]
     lines.append(f"{tmp_path / 'broken.png'},1,train")
     bad_csv.write_text("\n".join(lines) + "\n")
-    result = train(_cfg(("TRAIN.EPOCHS", "1")),  # absolute paths in two folders: root "/"
-                   TrainOptions(data_path=bad_csv, csv_root_dir=Path("/"), output=tmp_path / "o"))
+    result = train(
+        _cfg(("TRAIN.EPOCHS", "1")),  # absolute paths in two folders: root "/"
+        TrainOptions(data_path=bad_csv, csv_root_dir=Path("/"), output=tmp_path / "o"),
+    )
     assert not result.cancelled and result.steps == 4  # 7 train rows / batch 2
     assert any("broken.png" in k for k in result.skipped)
 
@@ -228,9 +240,27 @@ def test_cli_train_runs_and_refuses_lmdb(data: Path, tmp_path: Path) -> None:
     from spai.cli_train import train_cmd
 
     runner = CliRunner()
-    base = ["--cfg", str(TINY_CFG), "--data-path", str(data), "--output", str(tmp_path),
-            "--tag", "cli", "--batch-size", "3", "--epochs", "1", "--data-workers", "0",
-            "--amp-opt-level", "O0", "--opt", "DATA.AUGMENTED_VIEWS", "2"]  # fmt: skip
+    base = [
+        "--cfg",
+        str(TINY_CFG),
+        "--data-path",
+        str(data),
+        "--output",
+        str(tmp_path),
+        "--tag",
+        "cli",
+        "--batch-size",
+        "3",
+        "--epochs",
+        "1",
+        "--data-workers",
+        "0",
+        "--amp-opt-level",
+        "O0",
+        "--opt",
+        "DATA.AUGMENTED_VIEWS",
+        "2",
+    ]
     res = runner.invoke(train_cmd, base + ["--lmdb", "x.lmdb"])
     assert res.exit_code != 0 and "--lmdb" in res.output
     res = runner.invoke(train_cmd, base + ["--save-all"])
@@ -241,15 +271,28 @@ def test_cli_train_runs_and_refuses_lmdb(data: Path, tmp_path: Path) -> None:
 
 def test_equal_crop_areas_give_native_resolution_crops() -> None:
     """MIN_CROP_AREA == MAX_CROP_AREA: each view is an unresampled 224 crop of the image."""
-    cfg = load_config(TINY_CFG, [("DATA.MIN_CROP_AREA", "1.0"), ("DATA.MAX_CROP_AREA", "1.0"),
-                                 ("AUG.HORIZONTAL_FLIP_PROB", "0"), ("AUG.VERTICAL_FLIP_PROB", "0"),
-                                 ("AUG.ROTATION_PROB", "0"), ("AUG.GAUSSIAN_BLUR_PROB", "0"),
-                                 ("AUG.GAUSSIAN_NOISE_PROB", "0"), ("AUG.JPEG_COMPRESSION_PROB", "0")])
+    cfg = load_config(
+        TINY_CFG,
+        [
+            ("DATA.MIN_CROP_AREA", "1.0"),
+            ("DATA.MAX_CROP_AREA", "1.0"),
+            ("AUG.HORIZONTAL_FLIP_PROB", "0"),
+            ("AUG.VERTICAL_FLIP_PROB", "0"),
+            ("AUG.ROTATION_PROB", "0"),
+            ("AUG.GAUSSIAN_BLUR_PROB", "0"),
+            ("AUG.GAUSSIAN_NOISE_PROB", "0"),
+            ("AUG.JPEG_COMPRESSION_PROB", "0"),
+        ],
+    )
     photo = np.asarray(Image.open(PHOTO).convert("RGB"))
     views = train_views(photo, np.random.default_rng(3), cfg)  # 3 x 224 x (224 * views)
     pixels = (views * 255).round().byte().permute(1, 2, 0).numpy()
     for v in range(cfg.data.augmented_views):
-        crop = pixels[:, 224 * v: 224 * (v + 1)]
-        hits = [(t, x) for t in range(photo.shape[0] - 223) for x in range(photo.shape[1] - 223)
-                if (photo[t, x] == crop[0, 0]).all() and (photo[t: t + 224, x: x + 224] == crop).all()]
+        crop = pixels[:, 224 * v : 224 * (v + 1)]
+        hits = [
+            (t, x)
+            for t in range(photo.shape[0] - 223)
+            for x in range(photo.shape[1] - 223)
+            if (photo[t, x] == crop[0, 0]).all() and (photo[t : t + 224, x : x + 224] == crop).all()
+        ]
         assert hits, f"view {v} is not a native-resolution crop of the photo"

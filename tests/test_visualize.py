@@ -20,7 +20,6 @@ from spai.visualize import (
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
 
-
 def _stripes(width: int = 128, height: int = 96, period: int = 8) -> Image.Image:
     x = np.arange(width)
     row = 127.5 + 100 * np.cos(2 * np.pi * x / period)
@@ -95,8 +94,7 @@ def test_similarity_by_stat_layout_and_errors() -> None:
 def test_patch_table_from_a_real_prediction() -> None:
     from spai.detector import Detector
 
-    det = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG,
-                        device="cpu")
+    det = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG, device="cpu")
     pred = det.score_one(TINY_IMAGES / "02_rgb_500x300.png")
     assert pred.ok, pred.error
     table = patch_table(pred.boxes, pred.attention, pred.similarity, grid_cols=pred.grid_cols)

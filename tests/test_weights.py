@@ -14,7 +14,6 @@ from spai.weights import ORIGINS, active_model, catalogue, model_file, origin_of
 from tiny_model import TINY_CFG, TINY_WEIGHTS
 
 
-
 @pytest.fixture
 def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A weights/ folder with official, demo (sidecar config + card) and another file; the
@@ -47,8 +46,7 @@ def test_origin_of_names_official_demo_and_any_other_file_trained(weights_dir: P
 
 def test_model_file_config_as_given_else_sidecar_else_none(weights_dir: Path) -> None:
     demo = model_file(weights_dir / "demo" / "spai_demo.pth")
-    assert (demo.name, demo.origin, demo.config) == (
-        "spai_demo", "demo", weights_dir / "demo" / "spai_demo.yaml")
+    assert (demo.name, demo.origin, demo.config) == ("spai_demo", "demo", weights_dir / "demo" / "spai_demo.yaml")
     assert model_file(weights_dir / "other.pth").config is None
     assert model_file(weights_dir / "other.pth", TINY_CFG).config == TINY_CFG
     assert demo.model_card == weights_dir / "demo" / "MODEL_CARD.md"
@@ -63,15 +61,11 @@ def test_model_file_sha256_and_size_are_the_files(weights_dir: Path) -> None:
     assert other.sha256 == hashlib.sha256(b"not the same file any more").hexdigest()
 
 
-def test_catalogue_lists_official_demo_then_others_and_extra_files_once(
-    weights_dir: Path, tmp_path: Path
-) -> None:
+def test_catalogue_lists_official_demo_then_others_and_extra_files_once(weights_dir: Path, tmp_path: Path) -> None:
     found = catalogue()
-    assert [(m.name, m.origin) for m in found] == [
-        ("spai", "official"), ("spai_demo", "demo"), ("other", "trained")]
+    assert [(m.name, m.origin) for m in found] == [("spai", "official"), ("spai_demo", "demo"), ("other", "trained")]
     extra = model_file(TINY_WEIGHTS, TINY_CFG)
-    listed = catalogue(also=[extra, model_file(weights_dir / "other.pth"),
-                             model_file(tmp_path / "missing.pth")])
+    listed = catalogue(also=[extra, model_file(weights_dir / "other.pth"), model_file(tmp_path / "missing.pth")])
     assert [m.path for m in listed] == [m.path for m in found] + [TINY_WEIGHTS]
     assert catalogue(tmp_path / "nowhere") == []
 
@@ -80,27 +74,30 @@ def test_catalogue_of_the_repository_never_lists_test_fixtures() -> None:
     assert all("fixtures" not in str(m.path) for m in catalogue())
 
 
-def test_active_model_explicit_beats_saved_beats_environment_beats_official(
-    weights_dir: Path
-) -> None:
+def test_active_model_explicit_beats_saved_beats_environment_beats_official(weights_dir: Path) -> None:
     saved = str(weights_dir / "other.pth")
     env = {w.ENV_WEIGHTS: str(TINY_WEIGHTS), w.ENV_CFG: str(TINY_CFG)}
     chosen = active_model(TINY_WEIGHTS, TINY_CFG, saved=saved, environ=env)
-    assert (chosen.source, chosen.weights, chosen.cfg) == (
-        "explicit", str(TINY_WEIGHTS), str(TINY_CFG))
+    assert (chosen.source, chosen.weights, chosen.cfg) == ("explicit", str(TINY_WEIGHTS), str(TINY_CFG))
     got = active_model(saved=saved, environ=env)
     assert (got.source, got.weights, got.cfg, got.saved) == ("saved", saved, None, saved)
     got = active_model(environ=env)
     assert (got.source, got.weights, got.cfg, got.origin) == (
-        "environment", str(TINY_WEIGHTS), str(TINY_CFG), "trained")
+        "environment",
+        str(TINY_WEIGHTS),
+        str(TINY_CFG),
+        "trained",
+    )
     got = active_model()
     assert (got.source, got.weights, got.origin, got.exists) == (
-        "official", str(weights_dir / "spai.pth"), "official", True)
+        "official",
+        str(weights_dir / "spai.pth"),
+        "official",
+        True,
+    )
 
 
-def test_active_model_saved_file_gone_falls_through_and_keeps_what_was_saved(
-    weights_dir: Path
-) -> None:
+def test_active_model_saved_file_gone_falls_through_and_keeps_what_was_saved(weights_dir: Path) -> None:
     gone = str(weights_dir / "deleted.pth")
     got = active_model(saved=gone)
     assert (got.source, got.saved) == ("official", gone)

@@ -33,16 +33,24 @@ def _wait(url: str, job_id: int, pred: Callable[[jobs.JobView], bool]) -> jobs.J
 
 def _spawn_worker(*extra: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "jobs.worker", "--poll-seconds", "0.2",
-                             "--heartbeat-seconds", "0.5", *extra], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobs.worker", "--poll-seconds", "0.2", "--heartbeat-seconds", "0.5", *extra],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _per_image_counts(url: str, run_id: int) -> dict[int, int]:
     with session_scope(url, readonly=True) as s:
-        return dict(s.execute(select(Prediction.image_id, func.count())
-                              .where(Prediction.run_id == run_id)
-                              .group_by(Prediction.image_id)).all())
+        return dict(
+            s.execute(
+                select(Prediction.image_id, func.count())
+                .where(Prediction.run_id == run_id)
+                .group_by(Prediction.image_id)
+            ).all()
+        )
 
 
 def test_infer_job_scores_like_the_reference_and_records_bad_images(
@@ -51,16 +59,17 @@ def test_infer_job_scores_like_the_reference_and_records_bad_images(
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     set_id, model_id = _image_set(sqlite_url, tmp_path / "set", SMALL, broken=True)
     with session_scope(sqlite_url) as s:
-        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2,
-                                        device="cpu")
+        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2, device="cpu")
     assert Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 1
     with session_scope(sqlite_url) as s:
         view = jobs.get_job(s, job_id)
         assert view.status == "done", view.traceback
         assert (view.progress_done, view.progress_total) == (5, 5)
-        rows = s.execute(select(Image.relpath, Prediction.score, Prediction.logit,
-                                Prediction.error, Prediction.attention)
-                         .join(Image, Image.id == Prediction.image_id)).all()
+        rows = s.execute(
+            select(Image.relpath, Prediction.score, Prediction.logit, Prediction.error, Prediction.attention).join(
+                Image, Image.id == Prediction.image_id
+            )
+        ).all()
         assert s.scalars(select(Run.status)).one() == "done"
     with open(TINY_DIR / "expected_scores.csv", newline="") as f:
         expected = {r["image"]: float(r["score"]) for r in csv.DictReader(f)}
@@ -80,8 +89,7 @@ def test_infer_under_a_condition_derives_files_first(
     monkeypatch.setenv("SPAI_DATA_DIR", str(tmp_path / "data"))
     set_id, model_id = _image_set(sqlite_url, tmp_path / "cset", SMALL[:2])
     with session_scope(sqlite_url) as s:
-        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id,
-                                        condition_id="jpeg/q75", device="cpu")
+        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, condition_id="jpeg/q75", device="cpu")
     Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve()
     with session_scope(sqlite_url) as s:
         assert jobs.get_job(s, job_id).status == "done"
@@ -111,8 +119,7 @@ def test_failed_job_records_its_traceback(sqlite_url: str) -> None:
 def test_cancel_running_infer_job(db_url: str, tmp_path: Path) -> None:
     set_id, model_id = _image_set(db_url, tmp_path / "many", SMALL, copies=6)
     with session_scope(db_url) as s:
-        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2,
-                                        device="cpu")
+        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2, device="cpu")
     view = cancel_when_started(db_url, job_id, _spawn_worker(), _wait, stop_timeout_s=60)
     assert view.status == "cancelled"
     with session_scope(db_url) as s:
@@ -121,13 +128,10 @@ def test_cancel_running_infer_job(db_url: str, tmp_path: Path) -> None:
     assert run.status == "cancelled" and 2 <= n < 24
 
 
-def test_kill_9_mid_inference_then_restart_gives_one_prediction_per_image(
-    db_url: str, tmp_path: Path
-) -> None:
+def test_kill_9_mid_inference_then_restart_gives_one_prediction_per_image(db_url: str, tmp_path: Path) -> None:
     set_id, model_id = _image_set(db_url, tmp_path / "crash", SMALL, copies=5)
     with session_scope(db_url) as s:
-        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2,
-                                        device="cpu")
+        job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2, device="cpu")
     first = _spawn_worker()
     try:
         _wait(db_url, job_id, lambda v: v.progress_done >= 4)
@@ -151,9 +155,7 @@ def test_kill_9_mid_inference_then_restart_gives_one_prediction_per_image(
     assert len(counts) == 20 and set(counts.values()) == {1}
 
 
-def test_ensure_worker_running_starts_one_detached_worker(
-    sqlite_url: str, tmp_path: Path
-) -> None:
+def test_ensure_worker_running_starts_one_detached_worker(sqlite_url: str, tmp_path: Path) -> None:
     proc = ensure_worker_running(sqlite_url, log_path=tmp_path / "worker.log")
     assert proc is not None
     try:
@@ -174,8 +176,9 @@ def test_ensure_worker_running_starts_one_detached_worker(
 
 
 def test_worker_module_does_not_import_streamlit() -> None:
-    code = ("import sys, dashboard, jobs.worker, dashboard.worker, dashboard.jobqueue; "
-            "sys.exit('streamlit' in sys.modules)")
+    code = (
+        "import sys, dashboard, jobs.worker, dashboard.worker, dashboard.jobqueue; sys.exit('streamlit' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
 
 

@@ -47,15 +47,21 @@ def test_worker_exits_with_the_server_that_started_it(sqlite_url: str, tmp_path:
     """A stand-in server starts the worker as the dashboard does, then dies (SIGKILL: no
     clean-up of its own); the worker notices and exits cleanly."""
     server = subprocess.Popen(
-        [sys.executable, "-c",
-         "import os, sys, time\n"
-         "from jobs.worker import ensure_worker_running\n"
-         f"p = ensure_worker_running({sqlite_url!r}, parent_pid=os.getpid(), "
-         f"log_path={str(tmp_path / 'worker.log')!r})\n"
-         "print(p.pid, flush=True)\n"
-         "time.sleep(600)\n"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
-        env=dict(os.environ, SPAI_DATA_DIR=str(tmp_path / "data")))
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, time\n"
+            "from jobs.worker import ensure_worker_running\n"
+            f"p = ensure_worker_running({sqlite_url!r}, parent_pid=os.getpid(), "
+            f"log_path={str(tmp_path / 'worker.log')!r})\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, SPAI_DATA_DIR=str(tmp_path / "data")),
+    )
     worker_pid = int(server.stdout.readline())
     try:
         _until("the worker registers", lambda: _worker_rows(sqlite_url))
@@ -82,13 +88,11 @@ def test_worker_exits_after_idle_timeout(sqlite_url: str) -> None:
     dispose_all()
 
 
-def test_sidebar_shows_the_live_worker_and_its_job(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sidebar_shows_the_live_worker_and_its_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_store(monkeypatch, tmp_path / "spai.db")
     url = f"sqlite:///{tmp_path / 'spai.db'}"
     at = new_app().run()
-    assert any("No worker running (SPAI_START_WORKER=0)" in c
-               for c in texts(at.sidebar, "caption"))
+    assert any("No worker running (SPAI_START_WORKER=0)" in c for c in texts(at.sidebar, "caption"))
     with session_scope(url) as s:
         job = jobs.enqueue(s, "import", {"source": "study"})
         jobs.claim(s, "w1", ["import"])
@@ -97,8 +101,7 @@ def test_sidebar_shows_the_live_worker_and_its_job(tmp_path: Path,
         jobs.register_worker(s, "w2", socket.gethostname(), 2**22 + 7)  # no such process
     at = new_app().run()
     assert not at.exception
-    assert ("Worker alive, running job #1: Import the robustness study."
-            in texts(at.sidebar, "caption")[-1])
+    assert "Worker alive, running job #1: Import the robustness study." in texts(at.sidebar, "caption")[-1]
     dispose_all()
 
 

@@ -19,9 +19,7 @@ from db.session import session_scope
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
 
-
-def image_set(url: str, folder: Path, names: list[str], copies: int = 1,
-              broken: bool = False) -> tuple[int, int]:
+def image_set(url: str, folder: Path, names: list[str], copies: int = 1, broken: bool = False) -> tuple[int, int]:
     """Register copies of the fixture images (and a broken file) as a set; register the tiny
     model. Returns (image set id, model id)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -36,8 +34,7 @@ def image_set(url: str, folder: Path, names: list[str], copies: int = 1,
     return rep.imageset_ids[folder.name], model_id
 
 
-def wait_for(url: str, job_id: int, pred: Callable[[jobs.JobView], bool],
-             limit_s: float) -> jobs.JobView:
+def wait_for(url: str, job_id: int, pred: Callable[[jobs.JobView], bool], limit_s: float) -> jobs.JobView:
     """Poll the job until pred(view) holds; fail after limit_s."""
     deadline = time.monotonic() + limit_s
     view = None
@@ -50,8 +47,9 @@ def wait_for(url: str, job_id: int, pred: Callable[[jobs.JobView], bool],
     raise AssertionError(f"job {job_id} never reached the expected state: {view}")
 
 
-def cancel_when_started(url: str, job_id: int, proc: subprocess.Popen,
-                        wait: Callable[..., jobs.JobView], stop_timeout_s: float) -> jobs.JobView:
+def cancel_when_started(
+    url: str, job_id: int, proc: subprocess.Popen, wait: Callable[..., jobs.JobView], stop_timeout_s: float
+) -> jobs.JobView:
     """Once the job has 2 images done, request its cancel (it must be running) and wait until it
     leaves "running"; then SIGTERM the worker process, which must exit cleanly. Returns the job."""
     try:

@@ -26,21 +26,32 @@ PROBLEMS_SHOWN = 200  # per-file problems listed after a registration
 def _folder_form(url: str) -> int | None:
     """Register a folder: two labelled sets when it has label subfolders, else one set with
     the label the user picks (there is no default label). Returns a queued job id."""
-    folder = st.text_input("Folder (on the server)", key=KEY + "folder",
-                           placeholder=f"a folder inside {_roots_text()}").strip()
+    folder = st.text_input(
+        "Folder (on the server)", key=KEY + "folder", placeholder=f"a folder inside {_roots_text()}"
+    ).strip()
     allowed = _allowed(folder, "folder") if folder else None
     layout = label_layout(allowed) if allowed else None
     if layout is not None:
-        st.info(f"Labels from subfolders: `{layout['real'].name}/` is real, "
-                f"`{layout['fake'].name}/` is fake; registers two sets, <name>-real and "
-                "<name>-fake.", icon=":material/folder_special:")
+        st.info(
+            f"Labels from subfolders: `{layout['real'].name}/` is real, "
+            f"`{layout['fake'].name}/` is fake; registers two sets, <name>-real and "
+            "<name>-fake.",
+            icon=":material/folder_special:",
+        )
         kind = None
     else:
         if folder:
-            st.caption("No real/ and fake/ (or 0_real/1_fake, nature/ai) subfolders here: every "
-                       "image in this folder gets the one label you choose.")
-        kind = st.radio("Label of every image in this folder", ["real", "fake"], index=None,
-                        horizontal=True, key=KEY + "folder_kind")
+            st.caption(
+                "No real/ and fake/ (or 0_real/1_fake, nature/ai) subfolders here: every "
+                "image in this folder gets the one label you choose."
+            )
+        kind = st.radio(
+            "Label of every image in this folder",
+            ["real", "fake"],
+            index=None,
+            horizontal=True,
+            key=KEY + "folder_kind",
+        )
     name = st.text_input("Set name (default: the folder's name)", key=KEY + "folder_name")
     gen = st.text_input("Generator or real source (optional)", key=KEY + "folder_gen")
     if not st.button("Register folder", key=KEY + "register_folder"):
@@ -56,8 +67,13 @@ def _folder_form(url: str) -> int | None:
             raise ValueError("choose the label (real or fake) of the images in this folder")
         with session_scope(url) as s:
             return jobqueue.enqueue_register_folder(
-                s, allowed, name=name.strip() or Path(allowed).name, kind=kind,
-                generator=gen.strip() or None, actor=signin.current_actor())
+                s,
+                allowed,
+                name=name.strip() or Path(allowed).name,
+                kind=kind,
+                generator=gen.strip() or None,
+                actor=signin.current_actor(),
+            )
     except (ValueError, NotAllowed) as exc:
         st.error(f"Registration failed: {exc}", icon=":material/error:")
     return None
@@ -68,8 +84,9 @@ def _csv_form(url: str) -> int | None:
     with st.form(KEY + "csv_form"):
         csv_path = st.text_input("CSV file (columns image,class[,split])", key=KEY + "csv")
         root = st.text_input("Root folder the image paths are relative to", key=KEY + "root")
-        csv_name = st.text_input("Set name (a CSV with both classes gives <name>-real and "
-                                 "<name>-fake)", key=KEY + "csv_name")
+        csv_name = st.text_input(
+            "Set name (a CSV with both classes gives <name>-real and <name>-fake)", key=KEY + "csv_name"
+        )
         split = st.text_input("Only this split (optional)", key=KEY + "split")
         csv_gen = st.text_input("Generator or real source (optional)", key=KEY + "csv_gen")
         if not st.form_submit_button("Register CSV"):
@@ -85,9 +102,14 @@ def _csv_form(url: str) -> int | None:
             raise ValueError(f"root folder not found: {root.strip()}")
         with session_scope(url) as s:
             return jobqueue.enqueue_register_csv(
-                s, str(csv_file), str(root_dir), name=csv_name.strip(),
-                generator=csv_gen.strip() or None, split=split.strip() or None,
-                actor=signin.current_actor())
+                s,
+                str(csv_file),
+                str(root_dir),
+                name=csv_name.strip(),
+                generator=csv_gen.strip() or None,
+                split=split.strip() or None,
+                actor=signin.current_actor(),
+            )
     except (ValueError, NotAllowed) as exc:
         st.error(f"Registration failed: {exc}", icon=":material/error:")
     return None
@@ -110,13 +132,17 @@ def _registration_status(url: str, job_id: int) -> None:
     with session_scope(url, readonly=True) as s:
         job = jobqueue.status(s, job_id)
     if job.status in ("queued", "running"):
-        st.info(f"Registration job {job_id} {job.status}: hashing and decoding the images in "
-                "the background worker ...", icon=":material/hourglass_top:")
+        st.info(
+            f"Registration job {job_id} {job.status}: hashing and decoding the images in the background worker ...",
+            icon=":material/hourglass_top:",
+        )
         return
     if job.status != "done":
-        st.error(f"Registration job {job_id} {job.status}: "
-                 f"{(job.traceback or job.log_tail or '').strip().splitlines()[-1:] or ''}",
-                 icon=":material/error:")
+        st.error(
+            f"Registration job {job_id} {job.status}: "
+            f"{(job.traceback or job.log_tail or '').strip().splitlines()[-1:] or ''}",
+            icon=":material/error:",
+        )
         return
     _report(job.result or {})
     if state.first_time(state.IMAGESETS_SHOWN, job_id):  # refresh the overview below once
@@ -147,9 +173,10 @@ def _derive_form(url: str, set_id: int, with_file: int) -> None:
     conds = condition_picker("Conditions", KEY + "conditions", [])
     if st.button("Queue derivation jobs", key=KEY + "derive", disabled=not conds):
         with session_scope(url) as s:
-            ids = [jobqueue.enqueue_make_condition(s, imageset_id=set_id, condition_id=c,
-                                                   actor=signin.current_actor())
-                   for c in conds]
+            ids = [
+                jobqueue.enqueue_make_condition(s, imageset_id=set_id, condition_id=c, actor=signin.current_actor())
+                for c in conds
+            ]
         from dashboard.resources import start_worker_once  # imports torch: only when needed
 
         start_worker_once()
@@ -172,8 +199,10 @@ def _thumbnails(root: str, relpaths: list[str]) -> None:
 def _report(result: dict) -> None:
     names = ", ".join(result.get("imageset_ids", {}))
     problems = result.get("problems", [])
-    st.success(f"Registered {names}: {result.get('added', 0)} image(s) added, "
-               f"{result.get('already_present', 0)} already present, {len(problems)} problem(s).")
+    st.success(
+        f"Registered {names}: {result.get('added', 0)} image(s) added, "
+        f"{result.get('already_present', 0)} already present, {len(problems)} problem(s)."
+    )
     if problems:
         data_table(pd.DataFrame(problems[:PROBLEMS_SHOWN]), key=KEY + "problems")
 
@@ -186,20 +215,35 @@ def _score_form(url: str, imageset_id: int, name: str, with_file: int) -> None:
     st.subheader("Score this set")
     choice = active_model()
     if not choice.exists or not with_file:
-        st.caption("Nothing to score with: " + ("the active model's file is missing."
-                   if not choice.exists else "this set has no image files on this machine."))
+        st.caption(
+            "Nothing to score with: "
+            + (
+                "the active model's file is missing."
+                if not choice.exists
+                else "this set has no image files on this machine."
+            )
+        )
         return
     original = st.checkbox("Original images", value=True, key=KEY + "score_original")
     conds = condition_picker("Under these conditions too", KEY + "score_conditions", [])
     conditions = [ORIGINAL] * original + conds
     model = Path(choice.weights).stem
-    if not st.button(f"Score {name} with {model} on {len(conditions)} condition(s)",
-                     key=KEY + "score", type="primary", disabled=not conditions):
+    if not st.button(
+        f"Score {name} with {model} on {len(conditions)} condition(s)",
+        key=KEY + "score",
+        type="primary",
+        disabled=not conditions,
+    ):
         return
     with session_scope(url) as s:
-        ids = jobqueue.enqueue_score_set(s, weights=choice.weights, cfg=choice.cfg,
-                                         imageset_ids=[imageset_id], conditions=conditions,
-                                         actor=signin.current_actor())
+        ids = jobqueue.enqueue_score_set(
+            s,
+            weights=choice.weights,
+            cfg=choice.cfg,
+            imageset_ids=[imageset_id],
+            conditions=conditions,
+            actor=signin.current_actor(),
+        )
     start_worker_once()
     st.success(f"Queued job(s) {', '.join(map(str, ids))}: follow them on the Jobs page.")
 
@@ -218,8 +262,10 @@ if state.watched_job(state.IMAGESETS_JOB) is not None:
 with session_scope(url, readonly=True) as s:
     sets = imageset_stats.overview(s)
 if sets.empty:
-    st.info("No image sets yet: register a folder or a CSV above, or import the robustness "
-            "study on the Compare page.", icon=":material/photo_library:")
+    st.info(
+        "No image sets yet: register a folder or a CSV above, or import the robustness study on the Compare page.",
+        icon=":material/photo_library:",
+    )
     st.stop()
 hidden = ["id"] + ["owner"] * (not signin.enabled())  # without sign-in nobody owns a set
 data_table(sets.drop(columns=hidden), hide_index=True, key=KEY + "overview")
@@ -232,9 +278,10 @@ with session_scope(url, readonly=True) as s:
     imgs = imageset_stats.images(s, int(row["id"]))
     errors = imageset_stats.images(s, int(row["id"]), errors_only=True)
 root = row["root"] if isinstance(row["root"], str) else None  # pandas reads a None as nan
-st.caption(f"{row['images']} image(s), {row['with_file']} with a file here, {row['errors']} "
-           "unreadable; " + (f"root `{root}`" if root else
-                             "no folder: its scores were imported without the image files"))
+st.caption(
+    f"{row['images']} image(s), {row['with_file']} with a file here, {row['errors']} "
+    "unreadable; " + (f"root `{root}`" if root else "no folder: its scores were imported without the image files")
+)
 files = imgs[imgs["file"].notna() & imgs["error"].isna()].head(THUMBNAILS)
 if len(files):
     _thumbnails(str(root), list(files["relpath"]))
@@ -247,8 +294,9 @@ _score_form(url, int(row["id"]), str(row["name"]), int(row["with_file"]))
 _derive_form(url, int(row["id"]), int(row["with_file"]))
 
 st.subheader("Delete this set")
-sure = st.checkbox(f"Delete {row['name']} with its images' scores and its runs (the files on "
-                   "disk stay)", key=KEY + "delete_sure")
+sure = st.checkbox(
+    f"Delete {row['name']} with its images' scores and its runs (the files on disk stay)", key=KEY + "delete_sure"
+)
 if st.button("Delete the set", key=KEY + "delete", disabled=not sure):
     try:
         with session_scope(url) as s:

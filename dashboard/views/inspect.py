@@ -48,18 +48,17 @@ def _pick_from_store() -> tuple[bytes | None, str, str | None, int | None]:
             st.info("The store has no image sets yet (register one on the Image sets page).")
             return None, "", None, None
         labels = {i: f"{name} ({kind}, {n} images, {nf} files)" for i, name, kind, n, nf in sets}
-        set_id = st.selectbox("Image set", list(labels), format_func=labels.get,
-                              key=state.INSPECT_IMAGESET)
+        set_id = st.selectbox("Image set", list(labels), format_func=labels.get, key=state.INSPECT_IMAGESET)
         images = {i: (rel, ok) for i, rel, ok in images_in_set(s, set_id)}
         if not images:
             st.info("This image set has no images.")
             return None, "", None, None
-        image_id = st.selectbox("Image (first 500 by path)", list(images),
-                                format_func=lambda i: images[i][0], key=state.INSPECT_IMAGE)
+        image_id = st.selectbox(
+            "Image (first 500 by path)", list(images), format_func=lambda i: images[i][0], key=state.INSPECT_IMAGE
+        )
         rel, has_file = images[image_id]
         if not has_file:
-            st.info(f"{rel} has no readable file here (imported scores only): its score "
-                    "history is shown below.")
+            st.info(f"{rel} has no readable file here (imported scores only): its score history is shown below.")
             return None, rel, None, image_id
         try:
             path, _ = image_by_id(s, image_id)
@@ -81,34 +80,35 @@ def _history(sha: str | None, image_id: int | None) -> None:
         components.store_unavailable(exc)
         return
     if frame.empty:
-        st.caption("No stored predictions for this image (score a set containing it on the "
-                   "Jobs page).")
+        st.caption("No stored predictions for this image (score a set containing it on the Jobs page).")
         return
     components.scores_table(frame)
 
 
 def _spectral(det: Detector, prepared: PreparedImage, pred: ImageResult) -> None:
-    from spai.visualize import (center_crop, log_spectrum, low_high_views, patch_table,
-                                tensor_to_image, to_grey_image)
+    from spai.visualize import center_crop, log_spectrum, low_high_views, patch_table, tensor_to_image, to_grey_image
 
     model_input = tensor_to_image(prepared.tensor)
     st.subheader("Spectrum")
     left, right = st.columns(2)
     left.image(model_input, caption=f"model input, {model_input.width}x{model_input.height}")
     spec_src = center_crop(model_input, SPECTRUM_PX)
-    right.image(to_grey_image(log_spectrum(spec_src)),
-                caption="centred log-magnitude spectrum (DC at the centre)")
+    right.image(to_grey_image(log_spectrum(spec_src)), caption="centred log-magnitude spectrum (DC at the centre)")
     table = patch_table(pred.boxes, pred.attention, pred.similarity, grid_cols=pred.grid_cols)
     st.subheader("Patches")
-    st.plotly_chart(components.patch_grid_figure(model_input, pred.boxes, pred.attention_mean),
-                    key=state.INSPECT_GRID)
+    st.plotly_chart(components.patch_grid_figure(model_input, pred.boxes, pred.attention_mean), key=state.INSPECT_GRID)
     components.data_table(table, hide_index=True)
     radius_default = det.config.model.fre.masking_radius
-    patch = st.selectbox("Patch for the low/high-pass views", list(table["patch"]),
-                         index=int(np.argmax(table["attention"])), key=state.INSPECT_PATCH,
-                         format_func=lambda i: f"patch {i} (attention {table['attention'][i]:.4f})")
-    radius = st.slider("Masking radius (the model uses "
-                       f"{radius_default})", 0, 112, radius_default, key=state.INSPECT_RADIUS)
+    patch = st.selectbox(
+        "Patch for the low/high-pass views",
+        list(table["patch"]),
+        index=int(np.argmax(table["attention"])),
+        key=state.INSPECT_PATCH,
+        format_func=lambda i: f"patch {i} (attention {table['attention'][i]:.4f})",
+    )
+    radius = st.slider(
+        f"Masking radius (the model uses {radius_default})", 0, 112, radius_default, key=state.INSPECT_RADIUS
+    )
     crop = model_input.crop(tuple(pred.boxes[patch]))
     low, high = low_high_views(crop, radius)
     cols = st.columns(3)
@@ -119,9 +119,9 @@ def _spectral(det: Detector, prepared: PreparedImage, pred: ImageResult) -> None
 
 def _conditions(det: Detector, original: PreparedImage, sha: str) -> None:
     from spai.visualize import center_crop, log_spectrum, to_grey_image
+
     st.subheader("Under each condition")
-    picked = components.condition_picker("Conditions", state.INSPECT_CONDITIONS,
-                                         CONDITIONS_DEFAULT)
+    picked = components.condition_picker("Conditions", state.INSPECT_CONDITIONS, CONDITIONS_DEFAULT)
     with st.spinner(f"Scoring {len(picked)} variants in one batch ..."):
         results = score_under_conditions(det, original.image, sha, picked)
     for r in results:
@@ -130,10 +130,10 @@ def _conditions(det: Detector, original: PreparedImage, sha: str) -> None:
             continue
         score = components.fmt_value(r.score, ".4f") if r.error is None else f"not scored ({r.error})"
         left, right = st.columns(2)
-        left.image(r.image, caption=f"{r.condition_id}, {r.image.width}x{r.image.height}, "
-                                    f"score {score}")
-        right.image(to_grey_image(log_spectrum(center_crop(r.image, SPECTRUM_PX))),
-                    caption=f"{r.condition_id}: spectrum")
+        left.image(r.image, caption=f"{r.condition_id}, {r.image.width}x{r.image.height}, score {score}")
+        right.image(
+            to_grey_image(log_spectrum(center_crop(r.image, SPECTRUM_PX))), caption=f"{r.condition_id}: spectrum"
+        )
 
 
 st.title("Inspect an image")

@@ -33,8 +33,9 @@ def _config_summary(ckpt: ModelFile) -> str:
 def _evaluation_table(summary: pd.DataFrame) -> None:
     """An evaluation summary with every rate and score to 4 decimals (not "0" beside
     "0.0278")."""
-    components.data_table(summary, hide_index=True, column_config={
-        c: st.column_config.NumberColumn(format="%.4f") for c in EVAL_NUMBERS})
+    components.data_table(
+        summary, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4f") for c in EVAL_NUMBERS}
+    )
 
 
 def _evaluation(sha: str, origin: str) -> None:
@@ -62,11 +63,20 @@ for ckpt in checkpoints:
         st.subheader(f"{ckpt.name}{' (active)' if is_active else ''}")
         if ckpt.origin == DEMO:
             st.markdown(":orange-badge[DEMO] trained on the offline demo set; not a benchmark")
-        st.table(pd.DataFrame({"": ["origin", "file", "size", "sha256", "config"],
-                               "value": [ckpt.origin + (" (SPAI_MODEL_WEIGHTS)" if from_env
-                                                        else ""), str(ckpt.path),
-                                         f"{ckpt.size_bytes / 2**20:.1f} MB", sha,
-                                         _config_summary(ckpt)]}).set_index(""))
+        st.table(
+            pd.DataFrame(
+                {
+                    "": ["origin", "file", "size", "sha256", "config"],
+                    "value": [
+                        ckpt.origin + (" (SPAI_MODEL_WEIGHTS)" if from_env else ""),
+                        str(ckpt.path),
+                        f"{ckpt.size_bytes / 2**20:.1f} MB",
+                        sha,
+                        _config_summary(ckpt),
+                    ],
+                }
+            ).set_index("")
+        )
         if ckpt.model_card is not None:
             with st.expander("Model card"):
                 st.markdown(ckpt.model_card.read_text(encoding="utf-8"))
@@ -78,20 +88,28 @@ if checkpoints:
     current = next((p for p in names if Path(p).resolve() == Path(active.weights).resolve()), None)
     saved = active.saved
     if saved and not Path(saved).is_file():
-        st.warning(f"The saved default model {saved} no longer exists; using "
-                   f"{Path(active.weights).name} instead.", icon=":material/warning:")
-    choice = st.selectbox("Default model for Score and Inspect (saved in the store, for every "
-                          "user)", list(names), index=list(names).index(current) if current else 0,
-                          format_func=names.get, key=state.MODELS_CHOICE)
+        st.warning(
+            f"The saved default model {saved} no longer exists; using {Path(active.weights).name} instead.",
+            icon=":material/warning:",
+        )
+    choice = st.selectbox(
+        "Default model for Score and Inspect (saved in the store, for every user)",
+        list(names),
+        index=list(names).index(current) if current else 0,
+        format_func=names.get,
+        key=state.MODELS_CHOICE,
+    )
     left, right = st.columns(2)
     actor = signin.current_actor()
     try:
         if left.button("Use as default", key=state.MODELS_SET_DEFAULT):
             resources.save_default_model(choice, actor=actor)
             st.success(f"Default model: {names[choice]}")
-        if saved and right.button("Forget the saved default", key=state.MODELS_CLEAR_DEFAULT,
-                                  help="Back to SPAI_MODEL_WEIGHTS, or official weights, or the "
-                                  "demo"):
+        if saved and right.button(
+            "Forget the saved default",
+            key=state.MODELS_CLEAR_DEFAULT,
+            help="Back to SPAI_MODEL_WEIGHTS, or official weights, or the demo",
+        ):
             resources.save_default_model(None, actor=actor)
             st.success("The saved default is forgotten.")
     except NotAllowed as exc:
@@ -108,16 +126,18 @@ else:
         table = table.drop(columns=["owner"])
     components.data_table(table, hide_index=True)
     by_id = {m.id: m.name for m in stored}
-    pick = st.selectbox("Evaluation summary of", list(by_id), format_func=by_id.get,
-                        key=state.MODELS_STORED)
+    pick = st.selectbox("Evaluation summary of", list(by_id), format_func=by_id.get, key=state.MODELS_STORED)
     with session_scope(readonly=True) as s:
         summary = evaluation_summary(s, pick)
     if summary.empty:
         st.caption("This model has no stored predictions.")
     else:
         _evaluation_table(summary)
-    if st.button(f"Delete {by_id[pick]} from the store", key=state.MODELS_DELETE,
-                 help="With its runs and their scores; the weights file stays"):
+    if st.button(
+        f"Delete {by_id[pick]} from the store",
+        key=state.MODELS_DELETE,
+        help="With its runs and their scores; the weights file stays",
+    ):
         try:
             with session_scope() as s:
                 delete_model(s, pick, actor=signin.current_actor())

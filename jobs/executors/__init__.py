@@ -48,9 +48,15 @@ class ExecutorChoice(Protocol):
 class Executor(Protocol):
     name: str
 
-    def map(self, task: Task, items: Sequence[Any], *, batch_size: int,
-            should_stop: Callable[[], bool] = ..., log: Callable[[str], None] | None = None,
-            ) -> Iterator[list[Any]]:
+    def map(
+        self,
+        task: Task,
+        items: Sequence[Any],
+        *,
+        batch_size: int,
+        should_stop: Callable[[], bool] = ...,
+        log: Callable[[str], None] | None = None,
+    ) -> Iterator[list[Any]]:
         """Results of ``items`` in batches of at most ``batch_size`` (in any order, each result
         naming its item); stops before the next batch once ``should_stop()``."""
         ...
@@ -78,7 +84,7 @@ def batches(items: Sequence[Item], size: int) -> list[list[Item]]:
     """``items`` in consecutive lists of at most ``size``."""
     if size < 1:
         raise ValueError(f"batch size must be at least 1, got {size}")
-    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def never() -> bool:

@@ -13,9 +13,15 @@ from jobs.executors import ExecutorChoice, Task, batches, never
 class LocalExecutor:
     name: str = "local"
 
-    def map(self, task: Task, items: Sequence[Any], *, batch_size: int,
-            should_stop: Callable[[], bool] = never, log: Callable[[str], None] | None = None,
-            ) -> Iterator[list[Any]]:
+    def map(
+        self,
+        task: Task,
+        items: Sequence[Any],
+        *,
+        batch_size: int,
+        should_stop: Callable[[], bool] = never,
+        log: Callable[[str], None] | None = None,
+    ) -> Iterator[list[Any]]:
         if not items:
             return
         run = task.open()  # e.g. the detector, loaded once per process (jobs.work)

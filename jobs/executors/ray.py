@@ -59,13 +59,13 @@ def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> 
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ValueError(f"Ray address must be 'auto', 'host:port' or 'ray://host:port', got "
-                         f"{address!r}")
+        raise ValueError(f"Ray address must be 'auto', 'host:port' or 'ray://host:port', got {address!r}")
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise ConnectionError(f"no Ray cluster at {address!r} ({exc}); start one with "
-                              f"'ray start --head' or fix the address") from None
+        raise ConnectionError(
+            f"no Ray cluster at {address!r} ({exc}); start one with 'ray start --head' or fix the address"
+        ) from None
 
 
 def connect(address: str | None) -> str:
@@ -123,9 +123,15 @@ class RayExecutor:
     actors: int | None = None
     name: str = "ray"
 
-    def map(self, task: Task, items: Sequence[Any], *, batch_size: int,
-            should_stop: Callable[[], bool] = never, log: Callable[[str], None] | None = None,
-            ) -> Iterator[list[Any]]:
+    def map(
+        self,
+        task: Task,
+        items: Sequence[Any],
+        *,
+        batch_size: int,
+        should_stop: Callable[[], bool] = never,
+        log: Callable[[str], None] | None = None,
+    ) -> Iterator[list[Any]]:
         if not items:
             return
         import ray
@@ -136,8 +142,10 @@ class RayExecutor:
         plan = plan_actors(self.actors, task.device, ray.cluster_resources())
         n = min(plan.actors, len(chunks))  # an actor without a batch would only load the model
         if log is not None:
-            log(f"ray {gcs}: {len(items)} items in {len(chunks)} batches on {n} "
-                f"{'GPU' if plan.num_gpus else 'CPU'} actor(s)")
+            log(
+                f"ray {gcs}: {len(items)} items in {len(chunks)} batches on {n} "
+                f"{'GPU' if plan.num_gpus else 'CPU'} actor(s)"
+            )
         actor = ray.remote(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus)(Runner)
         pool = [actor.remote(task) for _ in range(n)]
         try:

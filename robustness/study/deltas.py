@@ -48,25 +48,34 @@ class Delta:
     images: int  # images paired across both sides (all sets)
 
 
-def _paired(a: ModelScores, ca: str, b: ModelScores, cb: str, name: str
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _paired(a: ModelScores, ca: str, b: ModelScores, cb: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the images both sides scored in set ``name``, in the same order."""
     ga, gb = a.groups.get((ca, name)), b.groups.get((cb, name))
     if ga is None or gb is None:
         missing = f"{a.model} under {ca}" if ga is None else f"{b.model} under {cb}"
         raise ValueError(f"no scores of set {name!r} for {missing}")
-    common, ia, ib = np.intersect1d(ga.image_ids, gb.image_ids, assume_unique=True,
-                                    return_indices=True)
+    common, ia, ib = np.intersect1d(ga.image_ids, gb.image_ids, assume_unique=True, return_indices=True)
     if common.size == 0:
-        raise ValueError(f"set {name!r}: {a.model} under {ca} and {b.model} under {cb} share "
-                         f"no scored image, so they cannot be paired")
+        raise ValueError(
+            f"set {name!r}: {a.model} under {ca} and {b.model} under {cb} share "
+            f"no scored image, so they cannot be paired"
+        )
     return ga.scores[ia].astype(np.float64), gb.scores[ib].astype(np.float64)
 
 
 def paired_delta(
-    a: ModelScores, condition_a: str, b: ModelScores, condition_b: str, *,
-    real_sets: list[str], fake_sets: list[str], metric: str = "auc", n: int = 1000,
-    seed: int = 0, level: float = 0.95, label: str | None = None,
+    a: ModelScores,
+    condition_a: str,
+    b: ModelScores,
+    condition_b: str,
+    *,
+    real_sets: list[str],
+    fake_sets: list[str],
+    metric: str = "auc",
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    label: str | None = None,
 ) -> Delta:
     """Side a minus side b on the images both scored, with a paired bootstrap interval."""
     get_metric(metric)
@@ -82,37 +91,77 @@ def paired_delta(
     rng = np.random.default_rng(seed)
     wf = [resample_counts(rng, x.size, n) for x in fa]  # one resample per set, for both sides
     wr = [resample_counts(rng, x.size, n) for x in ra]
-    reps = (protocol_replicates(fa, ra, wf, wr, metric=metric)
-            - protocol_replicates(fb, rb, wf, wr, metric=metric))
+    reps = protocol_replicates(fa, ra, wf, wr, metric=metric) - protocol_replicates(fb, rb, wf, wr, metric=metric)
     low, high = percentile_interval(reps, level=level)
     images = int(sum(x.size for x in fa + ra))
     return Delta(label or condition_a, est_a, est_b, est_a - est_b, low, high, level, n, images)
 
 
-def model_deltas(results: StudyResults, model_a: str, model_b: str, *, metric: str | None = None,
-                 n: int = 1000, seed: int = 0, level: float = 0.95) -> list[Delta]:
+def model_deltas(
+    results: StudyResults,
+    model_a: str,
+    model_b: str,
+    *,
+    metric: str | None = None,
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[Delta]:
     """Model a minus model b under each condition of the study."""
     metric = metric or results.study.metrics[0]
-    return [paired_delta(results.scores[model_a], c, results.scores[model_b], c,
-                         real_sets=results.real_sets, fake_sets=results.fake_sets,
-                         metric=metric, n=n, seed=seed, level=level, label=c)
-            for c in results.study.condition_ids]
+    return [
+        paired_delta(
+            results.scores[model_a],
+            c,
+            results.scores[model_b],
+            c,
+            real_sets=results.real_sets,
+            fake_sets=results.fake_sets,
+            metric=metric,
+            n=n,
+            seed=seed,
+            level=level,
+            label=c,
+        )
+        for c in results.study.condition_ids
+    ]
 
 
-def condition_deltas(results: StudyResults, model: str, *, metric: str | None = None,
-                     n: int = 1000, seed: int = 0, level: float = 0.95) -> list[Delta]:
+def condition_deltas(
+    results: StudyResults, model: str, *, metric: str | None = None, n: int = 1000, seed: int = 0, level: float = 0.95
+) -> list[Delta]:
     """Each condition minus the study's baseline, for one model (same images both sides)."""
     metric = metric or results.study.metrics[0]
     ms, base = results.scores[model], results.study.baseline
-    return [paired_delta(ms, c, ms, base, real_sets=results.real_sets,
-                         fake_sets=results.fake_sets, metric=metric, n=n, seed=seed,
-                         level=level, label=c)
-            for c in results.study.condition_ids if c != base]
+    return [
+        paired_delta(
+            ms,
+            c,
+            ms,
+            base,
+            real_sets=results.real_sets,
+            fake_sets=results.fake_sets,
+            metric=metric,
+            n=n,
+            seed=seed,
+            level=level,
+            label=c,
+        )
+        for c in results.study.condition_ids
+        if c != base
+    ]
 
 
 def delta_frame(
-    a: ModelScores, b: ModelScores, *, conditions: list[str], real_sets: list[str],
-    metric: str = "auc", n: int = 200, seed: int = 0, level: float = 0.95,
+    a: ModelScores,
+    b: ModelScores,
+    *,
+    conditions: list[str],
+    real_sets: list[str],
+    metric: str = "auc",
+    n: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Model a minus model b under each condition, on the fake sets both scored there and the
     given real sets both scored (images paired by id), for a page or a notebook.
@@ -129,12 +178,22 @@ def delta_frame(
             skipped.append(f"{c}: {a.model} and {b.model} have no {what} set scored in common")
             continue
         try:
-            d = paired_delta(a, c, b, c, real_sets=reals, fake_sets=fakes, metric=metric, n=n,
-                             seed=seed, level=level, label=c)
+            d = paired_delta(
+                a, c, b, c, real_sets=reals, fake_sets=fakes, metric=metric, n=n, seed=seed, level=level, label=c
+            )
         except ValueError as exc:
             skipped.append(f"{c}: {exc}")
             continue
-        rows.append({"condition": c, a.model: d.a, b.model: d.b, "delta": d.delta,
-                     "low": d.low, "high": d.high, "images": d.images})
+        rows.append(
+            {
+                "condition": c,
+                a.model: d.a,
+                b.model: d.b,
+                "delta": d.delta,
+                "low": d.low,
+                "high": d.high,
+                "images": d.images,
+            }
+        )
     cols = ["condition", a.model, b.model, "delta", "low", "high", "images"]
     return pd.DataFrame(rows, columns=cols), skipped

@@ -28,8 +28,13 @@ __all__ = ["FIGURE_FORMATS", "Figure", "write_figures"]
 FIGURE_FORMATS = ("png", "svg", "pdf")
 PNG_DPI = 150
 HIST_BINS = 40
-STYLE = {"svg.hashsalt": "spai-study", "pdf.fonttype": 42, "font.size": 9,
-         "axes.spines.top": False, "axes.spines.right": False}
+STYLE = {
+    "svg.hashsalt": "spai-study",
+    "pdf.fonttype": 42,
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 
 @dataclass(frozen=True)
@@ -66,16 +71,21 @@ def _heatmap(results: StudyResults, model: str, metric: str, out: Path) -> Figur
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * data.shape[1], 0.8 + 0.32 * data.shape[0]))
     cmap = "RdYlGn" if spec.higher_is_better else "RdYlGn_r"
     norm = TwoSlopeNorm(vmin=0.0, vcenter=0.5, vmax=1.0) if metric == "auc" else None
-    im = ax.imshow(data, cmap=cmap, norm=norm, vmin=None if norm else 0.0,
-                   vmax=None if norm else 1.0, aspect="auto")
-    ax.set_xticks(range(data.shape[1]), [study.label(c) for c in t.columns], rotation=30,
-                  ha="right")
+    im = ax.imshow(data, cmap=cmap, norm=norm, vmin=None if norm else 0.0, vmax=None if norm else 1.0, aspect="auto")
+    ax.set_xticks(range(data.shape[1]), [study.label(c) for c in t.columns], rotation=30, ha="right")
     ax.set_yticks(range(data.shape[0]), [("Mean" if r == MEAN_ROW else r) for r in t.index])
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):
             if not math.isnan(data[i, j]):
-                ax.text(j, i, f"{data[i, j]:.3f}", ha="center", va="center", fontsize=7,
-                        fontweight="bold" if t.index[i] == MEAN_ROW else "normal")
+                ax.text(
+                    j,
+                    i,
+                    f"{data[i, j]:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    fontweight="bold" if t.index[i] == MEAN_ROW else "normal",
+                )
     ax.axhline(data.shape[0] - 1.5, color="black", linewidth=0.8)
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label=metric.upper())
     title = f"{metric.upper()} of {model} (vs {', '.join(results.real_sets)})"
@@ -97,11 +107,15 @@ def _roc(results: StudyResults, model: str, out: Path) -> Figure:
         fakes, reals = _pooled(results, model, c)
         y = np.r_[np.ones(fakes.size, np.int8), np.zeros(reals.size, np.int8)]
         fpr, tpr, _ = roc_curve_points(y, np.r_[fakes, reals])
-        ax.plot(fpr, tpr, linewidth=1.2,
-                label=f"{study.label(c)} (pooled AUC {auc(y, np.r_[fakes, reals]):.3f})")
+        ax.plot(fpr, tpr, linewidth=1.2, label=f"{study.label(c)} (pooled AUC {auc(y, np.r_[fakes, reals]):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.6, linestyle=":")
-    ax.set(xlabel="false positive rate (real called fake)", ylabel="true positive rate",
-           xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
+    ax.set(
+        xlabel="false positive rate (real called fake)",
+        ylabel="true positive rate",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        aspect="equal",
+    )
     ax.legend(fontsize=7, loc="lower right", frameon=False)
     title = f"ROC per condition: {model}"
     ax.set_title(title)
@@ -113,16 +127,14 @@ def _scores(results: StudyResults, model: str, out: Path) -> Figure:
     conds = study.condition_ids
     cols = min(3, len(conds))
     rows = math.ceil(len(conds) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.2 * rows), squeeze=False,
-                             sharex=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.2 * rows), squeeze=False, sharex=True)
     edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
     for k, c in enumerate(conds):
         ax = axes[k // cols][k % cols]
         fakes, reals = _pooled(results, model, c)
         for arr, kind, color in ((reals, "real", "tab:blue"), (fakes, "fake", "tab:red")):
             share = np.histogram(np.clip(arr, 0, 1), bins=edges)[0] / max(arr.size, 1)
-            ax.stairs(share, edges, fill=True, alpha=0.55, color=color,
-                      label=f"{kind} (n={arr.size})")
+            ax.stairs(share, edges, fill=True, alpha=0.55, color=color, label=f"{kind} (n={arr.size})")
         ax.set_title(study.label(c), fontsize=9)
         ax.legend(fontsize=6, frameon=False)
     for k in range(len(conds), rows * cols):

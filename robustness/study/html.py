@@ -24,8 +24,18 @@ from robustness.study.tables import DIGITS, best_rows, summary_table
 
 __all__ = ["ModelInfo", "PACKAGES", "package_versions", "render_html"]
 
-PACKAGES = ("numpy", "pandas", "scikit-learn", "torch", "timm", "pillow", "matplotlib",
-            "SQLAlchemy", "PyYAML", "pilgram2")
+PACKAGES = (
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "torch",
+    "timm",
+    "pillow",
+    "matplotlib",
+    "SQLAlchemy",
+    "PyYAML",
+    "pilgram2",
+)
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
@@ -61,10 +71,12 @@ def package_versions() -> dict[str, str]:
 def git_commit(repo: Path) -> str | None:
     """The checkout's commit (with "+changes" when the tree is dirty), or None."""
     try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         return head + (" +changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -88,31 +100,43 @@ def _table_html(results: StudyResults, t: Table, summary: bool, caption: str) ->
             if r in best.get(c, set()):
                 text = f"<b>{text}</b>"
             if t.low is not None and not pd.isna(t.low.loc[r, c]):
-                text += (f' <span class="ci">[{t.low.loc[r, c]:.{DIGITS}f}, '
-                         f'{t.high.loc[r, c]:.{DIGITS}f}]</span>')
+                text += f' <span class="ci">[{t.low.loc[r, c]:.{DIGITS}f}, {t.high.loc[r, c]:.{DIGITS}f}]</span>'
             cells.append(f"<td>{text}</td>")
         is_mean = r == MEAN_ROW and not summary
         name = "Mean" if is_mean else _esc(r)
-        body.append(f'<tr{" class=mean" if is_mean else ""}><td>{name}</td>{"".join(cells)}</tr>')
+        body.append(f"<tr{' class=mean' if is_mean else ''}><td>{name}</td>{''.join(cells)}</tr>")
     first = "model" if summary else "fake set"
-    return (f"<table><caption>{_esc(caption)}</caption><thead><tr><th>{first}</th>{head}</tr>"
-            f"</thead><tbody>{''.join(body)}</tbody></table>")
+    return (
+        f"<table><caption>{_esc(caption)}</caption><thead><tr><th>{first}</th>{head}</tr>"
+        f"</thead><tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def _figure_html(fig: Figure) -> str:
     data = base64.b64encode(fig.paths["svg"].read_bytes()).decode("ascii")
     files = ", ".join(p.name for p in fig.paths.values())
-    return (f'<figure><img alt="{_esc(fig.title)}" src="data:image/svg+xml;base64,{data}">'
-            f"<figcaption>{_esc(fig.title)} ({_esc(files)})</figcaption></figure>")
+    return (
+        f'<figure><img alt="{_esc(fig.title)}" src="data:image/svg+xml;base64,{data}">'
+        f"<figcaption>{_esc(fig.title)} ({_esc(files)})</figcaption></figure>"
+    )
 
 
 def _delta_html(study, table) -> str:
     d0 = table.rows[0]
-    cap = (f"{table.title} ({d0.n} replicates, {d0.level:.0%} interval, the same images "
-           f"resampled for both sides; {d0.images} paired images)")
-    rows = [(study.label(d.label), f"{d.a:.{DIGITS}f}", f"{d.b:.{DIGITS}f}",
-             f"{d.delta:+.{DIGITS}f}", f"[{d.low:+.{DIGITS}f}, {d.high:+.{DIGITS}f}]")
-            for d in table.rows]
+    cap = (
+        f"{table.title} ({d0.n} replicates, {d0.level:.0%} interval, the same images "
+        f"resampled for both sides; {d0.images} paired images)"
+    )
+    rows = [
+        (
+            study.label(d.label),
+            f"{d.a:.{DIGITS}f}",
+            f"{d.b:.{DIGITS}f}",
+            f"{d.delta:+.{DIGITS}f}",
+            f"[{d.low:+.{DIGITS}f}, {d.high:+.{DIGITS}f}]",
+        )
+        for d in table.rows
+    ]
     return _kv_table(rows, ("", table.side_a, table.side_b, "Δ", "interval"), caption=cap)
 
 
@@ -123,30 +147,48 @@ def _kv_table(rows: list[tuple[str, ...]], head: tuple[str, ...], caption: str =
     return f"<table>{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(results: StudyResults, figures: list[Figure], models: list[ModelInfo],
-                seeds: dict[str, tuple[int, str | None]], *, deltas: list | None = None,
-                commit: str | None = None) -> str:
+def render_html(
+    results: StudyResults,
+    figures: list[Figure],
+    models: list[ModelInfo],
+    seeds: dict[str, tuple[int, str | None]],
+    *,
+    deltas: list | None = None,
+    commit: str | None = None,
+) -> str:
     """The whole report as one HTML document."""
     study = results.study
     parts = [f"<h1>Study {_esc(study.name)}</h1>"]
     if study.description:
         parts.append(f"<p>{_esc(study.description)}</p>")
-    parts.append(f"<p>Real sets averaged over: {_esc(', '.join(results.real_sets))}. "
-                 f"Fake sets: {_esc(', '.join(results.fake_sets))}. Baseline condition: "
-                 f"{_esc(study.label(study.baseline))}. Protocol: each fake set against each "
-                 f"real set (fake = positive), averaged over the real sets; the mean row "
-                 f"averages the fake sets.</p>")
+    parts.append(
+        f"<p>Real sets averaged over: {_esc(', '.join(results.real_sets))}. "
+        f"Fake sets: {_esc(', '.join(results.fake_sets))}. Baseline condition: "
+        f"{_esc(study.label(study.baseline))}. Protocol: each fake set against each "
+        f"real set (fake = positive), averaged over the real sets; the mean row "
+        f"averages the fake sets.</p>"
+    )
     parts.append("<h2>Tables</h2>")
     for metric in study.metrics:
         if len(results.scores) > 1:
-            parts.append(_table_html(results, summary_table(results, metric), True,
-                                     f"Mean {metric.upper()} per condition and model; bold: "
-                                     f"best model per condition"))
+            parts.append(
+                _table_html(
+                    results,
+                    summary_table(results, metric),
+                    True,
+                    f"Mean {metric.upper()} per condition and model; bold: best model per condition",
+                )
+            )
         for (model, met), t in results.tables.items():
             if met == metric:
-                parts.append(_table_html(results, t, False,
-                                         f"{metric.upper()} of {model} per fake set; bold: best "
-                                         f"fake set per condition"))
+                parts.append(
+                    _table_html(
+                        results,
+                        t,
+                        False,
+                        f"{metric.upper()} of {model} per fake set; bold: best fake set per condition",
+                    )
+                )
     if deltas:
         parts.append("<h2>Deltas (paired bootstrap)</h2>")
         parts += [_delta_html(study, d) for d in deltas]
@@ -154,28 +196,35 @@ def render_html(results: StudyResults, figures: list[Figure], models: list[Model
         parts.append("<h2>Figures</h2>")
         parts += [_figure_html(f) for f in figures]
     parts.append("<h2>Models</h2>")
-    parts.append(_kv_table([(m.name, m.kind, m.source, m.sha256 or "–") for m in models],
-                           ("model", "kind", "source", "sha256")))
+    parts.append(
+        _kv_table([(m.name, m.kind, m.source, m.sha256 or "–") for m in models], ("model", "kind", "source", "sha256"))
+    )
     parts.append("<h2>Seeds</h2>")
     boot = study.bootstrap
-    boot_text = ("none" if boot is None else
-                 f"{boot.n} replicates, seed {boot.seed}, level {boot.level:.0%}")
-    parts.append(f"<p>Bootstrap: {boot_text}. Condition variants are seeded per image from "
-                 f"sha256(condition id, image key) (<code>robustness.registry.seed_for</code>); "
-                 f"the seed of every derived image is stored with it. Digest: sha256 over the "
-                 f"sorted seeds of the study's derived images.</p>")
-    parts.append(_kv_table([(study.label(c), c, str(n), d or "– (no seeded derived images)")
-                            for c, (n, d) in seeds.items()],
-                           ("condition", "id", "seeded images", "seed digest")))
+    boot_text = "none" if boot is None else f"{boot.n} replicates, seed {boot.seed}, level {boot.level:.0%}"
+    parts.append(
+        f"<p>Bootstrap: {boot_text}. Condition variants are seeded per image from "
+        f"sha256(condition id, image key) (<code>robustness.registry.seed_for</code>); "
+        f"the seed of every derived image is stored with it. Digest: sha256 over the "
+        f"sorted seeds of the study's derived images.</p>"
+    )
+    parts.append(
+        _kv_table(
+            [(study.label(c), c, str(n), d or "– (no seeded derived images)") for c, (n, d) in seeds.items()],
+            ("condition", "id", "seeded images", "seed digest"),
+        )
+    )
     parts.append("<h2>Software</h2>")
     versions = package_versions()
     if commit:
         versions = {"project commit": commit, **versions}
     parts.append(_kv_table(list(versions.items()), ("package", "version")))
-    parts.append(f"<h2>Study file</h2><p>{_esc(study.path.name)}</p>"
-                 f"<pre>{_esc(study.text)}</pre>")
+    parts.append(f"<h2>Study file</h2><p>{_esc(study.path.name)}</p><pre>{_esc(study.text)}</pre>")
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(f"<p><small>Written {stamp} by python -m robustness.study.</small></p>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>Study {_esc(study.name)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(parts) + "</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Study {_esc(study.name)}</title><style>{CSS}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )

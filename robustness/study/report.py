@@ -38,8 +38,9 @@ class ReportOptions:
     deltas: tuple[tuple[str, str], ...] = ()  # extra (model a, model b) pairs
 
     @classmethod
-    def parse(cls, formats: str, *, ci: int | None = None, deltas: list[str] | None = None,
-              study: Study | None = None) -> ReportOptions:
+    def parse(
+        cls, formats: str, *, ci: int | None = None, deltas: list[str] | None = None, study: Study | None = None
+    ) -> ReportOptions:
         """From CLI text: ``"md,tex"`` or ``"all"``; deltas as ``"A:B"``."""
         names = [f.strip() for f in formats.split(",") if f.strip()]
         if "all" in names:
@@ -57,8 +58,7 @@ class ReportOptions:
                 raise ValueError(f"--delta takes A:B (two model names), got {d!r}")
             for side in (a, b):
                 if models is not None and side not in models:
-                    raise ValueError(f"--delta: {side!r} is not one of the study's models: "
-                                     f"{', '.join(models)}")
+                    raise ValueError(f"--delta: {side!r} is not one of the study's models: {', '.join(models)}")
             pairs.append((a, b))
         return cls(tuple(dict.fromkeys(names)), ci, tuple(pairs))
 
@@ -69,12 +69,10 @@ class Written:
     files: list[Path] = field(default_factory=list)
 
 
-def load_results(study: Study, *, url: str | None = None, ci: int | None = None
-                 ) -> StudyResults:
+def load_results(study: Study, *, url: str | None = None, ci: int | None = None) -> StudyResults:
     """Scores of every model of the study from the store, and its tables."""
     with session_scope(url, readonly=True) as s:
-        scores = {m.name: ModelScores(m.name, load_scores(s, m.name, study.condition_ids))
-                  for m in study.models}
+        scores = {m.name: ModelScores(m.name, load_scores(s, m.name, study.condition_ids)) for m in study.models}
     if ci is not None and ci > 0:
         from dataclasses import replace
 
@@ -98,19 +96,24 @@ def _write(path: Path, text: str, files: list[Path]) -> None:
 def _json_doc(results: StudyResults) -> dict:
     study = results.study
     return {
-        "study": study.name, "real_sets": results.real_sets, "fake_sets": results.fake_sets,
+        "study": study.name,
+        "real_sets": results.real_sets,
+        "fake_sets": results.fake_sets,
         "conditions": [{"id": c.id, "label": c.label} for c in study.conditions],
         "baseline": study.baseline,
-        "bootstrap": (None if study.bootstrap is None else
-                      {"n": study.bootstrap.n, "seed": study.bootstrap.seed,
-                       "level": study.bootstrap.level}),
-        "means": {m: {met: {c: results.mean(m, met, c) for c in study.condition_ids}
-                      for met in study.metrics} for m in results.scores},
+        "bootstrap": (
+            None
+            if study.bootstrap is None
+            else {"n": study.bootstrap.n, "seed": study.bootstrap.seed, "level": study.bootstrap.level}
+        ),
+        "means": {
+            m: {met: {c: results.mean(m, met, c) for c in study.condition_ids} for met in study.metrics}
+            for m in results.scores
+        },
     }
 
 
-def write_outputs(study: Study, out: Path, opts: ReportOptions = ReportOptions(), *,
-                  url: str | None = None) -> Written:
+def write_outputs(study: Study, out: Path, opts: ReportOptions = ReportOptions(), *, url: str | None = None) -> Written:
     """Compute the study's results from the store and write the chosen formats into ``out``."""
     results = load_results(study, url=url, ci=opts.ci)
     study = results.study
@@ -130,13 +133,20 @@ def write_outputs(study: Study, out: Path, opts: ReportOptions = ReportOptions()
     deltas = compute_deltas(results, opts)
     metric = study.metrics[0]
     if deltas and "md" in opts.formats:
-        _write(out / f"deltas_{metric}.md", "\n".join(
-            delta_markdown(d.title, d.rows, study.label, d.side_a, d.side_b) for d in deltas),
-            files)
+        _write(
+            out / f"deltas_{metric}.md",
+            "\n".join(delta_markdown(d.title, d.rows, study.label, d.side_a, d.side_b) for d in deltas),
+            files,
+        )
     if deltas and "tex" in opts.formats:
-        _write(out / f"deltas_{metric}.tex", "\n".join(
-            delta_latex(d.title, d.rows, study.label, d.side_a, d.side_b,
-                        f"tab:{study.name}-delta-{i}") for i, d in enumerate(deltas)), files)
+        _write(
+            out / f"deltas_{metric}.tex",
+            "\n".join(
+                delta_latex(d.title, d.rows, study.label, d.side_a, d.side_b, f"tab:{study.name}-delta-{i}")
+                for i, d in enumerate(deltas)
+            ),
+            files,
+        )
     figures = []
     if "figures" in opts.formats or "html" in opts.formats:
         from robustness.study.figures import write_figures
@@ -147,14 +157,16 @@ def write_outputs(study: Study, out: Path, opts: ReportOptions = ReportOptions()
         from robustness.study.html import git_commit, render_html
 
         with session_scope(url, readonly=True) as s:
-            seeds = condition_seeds(s, results.real_sets + results.fake_sets,
-                                    study.condition_ids)
+            seeds = condition_seeds(s, results.real_sets + results.fake_sets, study.condition_ids)
             infos = _model_infos(s, study)
-        _write(out / "report.html", render_html(results, figures, infos, seeds,
-                                                deltas=deltas, commit=git_commit(REPO_ROOT)),
-               files)
+        _write(
+            out / "report.html",
+            render_html(results, figures, infos, seeds, deltas=deltas, commit=git_commit(REPO_ROOT)),
+            files,
+        )
     headline = markdown_tables(results, metric) + "".join(
-        "\n" + delta_markdown(d.title, d.rows, study.label, d.side_a, d.side_b) for d in deltas)
+        "\n" + delta_markdown(d.title, d.rows, study.label, d.side_a, d.side_b) for d in deltas
+    )
     return Written(headline, files)
 
 
@@ -178,13 +190,18 @@ def compute_deltas(results: StudyResults, opts: ReportOptions) -> list[DeltaTabl
     kw = {"n": boot.n, "seed": boot.seed, "level": boot.level}
     out = []
     for a, b in dict.fromkeys(study.deltas + opts.deltas):
-        out.append(DeltaTable(f"{metric}: {a} minus {b}, per condition", a, b,
-                              model_deltas(results, a, b, **kw)))
+        out.append(DeltaTable(f"{metric}: {a} minus {b}, per condition", a, b, model_deltas(results, a, b, **kw)))
     if study.bootstrap is not None:
         for m in results.scores:
             base = study.label(study.baseline)
-            out.append(DeltaTable(f"{metric} of {m}: each condition minus {base}", "condition",
-                                  base, condition_deltas(results, m, **kw)))
+            out.append(
+                DeltaTable(
+                    f"{metric} of {m}: each condition minus {base}",
+                    "condition",
+                    base,
+                    condition_deltas(results, m, **kw),
+                )
+            )
     return [d for d in out if d.rows]
 
 
@@ -202,16 +219,19 @@ def _model_infos(session, study: Study) -> list:
     for m in study.models:
         if not m.imported:
             row = rows.get(m.name)
-            infos.append(ModelInfo(m.name, str(m.weights), row.sha256 if row else
-                                   sha256_file(m.weights), "weights"))
+            infos.append(ModelInfo(m.name, str(m.weights), row.sha256 if row else sha256_file(m.weights), "weights"))
         elif m.study is not None:
-            infos.append(ModelInfo(m.name, f"{m.study} (study folder)",
-                                   _files_sha256(sorted(m.study.rglob("*.csv"))),
-                                   "imported scores"))
+            infos.append(
+                ModelInfo(
+                    m.name,
+                    f"{m.study} (study folder)",
+                    _files_sha256(sorted(m.study.rglob("*.csv"))),
+                    "imported scores",
+                )
+            )
         else:
             paths = [f.csv for f in m.score_files]
-            infos.append(ModelInfo(m.name, ", ".join(map(str, paths)), _files_sha256(paths),
-                                   "imported scores"))
+            infos.append(ModelInfo(m.name, ", ".join(map(str, paths)), _files_sha256(paths), "imported scores"))
     return infos
 
 

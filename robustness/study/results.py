@@ -30,8 +30,9 @@ class ModelScores:
     groups: dict[tuple[str, str], SetScores]
 
     def sets(self, kind: str, condition: str | None = None) -> list[str]:
-        return sorted({s for (c, s), g in self.groups.items()
-                       if g.kind == kind and (condition is None or c == condition)})
+        return sorted(
+            {s for (c, s), g in self.groups.items() if g.kind == kind and (condition is None or c == condition)}
+        )
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ def frames_for(ms: ModelScores, condition: str, sets: list[str]) -> dict[str, pd
         g = ms.groups.get((condition, name))
         if g is None or g.scores.size == 0:
             continue
-        out[f"{g.kind}_{name}"] = pd.DataFrame({
-            "spai": g.scores, "class": np.full(g.scores.size, 1 if g.kind == "fake" else 0)})
+        out[f"{g.kind}_{name}"] = pd.DataFrame(
+            {"spai": g.scores, "class": np.full(g.scores.size, 1 if g.kind == "fake" else 0)}
+        )
     return out
 
 
@@ -83,21 +85,23 @@ def _pick_sets(study: Study, scores: dict[str, ModelScores]) -> tuple[list[str],
                     have = set(ms.sets(kind, c))
                     common = have if common is None else common & have
             names = sorted(common or [])
-        missing = [(m, c, n) for m, ms in scores.items() for c in study.condition_ids
-                   for n in names if (c, n) not in ms.groups]
+        missing = [
+            (m, c, n) for m, ms in scores.items() for c in study.condition_ids for n in names if (c, n) not in ms.groups
+        ]
         if missing:
             m, c, n = missing[0]
-            raise ValueError(f"model {m!r} has no scores for the {kind} set {n!r} under "
-                             f"{c!r} ({len(missing)} such gaps); check the study's "
-                             f"{kind}_sets and conditions")
+            raise ValueError(
+                f"model {m!r} has no scores for the {kind} set {n!r} under "
+                f"{c!r} ({len(missing)} such gaps); check the study's "
+                f"{kind}_sets and conditions"
+            )
         if not names:
             raise ValueError(f"no {kind} set is scored under every condition by every model")
         picked.append(names)
     return picked[0], picked[1]
 
 
-def compute_results(study: Study, scores: dict[str, ModelScores], *,
-                    bootstrap: bool | None = None) -> StudyResults:
+def compute_results(study: Study, scores: dict[str, ModelScores], *, bootstrap: bool | None = None) -> StudyResults:
     """Every (model, metric) table; intervals when ``bootstrap`` (default: the study's)."""
     reals, fakes = _pick_sets(study, scores)
     boot = study.bootstrap if bootstrap is None or bootstrap else None
@@ -116,9 +120,15 @@ def compute_results(study: Study, scores: dict[str, ModelScores], *,
                 if boot is not None:
                     lo, hi = {}, {}
                     for row in fakes + [MEAN_ROW]:
-                        ci = study_mean_ci(frames, metric=metric, n=boot.n, seed=boot.seed,
-                                           level=boot.level, real_sets=reals,
-                                           fake_sets=fakes if row == MEAN_ROW else [row])
+                        ci = study_mean_ci(
+                            frames,
+                            metric=metric,
+                            n=boot.n,
+                            seed=boot.seed,
+                            level=boot.level,
+                            real_sets=reals,
+                            fake_sets=fakes if row == MEAN_ROW else [row],
+                        )
                         lo[row], hi[row] = ci.low, ci.high
                     lows[c], highs[c] = pd.Series(lo), pd.Series(hi)
             values = pd.DataFrame(cols).loc[fakes + [MEAN_ROW]]

@@ -54,8 +54,10 @@ def build_missing(study: Study, log: Callable[[str], None] = print) -> list[str]
 
         out = spec.root if spec.csv is not None else spec.folder
         if spec.csv is not None and spec.csv.parent != out:
-            raise ValueError(f"image set {spec.name!r}: a demo build writes demo.csv in its root "
-                             f"folder; csv and root must agree ({spec.csv} vs {out})")
+            raise ValueError(
+                f"image set {spec.name!r}: a demo build writes demo.csv in its root "
+                f"folder; csv and root must agree ({spec.csv} vs {out})"
+            )
         log(f"building the demo data set into {out} (python -m spai.demo build) ...")
         build_demo_set(BuildConfig(output=out), log=log)
         built.append(spec.name)
@@ -85,8 +87,7 @@ class _Inline:
             import torch
 
             torch.set_num_threads(self.threads)
-        self.worker = Worker(WorkerConfig(once=True, kinds=INLINE_KINDS, poll_seconds=POLL_S),
-                             url=self.url)
+        self.worker = Worker(WorkerConfig(once=True, kinds=INLINE_KINDS, poll_seconds=POLL_S), url=self.url)
 
         def serve() -> None:
             try:
@@ -107,15 +108,15 @@ def _wait(job_ids: list[int], what: str, opts: RunOptions, inline: _Inline | Non
     """Wait until every job is final; raise JobFailed naming the first that did not finish."""
     from tqdm import tqdm
 
-    bar = tqdm(total=0, desc=what, unit=" items", disable=not opts.progress, file=sys.stderr,
-               leave=True, dynamic_ncols=True)
+    bar = tqdm(
+        total=0, desc=what, unit=" items", disable=not opts.progress, file=sys.stderr, leave=True, dynamic_ncols=True
+    )
     try:
         while True:
             with session_scope(opts.url, readonly=True) as s:
                 views = [jobs.get_job(s, j) for j in job_ids]
             total = sum(v.progress_total or 0 for v in views)
-            done = sum(v.progress_done if v.status != "done" else (v.progress_total or 0)
-                       for v in views)
+            done = sum(v.progress_done if v.status != "done" else (v.progress_total or 0) for v in views)
             bar.total = max(total, done)
             bar.n = done
             finished = sum(v.status in jobs.FINAL_STATUSES for v in views)
@@ -124,8 +125,7 @@ def _wait(job_ids: list[int], what: str, opts: RunOptions, inline: _Inline | Non
             if bad:
                 v = bad[0]
                 why = (v.traceback or v.log_tail or "").strip().splitlines()
-                raise JobFailed(f"job {v.id} ({v.kind}: {v.params}) {v.status}: "
-                                f"{why[-1] if why else 'no message'}")
+                raise JobFailed(f"job {v.id} ({v.kind}: {v.params}) {v.status}: {why[-1] if why else 'no message'}")
             if finished == len(views):
                 return
             if inline is not None:
@@ -138,21 +138,26 @@ def _wait(job_ids: list[int], what: str, opts: RunOptions, inline: _Inline | Non
         bar.close()
 
 
-def _phase(name: str, specs: list[store.JobSpec], opts: RunOptions, inline: _Inline | None,
-           log: Callable[[str], None]) -> list[int]:
+def _phase(
+    name: str, specs: list[store.JobSpec], opts: RunOptions, inline: _Inline | None, log: Callable[[str], None]
+) -> list[int]:
     if not specs:
         log(f"{name}: nothing to do (all stored)")
         return []
     with session_scope(opts.url) as s:
         ids = [store.enqueue(s, spec) for spec in specs]
-    log(f"{name}: {len(ids)} job(s) queued: " + "; ".join(sp.what for sp in specs[:6])
-        + (" ..." if len(specs) > 6 else ""))
+    log(
+        f"{name}: {len(ids)} job(s) queued: "
+        + "; ".join(sp.what for sp in specs[:6])
+        + (" ..." if len(specs) > 6 else "")
+    )
     _wait(ids, name, opts, inline)
     return ids
 
 
-def run_study(study: Study, opts: RunOptions = RunOptions(),
-              log: Callable[[str], None] = print) -> dict[str, list[int]]:
+def run_study(
+    study: Study, opts: RunOptions = RunOptions(), log: Callable[[str], None] = print
+) -> dict[str, list[int]]:
     """Do every job the study still needs and wait for them; returns job ids per phase."""
     if opts.worker not in WORKER_MODES:
         raise ValueError(f"worker must be one of {', '.join(WORKER_MODES)}, got {opts.worker!r}")
@@ -161,8 +166,7 @@ def run_study(study: Study, opts: RunOptions = RunOptions(),
     if mode == "auto":
         mode = "external" if _live_worker(opts.url) else "inline"
     if mode == "external" and not _live_worker(opts.url):
-        log("no live worker in this store yet: jobs wait until one starts "
-            "(python -m jobs.worker)")
+        log("no live worker in this store yet: jobs wait until one starts (python -m jobs.worker)")
     inline = _Inline(opts.url, opts.threads) if mode == "inline" else None
     done: dict[str, list[int]] = {}
     try:

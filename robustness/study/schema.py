@@ -46,8 +46,20 @@ MAX_STUDY_BYTES = 1 << 20  # a study file is a few hundred bytes; refuse anythin
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ ,()+-]{0,199}$")  # store names (sets, models)
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # becomes an output folder name
 BUILDERS = ("demo",)  # image sets that can be built on demand (python -m spai.demo build)
-TOP_KEYS = ("name", "description", "image_sets", "conditions", "models", "metrics",
-            "real_sets", "fake_sets", "baseline", "bootstrap", "inference", "deltas")
+TOP_KEYS = (
+    "name",
+    "description",
+    "image_sets",
+    "conditions",
+    "models",
+    "metrics",
+    "real_sets",
+    "fake_sets",
+    "baseline",
+    "bootstrap",
+    "inference",
+    "deltas",
+)
 
 
 class StudyFileError(ValueError):
@@ -78,8 +90,7 @@ class ImageSetSpec:
             return {f"{self.name}-real": "real", f"{self.name}-fake": "fake"}
         if self.kind is not None:
             return {self.name: self.kind}
-        kinds = _csv_kinds(self.csv, self.split) if self.csv and self.csv.is_file() else {
-            "real", "fake"}
+        kinds = _csv_kinds(self.csv, self.split) if self.csv and self.csv.is_file() else {"real", "fake"}
         if len(kinds) == 1:
             return {self.name: next(iter(kinds))}
         return {f"{self.name}-real": "real", f"{self.name}-fake": "fake"}
@@ -170,16 +181,14 @@ def _csv_kinds(path: Path, split: str | None) -> set[str]:
 
 
 def _type(key: str, value: Any, typ: type | tuple[type, ...], what: str) -> Any:
-    if isinstance(value, bool) and typ is not bool and bool not in (
-            typ if isinstance(typ, tuple) else (typ,)):
+    if isinstance(value, bool) and typ is not bool and bool not in (typ if isinstance(typ, tuple) else (typ,)):
         raise StudyFileError(key, f"must be {what}, got {value!r}")
     if not isinstance(value, typ):
         raise StudyFileError(key, f"must be {what}, got {type(value).__name__} {value!r}")
     return value
 
 
-def _keys(key: str, mapping: dict, allowed: tuple[str, ...], required: tuple[str, ...] = ()
-          ) -> None:
+def _keys(key: str, mapping: dict, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
     for k in mapping:
         if k not in allowed:
             where = f"{key}.{k}" if key else str(k)
@@ -192,8 +201,10 @@ def _keys(key: str, mapping: dict, allowed: tuple[str, ...], required: tuple[str
 def _name(key: str, value: Any, pattern: re.Pattern[str] = NAME) -> str:
     _type(key, value, str, "a string")
     if not pattern.match(value):
-        raise StudyFileError(key, f"{value!r} is not a valid name (a letter or digit first, then "
-                                  f"letters, digits, spaces and . _ - ( ) +)")
+        raise StudyFileError(
+            key,
+            f"{value!r} is not a valid name (a letter or digit first, then letters, digits, spaces and . _ - ( ) +)",
+        )
     return value
 
 
@@ -222,13 +233,11 @@ def _str_list(key: str, value: Any) -> tuple[str, ...]:
 
 def _image_set(key: str, raw: Any, base: Path) -> ImageSetSpec:
     _type(key, raw, dict, "a mapping")
-    _keys(key, raw, ("name", "folder", "kind", "layout", "csv", "root", "split", "generator",
-                     "build"), ("name",))
+    _keys(key, raw, ("name", "folder", "kind", "layout", "csv", "root", "split", "generator", "build"), ("name",))
     name = _name(f"{key}.name", raw["name"])
     sources = [k for k in ("folder", "csv") if k in raw]
     if len(sources) != 1:
-        raise StudyFileError(key, "needs exactly one of 'folder' (with 'kind' or "
-                                  "'layout: real-fake') or 'csv'")
+        raise StudyFileError(key, "needs exactly one of 'folder' (with 'kind' or 'layout: real-fake') or 'csv'")
     build = raw.get("build")
     if build is not None and build not in BUILDERS:
         raise StudyFileError(f"{key}.build", f"must be one of {', '.join(BUILDERS)}, got {build!r}")
@@ -243,8 +252,7 @@ def _image_set(key: str, raw: Any, base: Path) -> ImageSetSpec:
         folder = _path(f"{key}.folder", raw["folder"], base, must=None if build else "dir")
         kind, layout = raw.get("kind"), raw.get("layout")
         if (kind is None) == (layout is None):
-            raise StudyFileError(key, "a folder needs exactly one of 'kind: real|fake' or "
-                                      "'layout: real-fake'")
+            raise StudyFileError(key, "a folder needs exactly one of 'kind: real|fake' or 'layout: real-fake'")
         if kind is not None and kind not in ("real", "fake"):
             raise StudyFileError(f"{key}.kind", f"must be 'real' or 'fake', got {kind!r}")
         if layout is not None:
@@ -253,22 +261,21 @@ def _image_set(key: str, raw: Any, base: Path) -> ImageSetSpec:
             from db.imagesets import label_layout
 
             if not build and label_layout(folder) is None:
-                raise StudyFileError(f"{key}.folder", f"has no real/ and fake/ sub-folders (or "
-                                                      f"another label layout): {folder}")
-        return ImageSetSpec(name, folder=folder, kind=kind, layout=layout, generator=generator,
-                            build=build)
+                raise StudyFileError(
+                    f"{key}.folder", f"has no real/ and fake/ sub-folders (or another label layout): {folder}"
+                )
+        return ImageSetSpec(name, folder=folder, kind=kind, layout=layout, generator=generator, build=build)
     for k in ("kind", "layout"):
         if k in raw:
-            raise StudyFileError(f"{key}.{k}", "applies to 'folder' image sets only (a CSV's "
-                                               "class column gives the labels)")
+            raise StudyFileError(
+                f"{key}.{k}", "applies to 'folder' image sets only (a CSV's class column gives the labels)"
+            )
     csv_path = _path(f"{key}.csv", raw["csv"], base, must=must)
-    root = (_path(f"{key}.root", raw["root"], base, must=None if build else "dir")
-            if "root" in raw else csv_path.parent)
+    root = _path(f"{key}.root", raw["root"], base, must=None if build else "dir") if "root" in raw else csv_path.parent
     split = raw.get("split")
     if split is not None:
         _type(f"{key}.split", split, str, "a string")
-    return ImageSetSpec(name, csv=csv_path, root=root, split=split, generator=generator,
-                        build=build)
+    return ImageSetSpec(name, csv=csv_path, root=root, split=split, generator=generator, build=build)
 
 
 def _condition(key: str, raw: Any, needs_registry: bool) -> ConditionSpec:
@@ -284,21 +291,28 @@ def _condition(key: str, raw: Any, needs_registry: bool) -> ConditionSpec:
     params = _type(f"{key}.params", raw.get("params", {}), dict, "a mapping")
     cond = CONDITIONS.get(cid)
     if cond is None and needs_registry:
-        raise StudyFileError(f"{key}.id", f"unknown condition {cid!r} (models with weights need a "
-                                          f"registered condition; python -m robustness list)")
+        raise StudyFileError(
+            f"{key}.id",
+            f"unknown condition {cid!r} (models with weights need a registered condition; python -m robustness list)",
+        )
     if params:
         if cond is None:
-            raise StudyFileError(f"{key}.params", f"{cid!r} is not a registered condition, so its "
-                                                  f"parameters cannot be checked")
+            raise StudyFileError(
+                f"{key}.params", f"{cid!r} is not a registered condition, so its parameters cannot be checked"
+            )
         bound = {**cond.params, **cond.save_kwargs}
         for k, v in params.items():
             if k not in bound:
-                raise StudyFileError(f"{key}.params.{k}", f"{cid!r} has no parameter {k!r}; its "
-                                                          f"parameters: {bound or '(none)'}")
+                raise StudyFileError(
+                    f"{key}.params.{k}", f"{cid!r} has no parameter {k!r}; its parameters: {bound or '(none)'}"
+                )
             if bound[k] != v:
-                raise StudyFileError(f"{key}.params.{k}", f"{cid!r} is registered with {k}="
-                                                          f"{bound[k]!r}, not {v!r} (a different "
-                                                          f"value is a different condition id)")
+                raise StudyFileError(
+                    f"{key}.params.{k}",
+                    f"{cid!r} is registered with {k}="
+                    f"{bound[k]!r}, not {v!r} (a different "
+                    f"value is a different condition id)",
+                )
     return ConditionSpec(cid, label, dict(params))
 
 
@@ -309,8 +323,9 @@ def _model(key: str, raw: Any, base: Path) -> ModelSpec:
     _keys(key, raw, ("name", "weights", "config", "scores"), ("name",))
     name = _name(f"{key}.name", raw["name"])
     if ("weights" in raw) == ("scores" in raw):
-        raise StudyFileError(key, "needs exactly one of 'weights' (a checkpoint to run) or "
-                                  "'scores' (predictions to import)")
+        raise StudyFileError(
+            key, "needs exactly one of 'weights' (a checkpoint to run) or 'scores' (predictions to import)"
+        )
     if "weights" in raw:
         weights = _path(f"{key}.weights", raw["weights"], base)
         config = _path(f"{key}.config", raw["config"], base) if "config" in raw else None
@@ -320,15 +335,17 @@ def _model(key: str, raw: Any, base: Path) -> ModelSpec:
     scores = _type(f"{key}.scores", raw["scores"], dict, "a mapping with 'study' or 'files'")
     _keys(f"{key}.scores", scores, ("study", "files"))
     if ("study" in scores) == ("files" in scores):
-        raise StudyFileError(f"{key}.scores", "needs exactly one of 'study' (a folder laid out "
-                                              "as robustness/study/roger-study) or 'files'")
+        raise StudyFileError(
+            f"{key}.scores",
+            "needs exactly one of 'study' (a folder laid out as robustness/study/roger-study) or 'files'",
+        )
     if "study" in scores:
         made = (SPAI_STUDY_MODEL, ROGER_STUDY_MODEL)
         if name not in made:
-            raise StudyFileError(f"{key}.name", f"a study folder provides the models "
-                                                f"{' and '.join(map(repr, made))}; got {name!r}")
-        return ModelSpec(name, study=_path(f"{key}.scores.study", scores["study"], base,
-                                           must="dir"))
+            raise StudyFileError(
+                f"{key}.name", f"a study folder provides the models {' and '.join(map(repr, made))}; got {name!r}"
+            )
+        return ModelSpec(name, study=_path(f"{key}.scores.study", scores["study"], base, must="dir"))
     files = _type(f"{key}.scores.files", scores["files"], list, "a list")
     if not files:
         raise StudyFileError(f"{key}.scores.files", "is empty")
@@ -341,9 +358,14 @@ def _model(key: str, raw: Any, base: Path) -> ModelSpec:
         col = f.get("score_column")
         if col is not None:
             _type(f"{fk}.score_column", col, str, "a string")
-        out.append(ScoreFile(_path(f"{fk}.csv", f["csv"], base),
-                             _type(f"{fk}.condition", f["condition"], str, "a string"),
-                             imageset, col))
+        out.append(
+            ScoreFile(
+                _path(f"{fk}.csv", f["csv"], base),
+                _type(f"{fk}.condition", f["condition"], str, "a string"),
+                imageset,
+                col,
+            )
+        )
     return ModelSpec(name, score_files=tuple(out))
 
 
@@ -368,9 +390,10 @@ def parse_study(raw: Any, path: Path, text: str = "") -> Study:
     base = path.parent
     name = _name("name", raw["name"], STUDY_NAME)
     description = _type("description", raw.get("description", ""), str, "a string")
-    sets = tuple(_image_set(f"image_sets[{i}]", s, base)
-                 for i, s in enumerate(_type("image_sets", raw.get("image_sets", []), list,
-                                             "a list")))
+    sets = tuple(
+        _image_set(f"image_sets[{i}]", s, base)
+        for i, s in enumerate(_type("image_sets", raw.get("image_sets", []), list, "a list"))
+    )
     models_raw = _type("models", raw["models"], list, "a list")
     if not models_raw:
         raise StudyFileError("models", "is empty")
@@ -385,16 +408,14 @@ def parse_study(raw: Any, path: Path, text: str = "") -> Study:
     if not conds_raw:
         raise StudyFileError("conditions", "is empty")
     needs_registry = any(not m.imported for m in models)
-    conditions = tuple(_condition(f"conditions[{i}]", c, needs_registry)
-                       for i, c in enumerate(conds_raw))
+    conditions = tuple(_condition(f"conditions[{i}]", c, needs_registry) for i, c in enumerate(conds_raw))
     ids = [c.id for c in conditions]
     if len(set(ids)) != len(ids):
         raise StudyFileError("conditions", f"lists a condition twice: {ids}")
     metrics = _str_list("metrics", raw.get("metrics", ["auc"]))
     for i, m in enumerate(metrics):
         if m not in METRICS:
-            raise StudyFileError(f"metrics[{i}]", f"unknown metric {m!r}; valid: "
-                                                  f"{', '.join(sorted(METRICS))}")
+            raise StudyFileError(f"metrics[{i}]", f"unknown metric {m!r}; valid: {', '.join(sorted(METRICS))}")
     if not metrics:
         raise StudyFileError("metrics", "is empty")
     declared = {n: k for s in sets for n, k in s.store_names().items()}
@@ -410,13 +431,13 @@ def parse_study(raw: Any, path: Path, text: str = "") -> Study:
         for i, n in enumerate(names):
             if only_declared and declared.get(n) != kind:
                 have = sorted(d for d, k in declared.items() if k == kind)
-                raise StudyFileError(f"{key}[{i}]", f"{n!r} is not a declared {kind} image set; "
-                                                    f"declared: {', '.join(have) or '(none)'}")
+                raise StudyFileError(
+                    f"{key}[{i}]", f"{n!r} is not a declared {kind} image set; declared: {', '.join(have) or '(none)'}"
+                )
         picks[key] = names
     baseline = raw.get("baseline")
     if baseline is not None and baseline not in ids:
-        raise StudyFileError("baseline", f"{baseline!r} is not one of the conditions: "
-                                         f"{', '.join(ids)}")
+        raise StudyFileError("baseline", f"{baseline!r} is not one of the conditions: {', '.join(ids)}")
     inference = _type("inference", raw.get("inference", {}), dict, "a mapping")
     _keys("inference", inference, ("device", "batch_size"))
     device = inference.get("device", "auto")
@@ -432,30 +453,39 @@ def parse_study(raw: Any, path: Path, text: str = "") -> Study:
         _keys(f"deltas[{i}]", d, ("a", "b"), ("a", "b"))
         for side in ("a", "b"):
             if d[side] not in names:
-                raise StudyFileError(f"deltas[{i}].{side}", f"{d[side]!r} is not one of the "
-                                                            f"models: {', '.join(names)}")
+                raise StudyFileError(f"deltas[{i}].{side}", f"{d[side]!r} is not one of the models: {', '.join(names)}")
         deltas.append((d["a"], d["b"]))
     return Study(
-        name=name, path=path, text=text, image_sets=sets, conditions=conditions, models=models,
-        metrics=metrics, real_sets=picks["real_sets"], fake_sets=picks["fake_sets"],
+        name=name,
+        path=path,
+        text=text,
+        image_sets=sets,
+        conditions=conditions,
+        models=models,
+        metrics=metrics,
+        real_sets=picks["real_sets"],
+        fake_sets=picks["fake_sets"],
         baseline=baseline or ("original" if "original" in ids else ids[0]),
         bootstrap=_bootstrap(raw["bootstrap"]) if raw.get("bootstrap") is not None else None,
-        description=description, device=device, batch_size=batch, deltas=tuple(deltas),
+        description=description,
+        device=device,
+        batch_size=batch,
+        deltas=tuple(deltas),
     )
 
 
 def study_from_text(text: str, path: Path) -> Study:
     """Validate a study file's text; ``path`` names it and anchors its relative paths."""
     if len(text.encode("utf-8")) > MAX_STUDY_BYTES:
-        raise StudyFileError("", f"{path.name} is larger than {MAX_STUDY_BYTES} bytes; not a "
-                                 f"study file")
+        raise StudyFileError("", f"{path.name} is larger than {MAX_STUDY_BYTES} bytes; not a study file")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise StudyFileError("", f"{path.name} is not valid YAML{where}: "
-                                 f"{getattr(exc, 'problem', None) or exc}") from None
+        raise StudyFileError(
+            "", f"{path.name} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+        ) from None
     return parse_study(raw, path, text)
 
 

@@ -28,8 +28,17 @@ from jobs.params import (
 )
 from robustness.study.schema import ImageSetSpec, ModelSpec, Study
 
-__all__ = ["JobSpec", "SetScores", "StoreConflict", "enqueue", "load_scores", "model_ids",
-           "plan_derive", "plan_infer", "plan_register"]
+__all__ = [
+    "JobSpec",
+    "SetScores",
+    "StoreConflict",
+    "enqueue",
+    "load_scores",
+    "model_ids",
+    "plan_derive",
+    "plan_infer",
+    "plan_register",
+]
 
 
 class StoreConflict(ValueError):
@@ -62,10 +71,18 @@ def _set_row(session: Session, name: str) -> ImageSet | None:
 def _register_specs(spec: ImageSetSpec) -> list[JobSpec]:
     gen = spec.generator
     if spec.folder is not None:  # kind None: <name>-real and <name>-fake from label folders
-        return [JobSpec(RegisterFolder(folder=str(spec.folder), name=spec.name, kind=spec.kind,
-                                       generator=gen), f"register {spec.name}")]
-    return [JobSpec(RegisterCsv(csv_path=str(spec.csv), root=str(spec.root), name=spec.name,
-                                generator=gen, split=spec.split), f"register {spec.name}")]
+        return [
+            JobSpec(
+                RegisterFolder(folder=str(spec.folder), name=spec.name, kind=spec.kind, generator=gen),
+                f"register {spec.name}",
+            )
+        ]
+    return [
+        JobSpec(
+            RegisterCsv(csv_path=str(spec.csv), root=str(spec.root), name=spec.name, generator=gen, split=spec.split),
+            f"register {spec.name}",
+        )
+    ]
 
 
 def plan_register(session: Session, study: Study) -> list[JobSpec]:
@@ -76,8 +93,7 @@ def plan_register(session: Session, study: Study) -> list[JobSpec]:
         rows = {n: _set_row(session, n) for n in names}
         for n, row in rows.items():
             if row is not None and row.kind != names[n]:
-                raise StoreConflict(f"image set {n!r} is stored as {row.kind}, the study "
-                                    f"declares it {names[n]}")
+                raise StoreConflict(f"image set {n!r} is stored as {row.kind}, the study declares it {names[n]}")
         if all(row is not None for row in rows.values()):
             continue  # registered before: nothing stored is redone
         out += _register_specs(spec)
@@ -86,23 +102,31 @@ def plan_register(session: Session, study: Study) -> list[JobSpec]:
             out.append(JobSpec(StudyImport(folder=str(m.study)), f"import {m.study.name}"))
         for f in m.score_files:
             if not _csv_imported(session, m.name, f.csv):
-                out.append(JobSpec(CsvImport(csv_path=str(f.csv), model_name=m.name,
-                                             condition_id=f.condition, imageset=f.imageset,
-                                             score_column=f.score_column),
-                                   f"import {f.csv.name} as {m.name}"))
+                out.append(
+                    JobSpec(
+                        CsvImport(
+                            csv_path=str(f.csv),
+                            model_name=m.name,
+                            condition_id=f.condition,
+                            imageset=f.imageset,
+                            score_column=f.score_column,
+                        ),
+                        f"import {f.csv.name} as {m.name}",
+                    )
+                )
     return _unique(out)
 
 
 def _study_imported(session: Session, m: ModelSpec, study: Study) -> bool:
     """The study folder counts as imported when its model has runs under every condition."""
-    have = set(session.scalars(select(Run.condition_id).join(Model, Model.id == Run.model_id)
-                               .where(Model.name == m.name)))
+    have = set(
+        session.scalars(select(Run.condition_id).join(Model, Model.id == Run.model_id).where(Model.name == m.name))
+    )
     return set(study.condition_ids) <= have
 
 
 def _csv_imported(session: Session, model_name: str, csv_path: Path) -> bool:
-    runs = session.scalars(select(Run).join(Model, Model.id == Run.model_id)
-                           .where(Model.name == model_name))
+    runs = session.scalars(select(Run).join(Model, Model.id == Run.model_id).where(Model.name == model_name))
     return any((r.settings or {}).get("source") == str(csv_path) for r in runs)
 
 
@@ -120,13 +144,14 @@ def model_ids(session: Session, study: Study) -> dict[str, int]:
         if row is not None:
             digest = sha256_file(m.weights)
             if row.sha256 != digest:
-                raise StoreConflict(f"a model named {m.name!r} is already stored with other "
-                                    f"weights ({row.path}, sha256 {str(row.sha256)[:12]}...); "
-                                    f"give this one another name in the study file")
+                raise StoreConflict(
+                    f"a model named {m.name!r} is already stored with other "
+                    f"weights ({row.path}, sha256 {str(row.sha256)[:12]}...); "
+                    f"give this one another name in the study file"
+                )
             out[m.name] = row.id
             continue
-        out[m.name] = register_model(session, m.weights, name=m.name, cfg=m.config,
-                                     origin=origin_of(m.weights))
+        out[m.name] = register_model(session, m.weights, name=m.name, cfg=m.config, origin=origin_of(m.weights))
     return out
 
 
@@ -151,13 +176,21 @@ def plan_derive(session: Session, study: Study) -> list[JobSpec]:
         for cid in study.condition_ids:
             if cid == ORIGINAL:
                 continue
-            have = session.scalar(
-                select(func.count()).select_from(DerivedImage)
-                .join(Image, Image.id == DerivedImage.image_id)
-                .where(Image.imageset_id == iset.id, DerivedImage.condition_id == cid)) or 0
+            have = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(DerivedImage)
+                    .join(Image, Image.id == DerivedImage.image_id)
+                    .where(Image.imageset_id == iset.id, DerivedImage.condition_id == cid)
+                )
+                or 0
+            )
             if have < n:
-                out.append(JobSpec(MakeConditionParams(imageset_id=iset.id, condition_id=cid),
-                                   f"derive {iset.name} under {cid}"))
+                out.append(
+                    JobSpec(
+                        MakeConditionParams(imageset_id=iset.id, condition_id=cid), f"derive {iset.name} under {cid}"
+                    )
+                )
     return out
 
 
@@ -169,16 +202,25 @@ def plan_infer(session: Session, study: Study, ids: dict[str, int]) -> list[JobS
         for iset in sets:
             n = session.scalar(select(func.count()).where(Image.imageset_id == iset.id)) or 0
             for cid in study.condition_ids:
-                run = session.scalars(select(Run).where(
-                    Run.model_id == mid, Run.imageset_id == iset.id,
-                    Run.condition_id == cid)).one_or_none()
-                done = 0 if run is None else session.scalar(
-                    select(func.count()).where(Prediction.run_id == run.id)) or 0
+                run = session.scalars(
+                    select(Run).where(Run.model_id == mid, Run.imageset_id == iset.id, Run.condition_id == cid)
+                ).one_or_none()
+                done = (
+                    0 if run is None else session.scalar(select(func.count()).where(Prediction.run_id == run.id)) or 0
+                )
                 if done < n or run is None or run.status != "done":
-                    out.append(JobSpec(InferParams(model_id=mid, imageset_id=iset.id,
-                                                   condition_id=cid, batch_size=study.batch_size,
-                                                   device=study.device),
-                                       f"score {iset.name} under {cid} with {name}"))
+                    out.append(
+                        JobSpec(
+                            InferParams(
+                                model_id=mid,
+                                imageset_id=iset.id,
+                                condition_id=cid,
+                                batch_size=study.batch_size,
+                                device=study.device,
+                            ),
+                            f"score {iset.name} under {cid} with {name}",
+                        )
+                    )
     return out
 
 
@@ -197,9 +239,7 @@ def enqueue(session: Session, spec: JobSpec) -> int:
     return jobs.enqueue(session, spec.kind, spec.params.to_dict())
 
 
-def load_scores(
-    session: Session, model_name: str, condition_ids: list[str]
-) -> dict[tuple[str, str], SetScores]:
+def load_scores(session: Session, model_name: str, condition_ids: list[str]) -> dict[tuple[str, str], SetScores]:
     """Every scored prediction of the model under the conditions: (condition, set) -> scores."""
     from db.queries import study_frame
 
@@ -207,10 +247,12 @@ def load_scores(
     if model is None:
         raise StoreConflict(f"model {model_name!r} is not in the store")
     frame = study_frame(session, model.id, condition_ids)
-    return {(str(c), str(name)): SetScores(str(g["kind"].iloc[0]),
-                                           g["image_id"].to_numpy(np.int64),
-                                           g["score"].to_numpy(np.float64).astype(np.float32))
-            for (c, name), g in frame.groupby(["condition", "imageset"], observed=True, sort=True)}
+    return {
+        (str(c), str(name)): SetScores(
+            str(g["kind"].iloc[0]), g["image_id"].to_numpy(np.int64), g["score"].to_numpy(np.float64).astype(np.float32)
+        )
+        for (c, name), g in frame.groupby(["condition", "imageset"], observed=True, sort=True)
+    }
 
 
 def condition_seeds(
@@ -222,11 +264,14 @@ def condition_seeds(
 
     out = {}
     for cid in condition_ids:
-        seeds = sorted(session.scalars(
-            select(DerivedImage.seed).join(Image, Image.id == DerivedImage.image_id)
-            .join(ImageSet, ImageSet.id == Image.imageset_id)
-            .where(ImageSet.name.in_(set_names), DerivedImage.condition_id == cid,
-                   DerivedImage.seed.is_not(None))))
+        seeds = sorted(
+            session.scalars(
+                select(DerivedImage.seed)
+                .join(Image, Image.id == DerivedImage.image_id)
+                .join(ImageSet, ImageSet.id == Image.imageset_id)
+                .where(ImageSet.name.in_(set_names), DerivedImage.condition_id == cid, DerivedImage.seed.is_not(None))
+            )
+        )
         digest = hashlib.sha256(",".join(map(str, seeds)).encode()).hexdigest() if seeds else None
         out[cid] = (len(seeds), digest)
     return out

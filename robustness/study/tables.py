@@ -19,9 +19,18 @@ from robustness.study.results import MEAN_ROW, StudyResults, Table
 __all__ = ["latex_tables", "long_csv", "markdown_tables", "summary_table"]
 
 DIGITS = 3  # decimals shown in Markdown and LaTeX (CSV keeps full precision)
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                "^": r"\textasciicircum{}"}
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def tex_escape(text: str) -> str:
@@ -62,22 +71,29 @@ def summary_table(results: StudyResults, metric: str) -> Table:
     first = results.tables[(models[0], metric)]
     if first.low is not None:
         lows = pd.DataFrame({m: results.tables[(m, metric)].low.loc[MEAN_ROW] for m in models}).T
-        highs = pd.DataFrame({m: results.tables[(m, metric)].high.loc[MEAN_ROW]
-                              for m in models}).T
+        highs = pd.DataFrame({m: results.tables[(m, metric)].high.loc[MEAN_ROW] for m in models}).T
     return Table("(all models)", metric, vals, lows, highs)
 
 
 def _caption(results: StudyResults, t: Table, summary: bool) -> str:
     name = get_metric(t.metric).name.upper()
     reals = ", ".join(results.real_sets)
-    ci = (f"; brackets: {results.study.bootstrap.level:.0%} bootstrap interval"
-          if t.low is not None and results.study.bootstrap else
-          "; brackets: 95% bootstrap interval" if t.low is not None else "")
+    ci = (
+        f"; brackets: {results.study.bootstrap.level:.0%} bootstrap interval"
+        if t.low is not None and results.study.bootstrap
+        else "; brackets: 95% bootstrap interval"
+        if t.low is not None
+        else ""
+    )
     if summary:
-        return (f"Mean {name} per condition and model (fake sets averaged; each against real "
-                f"sets {reals}){ci}. Bold: best model per condition.")
-    return (f"{name} of {t.model} per fake set and condition, each the mean against the real "
-            f"sets {reals}{ci}. Bold: best fake set per condition.")
+        return (
+            f"Mean {name} per condition and model (fake sets averaged; each against real "
+            f"sets {reals}){ci}. Bold: best model per condition."
+        )
+    return (
+        f"{name} of {t.model} per fake set and condition, each the mean against the real "
+        f"sets {reals}{ci}. Bold: best fake set per condition."
+    )
 
 
 def _md_one(results: StudyResults, t: Table, summary: bool) -> str:
@@ -86,8 +102,12 @@ def _md_one(results: StudyResults, t: Table, summary: bool) -> str:
     body_rows = rows if summary else [r for r in rows if r != MEAN_ROW]
     best = best_rows(t.values, t.metric, body_rows)
     head = ["model" if summary else "fake set"] + [study.label(c) for c in t.values.columns]
-    lines = [f"**{_caption(results, t, summary)}**", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
+    lines = [
+        f"**{_caption(results, t, summary)}**",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" + "---:|" * (len(head) - 1),
+    ]
     for r in rows:
         cells = []
         for c in t.values.columns:
@@ -101,8 +121,9 @@ def _md_one(results: StudyResults, t: Table, summary: bool) -> str:
 
 def markdown_tables(results: StudyResults, metric: str) -> str:
     """Every model's table for ``metric`` (and the summary, with several models)."""
-    parts = [f"### {t.model}\n\n{_md_one(results, t, False)}"
-             for (m, met), t in results.tables.items() if met == metric]
+    parts = [
+        f"### {t.model}\n\n{_md_one(results, t, False)}" for (m, met), t in results.tables.items() if met == metric
+    ]
     if len(results.scores) > 1:
         parts.insert(0, f"### Summary\n\n{_md_one(results, summary_table(results, metric), True)}")
     return "\n\n".join(parts) + "\n"
@@ -114,12 +135,18 @@ def _tex_one(results: StudyResults, t: Table, summary: bool, label: str) -> str:
     body_rows = rows if summary else [r for r in rows if r != MEAN_ROW]
     best = best_rows(t.values, t.metric, body_rows)
     ncol = len(t.values.columns)
-    head = ["Model" if summary else "Fake set"] + [tex_escape(study.label(c))
-                                                   for c in t.values.columns]
-    lines = [r"\begin{table}[t]", r"\centering", r"\small",
-             rf"\caption{{{tex_escape(_caption(results, t, summary))}}}",
-             rf"\label{{{label}}}", rf"\begin{{tabular}}{{l{'r' * ncol}}}", r"\toprule",
-             " & ".join(head) + r" \\", r"\midrule"]
+    head = ["Model" if summary else "Fake set"] + [tex_escape(study.label(c)) for c in t.values.columns]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{tex_escape(_caption(results, t, summary))}}}",
+        rf"\label{{{label}}}",
+        rf"\begin{{tabular}}{{l{'r' * ncol}}}",
+        r"\toprule",
+        " & ".join(head) + r" \\",
+        r"\midrule",
+    ]
     for r in rows:
         if r == MEAN_ROW and not summary:
             lines.append(r"\midrule")
@@ -136,8 +163,7 @@ def _tex_one(results: StudyResults, t: Table, summary: bool, label: str) -> str:
 
 
 def _tex_label(*parts: str) -> str:
-    return "tab:" + "-".join("".join(ch if ch.isalnum() else "-" for ch in p).strip("-").lower()
-                             for p in parts)
+    return "tab:" + "-".join("".join(ch if ch.isalnum() else "-" for ch in p).strip("-").lower() for p in parts)
 
 
 def latex_tables(results: StudyResults, metric: str) -> str:
@@ -145,10 +171,12 @@ def latex_tables(results: StudyResults, metric: str) -> str:
     name = results.study.name
     parts = [f"% {name}: {metric.upper()} tables; needs \\usepackage{{booktabs}}"]
     if len(results.scores) > 1:
-        parts.append(_tex_one(results, summary_table(results, metric), True,
-                              _tex_label(name, metric, "summary")))
-    parts += [_tex_one(results, t, False, _tex_label(name, metric, t.model))
-              for (m, met), t in results.tables.items() if met == metric]
+        parts.append(_tex_one(results, summary_table(results, metric), True, _tex_label(name, metric, "summary")))
+    parts += [
+        _tex_one(results, t, False, _tex_label(name, metric, t.model))
+        for (m, met), t in results.tables.items()
+        if met == metric
+    ]
     return "\n\n".join(parts) + "\n"
 
 
@@ -158,8 +186,13 @@ def long_csv(results: StudyResults) -> pd.DataFrame:
     for (model, metric), t in results.tables.items():
         for row in t.values.index:
             for c in t.values.columns:
-                rec = {"model": model, "metric": metric, "fake_set": row, "condition": c,
-                       "value": float(t.values.loc[row, c])}
+                rec = {
+                    "model": model,
+                    "metric": metric,
+                    "fake_set": row,
+                    "condition": c,
+                    "value": float(t.values.loc[row, c]),
+                }
                 if t.low is not None:
                     rec["low"], rec["high"] = float(t.low.loc[row, c]), float(t.high.loc[row, c])
                 out.append(rec)
@@ -172,8 +205,7 @@ def _delta_rows(deltas: list, label) -> list[tuple[str, str, str, str, str]]:
     out = []
     for d in deltas:
         ci = f"[{d.low:+.{DIGITS}f}, {d.high:+.{DIGITS}f}]"
-        out.append((label(d.label), f"{d.a:.{DIGITS}f}", f"{d.b:.{DIGITS}f}",
-                    f"{d.delta:+.{DIGITS}f}", ci))
+        out.append((label(d.label), f"{d.a:.{DIGITS}f}", f"{d.b:.{DIGITS}f}", f"{d.delta:+.{DIGITS}f}", ci))
     return out
 
 
@@ -182,9 +214,12 @@ def delta_markdown(title: str, deltas: list, label, side_a: str, side_b: str) ->
     if not deltas:
         return ""
     d0 = deltas[0]
-    lines = [f"**{title}** (paired bootstrap, {d0.n} replicates, {d0.level:.0%} interval; "
-             f"{d0.images} paired images)", "",
-             f"| | {side_a} | {side_b} | Δ | interval |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"**{title}** (paired bootstrap, {d0.n} replicates, {d0.level:.0%} interval; {d0.images} paired images)",
+        "",
+        f"| | {side_a} | {side_b} | Δ | interval |",
+        "|---|---:|---:|---:|---:|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in _delta_rows(deltas, label)]
     return "\n".join(lines) + "\n"
 
@@ -194,13 +229,18 @@ def delta_latex(title: str, deltas: list, label, side_a: str, side_b: str, tex_l
     if not deltas:
         return ""
     d0 = deltas[0]
-    cap = (f"{title} (paired bootstrap, {d0.n} replicates, {d0.level:.0%} interval; "
-           f"{d0.images} paired images).")
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{tex_escape(cap)}}}",
-             rf"\label{{{tex_label}}}", r"\begin{tabular}{lrrrr}", r"\toprule",
-             rf" & {tex_escape(side_a)} & {tex_escape(side_b)} & $\Delta$ & interval \\",
-             r"\midrule"]
-    lines += [" & ".join([tex_escape(r[0]), *r[1:]]) + r" \\"
-              for r in _delta_rows(deltas, label)]
+    cap = f"{title} (paired bootstrap, {d0.n} replicates, {d0.level:.0%} interval; {d0.images} paired images)."
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{tex_escape(cap)}}}",
+        rf"\label{{{tex_label}}}",
+        r"\begin{tabular}{lrrrr}",
+        r"\toprule",
+        rf" & {tex_escape(side_a)} & {tex_escape(side_b)} & $\Delta$ & interval \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join([tex_escape(r[0]), *r[1:]]) + r" \\" for r in _delta_rows(deltas, label)]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

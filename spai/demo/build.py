@@ -29,8 +29,7 @@ from PIL import Image
 from spai.demo.generator import AutoencoderConfig, reconstruct, train_autoencoder
 from spai.demo.sources import PhotoSource, discover_sources, load_photo
 
-__all__ = ["BuildConfig", "BuildResult", "assign_splits", "build_demo_set", "real_crops",
-           "source_splits"]
+__all__ = ["BuildConfig", "BuildResult", "assign_splits", "build_demo_set", "real_crops", "source_splits"]
 
 SPLITS = ("train", "val", "test")
 CSV_NAME = "demo.csv"
@@ -39,9 +38,18 @@ MANIFEST_NAME = "manifest.json"
 
 DEFAULT_CROP_SIZES: tuple[tuple[int, int], ...] = (
     # (width, height), multiples of 8 so the autoencoder maps them to the same size
-    (224, 224), (256, 256), (288, 224), (224, 288), (320, 320),
-    (384, 256), (256, 384), (384, 384), (448, 320), (512, 384), (512, 512),
-)  # fmt: skip
+    (224, 224),
+    (256, 256),
+    (288, 224),
+    (224, 288),
+    (320, 320),
+    (384, 256),
+    (256, 384),
+    (384, 384),
+    (448, 320),
+    (512, 384),
+    (512, 512),
+)
 
 
 @dataclass(frozen=True)
@@ -161,9 +169,7 @@ def _plan(cfg: BuildConfig, sources: Sequence[PhotoSource] | None) -> _Plan:
         except (OSError, ValueError) as exc:
             skipped[src.id] = f"cannot decode {src.path}: {exc}"
             continue
-        if img.width < max(min_w, cfg.autoencoder.crop) or img.height < max(
-            min_h, cfg.autoencoder.crop
-        ):
+        if img.width < max(min_w, cfg.autoencoder.crop) or img.height < max(min_h, cfg.autoencoder.crop):
             skipped[src.id] = f"{img.width}x{img.height} is smaller than the smallest crop"
             continue
         photos[src.id] = img
@@ -195,8 +201,7 @@ def _crops(plan: _Plan, cfg: BuildConfig, sid: str):
     boxes = _plan_crops(img.size, plan.n_crops[sid], cfg, _source_rng(cfg.seed, sid))
     stem = sid.replace("/", "_")
     for k, (left, top, w, h) in enumerate(boxes):
-        yield f"{stem}_{k:02d}_{w}x{h}.png", f"{stem}_{k:02d}", img.crop(
-            (left, top, left + w, top + h))
+        yield f"{stem}_{k:02d}_{w}x{h}.png", f"{stem}_{k:02d}", img.crop((left, top, left + w, top + h))
 
 
 def source_splits(cfg: BuildConfig, sources: Sequence[PhotoSource] | None = None) -> dict[str, str]:
@@ -210,9 +215,12 @@ def real_crops(
     """The real images of one split, as ``build_demo_set`` writes them (relative path, image),
     without training the autoencoder: the reals do not depend on it."""
     plan = _plan(cfg, sources)
-    return [((Path(split) / "real" / name).as_posix(), crop)
-            for sid in sorted(plan.photos) if plan.splits[sid] == split
-            for name, _, crop in _crops(plan, cfg, sid)]
+    return [
+        ((Path(split) / "real" / name).as_posix(), crop)
+        for sid in sorted(plan.photos)
+        if plan.splits[sid] == split
+        for name, _, crop in _crops(plan, cfg, sid)
+    ]
 
 
 def build_demo_set(
@@ -223,8 +231,7 @@ def build_demo_set(
     """Build the demo set into `cfg.output` (replacing a previous build there)."""
     start = time.perf_counter()
     plan = _plan(cfg, sources)
-    photos, splits, n_crops, skipped, by_id = (plan.photos, plan.splits, plan.n_crops,
-                                               plan.skipped, plan.by_id)
+    photos, splits, n_crops, skipped, by_id = (plan.photos, plan.splits, plan.n_crops, plan.skipped, plan.by_id)
     log(f"using {len(photos)} photos ({len(skipped)} skipped); crops: {sum(n_crops.values())}")
 
     train_photos = [photos[sid] for sid in sorted(photos) if splits[sid] == "train"]
@@ -250,14 +257,21 @@ def build_demo_set(
                 rel = Path(split) / kind / name
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 pic.save(out / rel, format="PNG")
-                rows.append({"image": rel.as_posix(), "class": cls, "split": split,
-                             "source": sid, "pair": pair})  # fmt: skip
+                rows.append({"image": rel.as_posix(), "class": cls, "split": split, "source": sid, "pair": pair})
             n_written += 1
         src = by_id[sid]
-        per_source.append({"id": sid, "origin": src.origin, "licence": src.licence,
-                           "path": str(src.path), "size": list(img.size), "split": split,
-                           "group": src.split_key,
-                           "crops": n_written})  # fmt: skip
+        per_source.append(
+            {
+                "id": sid,
+                "origin": src.origin,
+                "licence": src.licence,
+                "path": str(src.path),
+                "size": list(img.size),
+                "split": split,
+                "group": src.split_key,
+                "crops": n_written,
+            }
+        )
 
     counts = {s: {"real": 0, "fake": 0} for s in SPLITS}
     for r in rows:
@@ -274,13 +288,17 @@ def build_demo_set(
         "counts": counts,
         "sources": per_source,
         "skipped": skipped,
-        "autoencoder": {"final_l1": round(ae_stats["final_l1"], 5),
-                        "train_photos": [s for s in sorted(photos) if splits[s] == "train"]},
-        "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                        "python": platform.python_version()},
-        "timing_s": {"autoencoder": round(ae_stats["seconds"], 1),
-                     "total": round(time.perf_counter() - start, 1)},
-    }  # fmt: skip
+        "autoencoder": {
+            "final_l1": round(ae_stats["final_l1"], 5),
+            "train_photos": [s for s in sorted(photos) if splits[s] == "train"],
+        },
+        "environment": {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+        },
+        "timing_s": {"autoencoder": round(ae_stats["seconds"], 1), "total": round(time.perf_counter() - start, 1)},
+    }
     manifest_path = out / MANIFEST_NAME
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     (out / "README.md").write_text(_readme(cfg, counts, len(photos)))

@@ -60,13 +60,14 @@ def _demo_csv(data_dir: Path, build_seed: int, log: Callable[[str], None]) -> tu
         build_demo_set(BuildConfig(output=data_dir, seed=build_seed), log=log)
     manifest = json.loads((data_dir / "manifest.json").read_text())
     if int(manifest["seed"]) != build_seed:
-        raise ValueError(f"{data_dir} was built with seed {manifest['seed']}, not {build_seed} "
-                         "(the base model's set); rebuild it or pass --data <another folder>")
+        raise ValueError(
+            f"{data_dir} was built with seed {manifest['seed']}, not {build_seed} "
+            "(the base model's set); rebuild it or pass --data <another folder>"
+        )
     return csv_path, manifest
 
 
-def seed_check(conditions_log: Path, csv_path: Path, conditions: Sequence[str],
-               split: str = "test") -> dict[str, Any]:  # fmt: skip
+def seed_check(conditions_log: Path, csv_path: Path, conditions: Sequence[str], split: str = "test") -> dict[str, Any]:
     """Compare the condition seeds training used (``aug_conditions.jsonl``) with the seeds the
     evaluation derives for the `split` rows of `csv_path` under `conditions`."""
     import csv
@@ -98,17 +99,25 @@ def seed_check(conditions_log: Path, csv_path: Path, conditions: Sequence[str],
 
 def _resolved_yaml(cfg: Any, source: Path) -> str:
     """The run's whole config as one YAML file (no BASE), loadable by ``load_config``."""
-    head = (f"# The config spai_demo_robust.pth was fine-tuned with: {source.as_posix()} with its "
-            "BASE resolved\n# (written by python -m spai.demo finetune).\n")
+    head = (
+        f"# The config spai_demo_robust.pth was fine-tuned with: {source.as_posix()} with its "
+        "BASE resolved\n# (written by python -m spai.demo finetune).\n"
+    )
     return head + yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
-def finetune(data_dir: Path = Path("data/demo"), base: Path = Path("weights/demo/spai_demo.pth"),
-             out_dir: Path = Path("weights/demo-robust"),
-             run_dir: Path = Path("output/demo-robust"), config: Path = FINETUNE_CONFIG,
-             epochs: int | None = None, seed: int = 0, build_seed: int = 0,
-             conditions: Sequence[str] = MAIN_CONDITIONS,
-             log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+def finetune(
+    data_dir: Path = Path("data/demo"),
+    base: Path = Path("weights/demo/spai_demo.pth"),
+    out_dir: Path = Path("weights/demo-robust"),
+    run_dir: Path = Path("output/demo-robust"),
+    config: Path = FINETUNE_CONFIG,
+    epochs: int | None = None,
+    seed: int = 0,
+    build_seed: int = 0,
+    conditions: Sequence[str] = MAIN_CONDITIONS,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Fine-tune `base` with `config` (which must set AUG.CONDITIONS) on the demo set in
     `data_dir`, evaluate before and after per condition, and write `out_dir` with its card."""
     from spai.checkpoint import file_sha256
@@ -121,8 +130,7 @@ def finetune(data_dir: Path = Path("data/demo"), base: Path = Path("weights/demo
         opts.append(("TRAIN.EPOCHS", epochs))
     cfg = load_config(config, opts)
     if not cfg.aug.conditions:
-        raise ValueError(f"{config}: AUG.CONDITIONS is empty; a robustness fine-tune needs "
-                         "at least one condition")
+        raise ValueError(f"{config}: AUG.CONDITIONS is empty; a robustness fine-tune needs at least one condition")
     if not Path(base).is_file():
         raise FileNotFoundError(f"base model not found: {base}")
     csv_path, manifest = _demo_csv(data_dir, build_seed, log)
@@ -133,15 +141,22 @@ def finetune(data_dir: Path = Path("data/demo"), base: Path = Path("weights/demo
     def progress(event: dict[str, Any]) -> None:
         if event["type"] == "epoch":
             loads.append(_load_avg())
-            log(f"epoch {event['epoch']}: val loss {event['val_loss']:.4f} AUC "
+            log(
+                f"epoch {event['epoch']}: val loss {event['val_loss']:.4f} AUC "
                 f"{event['val_auc']:.4f}; conditions applied {event.get('aug_conditions', {})}; "
-                f"{time.perf_counter() - t1:.0f}s, load {loads[-1]}")
+                f"{time.perf_counter() - t1:.0f}s, load {loads[-1]}"
+            )
 
-    log(f"fine-tuning {base} with {config} ({cfg.train.epochs} epochs, lr {cfg.train.base_lr:g},"
-        f" conditions {list(cfg.aug.conditions)})")
+    log(
+        f"fine-tuning {base} with {config} ({cfg.train.epochs} epochs, lr {cfg.train.base_lr:g},"
+        f" conditions {list(cfg.aug.conditions)})"
+    )
     t1 = time.perf_counter()
-    result = train(cfg, TrainOptions(data_path=csv_path, output=run_dir, init_from=Path(base),
-                                     device="cpu", num_workers=1), on_progress=progress)
+    result = train(
+        cfg,
+        TrainOptions(data_path=csv_path, output=run_dir, init_from=Path(base), device="cpu", num_workers=1),
+        on_progress=progress,
+    )
     train_s = time.perf_counter() - t1
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,8 +166,14 @@ def finetune(data_dir: Path = Path("data/demo"), base: Path = Path("weights/demo
     log("evaluating the base model and the fine-tuned model on the test split")
     t2 = time.perf_counter()
     sidecar = Path(base).with_suffix(".yaml")  # else the fine-tune's (same architecture)
-    before = evaluate_split(Path(base), csv_path, "test", conditions, log=log,
-                            cfg=sidecar if sidecar.is_file() else weights.with_suffix(".yaml"))
+    before = evaluate_split(
+        Path(base),
+        csv_path,
+        "test",
+        conditions,
+        log=log,
+        cfg=sidecar if sidecar.is_file() else weights.with_suffix(".yaml"),
+    )
     after = evaluate_split(weights, csv_path, "test", conditions, log=log)
     eval_s = time.perf_counter() - t2
     loads.append(_load_avg())
@@ -166,8 +187,12 @@ def finetune(data_dir: Path = Path("data/demo"), base: Path = Path("weights/demo
         "min_lr": cfg.train.min_lr,
         "warmup_epochs": cfg.train.warmup_epochs,
         "base": {"path": Path(base).as_posix(), "sha256": file_sha256(Path(base))},
-        "data": {"dir": data_dir.as_posix(), "build_seed": int(manifest["seed"]),
-                 "photos": len(manifest["sources"]), "counts": manifest["counts"]},
+        "data": {
+            "dir": data_dir.as_posix(),
+            "build_seed": int(manifest["seed"]),
+            "photos": len(manifest["sources"]),
+            "counts": manifest["counts"],
+        },
         "shipped_epoch": result.history[-1]["epoch"] if result.history else None,
         "epoch_log": result.history,
         "train_s": train_s,
@@ -188,11 +213,32 @@ def finetune(data_dir: Path = Path("data/demo"), base: Path = Path("weights/demo
     return info
 
 
-def _command(data_dir: Path, base: Path, out_dir: Path, run_dir: Path, config: Path,
-             epochs: int | None, seed: int, build_seed: int) -> str:  # fmt: skip
-    args = ["--data", data_dir.as_posix(), "--base", Path(base).as_posix(), "--output",
-            out_dir.as_posix(), "--run-dir", run_dir.as_posix(), "--config", config.as_posix(),
-            "--seed", str(seed), "--build-seed", str(build_seed)]  # fmt: skip
+def _command(
+    data_dir: Path,
+    base: Path,
+    out_dir: Path,
+    run_dir: Path,
+    config: Path,
+    epochs: int | None,
+    seed: int,
+    build_seed: int,
+) -> str:
+    args = [
+        "--data",
+        data_dir.as_posix(),
+        "--base",
+        Path(base).as_posix(),
+        "--output",
+        out_dir.as_posix(),
+        "--run-dir",
+        run_dir.as_posix(),
+        "--config",
+        config.as_posix(),
+        "--seed",
+        str(seed),
+        "--build-seed",
+        str(build_seed),
+    ]
     if epochs is not None:
         args += ["--epochs", str(epochs)]
     return "python -m spai.demo finetune " + shlex.join(args)
@@ -223,8 +269,7 @@ def _target_lines(info: dict[str, Any]) -> str:
         b = info["before"][cid]["auc"]
         if bound > 0 and b + bound > 1.0:
             ceiling = f" (unreachable: the base model's {b:.4f} leaves {1.0 - b:.4f} below AUC 1)"
-        out.append(f"- `{cid}`: AUC {words} {abs(bound):.2f}: {d:+.4f} "
-                   f"({'met' if met else 'not met'}){ceiling}")
+        out.append(f"- `{cid}`: AUC {words} {abs(bound):.2f}: {d:+.4f} ({'met' if met else 'not met'}){ceiling}")
     return "\n".join(out)
 
 
@@ -238,9 +283,11 @@ def card(info: dict[str, Any]) -> str:
             rows.append(f"| `{cid}` | n/a ({err}) | | | | | |")
             continue
         d, dap = delta(b, a), delta(b, a, "ap")
-        rows.append(f"| `{cid}` | {_num(b, 'auc')} | {_num(a, 'auc')} | "
-                    f"{'n/a' if d is None else f'{d:+.4f}'} | {_num(b, 'ap')} | {_num(a, 'ap')} | "
-                    f"{'n/a' if dap is None else f'{dap:+.4f}'} |")
+        rows.append(
+            f"| `{cid}` | {_num(b, 'auc')} | {_num(a, 'auc')} | "
+            f"{'n/a' if d is None else f'{d:+.4f}'} | {_num(b, 'ap')} | {_num(a, 'ap')} | "
+            f"{'n/a' if dap is None else f'{dap:+.4f}'} |"
+        )
     conds = ", ".join(f"`{c['id']}` p={c['p']:g}" for c in info["aug_conditions"])
     s = info["seeds"]
     counts = info["data"]["counts"]
@@ -251,39 +298,40 @@ def card(info: dict[str, Any]) -> str:
             applied[cid] = applied.get(cid, 0) + n
     epochs = "\n".join(
         f"| {ev['epoch']} | {ev['val_loss']:.4f} | {ev['val_auc']:.4f} | "
-        + ", ".join(f"{c} {n}" for c, n in (ev.get("aug_conditions") or {}).items()) + " |"
+        + ", ".join(f"{c} {n}" for c, n in (ev.get("aug_conditions") or {}).items())
+        + " |"
         for ev in info["epoch_log"]
     )
     return f"""# SPAI demo model, fine-tuned for robustness — a demo, not a benchmark
 
-The shipped demo model (`{info['base']['path']}`, sha256 `{info['base']['sha256'][:16]}…`, see
+The shipped demo model (`{info["base"]["path"]}`, sha256 `{info["base"]["sha256"][:16]}…`, see
 `weights/demo/MODEL_CARD.md`) trained further on the same demo set with robustness conditions
 as training augmentation (issue 17.3). Same architecture and input pipeline; only the weights
 differ. Like the base model, it has never seen a real generative model's output.
 
 ## Fine-tuning
 
-- command: `{info['command']}`
-- config: `{info['config']}` (`spai_demo_robust.yaml` here is the same config with its BASE
-  resolved), seed {info['seed']}: `AUG.CONDITIONS` {conds}: each condition is applied to a
+- command: `{info["command"]}`
+- config: `{info["config"]}` (`spai_demo_robust.yaml` here is the same config with its BASE
+  resolved), seed {info["seed"]}: `AUG.CONDITIONS` {conds}: each condition is applied to a
   training image with its probability, in this order, before the image's 4 views are cut, by
-  `robustness.apply.apply_condition` (the code that makes the test variants); {info['epochs']}
-  epochs, learning rate {info['base_lr']:g} (cosine to {info['min_lr']:g}, {info['warmup_epochs']}
+  `robustness.apply.apply_condition` (the code that makes the test variants); {info["epochs"]}
+  epochs, learning rate {info["base_lr"]:g} (cosine to {info["min_lr"]:g}, {info["warmup_epochs"]}
   warm-up epochs), everything else as `configs/demo.yaml`.
-- data: the demo set `{info['data']['dir']}` (`python -m spai.demo build --seed
-  {info['data']['build_seed']}`, {info['data']['photos']} photos), its train split
-  ({counts['train']['real']} real + {counts['train']['fake']} fake) for training, its val split for the
-  per-epoch loss; the test split ({counts['test']['real']} real + {counts['test']['fake']} fake, photos
+- data: the demo set `{info["data"]["dir"]}` (`python -m spai.demo build --seed
+  {info["data"]["build_seed"]}`, {info["data"]["photos"]} photos), its train split
+  ({counts["train"]["real"]} real + {counts["train"]["fake"]} fake) for training, its val split for the
+  per-epoch loss; the test split ({counts["test"]["real"]} real + {counts["test"]["fake"]} fake, photos
   in no other split) only for the table below.
-- shipped: the last epoch ({info['shipped_epoch']}); no epoch is chosen by a test measurement.
-- conditions applied in training: {', '.join(f'{c} {n}' for c, n in applied.items()) or 'none'}
+- shipped: the last epoch ({info["shipped_epoch"]}); no epoch is chosen by a test measurement.
+- conditions applied in training: {", ".join(f"{c} {n}" for c, n in applied.items()) or "none"}
   (over all epochs; every application is logged with its seed in the run's `aug_conditions.jsonl`).
-- time: fine-tuning {info['train_s'] / 60:.1f} min, evaluating both models {info['eval_s'] / 60:.1f} min,
-  whole command {info['total_s'] / 60:.1f} min on {info['machine']} ({info['cpus']} CPUs, {info['threads']}
-  torch threads), with the machine shared: 1-minute load average {min(loads, default=float('nan')):.1f} to
-  {max(loads, default=float('nan')):.1f} during the run (at the start, after each epoch, at the end).
-  The project asks for training under 60 minutes on 2 cores: {info['train_s'] / 60:.1f} min here
-  ({'met' if info['train_s'] < 3600 else 'not met'}).
+- time: fine-tuning {info["train_s"] / 60:.1f} min, evaluating both models {info["eval_s"] / 60:.1f} min,
+  whole command {info["total_s"] / 60:.1f} min on {info["machine"]} ({info["cpus"]} CPUs, {info["threads"]}
+  torch threads), with the machine shared: 1-minute load average {min(loads, default=float("nan")):.1f} to
+  {max(loads, default=float("nan")):.1f} during the run (at the start, after each epoch, at the end).
+  The project asks for training under 60 minutes on 2 cores: {info["train_s"] / 60:.1f} min here
+  ({"met" if info["train_s"] < 3600 else "not met"}).
 
 | epoch | val loss | val AUC | conditions applied |
 |---|---|---|---|
@@ -294,10 +342,10 @@ differ. Like the base model, it has never seen a real generative model's output.
 A test variant's condition seed is `robustness.registry.seed_for(image, condition)` (63 bits);
 a training application's is `spai.augment.condition_seed(run seed, epoch, image, condition)`,
 the same hash of ("train", run seed, epoch, image) with bit 63 set, so no training draw can
-repeat a test variant. Checked on this run's seeds: {s['training_applications_seeds']} training
-seeds ({s['training_seeds_with_bit_63']} with bit 63 set), {s['evaluation_seeds']} test-variant
-seeds ({s['evaluation_seeds_below_2_63']} below 2^63), **{s['shared_seeds']} shared**; the
-{s['training_images_conditioned']} conditioned training images include {s['test_images_among_them']}
+repeat a test variant. Checked on this run's seeds: {s["training_applications_seeds"]} training
+seeds ({s["training_seeds_with_bit_63"]} with bit 63 set), {s["evaluation_seeds"]} test-variant
+seeds ({s["evaluation_seeds_below_2_63"]} below 2^63), **{s["shared_seeds"]} shared**; the
+{s["training_images_conditioned"]} conditioned training images include {s["test_images_among_them"]}
 test images.
 
 ## Before and after, per condition (demo test split, `spai.demo.reproduce.evaluate_split`)
@@ -318,7 +366,7 @@ bootstrap interval).
 ## Files
 
 - `{WEIGHTS_NAME}`: `{{"model": state_dict, "epoch", "step", "config"}}` (loads with
-  `torch.load(weights_only=True)`; sha256 `{info['sha256']}`)
+  `torch.load(weights_only=True)`; sha256 `{info["sha256"]}`)
 - `spai_demo_robust.yaml`: the config the detector builds the model from (sidecar).
 - `eval.json`: everything above as data (per-condition metrics before and after, epochs, seeds).
 

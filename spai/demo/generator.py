@@ -73,9 +73,7 @@ def _to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()  # 3 x H x W
 
 
-def _random_crops(
-    photos: Sequence[torch.Tensor], n: int, side: int, rng: np.random.Generator
-) -> torch.Tensor:
+def _random_crops(photos: Sequence[torch.Tensor], n: int, side: int, rng: np.random.Generator) -> torch.Tensor:
     out = []
     for _ in range(n):
         p = photos[int(rng.integers(len(photos)))]

@@ -25,16 +25,37 @@ import torch
 
 from robustness.metrics import acc_at, ap, auc
 
-__all__ = ["MAIN_CONDITIONS", "all_conditions", "calibrate", "evaluate_other_build",
-           "evaluate_split", "reevaluate", "reproduce", "ship_checkpoint"]
+__all__ = [
+    "MAIN_CONDITIONS",
+    "all_conditions",
+    "calibrate",
+    "evaluate_other_build",
+    "evaluate_split",
+    "reevaluate",
+    "reproduce",
+    "ship_checkpoint",
+]
 
 DEMO_CONFIG = Path("configs/demo.yaml")
 TARGET_AUC = 0.95  # issue 6: test AUC the shipped demo model must reach (reported, not asserted)
 MAIN_CONDITIONS = (
-    "original", "jpeg/q90", "jpeg/q75", "jpeg/q50", "webp/q75", "resize/x0.5", "resize/x0.75",
-    "resize/x1.5", "blur/s1.0", "noise/s5", "crop/center-0.8", "social/1080-q80",
-    "instagram-filter", "meme", "screenshot", "resample/x0.5-x2-lanczos",
-)  # fmt: skip
+    "original",
+    "jpeg/q90",
+    "jpeg/q75",
+    "jpeg/q50",
+    "webp/q75",
+    "resize/x0.5",
+    "resize/x0.75",
+    "resize/x1.5",
+    "blur/s1.0",
+    "noise/s5",
+    "crop/center-0.8",
+    "social/1080-q80",
+    "instagram-filter",
+    "meme",
+    "screenshot",
+    "resample/x0.5-x2-lanczos",
+)
 
 
 def all_conditions() -> tuple[str, ...]:
@@ -43,9 +64,7 @@ def all_conditions() -> tuple[str, ...]:
         from robustness.registry import list_conditions
     except ImportError:
         return MAIN_CONDITIONS
-    return MAIN_CONDITIONS + tuple(
-        c.id for c in list_conditions() if c.id not in MAIN_CONDITIONS
-    )
+    return MAIN_CONDITIONS + tuple(c.id for c in list_conditions() if c.id not in MAIN_CONDITIONS)
 
 
 def ship_checkpoint(src: Path, dst: Path) -> None:
@@ -66,11 +85,15 @@ def _metrics(y: Sequence[int], p: Sequence[float]) -> dict[str, float]:
     }
 
 
-def evaluate_split(weights: Path, csv_path: Path, split: str = "test",
-                   conditions: Sequence[str] = ("original",),
-                   log: Callable[[str], None] = print,
-                   subset: Collection[str] | None = None,
-                   cfg: Path | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+def evaluate_split(
+    weights: Path,
+    csv_path: Path,
+    split: str = "test",
+    conditions: Sequence[str] = ("original",),
+    log: Callable[[str], None] = print,
+    subset: Collection[str] | None = None,
+    cfg: Path | None = None,
+) -> dict[str, dict[str, Any]]:
     """AUC/AP/ACC of `weights` on the `split` rows of `csv_path`, per robustness condition.
 
     Condition "original" is the image as stored; others go through
@@ -115,9 +138,13 @@ def evaluate_split(weights: Path, csv_path: Path, split: str = "test",
     return out
 
 
-def calibrate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/demo"),
-              split: str = "test", seed: int = 0,
-              log: Callable[[str], None] = print) -> Any:  # fmt: skip
+def calibrate(
+    data_dir: Path = Path("data/demo"),
+    out_dir: Path = Path("weights/demo"),
+    split: str = "test",
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> Any:
     """Measure the shipped model's verdict thresholds on the `split` reals of the demo set and
     write them to ``out_dir/calibration.json`` (``spai.calibration``).
 
@@ -134,8 +161,7 @@ def calibrate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
     csv_path = data_dir / "demo.csv"
     if csv_path.is_file():
         with csv_path.open(newline="") as f:
-            names = [r["image"] for r in csv.DictReader(f)
-                     if r["split"] == split and r["class"] == "0"]
+            names = [r["image"] for r in csv.DictReader(f) if r["split"] == split and r["class"] == "0"]
         images = [(name, data_dir / name) for name in names]
         where = f"{data_dir}"
     else:
@@ -150,13 +176,16 @@ def calibrate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
             raise ValueError(f"{name}: {pred.error}")
         scores.append(pred.score)
     cal = calibration.measure(
-        scores, sha256=file_sha256(weights),
-        source=f"the {len(scores)} real images of the demo set's {split} split (photos never "
-               "seen in training)",
-        command=f"python -m spai.demo calibrate --output {out_dir}")
+        scores,
+        sha256=file_sha256(weights),
+        source=f"the {len(scores)} real images of the demo set's {split} split (photos never seen in training)",
+        command=f"python -m spai.demo calibrate --output {out_dir}",
+    )
     calibration.write(cal, out_dir / calibration.CALIBRATION_FILE)
-    log(f"calibration from {cal.n_real} reals: " + ", ".join(
-        f"{f:g}: {'n/a' if t is None else f'{t:.4f}'}" for f, t in cal.thresholds.items()))
+    log(
+        f"calibration from {cal.n_real} reals: "
+        + ", ".join(f"{f:g}: {'n/a' if t is None else f'{t:.4f}'}" for f, t in cal.thresholds.items())
+    )
     return cal
 
 
@@ -170,8 +199,10 @@ def _headline(other: dict[str, Any], own: dict[str, Any]) -> str:
     m, o = other.get("original", {}), own.get("original", {})
     if "auc" not in m or "auc" not in o:
         return ""
-    return (f"\nOn the unmodified images: AUC **{_fmt(m, 'auc', 3)}** ({_fmt(m['subset'], 'auc', 3)} on"
-            f" the photos not trained on), against {_fmt(o, 'auc', 3)} on its own set's test split.")
+    return (
+        f"\nOn the unmodified images: AUC **{_fmt(m, 'auc', 3)}** ({_fmt(m['subset'], 'auc', 3)} on"
+        f" the photos not trained on), against {_fmt(o, 'auc', 3)} on its own set's test split."
+    )
 
 
 def _other_builds(info: dict[str, Any]) -> str:
@@ -179,34 +210,39 @@ def _other_builds(info: dict[str, Any]) -> str:
     builds = info.get("other_builds") or {}
     if not builds:
         return ""
-    out = [f"""
+    out = [
+        f"""
 ## Other builds of the demo set (another seed: another autoencoder, another split)
 
 The results above are on the test split of the set the model was trained with (seed
-{info['seed']}): its fakes come from the autoencoder it learned to detect. A build with another seed
+{info["seed"]}): its fakes come from the autoencoder it learned to detect. A build with another seed
 trains another autoencoder (same architecture, other initialisation and crops), so its fakes are
 new to the model, and splits the photos differently. Measured by `python -m spai.demo
 evaluate-build --data <that build>`, which adds the section below.
-"""]
-    head = ("| condition | AUC | AP | ACC@0.5 | images | AUC, photos not trained on | images |\n"
-            "|---|---|---|---|---|---|---|\n")
+"""
+    ]
+    head = (
+        "| condition | AUC | AP | ACC@0.5 | images | AUC, photos not trained on | images |\n"
+        "|---|---|---|---|---|---|---|\n"
+    )
     for seed, b in sorted(builds.items(), key=lambda kv: int(kv[0])):
         c, unseen = b["counts"]["test"], b["test_photos_not_trained_on"]
         rows = "\n".join(
             f"| `{cid}` | {_fmt(m, 'auc')} | {_fmt(m, 'ap')} | {_fmt(m, 'acc@0.5', 3)} | {m['n']} "
             f"| {_fmt(m['subset'], 'auc')} | {m['subset']['n']} |"
-            if "auc" in m else f"| `{cid}` | n/a ({m['error']}) | | | | | |"
+            if "auc" in m
+            else f"| `{cid}` | n/a ({m['error']}) | | | | | |"
             for cid, m in b["test"].items()
         )
         out.append(f"""
-### `{b['command']}`
+### `{b["command"]}`
 
-{b['photos']} photos; autoencoder final L1 {b['autoencoder_final_l1']}. Test split: {c['real']} real + {c['fake']} fake
-images from {len(b['test_photos'])} photos. {len(b['test_photos']) - len(unseen)} of them were in the model's own training split (it
+{b["photos"]} photos; autoencoder final L1 {b["autoencoder_final_l1"]}. Test split: {c["real"]} real + {c["fake"]} fake
+images from {len(b["test_photos"])} photos. {len(b["test_photos"]) - len(unseen)} of them were in the model's own training split (it
 trained on other crops of them, never on these fakes); {len(unseen)} were not
-({', '.join(f'`{u}`' for u in unseen) or 'none'}): the last two columns are measured on those
+({", ".join(f"`{u}`" for u in unseen) or "none"}): the last two columns are measured on those
 photos only.
-{_headline(b['test'], info['test'])}
+{_headline(b["test"], info["test"])}
 
 {head}{rows}
 """)
@@ -217,7 +253,8 @@ def _card(info: dict[str, Any]) -> str:
     def _rows(items: Sequence[tuple[str, dict[str, Any]]]) -> str:
         return "\n".join(
             f"| `{cid}` | {m['auc']:.4f} | {m['ap']:.4f} | {m['acc@0.5']:.3f} | {m['n']} |"
-            if "auc" in m else f"| `{cid}` | n/a ({m['error']}) | | | |"
+            if "auc" in m
+            else f"| `{cid}` | n/a ({m['error']}) | | | |"
             for cid, m in items
         )
 
@@ -226,21 +263,23 @@ def _card(info: dict[str, Any]) -> str:
     rows = head + _rows([(c, m) for c, m in res.items() if c in MAIN_CONDITIONS])
     others = [(c, m) for c, m in res.items() if c not in MAIN_CONDITIONS]
     if others:
-        rows += ("\n\nEvery other condition registered in `robustness` (the Instagram filters one by"
-                 " one, with and without the re-encode, and the other variants):\n\n"
-                 + head + _rows(others))
+        rows += (
+            "\n\nEvery other condition registered in `robustness` (the Instagram filters one by"
+            " one, with and without the re-encode, and the other variants):\n\n" + head + _rows(others)
+        )
     counts = info["data"]["counts"]
-    return f"""# SPAI demo model — a demo, not a benchmark
+    return (
+        f"""# SPAI demo model — a demo, not a benchmark
 
 A small SPAI (the official architecture and pipeline with reduced widths: ViT embed 96, depth 4,
-3 heads, all 4 layers used, projection 64, patch attention 4 heads x 32; {info['params_m']:.2f} M
+3 heads, all 4 layers used, projection 64, patch attention 4 heads x 32; {info["params_m"]:.2f} M
 parameters) trained **from scratch** by this project on its offline demo data set. It exists so
 the tools run end to end without the official weights. It has never seen a real generative
 model's output: do not use its scores to judge real images.
 
 ## Data
 
-`python -m spai.demo build --seed {info['seed']}`: crops of {info['data']['photos']} real photographs
+`python -m spai.demo build --seed {info["seed"]}`: crops of {info["data"]["photos"]} real photographs
 that come with the clone (scikit-learn and scikit-image sample photos; Debian `mate-backgrounds`
 and `plasma-workspace-wallpapers` photos shipped in `spai/demo/photos` with their licences), and their reconstructions by a
 small convolutional autoencoder trained by the build (the fakes), split by source photo (no photo
@@ -248,12 +287,14 @@ in two splits).
 
 | split | real | fake |
 |---|---|---|
-""" + "\n".join(f"| {s} | {c['real']} | {c['fake']} |" for s, c in counts.items()) + f"""
+"""
+        + "\n".join(f"| {s} | {c['real']} | {c['fake']} |" for s, c in counts.items())
+        + f"""
 
 ## Training
 
-- command: `{info['command']}`
-- config: `spai_demo.yaml` (copy of `configs/demo.yaml`), seed {info['seed']}; the official recipe's
+- command: `{info["command"]}`
+- config: `spai_demo.yaml` (copy of `configs/demo.yaml`), seed {info["seed"]}; the official recipe's
   structure (4 augmented views side by side, BCE on the logit, AdamW without decay on biases and
   norms, warm-up + cosine per step), backbone trained from scratch (no MFM weights), with these
   demo-specific changes, each measured to matter in this CPU budget: native-resolution random
@@ -261,14 +302,14 @@ in two splits).
   fakes' decoder fingerprint), learning rate 1e-4 (5e-4 stalled at chance for 3 epochs and 3e-4
   learned more slowly over 10 epochs), batch 8 (twice the optimiser steps of batch 16 for the
   same time; batch 16 for 20 epochs reached a test AUC of 0.909), dropout 0.1, no drop path.
-- best epoch (lowest validation loss): {info['best_epoch']} of {info['epochs']}; validation AUC
-  there: {info['val_auc']:.4f}
-- training time: {info['train_s'] / 60:.1f} min on {info['machine']} (CPU, {info['threads']} torch threads);
-  building the data set: {info['build_s'] / 60:.1f} min ({info['build_note']});
-  build + training: {(info['build_s'] + info['train_s']) / 60:.0f} min (the project asks for under an hour)
+- best epoch (lowest validation loss): {info["best_epoch"]} of {info["epochs"]}; validation AUC
+  there: {info["val_auc"]:.4f}
+- training time: {info["train_s"] / 60:.1f} min on {info["machine"]} (CPU, {info["threads"]} torch threads);
+  building the data set: {info["build_s"] / 60:.1f} min ({info["build_note"]});
+  build + training: {(info["build_s"] + info["train_s"]) / 60:.0f} min (the project asks for under an hour)
 - target: the project asks for a test AUC of at least {TARGET_AUC} on the demo test split; this
-  model reaches **{info['test']['original']['auc']:.3f}**
-  ({'target met' if info['test']['original']['auc'] >= TARGET_AUC else 'below the target'})
+  model reaches **{info["test"]["original"]["auc"]:.3f}**
+  ({"target met" if info["test"]["original"]["auc"] >= TARGET_AUC else "below the target"})
 - whole pipeline: `python -m spai.demo reproduce` (rebuilds data, trains, evaluates, writes this card);
   `python -m spai.demo evaluate` re-measures the shipped model (e.g. after adding a condition)
 
@@ -281,7 +322,7 @@ Conditions are the ids of `robustness` (applied per image, seeded by the image p
 ## Files
 
 - `spai_demo.pth`: `{{"model": state_dict, "epoch", "step", "config"}}` (loads with
-  `torch.load(weights_only=True)`; sha256 `{info['sha256']}`)
+  `torch.load(weights_only=True)`; sha256 `{info["sha256"]}`)
 - `spai_demo.yaml`: the config the detector builds the model from.
 - `calibration.json`: the verdict thresholds at the Score page's false-positive rates, measured
   on the test split's real images (`python -m spai.demo calibrate`; rates the test reals cannot
@@ -290,13 +331,20 @@ Conditions are the ids of `robustness` (applied per image, seeded by the image p
 Licence: the weights are a product of this repository's code and of the photos listed in the
 data set's `manifest.json` (CC-BY 2.0, CC0/public domain, GPL-2+ and LGPL-3 sources).
 """
+    )
 
 
-def reproduce(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/demo"),
-              run_dir: Path = Path("output/demo"), seed: int = 0, epochs: int | None = None,
-              skip_build: bool = False, conditions: Sequence[str] | None = None,
-              log: Callable[[str], None] = print,
-              config: Path = DEMO_CONFIG) -> dict[str, Any]:  # fmt: skip
+def reproduce(
+    data_dir: Path = Path("data/demo"),
+    out_dir: Path = Path("weights/demo"),
+    run_dir: Path = Path("output/demo"),
+    seed: int = 0,
+    epochs: int | None = None,
+    skip_build: bool = False,
+    conditions: Sequence[str] | None = None,
+    log: Callable[[str], None] = print,
+    config: Path = DEMO_CONFIG,
+) -> dict[str, Any]:
     """Build the demo set, train the demo model with the CLI, evaluate it and write the card.
 
     `config` is the training config (copied next to the weights as ``spai_demo.yaml``);
@@ -320,9 +368,22 @@ def reproduce(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
         build_s = float(manifest.get("timing_s", {}).get("total", 0.0))
         build_note = "as recorded in the reused set's manifest.json"
 
-    args = ["train", "--cfg", str(config), "--data-path", str(csv_path),
-            "--output", str(run_dir.parent), "--tag", run_dir.name, "--data-workers", "1",
-            "--opt", "SEED", str(seed)]  # fmt: skip
+    args = [
+        "train",
+        "--cfg",
+        str(config),
+        "--data-path",
+        str(csv_path),
+        "--output",
+        str(run_dir.parent),
+        "--tag",
+        run_dir.name,
+        "--data-workers",
+        "1",
+        "--opt",
+        "SEED",
+        str(seed),
+    ]
     if epochs is not None:
         args += ["--epochs", str(epochs)]
     if run_dir.exists():
@@ -345,8 +406,11 @@ def reproduce(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/
     info = {
         "seed": seed,
         "command": "python -m spai " + shlex.join(args),
-        "data": {"photos": len(manifest["sources"]), "counts": manifest["counts"],
-                 "train_photos": manifest["autoencoder"]["train_photos"]},
+        "data": {
+            "photos": len(manifest["sources"]),
+            "counts": manifest["counts"],
+            "train_photos": manifest["autoencoder"]["train_photos"],
+        },
         "params_m": sum(p.numel() for p in build_model(cfg).parameters()) / 1e6,
         "best_epoch": best["epoch"],
         "epochs": len(epoch_events),
@@ -378,8 +442,10 @@ def _shipped_info(out_dir: Path) -> dict[str, Any]:
     info = json.loads((out_dir / "eval.json").read_text())
     weights = out_dir / "spai_demo.pth"
     if file_sha256(weights) != info["sha256"]:
-        raise ValueError(f"{weights} is not the model {out_dir / 'eval.json'} describes "
-                         "(sha256 differs); run `python -m spai.demo reproduce` instead")
+        raise ValueError(
+            f"{weights} is not the model {out_dir / 'eval.json'} describes "
+            "(sha256 differs); run `python -m spai.demo reproduce` instead"
+        )
     return info
 
 
@@ -390,9 +456,12 @@ def _demo_csv(data_dir: Path, what: str = "python -m spai.demo build") -> Path:
     return csv_path
 
 
-def reevaluate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights/demo"),
-               conditions: Sequence[str] | None = None,
-               log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+def reevaluate(
+    data_dir: Path = Path("data/demo"),
+    out_dir: Path = Path("weights/demo"),
+    conditions: Sequence[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Re-measure the shipped model in `out_dir` on the test split and rewrite its card.
 
     The training facts come from the existing ``eval.json``; only the test results change.
@@ -400,15 +469,17 @@ def reevaluate(data_dir: Path = Path("data/demo"), out_dir: Path = Path("weights
     """
     info = _shipped_info(out_dir)
     csv_path = _demo_csv(data_dir)
-    info["test"] = evaluate_split(out_dir / "spai_demo.pth", csv_path, "test",
-                                  conditions or all_conditions(), log=log)  # fmt: skip
+    info["test"] = evaluate_split(out_dir / "spai_demo.pth", csv_path, "test", conditions or all_conditions(), log=log)
     _write_card(out_dir, info)
     return info
 
 
-def evaluate_other_build(data_dir: Path, out_dir: Path = Path("weights/demo"),
-                         conditions: Sequence[str] = MAIN_CONDITIONS,
-                         log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+def evaluate_other_build(
+    data_dir: Path,
+    out_dir: Path = Path("weights/demo"),
+    conditions: Sequence[str] = MAIN_CONDITIONS,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Measure the shipped model on the test split of a demo set built with another seed (another
     autoencoder, another split) in `data_dir`; add it to the card as ``other_builds[<seed>]``.
 
@@ -423,19 +494,21 @@ def evaluate_other_build(data_dir: Path, out_dir: Path = Path("weights/demo"),
     manifest = json.loads((data_dir / "manifest.json").read_text())
     seed = int(manifest["seed"])
     if seed == info["seed"]:
-        raise ValueError(f"{data_dir} was built with seed {seed}, the model's own set; "
-                         "build another seed for this measurement")
+        raise ValueError(
+            f"{data_dir} was built with seed {seed}, the model's own set; build another seed for this measurement"
+        )
     test_photos = sorted(s["id"] for s in manifest["sources"] if s["split"] == "test")
     if "train_photos" not in info["data"]:  # cards written before it was recorded
         info["data"]["train_photos"] = sorted(
-            sid for sid, split in source_splits(BuildConfig(seed=info["seed"])).items()
-            if split == "train")  # fmt: skip
+            sid for sid, split in source_splits(BuildConfig(seed=info["seed"])).items() if split == "train"
+        )
     trained = set(info["data"]["train_photos"])
     unseen = [sid for sid in test_photos if sid not in trained]
-    log(f"test split of the seed-{seed} build: {len(test_photos)} photos, {len(unseen)} of them"
-        f" not in the model's training split")
-    test = evaluate_split(out_dir / "spai_demo.pth", csv_path, "test", conditions, log=log,
-                          subset=set(unseen))
+    log(
+        f"test split of the seed-{seed} build: {len(test_photos)} photos, {len(unseen)} of them"
+        f" not in the model's training split"
+    )
+    test = evaluate_split(out_dir / "spai_demo.pth", csv_path, "test", conditions, log=log, subset=set(unseen))
     info.setdefault("other_builds", {})[str(seed)] = {
         "seed": seed,
         "command": f"python -m spai.demo build --seed {seed}",

@@ -105,9 +105,7 @@ def _plasma(root: Path) -> list[PhotoSource]:
     ]
 
 
-def discover_sources(
-    mate_dir: Path = MATE_DIR, plasma_dir: Path = PLASMA_DIR
-) -> list[PhotoSource]:
+def discover_sources(mate_dir: Path = MATE_DIR, plasma_dir: Path = PLASMA_DIR) -> list[PhotoSource]:
     """All available real photos (bundled with pip packages or shipped here), sorted by id (the order never depends on the file system)."""
     found = (
         _bundled("sklearn.datasets", "images", SKLEARN_PHOTOS, "sklearn")

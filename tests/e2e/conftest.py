@@ -38,8 +38,13 @@ FIXTURE = REPO / "tests" / "fixtures" / "spai-tiny"
 SCREENSHOTS = REPO / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 START_TIMEOUT_S = 90  # health check; the first start imports torch on a shared 2-core machine
 RUN_TIMEOUT_MS = 120_000  # one page run (model load, scoring) in the browser
@@ -81,8 +86,7 @@ def _stop_workers(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            pids = [r[0] for r in conn.execute(text(
-                "SELECT pid FROM workers WHERE stopped_at IS NULL"))]
+            pids = [r[0] for r in conn.execute(text("SELECT pid FROM workers WHERE stopped_at IS NULL"))]
     except Exception:  # no workers table: the app never started one
         pids = []
     finally:
@@ -95,8 +99,7 @@ def _stop_workers(database_url: str) -> None:
 
 
 @contextmanager
-def start_app_server(tmp_base: Path, *, args: tuple[str, ...] = (),
-                     **env_overrides: str) -> Iterator[AppServer]:
+def start_app_server(tmp_base: Path, *, args: tuple[str, ...] = (), **env_overrides: str) -> Iterator[AppServer]:
     """``streamlit run dashboard/app.py`` on 127.0.0.1 and a free port, with a new temp store;
     folders under ``tmp_base`` (pytest's temp) may be registered; ``env_overrides`` replace
     environment variables (e.g. the model), ``args`` are more Streamlit options (e.g. a secrets
@@ -108,21 +111,42 @@ def start_app_server(tmp_base: Path, *, args: tuple[str, ...] = (),
     tmp = Path(tempfile.mkdtemp(prefix="spai-e2e-"))
     database_url = f"sqlite:///{tmp / 'spai.db'}"
     port = _free_port()
-    env = dict(os.environ, DATABASE_URL=database_url, SPAI_DATA_DIR=str(tmp / "data"),
-               SPAI_MODEL_WEIGHTS=str(FIXTURE / "spai_tiny_seed0.pth"),
-               SPAI_MODEL_CFG=str(FIXTURE / "spai_tiny.yaml"), OMP_NUM_THREADS="1",
-               PYTHONUNBUFFERED="1",  # the tests' folders are registered from pytest's temp
-               SPAI_DATA_ROOTS=os.pathsep.join([str(tmp_base),
-                                                str(tmp / "data")]))
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        SPAI_DATA_DIR=str(tmp / "data"),
+        SPAI_MODEL_WEIGHTS=str(FIXTURE / "spai_tiny_seed0.pth"),
+        SPAI_MODEL_CFG=str(FIXTURE / "spai_tiny.yaml"),
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",  # the tests' folders are registered from pytest's temp
+        SPAI_DATA_ROOTS=os.pathsep.join([str(tmp_base), str(tmp / "data")]),
+    )
     env.pop("SPAI_START_WORKER", None)
     env.update(env_overrides)
     log = tmp / "streamlit.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-             "--server.headless", "true", "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--browser.gatherUsageStats", "false", *args],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "dashboard/app.py",
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--browser.gatherUsageStats",
+                "false",
+                *args,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, log)
@@ -159,8 +183,7 @@ def app_url(app_server: AppServer) -> str:
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     """Debian's chromium, headless, with the flags that keep it offline."""
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True,
-            "args": CHROMIUM_ARGS}
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True, "args": CHROMIUM_ARGS}
 
 
 @pytest.fixture(scope="session")
@@ -177,8 +200,7 @@ def _wait_for_app(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
         " return !s || !/Running|Connecting|Stop/i.test(s.innerText); }",
         timeout=timeout_ms,
     )
-    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)",
-                           timeout=timeout_ms)
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=timeout_ms)
     page.wait_for_timeout(500)  # let plotly finish drawing before a screenshot
 
 
@@ -197,8 +219,7 @@ def screenshot() -> Callable[..., Path]:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         if height is not None:
             page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
-        page.evaluate("() => document.querySelectorAll('*').forEach("
-                      "e => { if (e.scrollTop) e.scrollTop = 0; })")
+        page.evaluate("() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
         _wait_for_app(page)
         path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)

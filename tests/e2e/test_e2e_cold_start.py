@@ -55,8 +55,7 @@ def test_e2e_cold_start_first_paint_and_first_score(page: Page, tmp_path: Path) 
     with start_app_server(tmp_path, SPAI_MODEL_WEIGHTS=str(DEMO), SPAI_MODEL_CFG="") as server:
         page.add_init_script(STAMPS)
         page.goto(f"{server.url}/score", wait_until="commit")
-        expect(page.locator('[data-testid="stFileUploaderDropzone"]')).to_be_visible(
-            timeout=TIMEOUT_MS)
+        expect(page.locator('[data-testid="stFileUploaderDropzone"]')).to_be_visible(timeout=TIMEOUT_MS)
         uploaded_at = page.evaluate("performance.now()")
         page.set_input_files(UPLOAD_INPUT, [str(IMAGE)])
         value = page.locator('[data-testid="stMetricValue"]').first
@@ -75,8 +74,7 @@ def test_e2e_cold_start_first_paint_and_first_score(page: Page, tmp_path: Path) 
         "navigation -> uploader": seconds["uploader"],
         "upload -> score shown": seconds["score"] - uploaded_at / 1000,
         "navigation -> score shown (upload as soon as the uploader shows)": seconds["score"],
-        "warm server: second 1024x768 upload -> its score shown": (
-            seconds["score2"] - second_at / 1000),
+        "warm server: second 1024x768 upload -> its score shown": (seconds["score2"] - second_at / 1000),
     }
     print("\n".join(f"{k}: {v:.2f} s" for k, v in figures.items()))
     assert all(v >= 0 for v in figures.values())
@@ -90,14 +88,24 @@ def _record(figures: dict[str, float]) -> None:
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
     rows = "\n".join(f"| {k} | {v:.2f} |" for k, v in figures.items())
-    report.write_section(HEADING, "\n".join([
-        HEADING, "",
-        "`SPAI_RECORD_BENCHMARKS=1 python -m pytest tests/e2e/test_e2e_cold_start.py` - a fresh "
-        "`streamlit run dashboard/app.py` (healthy, no page run yet) with the shipped demo "
-        "model, Debian chromium (headless) opening `/score`; a 1024x768 PNG is uploaded as "
-        "soon as the uploader shows, then a second one (other bytes) on the now warm server. The browser stamps each moment (`performance.now()` from "
-        "navigation start). torch and the model load after the first paint (the page shows "
-        "its frame and a 'Loading the model' spinner first). "
-        f"{platform.machine()}, {os.cpu_count()} logical CPUs, load average "
-        f"{os.getloadavg()[0]:.1f} when written (the machine was shared with other jobs).", "",
-        "| moment | seconds |", "|---|---:|", rows]))
+    report.write_section(
+        HEADING,
+        "\n".join(
+            [
+                HEADING,
+                "",
+                "`SPAI_RECORD_BENCHMARKS=1 python -m pytest tests/e2e/test_e2e_cold_start.py` - a fresh "
+                "`streamlit run dashboard/app.py` (healthy, no page run yet) with the shipped demo "
+                "model, Debian chromium (headless) opening `/score`; a 1024x768 PNG is uploaded as "
+                "soon as the uploader shows, then a second one (other bytes) on the now warm server. The browser stamps each moment (`performance.now()` from "
+                "navigation start). torch and the model load after the first paint (the page shows "
+                "its frame and a 'Loading the model' spinner first). "
+                f"{platform.machine()}, {os.cpu_count()} logical CPUs, load average "
+                f"{os.getloadavg()[0]:.1f} when written (the machine was shared with other jobs).",
+                "",
+                "| moment | seconds |",
+                "|---|---:|",
+                rows,
+            ]
+        ),
+    )

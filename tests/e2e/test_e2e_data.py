@@ -22,8 +22,7 @@ def test_e2e_import_study_and_read_auc(page: Page, app_url: str, wait_for_app) -
     expect(page.get_by_role("heading", name="Compare", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
     button = page.get_by_role("button", name="Import the robustness study")
-    metric = page.locator('[data-testid="stMetric"]').filter(
-        has_text="mean AUC, original").first
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="mean AUC, original").first
     expect(button.or_(metric).first).to_be_visible(timeout=TIMEOUT_MS)
     if button.is_visible():  # an empty store: one click imports the study through the worker
         button.click()
@@ -38,8 +37,7 @@ def _tiny_images(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
     for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(
-            folder / f"tiny{i}.png")
+        Image.fromarray(rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(folder / f"tiny{i}.png")
     (folder / "broken.png").write_bytes(b"not an image at all")
 
 
@@ -51,8 +49,7 @@ def _pick(page: Page, label: str, option: str) -> None:
     page.keyboard.press("Escape")
 
 
-def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_app,
-                                            tmp_path: Path) -> None:
+def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_app, tmp_path: Path) -> None:
     _tiny_images(tmp_path / "tiny")
     page.goto(f"{app_url}/imagesets")
     expect(page.get_by_role("heading", name="Image sets", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
@@ -61,8 +58,7 @@ def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_a
     page.get_by_label("Set name").first.fill("e2e-tiny")
     page.get_by_text("fake", exact=True).first.click()
     page.get_by_role("button", name="Register folder").click()
-    expect(page.get_by_text(re.compile(r"Registered e2e-tiny: 4 image\(s\) added"))) \
-        .to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text(re.compile(r"Registered e2e-tiny: 4 image\(s\) added"))).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
 
     page.goto(f"{app_url}/jobs")
@@ -75,10 +71,10 @@ def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_a
         register.click()
     _pick(page, "Image sets", "e2e-tiny")
     page.get_by_role("button", name="Queue 1 job(s)").click()
-    expect(page.get_by_text(re.compile(r"Queued job\(s\) \d+\."))).to_be_visible(
-        timeout=TIMEOUT_MS)
-    job_id = re.search(r"Queued job\(s\) (\d+)\.",
-                       page.get_by_text(re.compile(r"Queued job\(s\)")).inner_text()).group(1)
+    expect(page.get_by_text(re.compile(r"Queued job\(s\) \d+\."))).to_be_visible(timeout=TIMEOUT_MS)
+    job_id = re.search(r"Queued job\(s\) (\d+)\.", page.get_by_text(re.compile(r"Queued job\(s\)")).inner_text()).group(
+        1
+    )
     done = re.compile(rf"#{job_id} Score e2e-tiny .*: done")
     deadline = time.monotonic() + JOB_DONE_TIMEOUT_S
     while time.monotonic() < deadline:  # the history is not a fragment: reload to see it
@@ -93,8 +89,7 @@ def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_a
         time.sleep(3)
     else:
         pytest.fail(f"job {job_id} did not finish within {JOB_DONE_TIMEOUT_S}s")
-    expect(page.get_by_text(re.compile(r"run \d+: 4 images to score"))).to_be_visible(
-        timeout=TIMEOUT_MS)
+    expect(page.get_by_text(re.compile(r"run \d+: 4 images to score"))).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
 
 
@@ -102,7 +97,6 @@ def test_e2e_train_page(page: Page, app_url: str, wait_for_app, screenshot) -> N
     page.goto(f"{app_url}/train")
     expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Queue training job").click()
-    expect(page.get_by_text("choose at least one real and one fake image set")).to_be_visible(
-        timeout=TIMEOUT_MS)
+    expect(page.get_by_text("choose at least one real and one fake image set")).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
     screenshot(page, "train")

@@ -33,8 +33,11 @@ MISSING = re.compile(r"\b(nan|None|NaN)\b")
 def _photos() -> list[np.ndarray]:
     from sklearn.datasets import load_sample_image
 
-    return [np.asarray(Image.open(PHOTO).convert("RGB")), load_sample_image("china.jpg"),
-            load_sample_image("flower.jpg")]
+    return [
+        np.asarray(Image.open(PHOTO).convert("RGB")),
+        load_sample_image("china.jpg"),
+        load_sample_image("flower.jpg"),
+    ]
 
 
 def make_folder(root: Path) -> Path:
@@ -48,7 +51,7 @@ def make_folder(root: Path) -> Path:
         photo = photos[i % len(photos)]
         y = int(rng.integers(0, photo.shape[0] - CROP))
         x = int(rng.integers(0, photo.shape[1] - CROP))
-        crop = Image.fromarray(photo[y:y + CROP, x:x + CROP])
+        crop = Image.fromarray(photo[y : y + CROP, x : x + CROP])
         if i < PER_LABEL:
             crop.save(root / "mine" / "real" / f"r{i:02d}.png")
         else:
@@ -57,8 +60,7 @@ def make_folder(root: Path) -> Path:
     return root / "mine"
 
 
-def _choose(page: Page, wait, widget: str, label: str, option: str | re.Pattern,
-            search: bool) -> None:
+def _choose(page: Page, wait, widget: str, label: str, option: str | re.Pattern, search: bool) -> None:
     """Open a select widget and click an option. A rerun that starts just after the click
     redraws the widget and closes its list, so the list is opened again until the click lands
     (a bounded retry)."""
@@ -92,8 +94,7 @@ def _main_text(page: Page) -> str:
     return page.locator('[data-testid="stMain"]').inner_text()
 
 
-def test_e2e_own_data_journey(page: Page, fresh_app_server, wait_for_app, screenshot,
-                              tmp_path: Path) -> None:
+def test_e2e_own_data_journey(page: Page, fresh_app_server, wait_for_app, screenshot, tmp_path: Path) -> None:
     url = fresh_app_server.url
     folder = make_folder(tmp_path)
 
@@ -105,14 +106,14 @@ def test_e2e_own_data_journey(page: Page, fresh_app_server, wait_for_app, screen
 
     # Image sets: the folder's subfolders give the labels; two sets in one step
     page.get_by_role("button", name="Register your sets").click()
-    expect(page.get_by_role("heading", name="Image sets", exact=True)).to_be_visible(
-        timeout=TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Image sets", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     page.get_by_label("Folder (on the server)").fill(str(folder))
     page.get_by_label("Folder (on the server)").press("Enter")
     expect(page.get_by_text("Labels from subfolders")).to_be_visible(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Register folder").click()
-    expect(page.get_by_text(f"Registered mine-real, mine-fake: {2 * PER_LABEL} image(s) "
-                            "added")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text(f"Registered mine-real, mine-fake: {2 * PER_LABEL} image(s) added")).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
     wait_for_app(page)
 
     # one click per set: score it on the original images and under the meme condition
@@ -120,28 +121,23 @@ def test_e2e_own_data_journey(page: Page, fresh_app_server, wait_for_app, screen
     for name in ("mine-real", "mine-fake"):
         _select(page, wait_for_app, "Set", re.compile(rf"^{name}$"))
         wait_for_app(page)
-        page.get_by_role("button", name=f"Score {name} with {OWN_MODEL} on 2 condition(s)") \
-            .click()
-        expect(page.get_by_text(re.compile(r"Queued job\(s\) \d+, \d+"))).to_be_visible(
-            timeout=TIMEOUT_MS)
+        page.get_by_role("button", name=f"Score {name} with {OWN_MODEL} on 2 condition(s)").click()
+        expect(page.get_by_text(re.compile(r"Queued job\(s\) \d+, \d+"))).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
     screenshot(page, "imagesets")
 
     # the study, from the guide on the Start page
     page.goto(url)
     page.get_by_role("button", name="Import the study").click()
-    expect(page.get_by_text(re.compile(r"Queued import job \d+"))).to_be_visible(
-        timeout=TIMEOUT_MS)
+    expect(page.get_by_text(re.compile(r"Queued import job \d+"))).to_be_visible(timeout=TIMEOUT_MS)
 
     # Jobs: the list refreshes by itself until everything is done (no reload)
     page.goto(f"{url}/jobs")
-    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible(
-        timeout=TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("Active jobs (0)")).to_be_visible(timeout=JOBS_TIMEOUT_MS)
     expect(page.get_by_text("Nothing queued or running.")).to_be_visible()
     wait_for_app(page)
-    _select(page, wait_for_app, "Job details",
-            f"Score mine-fake with {OWN_MODEL} on the original images: done")
+    _select(page, wait_for_app, "Job details", f"Score mine-fake with {OWN_MODEL} on the original images: done")
     link = page.get_by_role("link", name=re.compile(r"Open run \d+ in Compare"))
     expect(link).to_be_visible(timeout=TIMEOUT_MS)
     assert not MISSING.search(_main_text(page))
@@ -152,20 +148,25 @@ def test_e2e_own_data_journey(page: Page, fresh_app_server, wait_for_app, screen
 
     # Compare, opened from the job's link: the run's model, then the study's model too
     page.goto(f"{url}/{href}")
-    expect(page.get_by_text(f"{OWN_MODEL} on the fake set mine-fake under original")) \
-        .to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text(f"{OWN_MODEL} on the fake set mine-fake under original")).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
     _pick(page, wait_for_app, "Models", STUDY_MODEL)
     wait_for_app(page)
     conditions = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Conditions")
     for cond in ("original", "meme"):
         expect(conditions.get_by_text(cond, exact=True)).to_be_visible()
-    own_mean = page.locator('[data-testid="stMetric"]').filter(
-        has_text=f"{OWN_MODEL}: mean AUC, original").locator('[data-testid="stMetricValue"]')
+    own_mean = (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text=f"{OWN_MODEL}: mean AUC, original")
+        .locator('[data-testid="stMetricValue"]')
+    )
     expect(own_mean).to_be_visible(timeout=TIMEOUT_MS)
     assert 0.0 <= float(own_mean.inner_text()) <= 1.0
-    study_mean = page.locator('[data-testid="stMetric"]').filter(
-        has_text=f"{STUDY_MODEL}: mean AUC, original").locator('[data-testid="stMetricValue"]')
+    study_mean = (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text=f"{STUDY_MODEL}: mean AUC, original")
+        .locator('[data-testid="stMetricValue"]')
+    )
     assert float(study_mean.inner_text()) == pytest.approx(0.919, abs=5e-4)
     assert page.locator('[data-testid="stException"]').count() == 0
     text = _main_text(page)

@@ -18,14 +18,11 @@ TIMEOUT_MS = 120_000
 def expected_score() -> float:
     from spai.detector import Detector
 
-    det = Detector.load(FIXTURE / "spai_tiny_seed0.pth", cfg=FIXTURE / "spai_tiny.yaml",
-                        device="cpu")
+    det = Detector.load(FIXTURE / "spai_tiny_seed0.pth", cfg=FIXTURE / "spai_tiny.yaml", device="cpu")
     return det.score_one(PHOTO).score
 
 
-def test_e2e_score_an_upload(
-    page: Page, app_url: str, wait_for_app, screenshot, expected_score: float
-) -> None:
+def test_e2e_score_an_upload(page: Page, app_url: str, wait_for_app, screenshot, expected_score: float) -> None:
     page.goto(f"{app_url}/score")  # "/" is the Start page
     expect(page.get_by_role("heading", name="Score images")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("spai_tiny_seed0.pth")).to_be_visible()
@@ -68,8 +65,7 @@ def test_e2e_models_page(page: Page, app_url: str, wait_for_app, screenshot) -> 
     page.goto(f"{app_url}/score")  # "/" is the Start page
     expect(page.get_by_role("heading", name="Score images")).to_be_visible(timeout=TIMEOUT_MS)
     page.get_by_role("link", name="Models").first.click()
-    expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible(
-        timeout=TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("spai_tiny_seed0 (active)")).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
     screenshot(page, "models")

@@ -31,8 +31,10 @@ def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from oidc_provider_mock import User, run_server_in_thread
 
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain http on localhost
-    users = [User(sub=sub, claims={"email": email, "email_verified": True, "name": sub.title()})
-             for sub, email in USERS.items()]
+    users = [
+        User(sub=sub, claims={"email": email, "email_verified": True, "name": sub.title()})
+        for sub, email in USERS.items()
+    ]
     with run_server_in_thread(user_claims=users) as server:
         yield f"http://localhost:{server.server_port}"
 
@@ -47,11 +49,15 @@ def signin_server(provider: str, tmp_path_factory: pytest.TempPathFactory) -> It
         f'cookie_secret = "{secrets.token_hex(32)}"\n'
         'client_id = "spai-dashboard"\n'
         'client_secret = "e2e-secret"\n'
-        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
-    with start_app_server(tmp_path_factory.getbasetemp(), args=("--secrets.files",
-                                                                str(secrets_file)),
-                          SPAI_ADMINS=USERS[ADMIN], SPAI_START_WORKER="0",
-                          AUTHLIB_INSECURE_TRANSPORT="1") as server:
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
+    )
+    with start_app_server(
+        tmp_path_factory.getbasetemp(),
+        args=("--secrets.files", str(secrets_file)),
+        SPAI_ADMINS=USERS[ADMIN],
+        SPAI_START_WORKER="0",
+        AUTHLIB_INSECURE_TRANSPORT="1",
+    ) as server:
         yield server
 
 
@@ -69,8 +75,7 @@ def _sign_in(page: Page, url: str, user: str, wait_for_app) -> None:
     page.get_by_role("button", name="Sign in").click(timeout=TIMEOUT_MS)
     page.get_by_role("button", name=user, exact=True).click(timeout=TIMEOUT_MS)  # provider
     role = "administrator" if user == ADMIN else "user"
-    expect(page.get_by_test_id("stSidebar")).to_contain_text(
-        f"Signed in as {USERS[user]} ({role})", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(f"Signed in as {USERS[user]} ({role})", timeout=TIMEOUT_MS)
     wait_for_app(page)
 
 
@@ -92,8 +97,7 @@ def _open(page: Page, url: str, title: str, wait_for_app) -> None:
     wait_for_app(page)
 
 
-def test_e2e_users_and_an_administrator(page: Page, signin_server: AppServer,
-                                        wait_for_app) -> None:
+def test_e2e_users_and_an_administrator(page: Page, signin_server: AppServer, wait_for_app) -> None:
     url = signin_server.url
     page.goto(f"{url}/jobs")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=TIMEOUT_MS)
@@ -103,22 +107,23 @@ def test_e2e_users_and_an_administrator(page: Page, signin_server: AppServer,
     _open(page, f"{url}/compare", "Compare", wait_for_app)
     page.get_by_role("button", name="Import the robustness study").click()
     expect(page.get_by_text("Import job 1: queued")).to_be_visible(timeout=TIMEOUT_MS)
-    assert _store(signin_server, "SELECT id, status, owner FROM jobs") == [
-        (1, "queued", "alice@lab.org")]
+    assert _store(signin_server, "SELECT id, status, owner FROM jobs") == [(1, "queued", "alice@lab.org")]
     _sign_out(page, wait_for_app)
 
     _sign_in(page, url, "bob", wait_for_app)
     _open(page, f"{url}/jobs", "Jobs", wait_for_app)
     page.get_by_role("button", name="Cancel").click()
-    expect(page.get_by_text("Only its owner (alice@lab.org) or an administrator may cancel "
-                            "job 1; you are signed in as bob@lab.org.")).to_be_visible(
-        timeout=TIMEOUT_MS)
-    assert _store(signin_server, "SELECT status, cancel_requested FROM jobs") == [
-        ("queued", False)]
+    expect(
+        page.get_by_text(
+            "Only its owner (alice@lab.org) or an administrator may cancel job 1; you are signed in as bob@lab.org."
+        )
+    ).to_be_visible(timeout=TIMEOUT_MS)
+    assert _store(signin_server, "SELECT status, cancel_requested FROM jobs") == [("queued", False)]
     _open(page, f"{url}/models", "Models", wait_for_app)
     page.get_by_role("button", name="Use as default").click()
-    expect(page.get_by_text("Only an administrator may change the default model; you are "
-                            "signed in as bob@lab.org.")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(
+        page.get_by_text("Only an administrator may change the default model; you are signed in as bob@lab.org.")
+    ).to_be_visible(timeout=TIMEOUT_MS)
     assert _store(signin_server, "SELECT key FROM settings") == []
     _sign_out(page, wait_for_app)
 
@@ -130,8 +135,7 @@ def test_e2e_users_and_an_administrator(page: Page, signin_server: AppServer,
     _open(page, f"{url}/models", "Models", wait_for_app)
     page.get_by_role("button", name="Use as default").click()
     expect(page.get_by_text("Default model:")).to_be_visible(timeout=TIMEOUT_MS)
-    [(saved,)] = _store(signin_server, "SELECT value FROM settings WHERE key = "
-                                       "'dashboard.default_model'")
+    [(saved,)] = _store(signin_server, "SELECT value FROM settings WHERE key = 'dashboard.default_model'")
     assert Path(saved).suffix == ".pth"
     expect(page.get_by_text("Only an administrator")).to_have_count(0)
     _sign_out(page, wait_for_app)
