@@ -186,7 +186,10 @@ def main() -> int:
             f"`--sizes {' '.join(args.sizes)}`. Load average (1 min) {load_start[0]:.1f} at the "
             f"start, {load_end[0]:.1f} at the end; {time.perf_counter() - t_start:.0f} s in all "
             f"({'; '.join(walls)}). Ratio = after / before (for rates higher is better, for "
-            "seconds and GB lower is better).",
+            "seconds and GB lower is better). Each side runs its own revision's `bench_spai.py`: "
+            "since ec85660 its child process also measures the float32 GEMM rate (4 crops' layer "
+            "shapes) before scoring, so the one-image 'whole process' and 'peak RSS' rows include "
+            "that extra work on the after side; 'infer' and 's/crop' time the same call on both.",
             "",
             "| benchmark | measurement | before | after | after / before |",
             "|---|---|---:|---:|---:|",
