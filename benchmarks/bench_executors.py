@@ -78,7 +78,7 @@ def job_seconds(url: str, job_id: int) -> float:
 
 
 def run_job(url: str, model_id: int, set_id: int, executor: str) -> float:
-    from jobs.worker import Worker, WorkerConfig
+    from jobs.worker import JobWorker, WorkerConfig
     from db import jobs
     from db.session import session_scope
 
@@ -88,7 +88,7 @@ def run_job(url: str, model_id: int, set_id: int, executor: str) -> float:
             "infer",
             {"model_id": model_id, "imageset_id": set_id, "batch_size": 8, "device": "cpu", "executor": executor},
         )
-    Worker(WorkerConfig(once=True, heartbeat_seconds=1.0), url=url).serve()
+    JobWorker(WorkerConfig(once=True, heartbeat_seconds=1.0), url=url).serve()
     return job_seconds(url, job_id)
 
 

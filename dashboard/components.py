@@ -72,7 +72,7 @@ def multiselect_with_default(label: str, options: Sequence, default: Sequence, k
 def image_grid(files: Sequence[str], captions: Sequence[str], *, columns: int = 4, max_px: int = THUMB_PX) -> None:
     """Thumbnails of image files, each fitted into a ``max_px`` box (tall images do not run
     down the page); a file that cannot be read shows its reason instead."""
-    from spai.imageio import thumbnail
+    from core.imageio import thumbnail
 
     cols = st.columns(columns)
     for i, (file, caption) in enumerate(zip(files, captions)):

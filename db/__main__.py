@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from db.session import StoreUnavailable, check_store, database_url, get_engine, session_scope
-from spai.cli_errors import UserError, one_line, run_main
+from core.cli_errors import UserError, one_line, run_main
 
 
 def _print_report(rep) -> None:

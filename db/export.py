@@ -10,8 +10,8 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageSet, Model, Prediction, Run
-from spai.atomic import atomic_path
-from spai.cli_errors import closest
+from core.atomic import atomic_path
+from core.cli_errors import closest
 
 EXPORT_FORMATS = ("csv", "parquet")
 

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from db.models import IMAGESET_KINDS, Image, ImageSet, utcnow
 from db.queries import insert_ignore
-from spai.imageio import ImageLoadError, open_image
-from spai.limits import DEFAULT_MAX_PIXELS
+from core.imageio import ImageLoadError, open_image
+from core.limits import DEFAULT_MAX_PIXELS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 HASH_CHUNK = 1 << 20

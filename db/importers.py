@@ -34,7 +34,7 @@ from db.queries import (
     get_or_create_run,
     insert_ignore,
 )
-from spai.cli_errors import closest
+from core.cli_errors import closest
 from spai.weights import IMPORTED
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

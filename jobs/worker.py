@@ -45,7 +45,7 @@ from db.session import (
 from jobs.context import HEARTBEAT_S, JobCancelled, JobContext, JobLost, WorkerStopping
 from jobs.executors import ENV_EXECUTOR, EXECUTORS
 from jobs.registry import KINDS, JobKind, get_kind
-from spai.cli_errors import UserError, closest, one_line, run_main
+from core.cli_errors import UserError, closest, one_line, run_main
 
 STALE_HEARTBEATS = 3  # stale_after must cover this many heartbeat periods
 STORE_BACKOFF_MAX_S = 30.0  # longest wait before retrying the store after an error
@@ -67,7 +67,7 @@ class WorkerConfig:
 # --- the worker loop --------------------------------------------------------------------------
 
 
-class Worker:
+class JobWorker:
     """One worker process: registry row, heartbeat thread, claim-run loop."""
 
     def __init__(
@@ -368,7 +368,7 @@ def _main(argv: list[str] | None) -> int:
         os.environ[ENV_EXECUTOR] = args.executor
     if args.ray_address:
         os.environ["RAY_ADDRESS"] = args.ray_address
-    worker = Worker(config, url=args.database_url)
+    worker = JobWorker(config, url=args.database_url)
 
     def _stop(signum, _frame) -> None:
         worker.stop_event.set()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from robustness.batch import derive_items, read_csv_items, read_dir_items
 from robustness.registry import get, list_conditions
-from spai.cli_errors import UserError, one_line, run_main
+from core.cli_errors import UserError, one_line, run_main
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

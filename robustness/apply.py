@@ -19,9 +19,9 @@ from PIL import Image
 
 from robustness._image import decode, encode, to_rgb
 from robustness.registry import get, seed_for
-from spai.atomic import write_bytes
-from spai.imageio import open_image
-from spai.limits import DEFAULT_MAX_PIXELS
+from core.atomic import write_bytes
+from core.imageio import open_image
+from core.limits import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:  # the caller passes its loaded detector; torch is not imported here
     from spai.detector import Detector

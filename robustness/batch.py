@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from robustness.apply import derive_file
 from robustness.registry import get
-from spai.atomic import atomic_open, write_text
+from core.atomic import atomic_open, write_text
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 REAL_DIRS, FAKE_DIRS = {"real", "0_real"}, {"fake", "1_fake", "synthetic"}

@@ -32,8 +32,8 @@ from robustness.metrics import (
     protocol_replicates,
     resample_counts,
 )
-from spai.atomic import atomic_path, write_text
-from spai.cli_errors import UserError, one_line, run_main
+from core.atomic import atomic_path, write_text
+from core.cli_errors import UserError, one_line, run_main
 
 __all__ = [
     "Comparison",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from spai.cli_errors import closest
+from core.cli_errors import closest
 
 __all__ = [
     "CONDITIONS",

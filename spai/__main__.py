@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from spai.atomic import write_text
-from spai.cli_errors import UserError, run_main
+from core.atomic import write_text
+from core.cli_errors import UserError, run_main
 
 __all__ = ["cli", "main"]
 

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from spai.config import AugConfig, Config
-from spai.imageio import pad_to_min_side
+from core.imageio import pad_to_min_side
 
 __all__ = [
     "TRAIN_SEED_BIT",

@@ -26,7 +26,7 @@ import torch
 from spai.batching import score_many
 from spai.checkpoint import extract_state_dict, file_sha256, load_state, read_checkpoint
 from spai.config import Config, config_from_dict, load_config
-from spai.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, ImageSource, open_rgb, to_model_input
+from core.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, ImageSource, open_rgb, to_model_input
 from spai.model import SPAI, build_model
 from spai.results import ImageResult, PreparedImage, ProgressFn, Scorable, name_of
 from spai.weights import OFFICIAL_CONFIG, default_weights, origin_of

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from spai.atomic import atomic_open
+from core.atomic import atomic_open
 from spai.batching import score_stream
 from spai.detector import Detector, ImageResult
-from spai.imageio import ImageLoadError, open_rgb, resolve_under_root, to_model_input
+from core.imageio import ImageLoadError, open_rgb, resolve_under_root, to_model_input
 from spai.overlay import overlay_image
 from spai.partial_csv import PartialCsv
 

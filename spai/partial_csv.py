@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
-from spai.atomic import fsync_dir, write_text
+from core.atomic import fsync_dir, write_text
 
 __all__ = ["PARTIAL_SUFFIX", "PartialCsv"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from spai.imageio import ImageSource
+from core.imageio import ImageSource
 
 __all__ = ["ImageResult", "PreparedImage", "ProgressFn", "Scorable", "name_of"]
 

@@ -43,7 +43,7 @@ from robustness.metrics import acc_at, ap, auc
 from spai.augment import apply_conditions, train_views
 from spai.checkpoint import extract_state_dict, load_state, read_checkpoint, save_training_checkpoint
 from spai.config import Config
-from spai.imageio import ImageLoadError, open_rgb, resolve_under_root, to_model_input
+from core.imageio import ImageLoadError, open_rgb, resolve_under_root, to_model_input
 from spai.model import SPAI, build_model
 
 __all__ = [

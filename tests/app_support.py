@@ -76,7 +76,7 @@ def score_own_sets(
     from robustness.apply import apply_condition
     from spai.checkpoint import file_sha256
     from spai.detector import Detector
-    from spai.imageio import open_rgb
+    from core.imageio import open_rgb
 
     det = Detector.load(TINY_WEIGHTS, cfg=TINY_CFG, device="cpu")
     runs = {}
@@ -127,11 +127,11 @@ def shown_missing(at: AppTest) -> list[str]:
 
 
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record the sha256 of every file or byte string decoded through ``spai.imageio`` (the one
+    """Record the sha256 of every file or byte string decoded through ``core.imageio`` (the one
     capped decoder) from now on; the real decoder still does the work."""
     import hashlib
 
-    import spai.imageio as imageio
+    import core.imageio as imageio
 
     decoded: list[str] = []
     real = imageio.open_image

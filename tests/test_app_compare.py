@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from db.session import dispose_all
 
 PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "compare.py")
@@ -29,7 +29,7 @@ def study_url(tmp_path_factory: pytest.TempPathFactory):
     assert "no predictions yet" in at.info[0].value
     at.button(key="compare.import").click().run()
     assert "Import job" in " ".join(c.value for c in at.caption)
-    assert Worker(WorkerConfig(once=True), url=url).serve() == 1
+    assert JobWorker(WorkerConfig(once=True), url=url).serve() == 1
     yield url, at
     mp.undo()
     dispose_all()

@@ -10,7 +10,7 @@ import pytest
 
 from app_support import new_app, study_store, texts, use_store
 from dashboard import jobqueue
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from db.imagesets import register_labelled_folder
 from db.session import dispose_all, session_scope
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
@@ -67,7 +67,7 @@ def test_steps_tick_off_and_the_guide_goes(tmp_path: Path, monkeypatch: pytest.M
         jobqueue.enqueue_score_set(
             s, weights=TINY_WEIGHTS, cfg=TINY_CFG, imageset_ids=[ids["mine-real"]], conditions=["original"]
         )
-    assert Worker(WorkerConfig(once=True), url=url).serve() == 1
+    assert JobWorker(WorkerConfig(once=True), url=url).serve() == 1
     at = new_app().run()
     assert not at.exception
     assert "**Getting started**" not in texts(at, "markdown") and not _guide_buttons(at)

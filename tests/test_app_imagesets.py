@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import jobqueue
 from db.owners import LOCAL
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from db.session import dispose_all, session_scope
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
@@ -66,7 +66,7 @@ def _run_registration(at: AppTest) -> AppTest:
     """The page queued a registration job: run it in the real worker, then rerun the page."""
     assert not at.exception
     assert any("Registration job" in i.value for i in at.info)  # queued, shown by the fragment
-    assert Worker(WorkerConfig(once=True), url=os.environ["DATABASE_URL"]).serve() == 1
+    assert JobWorker(WorkerConfig(once=True), url=os.environ["DATABASE_URL"]).serve() == 1
     return at.run()
 
 
@@ -163,7 +163,7 @@ def test_derive_conditions_job(app_env) -> None:
     at.multiselect(key="imagesets.conditions").set_value(["jpeg/q75"]).run()
     at.button(key="imagesets.derive").click().run()
     assert "Queued job(s)" in at.success[-1].value
-    assert Worker(WorkerConfig(once=True), url=url).serve() == 1
+    assert JobWorker(WorkerConfig(once=True), url=url).serve() == 1
     with session_scope(url, readonly=True) as s:
         job = jobqueue.recent(s)[0]
     assert job.status == "done" and job.result == {"derived": 3, "derive_errors": 1, "images": 4}
@@ -184,7 +184,7 @@ def test_score_this_set_one_click(app_env, monkeypatch) -> None:
     assert button.label == "Score tiny-fakes with spai_tiny_seed0 on 2 condition(s)"
     at = button.click().run()
     assert not at.exception and "Queued job(s) 2, 3" in at.success[-1].value
-    assert Worker(WorkerConfig(once=True), url=url).serve() == 2
+    assert JobWorker(WorkerConfig(once=True), url=url).serve() == 2
     with session_scope(url, readonly=True) as s:
         views = [v for v in jobqueue.recent(s, statuses=["done"]) if v.kind == "infer"]
         assert sorted(jobqueue.describe(s, views).values()) == [

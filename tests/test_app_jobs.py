@@ -10,7 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from dashboard import jobqueue
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from db import jobs
 from db.imagesets import register_folder
 from db.owners import LOCAL
@@ -62,7 +62,7 @@ def test_launch_infer_runs_to_done(page_store, monkeypatch) -> None:
     assert "Queued job(s) 1." in at.success[0].value
     sentence = "Score tiny-set with spai_tiny_seed0 on the original images"
     assert f"#1 {sentence}: queued 0/? images" in at.get("progress")[0].proto.text
-    assert Worker(WorkerConfig(once=True), url=url).serve() == 1
+    assert JobWorker(WorkerConfig(once=True), url=url).serve() == 1
     at = _page()
     assert "Nothing queued or running." in [c.value for c in at.caption]
     history = at.dataframe[0].value
@@ -91,7 +91,7 @@ def test_import_jobs_count_and_read_like_sentences(page_store) -> None:
     with session_scope(url) as s:
         jobqueue.enqueue_register_folder(s, str(folder), name="mine", kind=None, actor=LOCAL)
         jobs.enqueue(s, "make-condition", {"imageset_id": 99, "condition_id": "jpeg/q75"})
-    assert Worker(WorkerConfig(once=True, max_jobs=1), url=url).serve() == 1
+    assert JobWorker(WorkerConfig(once=True, max_jobs=1), url=url).serve() == 1
     at = _page()
     history = at.dataframe[0].value.set_index("id")
     assert history.loc[1, "job"] == f"Register folder {folder} as mine-real and mine-fake"
@@ -111,7 +111,7 @@ def test_cancel_failure_traceback_and_retry(page_store) -> None:
     at.button(key=f"jobs.cancel.{queued}").click().run()
     with session_scope(url, readonly=True) as s:
         assert jobqueue.status(s, queued).status == "cancelled"
-    assert Worker(WorkerConfig(once=True), url=url).serve() == 1  # only the bad job is left
+    assert JobWorker(WorkerConfig(once=True), url=url).serve() == 1  # only the bad job is left
     at = _page()
     at.selectbox(key="jobs.detail").set_value(bad).run()
     assert f"Job {bad} failed." in at.error[0].value

@@ -109,7 +109,7 @@ def test_score_decodes_each_upload_once_and_scores_variants_in_one_batch(
     from app_support import count_decodes, record_batches
     from robustness.apply import apply_condition
     from spai.detector import Detector
-    from spai.imageio import open_rgb
+    from core.imageio import open_rgb
 
     use_store(monkeypatch, tmp_path / "spai.db")
     at = _score_page()

@@ -18,7 +18,7 @@ from db.session import REPO_ROOT
 from robustness.__main__ import main as robustness_main
 from robustness.evaluate import main as evaluate_main
 from spai.__main__ import main as spai_main
-from spai.cli_errors import EXIT_USER_ERROR
+from core.cli_errors import EXIT_USER_ERROR
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
 LONGEST_MESSAGE = 400  # an unknown id names a few close ids, not the 2,130-character list

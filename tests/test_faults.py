@@ -194,7 +194,7 @@ FULL_DISK_CHECK = textwrap.dedent("""
     import sys
     from pathlib import Path
     from robustness.apply import derive_file
-    from spai.atomic import write_text
+    from core.atomic import write_text
     folder, source = Path(sys.argv[1]), sys.argv[2]
     (folder / "old.png").write_bytes(b"the previous good file")
     try:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dashboard import jobqueue
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from db import jobs
 from db.models import Image, Prediction
 from db.owners import LOCAL
@@ -24,7 +24,7 @@ NAMES = ["01_rgb_224x224.png", "04_rgb_97x130.png"]
 
 
 def _run_queue(url: str) -> None:
-    Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=url).serve()
+    JobWorker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=url).serve()
 
 
 def _by_name(url: str) -> dict[str, tuple[float | None, str | None]]:

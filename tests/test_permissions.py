@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from dashboard import access, jobqueue, resources
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from db import jobs, removal
 from db.models import ImageSet, Job, Model, Run
 from db.owners import LOCAL, Actor, NotAllowed, may_change, require_admin, require_owner
@@ -181,7 +181,7 @@ def test_rows_a_job_creates_are_the_job_owners(
     _folder(folder / "fake")
     with session_scope(sqlite_url) as s:
         jobqueue.enqueue_register_folder(s, str(folder), name="lab", kind=None, actor=ADMIN)
-    assert Worker(WorkerConfig(once=True), url=sqlite_url).serve() == 1
+    assert JobWorker(WorkerConfig(once=True), url=sqlite_url).serve() == 1
     with session_scope(sqlite_url) as s:
         sets = dict(s.execute(select(ImageSet.name, ImageSet.id)).all())
         assert set(s.scalars(select(ImageSet.owner))) == {"root@lab.org"}
@@ -191,7 +191,7 @@ def test_rows_a_job_creates_are_the_job_owners(
         assert s.scalars(select(Model.owner)).one() == "alice@lab.org"
     with session_scope(sqlite_url) as s:
         s.get(Job, job_id).params = dict(s.get(Job, job_id).params, device="cpu")
-    assert Worker(WorkerConfig(once=True), url=sqlite_url).serve() == 1
+    assert JobWorker(WorkerConfig(once=True), url=sqlite_url).serve() == 1
     with session_scope(sqlite_url) as s:
         assert jobqueue.status(s, job_id).status == "done"
         assert s.scalars(select(Run.owner)).one() == "alice@lab.org"

@@ -24,7 +24,7 @@ from jobs.executors.ray import (
     ray_address,
     runtime_env,
 )
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 from worker_support import cancel_when_started, image_set as _image_set, wait_for
 
@@ -57,7 +57,7 @@ def _per_image_counts(url: str) -> dict[int, int]:
 
 
 def _serve_once(url: str) -> None:
-    Worker(WorkerConfig(once=True, heartbeat_seconds=HEARTBEAT_S), url=url).serve()
+    JobWorker(WorkerConfig(once=True, heartbeat_seconds=HEARTBEAT_S), url=url).serve()
 
 
 def _infer(url: str, model_id: int, set_id: int, **extra: object) -> int:

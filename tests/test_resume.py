@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from db.session import REPO_ROOT
-from spai.atomic import TMP_SUFFIX, atomic_open, write_bytes
+from core.atomic import TMP_SUFFIX, atomic_open, write_bytes
 from spai.partial_csv import PARTIAL_SUFFIX, PartialCsv
 from tiny_model import TINY_CFG, TINY_WEIGHTS
 

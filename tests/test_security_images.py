@@ -17,15 +17,15 @@ from sqlalchemy import select
 from app_support import new_app, texts, use_store
 from attack_support import png_bomb
 from dashboard import jobqueue
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from db import jobs
 from db.imagesets import inspect_image
 from db.models import DerivedImage, Image as ImageRow, Prediction
 from db.owners import LOCAL
 from db.session import session_scope
 from spai.__main__ import main as spai_main
-from spai.imageio import ImageLoadError, open_image, open_rgb, thumbnail
-from spai.limits import DEFAULT_MAX_PIXELS
+from core.imageio import ImageLoadError, open_image, open_rgb, thumbnail
+from core.limits import DEFAULT_MAX_PIXELS
 from tiny_model import TINY_CFG, TINY_IMAGES, TINY_WEIGHTS
 
 TOO_LARGE = "image too large: Image size (900000000 pixels)"  # refused from the header
@@ -63,7 +63,7 @@ def test_the_capped_decoder_refuses_the_bomb_from_its_header(bomb: Path) -> None
 def _run_next_job(url: str) -> jobs.JobView:
     with session_scope(url, readonly=True) as s:
         queued = [j.id for j in jobs.list_jobs(s, statuses=["queued"])]
-    assert Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=url).serve() == len(queued)
+    assert JobWorker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=url).serve() == len(queued)
     with session_scope(url, readonly=True) as s:
         return jobs.get_job(s, queued[-1])
 

@@ -24,7 +24,7 @@ from db.paths import (
     slug,
 )
 from jobs.files import derived_stem
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from db import jobs
 from db.image_lookup import image_by_id
 from db.imagesets import register_folder
@@ -132,7 +132,7 @@ def test_the_page_registers_no_folder_outside_the_roots(
 
 
 def _serve_all(url: str) -> None:
-    Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=url).serve()
+    JobWorker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=url).serve()
 
 
 def test_symlinks_out_of_a_set_are_refused_at_registration_and_at_read_time(

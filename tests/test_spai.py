@@ -18,7 +18,7 @@ from spai.__main__ import cli
 from spai.checkpoint import CheckpointError, extract_state_dict, load_state, read_checkpoint
 from spai.config import load_config
 from spai.detector import Detector
-from spai.imageio import ImageLoadError, open_rgb, resolve_under_root
+from core.imageio import ImageLoadError, open_rgb, resolve_under_root
 from spai.model import build_model
 from spai.spectral import frequency_mask
 from tiny_model import TINY_CFG, TINY_DIR, TINY_IMAGES, TINY_WEIGHTS

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from db import jobs
 from db.models import Model
 from db.session import session_scope
-from jobs.worker import Worker, WorkerConfig
+from jobs.worker import JobWorker, WorkerConfig
 from spai.detector import Detector
 from spai.training import CKPT_LAST, METRICS_FILE
 from tiny_model import TINY_DIR
@@ -35,7 +35,7 @@ def test_train_job_runs_registers_model_and_resumes(sqlite_url: str, tmp_path: P
     }
     with session_scope(sqlite_url) as s:
         job_id = jobs.enqueue(s, "train", params)
-    assert Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 1
+    assert JobWorker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 1
     with session_scope(sqlite_url) as s:
         job = jobs.get_job(s, job_id)
         assert job.status == "done", job.traceback
@@ -49,7 +49,7 @@ def test_train_job_runs_registers_model_and_resumes(sqlite_url: str, tmp_path: P
     # a second job on the same output folder continues from ckpt_last.pth (2 more epochs)
     with session_scope(sqlite_url) as s:
         job2 = jobs.enqueue(s, "train", dict(params, epochs=2))
-    Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve()
+    JobWorker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve()
     with session_scope(sqlite_url) as s:
         view = jobs.get_job(s, job2)
         assert view.status == "done", view.traceback
@@ -86,7 +86,7 @@ def test_train_job_fine_tunes_from_a_model(sqlite_url: str, tmp_path: Path, tiny
         )
         bad = jobs.enqueue(s, "train", base | {"tag": "bad", "output": str(tmp_path / "bad"), "init_from": str(demo)})
         jobs.enqueue(s, "train", base | {"tag": "new", "output": str(tmp_path / "new")})
-    assert Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 3
+    assert JobWorker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 3
     with session_scope(sqlite_url) as s:
         done, failed = jobs.get_job(s, good), jobs.get_job(s, bad)
     assert done.status == "done", done.traceback

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dashboard import jobqueue
-from jobs.worker import Worker, WorkerConfig, ensure_worker_running
+from jobs.worker import JobWorker, WorkerConfig, ensure_worker_running
 from db import jobs
 from db.models import DerivedImage, Image, Prediction, Run, Worker as WorkerRow
 from db.owners import LOCAL
@@ -60,7 +60,7 @@ def test_infer_job_scores_like_the_reference_and_records_bad_images(
     set_id, model_id = _image_set(sqlite_url, tmp_path / "set", SMALL, broken=True)
     with session_scope(sqlite_url) as s:
         job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, batch_size=2, device="cpu")
-    assert Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 1
+    assert JobWorker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve() == 1
     with session_scope(sqlite_url) as s:
         view = jobs.get_job(s, job_id)
         assert view.status == "done", view.traceback
@@ -90,7 +90,7 @@ def test_infer_under_a_condition_derives_files_first(
     set_id, model_id = _image_set(sqlite_url, tmp_path / "cset", SMALL[:2])
     with session_scope(sqlite_url) as s:
         job_id = jobqueue.enqueue_infer(s, model_id=model_id, imageset_id=set_id, condition_id="jpeg/q75", device="cpu")
-    Worker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve()
+    JobWorker(WorkerConfig(once=True, heartbeat_seconds=0.5), url=sqlite_url).serve()
     with session_scope(sqlite_url) as s:
         assert jobs.get_job(s, job_id).status == "done"
         derived = s.scalars(select(DerivedImage)).all()
@@ -108,7 +108,7 @@ def test_failed_job_records_its_traceback(sqlite_url: str) -> None:
     with session_scope(sqlite_url) as s:
         job_id = jobs.enqueue(s, "infer", {"model_id": 999, "imageset_id": 999})
         bad_kind = jobs.enqueue(s, "make-condition", {"imageset_id": 1, "condition_id": "x"})
-    Worker(WorkerConfig(once=True), url=sqlite_url).serve()
+    JobWorker(WorkerConfig(once=True), url=sqlite_url).serve()
     with session_scope(sqlite_url) as s:
         view, other = jobs.get_job(s, job_id), jobs.get_job(s, bad_kind)
     assert view.status == "failed" and "KeyError" in view.traceback
@@ -188,7 +188,7 @@ def test_import_job_runs_in_the_worker(sqlite_url: str, tmp_path: Path) -> None:
     with session_scope(sqlite_url) as s:
         job_id = jobqueue.enqueue_import_csv(s, str(out), model_name="imported model", actor=LOCAL)
         bad = jobs.enqueue(s, "import", {"source": "nowhere"})
-    Worker(WorkerConfig(once=True), url=sqlite_url).serve()
+    JobWorker(WorkerConfig(once=True), url=sqlite_url).serve()
     with session_scope(sqlite_url) as s:
         view, failed = jobqueue.status(s, job_id), jobqueue.status(s, bad)
         assert s.scalar(select(func.count()).select_from(Prediction)) == 2

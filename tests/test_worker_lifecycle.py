@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from app_support import new_app, texts, use_store
 from dashboard import jobqueue
-from jobs.worker import Worker, WorkerConfig, pid_alive
+from jobs.worker import JobWorker, WorkerConfig, pid_alive
 from db import jobs
 from db.models import Worker as WorkerRow
 from db.owners import LOCAL
@@ -81,7 +81,7 @@ def test_worker_exits_with_the_server_that_started_it(sqlite_url: str, tmp_path:
 
 
 def test_worker_exits_after_idle_timeout(sqlite_url: str) -> None:
-    worker = Worker(WorkerConfig(idle_exit=0.0, poll_seconds=0.05), url=sqlite_url)
+    worker = JobWorker(WorkerConfig(idle_exit=0.0, poll_seconds=0.05), url=sqlite_url)
     assert worker.serve() == 0
     (row,) = _worker_rows(sqlite_url)
     assert row.stopped_at is not None

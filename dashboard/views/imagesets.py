@@ -15,7 +15,7 @@ from db.paths import PathNotAllowed, data_roots, require_inside_roots
 from db.imagesets import label_layout, resolve_inside
 from db.models import ORIGINAL
 from db.session import database_url, session_scope
-from spai.imageio import ImageLoadError, thumbnail
+from core.imageio import ImageLoadError, thumbnail
 
 KEY = state.IMAGESETS  # page prefix of this page's widget keys
 THUMBNAILS = 12  # thumbnails shown per set

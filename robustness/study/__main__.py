@@ -14,7 +14,7 @@ from pathlib import Path
 
 from robustness.study.schema import StudyFileError, load_study
 from robustness.study.store import StoreConflict
-from spai.cli_errors import UserError, one_line, run_main
+from core.cli_errors import UserError, one_line, run_main
 
 DEFAULT_OUTPUT = Path("output") / "studies"  # + /<study name>
 
@@ -100,7 +100,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the study CLI; user errors print one line and return 2 (spai.cli_errors)."""
+    """Run the study CLI; user errors print one line and return 2 (core.cli_errors)."""
     return run_main(
         lambda: _main(argv), user_errors=(StudyFileError, StoreConflict, ValueError, KeyError, FileNotFoundError)
     )

@@ -3,7 +3,7 @@
 Each phase queues only the jobs the store still needs (``robustness.study.store``) and waits
 for them with a progress bar. Who runs the jobs:
 
-- ``inline``: a worker in this process (``jobs.worker.Worker``, in a thread), serving the
+- ``inline``: a worker in this process (``jobs.worker.JobWorker``, in a thread), serving the
   queue until it is empty; it also runs other jobs queued in the same store meanwhile.
 - ``external``: a worker elsewhere (the dashboard's, or ``python -m jobs.worker``).
 - ``auto`` (default): external when a live worker heartbeats in the store, else inline.
@@ -81,13 +81,13 @@ class _Inline:
     def ensure(self) -> None:
         if self.thread is not None and self.thread.is_alive():
             return
-        from jobs.worker import Worker, WorkerConfig
+        from jobs.worker import JobWorker, WorkerConfig
 
         if self.threads:
             import torch
 
             torch.set_num_threads(self.threads)
-        self.worker = Worker(WorkerConfig(once=True, kinds=INLINE_KINDS, poll_seconds=POLL_S), url=self.url)
+        self.worker = JobWorker(WorkerConfig(once=True, kinds=INLINE_KINDS, poll_seconds=POLL_S), url=self.url)
 
         def serve() -> None:
             try:

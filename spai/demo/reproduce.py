@@ -103,7 +103,7 @@ def evaluate_split(
     of those photos only (same scores). `cfg`: the model's config when it has no sidecar.
     """
     from spai.detector import Detector
-    from spai.imageio import open_rgb
+    from core.imageio import open_rgb
 
     det = Detector.load(weights, cfg, device="cpu")
     with csv_path.open(newline="") as f:

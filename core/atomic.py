@@ -6,7 +6,7 @@ of this project mistakes for an image or a CSV; the target keeps its previous co
 
 Example::
 
-    from spai.atomic import atomic_path, write_bytes
+    from core.atomic import atomic_path, write_bytes
 
     write_bytes(out / "x.jpg", data)
     with atomic_path(out / "table.parquet") as tmp:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from spai.limits import DEFAULT_MAX_PIXELS
+from core.limits import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     import torch

@@ -7,7 +7,7 @@ stderr and returns 2; anything else is a bug and keeps its traceback.
 
 Example::
 
-    from spai.cli_errors import UserError, closest, run_main
+    from core.cli_errors import UserError, closest, run_main
 
     def _main(argv):
         if kind not in KINDS:
