@@ -133,14 +133,18 @@ class ActiveModel:
 
 
 def origin_of(weights: str | Path) -> str:
-    """``official`` for weights/spai.pth, ``demo`` for a file in weights/demo/, else
-    ``trained``."""
+    """``official`` for weights/spai.pth, ``demo`` for a file in weights/demo/ or another
+    shipped demo folder (weights/demo-*/, e.g. the fine-tuned demo-robust), else ``trained``."""
     resolved = Path(weights).resolve()
     if resolved == OFFICIAL_WEIGHTS.resolve():
         return OFFICIAL
-    if resolved.parent == DEMO_WEIGHTS.parent.resolve():
+    if resolved.parent == DEMO_WEIGHTS.parent.resolve() or _is_demo_folder(resolved.parent):
         return DEMO
     return TRAINED
+
+
+def _is_demo_folder(folder: Path) -> bool:
+    return folder.parent == WEIGHTS_DIR.resolve() and folder.name.startswith("demo-")
 
 
 def model_file(weights: str | Path, config: str | Path | None = None) -> ModelFile:
@@ -154,11 +158,13 @@ def model_file(weights: str | Path, config: str | Path | None = None) -> ModelFi
 
 def catalogue(weights_dir: Path | None = None, *, also: Iterable[ModelFile] = ()) -> list[ModelFile]:
     """Weights files under ``weights_dir`` (default ``weights/``): the official ``spai.pth``,
-    then ``demo/*.pth``, then the other ``*.pth``; then ``also`` (e.g. the environment's file)
-    where it is not one of them. Test fixtures live elsewhere and are never listed."""
+    then ``demo/*.pth``, then the other shipped demo folders' (``demo-*/*.pth``), then the other
+    ``*.pth``; then ``also`` (e.g. the environment's file) where it is not one of them. Test
+    fixtures live elsewhere and are never listed."""
     root = WEIGHTS_DIR if weights_dir is None else weights_dir
     official = root / OFFICIAL_WEIGHTS.name
     files = ([official] if official.is_file() else []) + sorted((root / "demo").glob("*.pth"))
+    files += sorted(root.glob("demo-*/*.pth"))
     files += [p for p in sorted(root.glob("*.pth")) if p != official]
     found = [model_file(p) for p in files]
     seen = {m.path.resolve() for m in found}

@@ -25,6 +25,8 @@ def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(TINY_CFG, root / "demo" / "spai_demo.yaml")
     (root / "demo" / "MODEL_CARD.md").write_text("# Demo card\n")
     shutil.copy(TINY_WEIGHTS, root / "other.pth")
+    (root / "demo-robust").mkdir()
+    shutil.copy(TINY_WEIGHTS, root / "demo-robust" / "spai_demo_robust.pth")
     monkeypatch.setattr(w, "WEIGHTS_DIR", root)
     monkeypatch.setattr(w, "OFFICIAL_WEIGHTS", root / "spai.pth")
     monkeypatch.setattr(w, "DEMO_WEIGHTS", root / "demo" / "spai_demo.pth")
@@ -40,6 +42,7 @@ def test_origin_of_names_official_demo_and_any_other_file_trained(weights_dir: P
     assert origin_of(weights_dir / "demo" / "spai_demo.pth") == "demo"
     assert origin_of(weights_dir / "demo" / "another.pth") == "demo"
     assert origin_of(weights_dir / "other.pth") == "trained"
+    assert origin_of(weights_dir / "demo-robust" / "spai_demo_robust.pth") == "demo"  # a shipped fine-tune
     assert origin_of(TINY_WEIGHTS) == "trained"
     assert all(origin_of(p) in ORIGINS for p in weights_dir.rglob("*.pth"))
 
@@ -63,7 +66,12 @@ def test_model_file_sha256_and_size_are_the_files(weights_dir: Path) -> None:
 
 def test_catalogue_lists_official_demo_then_others_and_extra_files_once(weights_dir: Path, tmp_path: Path) -> None:
     found = catalogue()
-    assert [(m.name, m.origin) for m in found] == [("spai", "official"), ("spai_demo", "demo"), ("other", "trained")]
+    assert [(m.name, m.origin) for m in found] == [
+        ("spai", "official"),
+        ("spai_demo", "demo"),
+        ("spai_demo_robust", "demo"),
+        ("other", "trained"),
+    ]
     extra = model_file(TINY_WEIGHTS, TINY_CFG)
     listed = catalogue(also=[extra, model_file(weights_dir / "other.pth"), model_file(tmp_path / "missing.pth")])
     assert [m.path for m in listed] == [m.path for m in found] + [TINY_WEIGHTS]
