@@ -57,6 +57,7 @@ def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_a
     page.get_by_label("Folder (on the server)").fill(str(tmp_path / "tiny"))
     page.get_by_label("Set name").first.fill("e2e-tiny")
     page.get_by_text("fake", exact=True).first.click()
+    wait_for_app(page)  # the label's rerun redraws the form: a click during it can be lost
     page.get_by_role("button", name="Register folder").click()
     expect(page.get_by_text(re.compile(r"Registered e2e-tiny: 4 image\(s\) added"))).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)

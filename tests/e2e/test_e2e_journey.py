@@ -110,6 +110,7 @@ def test_e2e_own_data_journey(page: Page, fresh_app_server, wait_for_app, screen
     page.get_by_label("Folder (on the server)").fill(str(folder))
     page.get_by_label("Folder (on the server)").press("Enter")
     expect(page.get_by_text("Labels from subfolders")).to_be_visible(timeout=TIMEOUT_MS)
+    wait_for_app(page)  # a click while the folder's rerun redraws the form can be lost
     page.get_by_role("button", name="Register folder").click()
     expect(page.get_by_text(f"Registered mine-real, mine-fake: {2 * PER_LABEL} image(s) added")).to_be_visible(
         timeout=TIMEOUT_MS
