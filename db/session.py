@@ -15,7 +15,9 @@ Usage::
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,11 +94,30 @@ def check_store(url: str | None = None) -> Engine:
 def _sqlite_on_connect(dbapi_conn, _record) -> None:
     dbapi_conn.isolation_level = None  # let the begin hook below emit BEGIN itself
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={sqlite_busy_timeout_ms()}")
+    cur.execute(f"PRAGMA busy_timeout={sqlite_busy_timeout_ms()}")  # first: the pragmas below may wait
+    _ensure_wal(cur)
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _ensure_wal(cur) -> None:
+    """Switch the file to WAL unless it already is; retry while other processes open it.
+
+    Several processes opening one store at once (a worker pool, a page and its worker) can meet a
+    file whose WAL index is being rebuilt; SQLite may then answer "database is locked" without
+    calling the busy handler, so the switch is retried up to the busy timeout.
+    """
+    deadline = time.monotonic() + sqlite_busy_timeout_ms() / 1000
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_on_begin(conn) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
+import time
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +186,7 @@ def _writer(url: str, worker: int, run_id: int, image_ids: list[int], q: mp.Queu
                     s, [{"run_id": run_id, "image_id": i, "score": worker / 10} for i in image_ids[start : start + 25]]
                 )
         q.put((worker, "ok"))
-    except Exception as exc:  # reported to the parent, which fails the test
+    except BaseException as exc:  # reported to the parent, which fails the test
         q.put((worker, f"{type(exc).__name__}: {exc}"))
 
 
@@ -207,10 +209,19 @@ def test_four_processes_write_sqlite_without_lock_errors(sqlite_url: str) -> Non
     ]
     for p in procs:
         p.start()
-    results = dict(q.get(timeout=120) for _ in procs)
+    results: dict[int, str] = {}
+    deadline = time.monotonic() + 600  # generous: four cold interpreters on a loaded 2-core machine
+    while len(results) < len(procs) and time.monotonic() < deadline:
+        try:
+            worker, outcome = q.get(timeout=5)
+            results[worker] = outcome
+        except queue.Empty:
+            if all(p.exitcode is not None for p in procs) and q.empty():
+                break  # every writer has ended; a missing report means one died without reporting
     for p in procs:
         p.join(timeout=30)
-    assert results == {w: "ok" for w in range(4)}
+    exits = {w: p.exitcode for w, p in enumerate(procs)}
+    assert results == {w: "ok" for w in range(4)}, f"reports {results}, exit codes {exits}"
     with session_scope(sqlite_url) as s:
         rows = s.execute(select(Prediction.image_id, func.count()).group_by(Prediction.image_id)).all()
     assert len(rows) == 400 and {c for _, c in rows} == {1}
