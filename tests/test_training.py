@@ -143,6 +143,34 @@ def test_training_lowers_loss_and_writes_loadable_checkpoint(data: Path, tmp_pat
     assert pred.ok and 0.0 <= pred.score <= 1.0
 
 
+def test_fine_tuning_at_lr_zero_continues_exactly_from_the_base(data: Path, tmp_path: Path) -> None:
+    """init_from -> training steps (a condition applied to every image) at lr 0 -> the weights,
+    and the epoch's validation metrics, are the base model's: nothing in the fine-tuning path
+    (loading, param groups, weight decay, dropout, the condition pipeline) moves the model."""
+    from spai.checkpoint import extract_state_dict, read_checkpoint
+    from tiny_model import TINY_WEIGHTS
+
+    cfg = _cfg(
+        ("TRAIN.EPOCHS", "1"),
+        ("TRAIN.BASE_LR", "0.0"),
+        ("TRAIN.MIN_LR", "0.0"),
+        ("TRAIN.WARMUP_LR", "0.0"),
+        ("MODEL.SID_DROPOUT", "0.5"),
+        ("AUG.CONDITIONS", "[{'id': 'meme', 'p': 1.0}]"),
+    )
+    result = train(cfg, TrainOptions(data_path=data, output=tmp_path / "ft", init_from=TINY_WEIGHTS))
+    assert result.steps == 3  # 6 train images / batch 2
+    base = extract_state_dict(read_checkpoint(TINY_WEIGHTS))
+    tuned = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)["model"]
+    assert set(tuned) == set(base)
+    assert all(torch.equal(tuned[k], base[k]) for k in base)
+    model = build_model(cfg)
+    model.load_state_dict(base)
+    val_rows = [s for s in read_csv_samples(data) if s.split == "val"]
+    expected, _ = evaluate(model, val_rows, torch.device("cpu"))
+    assert result.history[0]["val_loss"] == pytest.approx(expected["loss"], abs=1e-6)
+
+
 def test_resume_continues_from_the_same_step(data: Path, tmp_path: Path) -> None:
     cfg = _cfg(("TRAIN.EPOCHS", "3"))  # 3 steps per epoch, 9 in all
     full = train(cfg, TrainOptions(data_path=data, output=tmp_path / "full"))
