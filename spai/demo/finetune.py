@@ -358,6 +358,16 @@ Targets of issue 17.3 (reported as measured):
 
 {_target_lines(info)}
 
+Where a loss on `original` comes from: not from the fine-tuning path itself. Fine-tuning from a
+base at learning rate 0, with a condition applied to every training image and dropout on, leaves
+every weight bit-identical and the first epoch's validation loss equal to the base's
+(`tests/test_training.py::test_fine_tuning_at_lr_zero_continues_exactly_from_the_base`). What
+moves the model is fitting the conditioned images. A likely reason: this small model (trained
+from scratch on {counts["train"]["real"]} real/fake pairs) separates the demo fakes by their
+decoder's high-frequency fingerprint, which the filtered and captioned copies carry less of, so
+fitting them pulls it towards weaker cues. The recipe is meant for the real SPAI, with its
+pretrained backbone and far more data; on this demo it shows the workflow, not a fix.
+
 In the dashboard: `python -m robustness.study run examples/demo-robust-study.yaml` scores both
 models on the demo test split under these conditions; the Compare page then shows them side by
 side (pick both models; "Paired deltas between two models" gives each delta with a paired
