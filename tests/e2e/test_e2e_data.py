@@ -54,10 +54,24 @@ def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_a
     page.goto(f"{app_url}/imagesets")
     expect(page.get_by_role("heading", name="Image sets", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
-    page.get_by_label("Folder (on the server)").fill(str(tmp_path / "tiny"))
-    page.get_by_label("Set name").first.fill("e2e-tiny")
-    page.get_by_text("fake", exact=True).first.click()
-    wait_for_app(page)  # the label's rerun redraws the form: a click during it can be lost
+    # Each step commits its widget and waits for the rerun it starts: a click that lands while a
+    # rerun redraws the form can be lost (CI under load lost the label's click so).
+    folder = page.get_by_label("Folder (on the server)")
+    folder.fill(str(tmp_path / "tiny"))
+    folder.press("Enter")
+    fake = page.get_by_role("radio", name="fake")
+    expect(fake).to_be_visible(timeout=TIMEOUT_MS)  # no real/ fake/ subfolders: one label for all
+    wait_for_app(page)
+    name = page.get_by_label("Set name").first
+    name.fill("e2e-tiny")
+    name.press("Enter")
+    wait_for_app(page)
+    for _ in range(3):
+        page.get_by_text("fake", exact=True).first.click()
+        wait_for_app(page)
+        if fake.is_checked():
+            break
+    expect(fake).to_be_checked()
     page.get_by_role("button", name="Register folder").click()
     expect(page.get_by_text(re.compile(r"Registered e2e-tiny: 4 image\(s\) added"))).to_be_visible(timeout=TIMEOUT_MS)
     wait_for_app(page)
