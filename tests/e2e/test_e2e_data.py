@@ -85,6 +85,7 @@ def test_e2e_register_set_and_run_inference(page: Page, app_url: str, wait_for_a
     if register.is_visible():  # no runnable model yet: register the app's active model
         register.click()
     _pick(page, "Image sets", "e2e-tiny")
+    wait_for_app(page)  # the pick's rerun relabels the button
     page.get_by_role("button", name="Queue 1 job(s)").click()
     expect(page.get_by_text(re.compile(r"Queued job\(s\) \d+\."))).to_be_visible(timeout=TIMEOUT_MS)
     job_id = re.search(r"Queued job\(s\) (\d+)\.", page.get_by_text(re.compile(r"Queued job\(s\)")).inner_text()).group(
