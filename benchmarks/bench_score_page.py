@@ -132,8 +132,8 @@ def _section(row: str) -> str:
             "the median of `Detector.score_one` calls on the same bytes. The page run ends when "
             "everything is drawn (score, verdict, overlay, patch grid); the score itself is shown "
             "before the overlay and grid are built. Each upload is decoded once per session. "
-            f"CPU, 2 logical cores, {torch.get_num_threads()} torch threads; the load average at the end of the run says how busy the "
-            "machine was (the cores were shared with other jobs).",
+            f"CPU, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads; the load average at the end of "
+            f"the run says how busy the machine was (above {os.cpu_count()}: other jobs shared the cores).",
             "",
             TABLE_HEAD,
             *rows,

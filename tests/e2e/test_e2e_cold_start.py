@@ -101,7 +101,7 @@ def _record(figures: dict[str, float]) -> None:
                 "navigation start). torch and the model load after the first paint (the page shows "
                 "its frame and a 'Loading the model' spinner first). "
                 f"{platform.machine()}, {os.cpu_count()} logical CPUs, load average "
-                f"{os.getloadavg()[0]:.1f} when written (the machine was shared with other jobs).",
+                f"{os.getloadavg()[0]:.1f} when written (above {os.cpu_count()}: other jobs shared the cores).",
                 "",
                 "| moment | seconds |",
                 "|---|---:|",
