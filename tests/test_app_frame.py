@@ -24,6 +24,22 @@ def test_frame_lists_existing_pages_and_names_the_model(tmp_path: Path, monkeypa
     assert texts(at, "title") == ["Score images"]
 
 
+def test_start_page_links_every_other_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Start page's quick links reach every page of the navigation (Train was missing)."""
+    import ast
+
+    from app_support import APP
+
+    use_store(monkeypatch, tmp_path / "spai.db")
+    at = new_app().run()
+    assert not at.exception
+    linked = {el.proto.page for el in at.get("page_link")}  # each page's url path: its file stem
+    tree = ast.parse(APP.read_text())
+    [pages] = [n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PAGES"]
+    stems = {Path(f).stem for _, f, _, _ in ast.literal_eval(pages)} - {"home"}
+    assert stems <= linked, stems - linked
+
+
 def test_frame_registers_all_seven_pages() -> None:
     """PAGES names the seven pages (read from the source: importing app.py would run it)."""
     import ast

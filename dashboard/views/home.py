@@ -20,6 +20,7 @@ with left:
     st.page_link("views/score.py", label="Score images", icon=":material/fact_check:")
     st.page_link("views/inspect.py", label="Inspect one image", icon=":material/biotech:")
     st.page_link("views/imagesets.py", label="Register image sets", icon=":material/photo_library:")
+    st.page_link("views/train.py", label="Train or fine-tune a model", icon=":material/school:")
 with right:
     st.page_link("views/jobs.py", label="Score sets under conditions (jobs)", icon=":material/pending_actions:")
     st.page_link("views/compare.py", label="Compare models", icon=":material/table_chart:")
