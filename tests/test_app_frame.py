@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app_support import new_app, texts, use_store
+from app_support import APP, new_app, texts, use_store
 from tiny_model import TINY_IMAGES
 
 
@@ -24,31 +24,28 @@ def test_frame_lists_existing_pages_and_names_the_model(tmp_path: Path, monkeypa
     assert texts(at, "title") == ["Score images"]
 
 
-def test_start_page_links_every_other_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Start page's quick links reach every page of the navigation (Train was missing)."""
+def _app_pages() -> list[tuple[str, str, str, str]]:
+    """app.py's PAGES, read from the source (importing app.py would run it)."""
     import ast
 
-    from app_support import APP
+    tree = ast.parse(APP.read_text())
+    [pages] = [n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PAGES"]
+    return ast.literal_eval(pages)
 
+
+def test_start_page_links_every_other_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Start page's quick links reach every page of the navigation (Train was missing)."""
     use_store(monkeypatch, tmp_path / "spai.db")
     at = new_app().run()
     assert not at.exception
     linked = {el.proto.page for el in at.get("page_link")}  # each page's url path: its file stem
-    tree = ast.parse(APP.read_text())
-    [pages] = [n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PAGES"]
-    stems = {Path(f).stem for _, f, _, _ in ast.literal_eval(pages)} - {"home"}
+    stems = {Path(f).stem for _, f, _, _ in _app_pages()} - {"home"}
     assert stems <= linked, stems - linked
 
 
 def test_frame_registers_all_seven_pages() -> None:
     """PAGES names the seven pages (read from the source: importing app.py would run it)."""
-    import ast
-
-    from app_support import APP
-
-    tree = ast.parse(APP.read_text())
-    [pages] = [n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PAGES"]
-    pages = ast.literal_eval(pages)
+    pages = _app_pages()
     titles = [t for _, _, t, _ in pages]
     assert titles == ["Start", "Score", "Inspect", "Image sets", "Jobs", "Compare", "Models", "Train"]
     for mine in ("home.py", "score.py", "inspect.py", "models.py"):
